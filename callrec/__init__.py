@@ -1,0 +1,1 @@
+"""callrec: durable call recording."""

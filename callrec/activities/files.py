@@ -1,0 +1,92 @@
+"""Validates an uploaded recording and moves it to its final key."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from callrec.domain.recording import FinalizeInput, FinalizeResult, RecordingKind
+from callrec.media.probe import InvalidMedia, probe_recording
+from callrec.storage.objects import ObjectNotFound, ObjectStore
+
+EXTENSIONS = {RecordingKind.VIDEO: "mp4", RecordingKind.AUDIO: "ogg"}
+
+
+def final_key(room_id: str, recording_id: str, kind: RecordingKind) -> str:
+    return f"recordings/{room_id}/{recording_id}.{EXTENSIONS[kind]}"
+
+
+@asynccontextmanager
+async def heartbeating(every_s: float = 5.0) -> AsyncIterator[None]:
+    """Heartbeats while the body runs, so a dead worker is noticed within the heartbeat timeout."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every_s)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class FileActivities:
+    def __init__(self, store: ObjectStore, workdir: Path | None = None) -> None:
+        self.store = store
+        self.workdir = workdir
+
+    @activity.defn
+    async def finalize(self, request: FinalizeInput) -> FinalizeResult:
+        key = final_key(request.room_id, request.recording_id, request.kind)
+        async with heartbeating():
+            # A retry after the move finds the file at its final key only.
+            source = request.staging_key
+            try:
+                await self.store.stat(source)
+            except ObjectNotFound:
+                source = key
+            with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
+                local = Path(tmp) / f"recording.{EXTENSIONS[request.kind]}"
+                try:
+                    await self.store.download(source, local)
+                except ObjectNotFound as exc:
+                    raise ApplicationError(
+                        "The uploaded file is gone from the object store.", type="InvalidRecordingFile", non_retryable=True
+                    ) from exc
+                try:
+                    info = await asyncio.to_thread(probe_recording, local, request.kind.value)
+                except InvalidMedia as exc:
+                    await self.store.delete(source)
+                    raise ApplicationError(exc.reason, exc.code, type="InvalidRecordingFile", non_retryable=True) from exc
+                size = local.stat().st_size
+                sha256 = await asyncio.to_thread(_sha256, local)
+            if source != key:
+                await self.store.move(source, key)
+        return FinalizeResult(
+            object_key=key,
+            filename=key.rsplit("/", 1)[1],
+            size=size,
+            sha256=sha256,
+            duration=round(info.duration_s, 3),
+            width=info.width,
+            height=info.height,
+            video_codec=info.video_codec,
+            audio_codec=info.audio_codec,
+        )

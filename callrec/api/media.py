@@ -1,0 +1,50 @@
+"""Recording media streamed from the object store, with `Range` support; never the whole file in memory."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, request
+
+from callrec.api import errors
+from callrec.api.ranges import RangeNotSatisfiable, parse_range
+from callrec.api.recordings import get_recording_or_404
+from callrec.api.services import services
+from callrec.domain.recording import RecordingStatus
+from callrec.storage.objects import ObjectNotFound
+
+blueprint = Blueprint("media", __name__)
+
+CONTENT_TYPES = {"mp4": "video/mp4", "ogg": "audio/ogg"}
+
+
+@blueprint.get("/recordings/<recording_id>/media")
+async def get_media(recording_id: str) -> Response:
+    svc = services()
+    row = await get_recording_or_404(recording_id)
+    playable = (RecordingStatus.COMPLETE.value, RecordingStatus.LIMIT_REACHED.value)
+    if row.status not in playable or row.object_key is None:
+        raise errors.recording_not_complete(recording_id, row.status)
+    try:
+        size = (await svc.store.stat(row.object_key)).size
+    except ObjectNotFound as exc:
+        raise errors.ApiError(404, "Recording Error", f"Recording '{recording_id}' media is missing") from exc
+    try:
+        byte_range = parse_range(request.headers.get("Range"), size)
+    except RangeNotSatisfiable as exc:
+        raise errors.range_not_satisfiable(recording_id, size) from exc
+
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, max-age=3600",
+        "Content-Type": CONTENT_TYPES.get(row.object_key.rsplit(".", 1)[-1], "application/octet-stream"),
+    }
+    if byte_range is None:
+        body = svc.store.read(row.object_key)
+        status, length = 200, size
+    else:
+        body = svc.store.read(row.object_key, byte_range.start, byte_range.length)
+        status, length = 206, byte_range.length
+        headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{size}"
+    headers["Content-Length"] = str(length)
+    response = Response(body, status=status, headers=headers)
+    response.timeout = None  # a long download is not a hung handler
+    return response

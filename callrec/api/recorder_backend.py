@@ -1,0 +1,76 @@
+"""`POST /recording/backend`: the recording server's `started` / `stopped` / `failed` callbacks.
+
+Authenticated by Talk-Recording-Random + Talk-Recording-Checksum (HMAC over random + body); each
+callback becomes a signal to the recording's workflow. callrec's own recorder adds `recordingId` so a
+late callback can never reach a newer recording of the same room.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from quart import Blueprint, Response, request
+from temporalio.service import RPCError
+
+from callrec.api.ocs import OCS_BASE, encode
+from callrec.api.services import services
+from callrec.domain import signing
+from callrec.domain.recording import RecorderFailed, RecorderStarted, RecorderStopped
+from callrec.storage.catalog import RecordingRow
+from callrec.workflows.recording import RecordingWorkflow
+
+blueprint = Blueprint("recorder_backend", __name__, url_prefix=OCS_BASE)
+
+
+def ocs_response(data: Any, status: int = 200, message: str = "OK") -> Response:
+    return Response(encode(data, status, message), status=status, content_type="application/json")
+
+
+async def find_recording(room_id: str, recording_id: object) -> RecordingRow | None:
+    catalog = services().catalog
+    if isinstance(recording_id, str):
+        row = await catalog.get_recording(recording_id)
+        return row if row is not None and row.room_id == room_id else None
+    return await catalog.recording_in_progress(room_id)
+
+
+@blueprint.post("/recording/backend")
+async def backend() -> Response:
+    svc = services()
+    raw = await request.get_data()
+    if not signing.verify(
+        svc.settings.require_recording_secret(),
+        request.headers.get(signing.RANDOM_HEADER),
+        request.headers.get(signing.CHECKSUM_HEADER),
+        raw,
+    ):
+        return ocs_response({"error": "checksum"}, 403, "Forbidden")
+    try:
+        message = json.loads(raw)
+        kind = message["type"]
+        payload = message[kind]
+        token = payload["token"]
+    except (ValueError, KeyError, TypeError):
+        return ocs_response({"error": "body"}, 400, "Bad Request")
+    if kind not in ("started", "stopped", "failed") or not isinstance(token, str) or not isinstance(payload, dict):
+        return ocs_response({"error": "type"}, 400, "Bad Request")
+    if await svc.catalog.get_room(token) is None:
+        return ocs_response({"error": "room"}, 404, "Not Found")
+    row = await find_recording(token, payload.get("recordingId"))
+    if row is None:
+        return ocs_response({"error": "recording"}, 404, "Not Found")
+
+    handle = svc.temporal.get_workflow_handle_for(RecordingWorkflow.run, row.recording_id)
+    try:
+        if kind == "started":
+            await handle.signal(RecordingWorkflow.recorder_started, RecorderStarted())
+        elif kind == "stopped":
+            await handle.signal(RecordingWorkflow.recorder_stopped, RecorderStopped())
+        else:
+            reason = payload.get("reason")
+            failed = RecorderFailed(reason=reason) if isinstance(reason, str) and reason else RecorderFailed()
+            await handle.signal(RecordingWorkflow.recorder_failed, failed)
+    except RPCError:
+        return ocs_response({"error": "recording"}, 404, "Not Found")
+    return ocs_response([])

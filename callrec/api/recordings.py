@@ -1,0 +1,164 @@
+"""Meet-style recordings: start, stop, get, list."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from quart import Blueprint, Response, jsonify, request
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError
+
+from callrec.api import errors
+from callrec.api.body import json_body
+from callrec.api.ids import new_recording_id
+from callrec.api.rooms import get_room_or_404, now_ms
+from callrec.api.services import services
+from callrec.api.views import recording_view
+from callrec.domain.layout import RecordingConfig, RecordingOverride, effective_config
+from callrec.domain.participants import Participant
+from callrec.domain.recording import (
+    ROOM_ID_ATTR,
+    STATUS_ATTR,
+    RecordingKind,
+    RecordingStatus,
+    StartRecordingInput,
+    StopRequest,
+)
+from callrec.storage.catalog import RecordingInProgress, RecordingRow
+from callrec.workflows.recording import RecordingWorkflow
+
+blueprint = Blueprint("recordings", __name__)
+
+
+class StartRecording(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    roomId: str = Field(min_length=1, max_length=128)
+    config: RecordingOverride | None = None
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    roomId: str | None = None
+    status: RecordingStatus | None = None
+    maxItems: int = Field(default=10, ge=1)
+
+
+async def get_recording_or_404(recording_id: str) -> RecordingRow:
+    row = await services().catalog.get_recording(recording_id)
+    if row is None:
+        raise errors.recording_not_found(recording_id)
+    return row
+
+
+@blueprint.post("/recordings")
+async def start_recording() -> tuple[Response, int, dict[str, str]]:
+    """Starts a recording and answers once the recorder reported `started` (201) or gave up (503)."""
+    svc = services()
+    body = await json_body(StartRecording)
+    room = await get_room_or_404(body.roomId)
+    config = effective_config(RecordingConfig.model_validate(room.config), body.config)
+    if not config.enabled:
+        raise errors.recording_disabled(room.room_id)
+    call = await svc.catalog.get_call(room.room_id)
+    if call is None or not call.participants:
+        raise errors.room_has_no_call(room.room_id)
+
+    recording_id = new_recording_id(room.room_id)
+    row = RecordingRow(
+        recording_id=recording_id,
+        room_id=room.room_id,
+        room_name=room.room_name,
+        status=RecordingStatus.STARTING.value,
+        layout=config.layout.value,
+        encoding=config.model_dump(mode="json", by_alias=True)["encoding"],
+        filename=f"{recording_id}.mp4",
+        creation_date=now_ms(),
+    )
+    try:
+        await svc.catalog.add_recording(row)
+    except RecordingInProgress as exc:
+        raise errors.recording_already_started(room.room_id) from exc
+
+    settings = svc.settings
+    workflow_input = StartRecordingInput(
+        recording_id=recording_id,
+        room_id=room.room_id,
+        room_name=room.room_name,
+        kind=RecordingKind.VIDEO,
+        layout=config.layout,
+        encoding=config.encoding,
+        participants=[Participant.model_validate(p) for p in call.participants],
+        start_timeout_s=settings.start_timeout_s,
+        upload_timeout_s=settings.upload_timeout_s,
+        max_duration_s=settings.max_duration_s,
+    )
+    try:
+        handle = await svc.temporal.start_workflow(
+            RecordingWorkflow.run,
+            workflow_input,
+            id=recording_id,
+            task_queue=settings.task_queue,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(ROOM_ID_ATTR, room.room_id),
+                    SearchAttributePair(STATUS_ATTR, RecordingStatus.STARTING.value),
+                ]
+            ),
+        )
+    except RPCError as exc:
+        await svc.catalog.project_recording(
+            recording_id,
+            1,
+            {"status": RecordingStatus.FAILED.value, "error": "workflow_unavailable", "details": exc.message},
+        )
+        raise errors.temporal_unavailable() from exc
+
+    try:
+        state = await asyncio.wait_for(
+            handle.execute_update(RecordingWorkflow.wait_until_started), settings.start_timeout_s + 15
+        )
+    except (TimeoutError, RPCError, WorkflowUpdateFailedError) as exc:
+        # The workflow keeps its own start timeout: it ends `failed` and stops egress by itself.
+        raise errors.recording_start_failed(room.room_id, "no worker answered in time") from exc
+    if state.status != RecordingStatus.ACTIVE:
+        raise errors.recording_start_failed(room.room_id, state.details or state.status.value)
+    started = await get_recording_or_404(recording_id)
+    return jsonify(recording_view(started)), 201, {"Location": f"/api/v1/recordings/{recording_id}"}
+
+
+@blueprint.get("/recordings")
+async def list_recordings() -> Response:
+    try:
+        query = ListQuery.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        raise errors.validation_failed(exc) from exc
+    limit = min(query.maxItems, 100)
+    rows = await services().catalog.recordings(room_id=query.roomId, status=query.status, limit=limit + 1)
+    return jsonify(
+        {
+            "recordings": [recording_view(r) for r in rows[:limit]],
+            "pagination": {"isTruncated": len(rows) > limit, "maxItems": limit},
+        }
+    )
+
+
+@blueprint.get("/recordings/<recording_id>")
+async def get_recording(recording_id: str) -> Response:
+    return jsonify(recording_view(await get_recording_or_404(recording_id)))
+
+
+@blueprint.post("/recordings/<recording_id>/stop")
+async def stop_recording(recording_id: str) -> tuple[Response, int]:
+    svc = services()
+    row = await get_recording_or_404(recording_id)
+    if row.status != RecordingStatus.ACTIVE.value:
+        raise errors.recording_not_active(recording_id, row.status)
+    handle = svc.temporal.get_workflow_handle_for(RecordingWorkflow.run, recording_id)
+    try:
+        await handle.execute_update(RecordingWorkflow.stop, StopRequest(reason="requested"))
+    except (WorkflowUpdateFailedError, RPCError) as exc:
+        current = await get_recording_or_404(recording_id)
+        raise errors.recording_not_active(recording_id, current.status) from exc
+    return jsonify(recording_view(await get_recording_or_404(recording_id))), 202

@@ -1,0 +1,25 @@
+"""What the API's routes need, built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quart import current_app
+from temporalio.client import Client
+
+from callrec.domain.settings import Settings
+from callrec.storage.catalog import Catalog
+from callrec.storage.objects import ObjectStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    catalog: Catalog
+    store: ObjectStore
+    temporal: Client
+
+
+def services() -> Services:
+    found: Services = current_app.extensions["callrec"]
+    return found

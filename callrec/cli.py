@@ -1,0 +1,54 @@
+"""`callrec dev | api | worker | recorder | migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from callrec.domain.settings import Settings
+
+
+async def migrate(settings: Settings) -> None:
+    from callrec.storage.catalog import create_schema, make_engine
+
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.catalog_url)
+    try:
+        await create_schema(engine)
+    finally:
+        await engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="callrec", description="Durable call-recording service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("dev", help="run Temporal, the worker, the API and the recorder until Ctrl-C")
+    sub.add_parser("api", help="serve the REST and recorder-backend API")
+    sub.add_parser("worker", help="run the Temporal worker")
+    sub.add_parser("recorder", help="serve the built-in recorder")
+    sub.add_parser("migrate", help="create or upgrade the catalog schema")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = Settings()
+
+    if args.command == "dev":
+        from callrec.dev import run_dev
+
+        run_dev(settings)
+    elif args.command == "migrate":
+        asyncio.run(migrate(settings))
+    elif args.command == "worker":
+        from callrec.worker.main import main as worker_main
+
+        worker_main(settings)
+    else:
+        from callrec import servers
+
+        runner = servers.run_api if args.command == "api" else servers.run_recorder
+        asyncio.run(runner(settings, servers.until_signalled()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""The recording workflow's typed contract: inputs, signals, updates, activity payloads and state."""
+
+from __future__ import annotations
+
+import re
+from enum import IntEnum, StrEnum
+from typing import Literal
+
+from pydantic import BaseModel
+from temporalio.common import SearchAttributeKey
+
+from callrec.domain.layout import Encoding, Layout
+from callrec.domain.participants import Participant
+
+ROOM_ID_ATTR = SearchAttributeKey.for_keyword("RoomId")
+STATUS_ATTR = SearchAttributeKey.for_keyword("RecordingStatus")
+SEARCH_ATTRIBUTES = (ROOM_ID_ATTR, STATUS_ATTR)
+
+RECORDING_ID = re.compile(r"^(?P<room>[a-z0-9][a-z0-9-]*)--EG_(?P<egress>[A-Za-z0-9]+)--(?P<uid>[A-Za-z0-9]+)$")
+
+
+class RecordingStatus(StrEnum):
+    STARTING = "starting"
+    ACTIVE = "active"
+    ENDING = "ending"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    ABORTED = "aborted"
+    LIMIT_REACHED = "limit_reached"
+
+    @property
+    def in_progress(self) -> bool:
+        return self in (RecordingStatus.STARTING, RecordingStatus.ACTIVE, RecordingStatus.ENDING)
+
+
+class RecordingKind(StrEnum):
+    VIDEO = "video"
+    AUDIO = "audio"
+
+
+class ErrorCode(IntEnum):
+    """`errorCode` of a failed or aborted recording; `error` carries the name in lowercase."""
+
+    RECORDER_FAILED = 500
+    EGRESS_UNAVAILABLE = 503
+    START_TIMEOUT = 504
+    UPLOAD_TIMEOUT = 508
+    INVALID_FILE = 422
+    NOTHING_RECORDED = 410
+
+
+class StartRecordingInput(BaseModel):
+    recording_id: str
+    room_id: str
+    room_name: str
+    kind: RecordingKind = RecordingKind.VIDEO
+    layout: Layout
+    encoding: Encoding
+    participants: list[Participant]
+    start_timeout_s: float
+    upload_timeout_s: float
+    max_duration_s: float
+
+
+class RecorderStarted(BaseModel):
+    pass
+
+
+class RecorderStopped(BaseModel):
+    pass
+
+
+class RecorderFailed(BaseModel):
+    reason: str = "The recording server reported a failure."
+
+
+class StopRequest(BaseModel):
+    reason: Literal["requested", "call_ended", "room_deleted"] = "requested"
+
+
+class FileStored(BaseModel):
+    staging_key: str
+    size: int
+    sha256: str
+
+
+class EgressStart(BaseModel):
+    recording_id: str
+    room_id: str
+    kind: RecordingKind
+    layout: Layout
+    encoding: Encoding
+    participants: list[Participant]
+
+
+class EgressStop(BaseModel):
+    recording_id: str
+    room_id: str
+
+
+class FinalizeInput(BaseModel):
+    recording_id: str
+    room_id: str
+    kind: RecordingKind
+    staging_key: str
+
+
+class FinalizeResult(BaseModel):
+    object_key: str
+    filename: str
+    size: int
+    sha256: str
+    duration: float
+    width: int | None
+    height: int | None
+    video_codec: str | None
+    audio_codec: str | None
+
+
+class RecordingState(BaseModel):
+    """What the workflow knows; also what the catalog projection is built from."""
+
+    recording_id: str
+    seq: int = 0
+    status: RecordingStatus = RecordingStatus.STARTING
+    start_date: int | None = None
+    end_date: int | None = None
+    error_code: int | None = None
+    error: str | None = None
+    details: str | None = None
+    file: FinalizeResult | None = None

@@ -1,0 +1,65 @@
+"""Settings from `CALLREC_*` environment variables. Every setting has a default for the embedded mode."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_API_KEY = "callrec-dev-key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALLREC_", extra="ignore")
+
+    # Where the embedded mode keeps its state (catalog, objects, Temporal's SQLite file).
+    data_dir: Path = Path(".callrec")
+
+    api_key: str | None = Field(default=None, description="X-API-KEY for apps; required except for `callrec dev`")
+    recording_secret: str | None = Field(default=None, description="HMAC secret shared with recording servers")
+
+    database_url: str | None = Field(default=None, description="SQLAlchemy async URL; default SQLite under data_dir")
+
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_bucket: str = "callrec"
+    s3_secure: bool = False
+    s3_region: str | None = None
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = 8233
+    task_queue: str = "callrec"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_url: str = Field(default="http://127.0.0.1:8080", description="how recording servers reach the API")
+    recorder_host: str = "127.0.0.1"
+    recorder_port: int = 8090
+    recorder_url: str = Field(default="http://127.0.0.1:8090", description="how the worker reaches the recorder")
+
+    start_timeout_s: float = Field(default=20.0, gt=0, description="recorder must report started within this")
+    upload_timeout_s: float = Field(default=300.0, gt=0, description="recorder must upload within this after stop")
+    max_duration_s: float = Field(default=4 * 3600.0, gt=0, description="recordings stop as limit_reached after this")
+    max_upload_bytes: int = Field(default=20 * 1024**3, gt=0)
+
+    @cached_property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'catalog.db').resolve()}"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"
+
+    def require_api_key(self) -> str:
+        if not self.api_key:
+            raise SystemExit("CALLREC_API_KEY is not set (only `callrec dev` falls back to a dev key)")
+        return self.api_key
+
+    def require_recording_secret(self) -> str:
+        if not self.recording_secret:
+            raise SystemExit("CALLREC_RECORDING_SECRET is not set")
+        return self.recording_secret

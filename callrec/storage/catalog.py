@@ -1,0 +1,207 @@
+"""The catalog: rooms, calls and the recordings projection, in SQLite or PostgreSQL.
+
+One recording in progress per room is enforced by the database itself (a partial unique index on
+`room_id` over the in-progress statuses), so it holds across API processes and races.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, String, Text, event, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+IN_PROGRESS = ("starting", "active", "ending")
+_IN_PROGRESS_SQL = text("status IN ('starting', 'active', 'ending')")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[dict[str, Any]]: JSON}
+
+
+class RoomRow(Base):
+    __tablename__ = "rooms"
+
+    room_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    room_name: Mapped[str] = mapped_column(String(256))
+    config: Mapped[dict[str, Any]]
+    creation_date: Mapped[int] = mapped_column(BigInteger)
+
+
+class CallRow(Base):
+    __tablename__ = "calls"
+
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.room_id", ondelete="CASCADE"), primary_key=True)
+    participants: Mapped[list[dict[str, Any]]]
+    started_date: Mapped[int] = mapped_column(BigInteger)
+    updated_date: Mapped[int] = mapped_column(BigInteger)
+
+
+class RecordingRow(Base):
+    __tablename__ = "recordings"
+    __table_args__ = (
+        Index(
+            "uq_recordings_room_in_progress",
+            "room_id",
+            unique=True,
+            sqlite_where=_IN_PROGRESS_SQL,
+            postgresql_where=_IN_PROGRESS_SQL,
+        ),
+    )
+
+    recording_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(128), index=True)
+    room_name: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    layout: Mapped[str] = mapped_column(String(32))
+    encoding: Mapped[Any] = mapped_column(JSON)
+    filename: Mapped[str] = mapped_column(String(600))
+    start_date: Mapped[int | None] = mapped_column(BigInteger)
+    end_date: Mapped[int | None] = mapped_column(BigInteger)
+    duration: Mapped[float | None] = mapped_column(Float)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    error_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[str | None] = mapped_column(Text)
+    object_key: Mapped[str | None] = mapped_column(String(1024))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    media: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    seq: Mapped[int] = mapped_column(default=0)
+    creation_date: Mapped[int] = mapped_column(BigInteger)
+
+
+class RoomNotFound(Exception):
+    pass
+
+
+class RecordingInProgress(Exception):
+    """Another recording of the room is starting, active or ending."""
+
+
+def make_engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, pool_pre_ping=True)
+
+
+async def create_schema(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+
+
+class Catalog:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> Catalog:
+        return cls(make_engine(url))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def check(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    # rooms
+    async def add_room(self, room: RoomRow) -> RoomRow:
+        async with self.sessions.begin() as session:
+            session.add(room)
+        return room
+
+    async def get_room(self, room_id: str) -> RoomRow | None:
+        async with self.sessions() as session:
+            return await session.get(RoomRow, room_id)
+
+    async def set_room_config(self, room_id: str, config: dict[str, Any]) -> RoomRow:
+        async with self.sessions.begin() as session:
+            room = await session.get(RoomRow, room_id)
+            if room is None:
+                raise RoomNotFound(room_id)
+            room.config = config
+        return room
+
+    # calls
+    async def put_call(self, room_id: str, participants: list[dict[str, Any]], now_ms: int) -> CallRow:
+        async with self.sessions.begin() as session:
+            if await session.get(RoomRow, room_id) is None:
+                raise RoomNotFound(room_id)
+            call = await session.get(CallRow, room_id)
+            if call is None:
+                call = CallRow(room_id=room_id, participants=participants, started_date=now_ms, updated_date=now_ms)
+                session.add(call)
+            else:
+                call.participants = participants
+                call.updated_date = now_ms
+        return call
+
+    async def get_call(self, room_id: str) -> CallRow | None:
+        async with self.sessions() as session:
+            return await session.get(CallRow, room_id)
+
+    async def end_call(self, room_id: str) -> bool:
+        async with self.sessions.begin() as session:
+            call = await session.get(CallRow, room_id)
+            if call is None:
+                return False
+            await session.delete(call)
+        return True
+
+    # recordings
+    async def add_recording(self, row: RecordingRow) -> RecordingRow:
+        try:
+            async with self.sessions.begin() as session:
+                session.add(row)
+        except IntegrityError as exc:
+            raise RecordingInProgress(row.room_id) from exc
+        return row
+
+    async def get_recording(self, recording_id: str) -> RecordingRow | None:
+        async with self.sessions() as session:
+            return await session.get(RecordingRow, recording_id)
+
+    async def recording_in_progress(self, room_id: str) -> RecordingRow | None:
+        async with self.sessions() as session:
+            result = await session.execute(
+                select(RecordingRow).where(RecordingRow.room_id == room_id, RecordingRow.status.in_(IN_PROGRESS))
+            )
+            return result.scalars().first()
+
+    async def project_recording(self, recording_id: str, seq: int, fields: dict[str, Any]) -> bool:
+        """Apply the workflow's state number `seq` unless a newer one is already there.
+
+        Returns False when nothing changed (row gone, or a newer or equal projection applied).
+        """
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(RecordingRow)
+                .where(RecordingRow.recording_id == recording_id, RecordingRow.seq < seq)
+                .values(seq=seq, **fields)
+            )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def recordings(
+        self, *, room_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> Sequence[RecordingRow]:
+        async with self.sessions() as session:
+            query = select(RecordingRow).order_by(RecordingRow.creation_date.desc(), RecordingRow.recording_id.desc())
+            if room_id is not None:
+                query = query.where(RecordingRow.room_id == room_id)
+            if status is not None:
+                query = query.where(RecordingRow.status == status)
+            return (await session.execute(query.limit(limit))).scalars().all()

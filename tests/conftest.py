@@ -1,0 +1,199 @@
+"""Shared fixtures: a real Temporal dev server, moto's S3 server on loopback, catalogs, and the whole stack."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from moto.server import ThreadedMotoServer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from callrec.api.services import Services
+from callrec.domain.recording import SEARCH_ATTRIBUTES
+from callrec.domain.settings import Settings
+from callrec.servers import build_recorder, serve_app
+from callrec.storage.catalog import Catalog, create_schema
+from callrec.storage.objects import ObjectStore, S3ObjectStore
+from callrec.storage.stores import make_store
+from callrec.temporal import bundled_binary
+from callrec.worker.main import build_worker
+
+API_KEY = "test-api-key"
+SECRET = "test-recording-secret"
+POSTGRES_URL = os.environ.get("CALLREC_TEST_POSTGRES_URL")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=bundled_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_log_level="error",
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    yield f"127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty catalog database: SQLite always, PostgreSQL when CALLREC_TEST_POSTGRES_URL is set."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'catalog.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("CALLREC_TEST_POSTGRES_URL is not set")
+    name = f"callrec_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+def make_settings(tmp_path: Path, temporal_address: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": tmp_path,
+        "api_key": API_KEY,
+        "recording_secret": SECRET,
+        "temporal_address": temporal_address,
+        "task_queue": f"callrec-{uuid.uuid4().hex[:8]}",
+        "api_port": free_port(),
+        "recorder_port": free_port(),
+        "start_timeout_s": 20,
+        "upload_timeout_s": 60,
+    }
+    values |= overrides
+    values.setdefault("api_url", f"http://127.0.0.1:{values['api_port']}")
+    values.setdefault("recorder_url", f"http://127.0.0.1:{values['recorder_port']}")
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    api: httpx.AsyncClient
+    catalog: Catalog
+    store: ObjectStore
+    client: Client
+
+
+async def wait_until_up(url: str) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(200):
+            try:
+                await http.get(url)
+                return
+            except httpx.HTTPError:
+                await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+class StackFactory:
+    """Runs API, worker and (optionally) the built-in recorder in this event loop, over real HTTP on loopback."""
+
+    def __init__(self, env: WorkflowEnvironment, tmp_path: Path) -> None:
+        self.env = env
+        self.tmp_path = tmp_path
+        self.stop = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.closers: list[object] = []
+
+    async def start(self, *, recorder: bool = True, **overrides: object) -> Stack:
+        from callrec.api.app import create_app
+
+        address = self.env.client.service_client.config.target_host
+        settings = make_settings(self.tmp_path, address, **overrides)
+        catalog = Catalog.from_url(settings.catalog_url)
+        await create_schema(catalog.engine)
+        store = await make_store(settings)
+        client = self.env.client
+        http = httpx.AsyncClient(timeout=30)
+        self.closers += [http, catalog]
+        worker = build_worker(client, settings, catalog, store, http)
+        app = create_app(Services(settings=settings, catalog=catalog, store=store, temporal=client))
+        self.tasks.append(asyncio.create_task(self._run_worker(worker)))
+        self.tasks.append(asyncio.create_task(serve_app(app, "127.0.0.1", settings.api_port, self.stop.wait)))
+        if recorder:
+            recorder_app = build_recorder(settings, http)
+            self.tasks.append(
+                asyncio.create_task(serve_app(recorder_app, "127.0.0.1", settings.recorder_port, self.stop.wait))
+            )
+            await wait_until_up(f"http://127.0.0.1:{settings.recorder_port}/health")
+        api = await self._client(settings.api_port)
+        return Stack(settings=settings, api=api, catalog=catalog, store=store, client=client)
+
+    async def start_api(self, stack: Stack) -> httpx.AsyncClient:
+        """A second API server on the same catalog file, object store and Temporal, as another process would be."""
+        from callrec.api.app import create_app
+
+        settings = stack.settings.model_copy(update={"api_port": free_port()})
+        catalog = Catalog.from_url(settings.catalog_url)
+        self.closers.append(catalog)
+        app = create_app(Services(settings=settings, catalog=catalog, store=stack.store, temporal=stack.client))
+        self.tasks.append(asyncio.create_task(serve_app(app, "127.0.0.1", settings.api_port, self.stop.wait)))
+        return await self._client(settings.api_port)
+
+    async def _client(self, port: int) -> httpx.AsyncClient:
+        base = f"http://127.0.0.1:{port}"
+        await wait_until_up(f"{base}/health")
+        api = httpx.AsyncClient(base_url=base, headers={"X-API-KEY": API_KEY}, timeout=60)
+        self.closers.append(api)
+        return api
+
+    async def _run_worker(self, worker: object) -> None:
+        async with worker:  # type: ignore[attr-defined]
+            await self.stop.wait()
+
+    async def close(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), 90)
+        for closer in reversed(self.closers):
+            if isinstance(closer, httpx.AsyncClient):
+                await closer.aclose()
+            elif isinstance(closer, Catalog):
+                await closer.close()
+
+
+@pytest.fixture
+async def stacks(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[StackFactory]:
+    factory = StackFactory(temporal_env, tmp_path)
+    yield factory
+    await factory.close()
+
+
+@pytest.fixture
+async def s3_store(s3_endpoint: str) -> S3ObjectStore:
+    store = S3ObjectStore(s3_endpoint, "testing", "testing", f"b-{uuid.uuid4().hex[:12]}")
+    await store.ensure_bucket()
+    return store

@@ -1,0 +1,75 @@
+"""Small steps the end-to-end tests share: what an app or a recording server would send."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import httpx
+
+from callrec.domain import signing
+
+SMALL = {"video": {"width": 320, "height": 180, "framerate": 10, "keyFrameInterval": 1}}
+OCS = "/ocs/v2.php/apps/spreed/api/v1"
+
+
+async def create_room(api: httpx.AsyncClient, name: str = "Weekly sync", **recording: Any) -> str:
+    config = {"recording": {"encoding": SMALL} | recording}
+    response = await api.post("/api/v1/rooms", json={"roomName": name, "config": config})
+    assert response.status_code == 201, response.text
+    room_id: str = response.json()["roomId"]
+    return room_id
+
+
+async def join(api: httpx.AsyncClient, room_id: str, *names: str) -> None:
+    participants = [{"id": name.lower(), "name": name} for name in names]
+    response = await api.put(f"/api/v1/rooms/{room_id}/call", json={"participants": participants})
+    assert response.status_code == 200, response.text
+
+
+async def wait_for_status(
+    api: httpx.AsyncClient, recording_id: str, statuses: set[str], timeout: float = 60
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await api.get(f"/api/v1/recordings/{recording_id}")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        if body["status"] in statuses:
+            return body
+        assert time.monotonic() < deadline, f"still {body['status']} after {timeout} s: {body}"
+        await asyncio.sleep(0.2)
+
+
+async def record(api: httpx.AsyncClient, room_id: str, seconds: float = 1.5, **config: Any) -> dict[str, Any]:
+    """Starts a recording, lets it run, stops it and waits until it is stored."""
+    body: dict[str, Any] = {"roomId": room_id} | ({"config": config} if config else {})
+    started = await api.post("/api/v1/recordings", json=body)
+    assert started.status_code == 201, started.text
+    recording_id = started.json()["recordingId"]
+    await asyncio.sleep(seconds)
+    stopped = await api.post(f"/api/v1/recordings/{recording_id}/stop")
+    assert stopped.status_code == 202, stopped.text
+    return await wait_for_status(api, recording_id, {"complete", "failed"})
+
+
+async def backend_callback(api: httpx.AsyncClient, secret: str, kind: str, payload: dict[str, Any]) -> httpx.Response:
+    """What a recording server sends to `/recording/backend`."""
+    body = json.dumps({"type": kind, kind: payload}).encode()
+    headers = signing.signed_headers(secret, body) | {"Content-Type": "application/json"}
+    return await api.post(f"{OCS}/recording/backend", content=body, headers=headers)
+
+
+async def upload(
+    api: httpx.AsyncClient, secret: str, room_id: str, filename: str, content: bytes, recording_id: str | None = None
+) -> httpx.Response:
+    """What a recording server sends to `/recording/{token}/store`."""
+    data = {"owner": "recorder"} | ({"recordingId": recording_id} if recording_id else {})
+    return await api.post(
+        f"{OCS}/recording/{room_id}/store",
+        headers=signing.signed_headers(secret, room_id.encode()),
+        data=data,
+        files={"file": (filename, content, "video/mp4")},
+    )
