@@ -47,7 +47,7 @@ async def serve_app(app: Quart, host: str, port: int, shutdown: Callable[..., Aw
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.graceful_timeout = 30
-    await serve(app, config, shutdown_trigger=shutdown)  # type: ignore[arg-type]
+    await serve(app, config, shutdown_trigger=shutdown)
 
 
 async def run_api(settings: Settings, shutdown: Callable[..., Awaitable[None]]) -> None:

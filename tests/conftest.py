@@ -24,7 +24,7 @@ from callrec.domain.recording import SEARCH_ATTRIBUTES
 from callrec.domain.settings import Settings
 from callrec.servers import build_recorder, serve_app
 from callrec.storage.catalog import Catalog, create_schema
-from callrec.storage.objects import ObjectStore, S3ObjectStore
+from callrec.storage.objects import ObjectStore
 from callrec.storage.stores import make_store
 from callrec.temporal import bundled_binary
 from callrec.worker.main import build_worker
@@ -193,7 +193,12 @@ async def stacks(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIter
 
 
 @pytest.fixture
-async def s3_store(s3_endpoint: str) -> S3ObjectStore:
-    store = S3ObjectStore(s3_endpoint, "testing", "testing", f"b-{uuid.uuid4().hex[:12]}")
-    await store.ensure_bucket()
-    return store
+async def scripted() -> AsyncIterator[object]:
+    from tests.recording_server import ScriptedRecordingServer
+
+    server = ScriptedRecordingServer()
+    task = asyncio.create_task(serve_app(server.app, "127.0.0.1", server.port, server.stop.wait))
+    await wait_until_up(f"http://127.0.0.1:{server.port}/health")
+    yield server
+    server.stop.set()
+    await task

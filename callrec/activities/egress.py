@@ -8,6 +8,7 @@ callrec extends the start body with the recording id, layout, encoding and parti
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import httpx
 from temporalio import activity
@@ -27,14 +28,16 @@ class EgressActivities:
         self.secret = secret
         self.http = http
 
-    async def _send(self, room_id: str, body: dict[str, object]) -> httpx.Response:
+    async def _send(self, room_id: str, body: Mapping[str, object]) -> httpx.Response:
         payload = json.dumps(body).encode()
         headers = signing.signed_headers(self.secret, payload) | {
             signing.BACKEND_HEADER: self.api_url,
             "Content-Type": "application/json",
         }
         try:
-            response = await self.http.post(f"{self.recorder_url}/api/v1/room/{room_id}", content=payload, headers=headers)
+            response = await self.http.post(
+                f"{self.recorder_url}/api/v1/room/{room_id}", content=payload, headers=headers
+            )
         except httpx.HTTPError as exc:
             raise RuntimeError(f"recorder at {self.recorder_url} unreachable: {exc!r}") from exc
         if response.status_code >= 500:

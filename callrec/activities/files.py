@@ -68,13 +68,17 @@ class FileActivities:
                     await self.store.download(source, local)
                 except ObjectNotFound as exc:
                     raise ApplicationError(
-                        "The uploaded file is gone from the object store.", type="InvalidRecordingFile", non_retryable=True
+                        "The uploaded file is gone from the object store.",
+                        type="InvalidRecordingFile",
+                        non_retryable=True,
                     ) from exc
                 try:
                     info = await asyncio.to_thread(probe_recording, local, request.kind.value)
                 except InvalidMedia as exc:
                     await self.store.delete(source)
-                    raise ApplicationError(exc.reason, exc.code, type="InvalidRecordingFile", non_retryable=True) from exc
+                    raise ApplicationError(
+                        exc.reason, exc.code, type="InvalidRecordingFile", non_retryable=True
+                    ) from exc
                 size = local.stat().st_size
                 sha256 = await asyncio.to_thread(_sha256, local)
             if source != key:

@@ -52,5 +52,5 @@ def create_app(svc: Services) -> Quart:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return jsonify({"error": "Internal Server Error", "message": "Unexpected error; see the server log"}), 500
 
-    app.asgi_app = StoreUpload(app.asgi_app, svc)  # type: ignore[method-assign]
+    app.asgi_app = StoreUpload(app.asgi_app, svc)  # type: ignore[method-assign,assignment,arg-type]
     return app

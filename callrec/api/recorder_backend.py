@@ -38,7 +38,7 @@ async def find_recording(room_id: str, recording_id: object) -> RecordingRow | N
 @blueprint.post("/recording/backend")
 async def backend() -> Response:
     svc = services()
-    raw = await request.get_data()
+    raw: bytes = await request.body
     if not signing.verify(
         svc.settings.require_recording_secret(),
         request.headers.get(signing.RANDOM_HEADER),

@@ -99,7 +99,10 @@ class StoreUpload:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         secret = self.svc.settings.require_recording_secret()
         if not signing.verify(
-            secret, headers.get(signing.RANDOM_HEADER.lower()), headers.get(signing.CHECKSUM_HEADER.lower()), token.encode()
+            secret,
+            headers.get(signing.RANDOM_HEADER.lower()),
+            headers.get(signing.CHECKSUM_HEADER.lower()),
+            token.encode(),
         ):
             raise UploadRejected(401, "checksum")
         if await self.svc.catalog.get_room(token) is None:

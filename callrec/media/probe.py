@@ -170,7 +170,7 @@ def probe_recording(path: Path, kind: Literal["video", "audio"] = "video") -> Me
                     continue
                 if packet.pos is not None and packet.pos >= 0:
                     data_end = max(data_end, packet.pos + packet.size)
-                packets[packet.stream.index] += 1
+                packets[packet.stream.index] = packets.get(packet.stream.index, 0) + 1
                 if packet.pts is not None and packet.time_base is not None:
                     end_time = max(
                         end_time,

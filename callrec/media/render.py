@@ -35,6 +35,7 @@ TONE_BASE_HZ = 220.0
 MIX_PEAK = 0.3  # the mixed tones never exceed this amplitude (full scale = 1.0)
 PROGRESS_PERIOD_S = 10.0  # the progress bar fills once per period, then restarts
 MAX_LAG_S = 2.0  # a live recording this far behind skips frames rather than catch up
+MAX_BATCH_S = 0.25  # a live recording encodes at most this much media per loop iteration
 
 _RGB = npt.NDArray[np.uint8]
 
@@ -313,11 +314,13 @@ class _Encoder:
         profile = spec.h264_profile.lower()
         if profile not in ("baseline", "main", "high"):
             raise ValueError(f"unsupported H.264 profile {spec.h264_profile!r}")
-        stream = self.container.add_stream(
-            "libx264",
-            rate=spec.framerate,
-            options={"preset": "ultrafast", "profile": profile},
-        )
+        options = {"preset": "ultrafast", "profile": profile}
+        # ultrafast turns off every tool beyond Baseline, so x264 would label any stream
+        # "Constrained Baseline"; switching CABAC (and 8x8 transforms for High) back on
+        # gives the profile asked for at almost no cost in speed.
+        if profile != "baseline":
+            options["x264-params"] = "cabac=1:8x8dct=1" if profile == "high" else "cabac=1"
+        stream = self.container.add_stream("libx264", rate=spec.framerate, options=options)
         stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
         stream.bit_rate = spec.video_bitrate_kbps * 1000
         ctx = stream.codec_context
@@ -341,8 +344,12 @@ class _Encoder:
         return self.next_pts / self.framerate if self.video is not None else 0.0
 
     @property
+    def audio_time(self) -> float:
+        return self.audio_samples / self.sample_rate
+
+    @property
     def duration(self) -> float:
-        return max(self.video_time, self.audio_samples / self.sample_rate)
+        return max(self.video_time, self.audio_time)
 
     def advance_to(self, t: float, *, final: bool = False) -> None:
         """Encode video frames and audio samples up to media time t seconds.
@@ -443,7 +450,9 @@ class LiveRecording:
                 elapsed = time.monotonic() - self._started_at
                 if encoder.video is not None and elapsed - encoder.video_time > MAX_LAG_S:
                     encoder.skip_to(elapsed - interval)
-                encoder.advance_to(elapsed)
+                # bounded batches, so a slow machine re-checks its lag between them
+                encoded = encoder.video_time if encoder.video is not None else encoder.audio_time
+                encoder.advance_to(min(elapsed, encoded + MAX_BATCH_S))
                 self._stop.wait(interval)
             stop_at = self._stop_at if self._stop_at is not None else time.monotonic()
             encoder.finish(stop_at - self._started_at)

@@ -16,17 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from quart import Quart, Response, jsonify, request
 
 from callrec.domain import signing
-from callrec.domain.layout import Encoding, Layout, render_spec
+from callrec.domain.layout import Encoding, EncodingPreset, Layout, render_spec
 from callrec.domain.participants import Participant
 from callrec.media.render import LiveRecording
 
 log = logging.getLogger(__name__)
 OCS_BASE = "/ocs/v2.php/apps/spreed/api/v1"
-_ENCODING = TypeAdapter(Encoding)
 ATTEMPTS = 4
 
 
@@ -35,7 +34,7 @@ class StartBody(BaseModel):
     status: int = 1
     recordingId: str
     layout: Layout = Layout.GRID
-    encoding: Any = "H264_720P_30"
+    encoding: Encoding = EncodingPreset.H264_720P_30
     participants: list[Participant] = []
 
 
@@ -92,7 +91,7 @@ class Recorder:
     async def start(self, room_id: str, backend: str, body: StartBody) -> None:
         if body.recordingId in self.sessions:
             return  # a retried start: already recording
-        spec = render_spec(_ENCODING.validate_python(body.encoding))
+        spec = render_spec(body.encoding)
         audio_only = body.status == 2
         path = self.workdir / f"{body.recordingId}.{'ogg' if audio_only else 'mp4'}"
         participants = [(p.id or p.name, p.name) for p in body.participants]
@@ -180,7 +179,7 @@ def create_recorder_app(recorder: Recorder) -> Quart:
 
     @app.post("/api/v1/room/<token>")
     async def room(token: str) -> tuple[Response, int]:
-        raw = await request.get_data()
+        raw: bytes = await request.body
         if not signing.verify(
             recorder.secret,
             request.headers.get(signing.RANDOM_HEADER),

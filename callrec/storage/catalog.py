@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, String, Text, event, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 IN_PROGRESS = ("starting", "active", "ending")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import mimetypes
@@ -158,12 +159,11 @@ async def _in_thread(func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
     A thread cannot be interrupted, so without this a caller's cleanup (closing
     a file, releasing a connection) could run while the thread still uses it.
     """
-    task = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await _wait_quietly(task)
-        raise
+    return await _open_in_thread(_ignore, func, *args, **kwargs)
+
+
+def _ignore(_: object) -> None:
+    pass
 
 
 async def _open_in_thread(
@@ -606,13 +606,23 @@ class _QueueReader:
     def hexdigest(self) -> str:
         return self._hasher.hexdigest()
 
+    def _next_item(self) -> _QueueItem:
+        fut = asyncio.run_coroutine_threadsafe(self._queue.get(), self._loop)
+        while True:
+            try:
+                return fut.result(timeout=1.0)
+            except concurrent.futures.TimeoutError:
+                if not self._loop.is_running():  # nobody will ever feed us
+                    fut.cancel()
+                    raise _StreamAborted("event loop stopped") from None
+
     def read(self, size: int = -1) -> bytes:
         want = sys.maxsize if size < 0 else size
         pieces: list[bytes | memoryview] = []
         got = 0
         while got < want and not self._eof:
             if not self._pending:
-                item = asyncio.run_coroutine_threadsafe(self._queue.get(), self._loop).result()
+                item = self._next_item()
                 if item is None:
                     self._eof = True
                     break
@@ -711,6 +721,12 @@ class S3ObjectStore(ObjectStore):
             region=region,
             http_client=http,
         )
+        # Uploads hold a thread for their whole duration while waiting for
+        # chunks; a dedicated pool keeps them from exhausting the default
+        # executor that chunk sources (e.g. file reads) themselves need.
+        self._upload_executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_connections, thread_name_prefix="s3-upload"
+        )
         self._bucket = bucket
         self._region = region
         self._part_size = part_size
@@ -772,9 +788,7 @@ class S3ObjectStore(ObjectStore):
             st = self._client.stat_object(self._bucket, key)
         return ObjectInfo(key=key, size=st.size or 0)
 
-    def _get_blocking(
-        self, key: str, offset: int, length: int | None
-    ) -> BaseHTTPResponse | None:
+    def _get_blocking(self, key: str, offset: int, length: int | None) -> BaseHTTPResponse | None:
         """Open a (ranged) GET; ``None`` if the range starts past the end."""
         with _s3_errors("read", key):
             try:
@@ -803,9 +817,7 @@ class S3ObjectStore(ObjectStore):
                 return
             if (st.size or 0) > self._max_copy_size:
                 # offset=0 makes minio always use UploadPartCopy (in <= 5 GiB parts).
-                self._client.compose_object(
-                    self._bucket, dst, [ComposeSource(self._bucket, src, offset=0)]
-                )
+                self._client.compose_object(self._bucket, dst, [ComposeSource(self._bucket, src, offset=0)])
             else:
                 self._client.copy_object(self._bucket, dst, CopySource(self._bucket, src))
             self._client.remove_object(self._bucket, src)
@@ -832,9 +844,10 @@ class S3ObjectStore(ObjectStore):
     async def put_stream(self, key: str, chunks: AsyncIterator[bytes]) -> PutResult:
         _validate_key(key)
         queue: asyncio.Queue[_QueueItem] = asyncio.Queue(maxsize=_UPLOAD_QUEUE_CHUNKS)
-        reader = _QueueReader(asyncio.get_running_loop(), queue)
+        loop = asyncio.get_running_loop()
+        reader = _QueueReader(loop, queue)
         pump = asyncio.create_task(_pump(chunks, queue))
-        upload = asyncio.ensure_future(asyncio.to_thread(self._put_blocking, key, reader))
+        upload = loop.run_in_executor(self._upload_executor, self._put_blocking, key, reader)
         try:
             await asyncio.shield(upload)
         except asyncio.CancelledError:
@@ -848,9 +861,7 @@ class S3ObjectStore(ObjectStore):
                     await _in_thread(self._remove_blocking, key)
             raise
         except BaseException:
-            source_error = (
-                pump.exception() if pump.done() and not pump.cancelled() else None
-            )
+            source_error = pump.exception() if pump.done() and not pump.cancelled() else None
             if source_error is None:
                 pump.cancel()
                 await _wait_quietly(pump)

@@ -7,7 +7,6 @@ every wait bounded, every failure path ending in a terminal status with a reason
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -61,7 +60,7 @@ class RecordingWorkflow:
         self.state = RecordingState(recording_id=input.recording_id)
         self.projected = RecordingStatus.STARTING
         self.started = False
-        self.recorder_stopped = False
+        self.recorder_done = False
         self.failure: str | None = None
         self.stop_reason: str | None = None
         self.stored: FileStored | None = None
@@ -83,7 +82,9 @@ class RecordingWorkflow:
                 retry_policy=EGRESS_START,
             )
         except ActivityError as err:
-            return await self._end_failed(ErrorCode.EGRESS_UNAVAILABLE, f"The recorder could not be started: {_reason(err)}")
+            return await self._end_failed(
+                ErrorCode.EGRESS_UNAVAILABLE, f"The recorder could not be started: {_reason(err)}"
+            )
 
         in_time = await self._wait(
             lambda: self.started or self.failure is not None or self.stop_reason is not None, input.start_timeout_s
@@ -107,7 +108,7 @@ class RecordingWorkflow:
         await self._set_status(RecordingStatus.ACTIVE)
 
         within_limit = await self._wait(
-            lambda: self.stop_reason is not None or self.recorder_stopped or self.failure is not None,
+            lambda: self.stop_reason is not None or self.recorder_done or self.failure is not None,
             input.max_duration_s,
         )
         if self.failure is not None:
@@ -116,7 +117,7 @@ class RecordingWorkflow:
         self.state.end_date = self._now_ms()
         if self.state.status != RecordingStatus.ENDING:
             await self._set_status(RecordingStatus.ENDING)
-        if not self.recorder_stopped:
+        if not self.recorder_done:
             await self._stop_egress()
 
         uploaded = await self._wait(lambda: self.stored is not None or self.failure is not None, input.upload_timeout_s)
@@ -155,7 +156,7 @@ class RecordingWorkflow:
 
     @workflow.signal
     def recorder_stopped(self, _: RecorderStopped) -> None:
-        self.recorder_stopped = True
+        self.recorder_done = True
 
     @workflow.signal
     def recorder_failed(self, failed: RecorderFailed) -> None:
@@ -188,7 +189,7 @@ class RecordingWorkflow:
         return self.state
 
     @stop.validator
-    def _validate_stop(self, _: StopRequest) -> None:
+    def _validate_stop(self, request: StopRequest) -> None:
         if self.state.status != RecordingStatus.ACTIVE or self.stop_reason is not None:
             raise ApplicationError(f"Recording is {self.state.status.value}", type="RecordingNotActive")
 
@@ -203,7 +204,7 @@ class RecordingWorkflow:
     async def _wait(self, condition: Callable[[], bool], seconds: float) -> bool:
         try:
             await workflow.wait_condition(condition, timeout=timedelta(seconds=seconds))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 

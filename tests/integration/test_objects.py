@@ -6,16 +6,14 @@ import asyncio
 import hashlib
 import os
 import random
-import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer  # type: ignore[import-untyped]
 
 from callrec.storage.objects import (
     LocalObjectStore,
@@ -24,6 +22,7 @@ from callrec.storage.objects import (
     ObjectStoreError,
     S3ObjectStore,
 )
+from tests.conftest import free_port
 
 MiB = 1 << 20
 ACCESS_KEY = "test-access"
@@ -33,33 +32,16 @@ SECRET_KEY = "test-secret"  # noqa: S105 - moto accepts anything
 # ------------------------------------------------------------------ fixtures
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
 S3Factory = Callable[..., S3ObjectStore]
 
 
 @pytest.fixture
-def s3_factory(moto_endpoint: str) -> S3Factory:
+def s3_factory(s3_endpoint: str) -> S3Factory:
     """Build an S3ObjectStore on a fresh bucket name (created by ensure_bucket)."""
 
     def make(**kwargs: Any) -> S3ObjectStore:
         bucket = kwargs.pop("bucket", f"test-{uuid4().hex[:16]}")
-        return S3ObjectStore(moto_endpoint, ACCESS_KEY, SECRET_KEY, bucket, **kwargs)
+        return S3ObjectStore(s3_endpoint, ACCESS_KEY, SECRET_KEY, bucket, **kwargs)
 
     return make
 
@@ -68,7 +50,7 @@ def s3_factory(moto_endpoint: str) -> S3Factory:
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     if request.param == "local":
         return LocalObjectStore(tmp_path / "objects")
-    s3 = request.getfixturevalue("s3_factory")()
+    s3: S3ObjectStore = request.getfixturevalue("s3_factory")()
     await s3.ensure_bucket()
     return s3
 
@@ -306,6 +288,25 @@ async def test_concurrent_round_trips(store: ObjectStore) -> None:
     assert results == list(payloads.values())
 
 
+async def test_many_concurrent_put_files_do_not_deadlock(store: ObjectStore, tmp_path: Path) -> None:
+    # More uploads than the default executor has threads: an upload must not
+    # hold a default-executor thread while waiting for its file to be read.
+    n = min(32, (os.cpu_count() or 1) + 4) + 4
+    files = []
+    for i in range(n):
+        path = tmp_path / f"in-{i}.mp4"
+        path.write_bytes(_payload(2 * MiB, seed=100 + i))
+        files.append(path)
+
+    results = await asyncio.wait_for(
+        asyncio.gather(*(store.put_file(f"staging/rec-d/{i}.mp4", p) for i, p in enumerate(files))),
+        timeout=60,
+    )
+
+    assert [r.size for r in results] == [2 * MiB] * n
+    assert len(await store.list_keys("staging/rec-d/")) == n
+
+
 async def test_abandoned_reads_do_not_exhaust_the_store(store: ObjectStore) -> None:
     data = _payload(3 * MiB, seed=5)
     await _put(store, "recordings/r/big.mp4", data)
@@ -364,15 +365,16 @@ async def test_s3_multipart_round_trip(s3_factory: S3Factory) -> None:
     assert (await store.stat("recordings/room/long.mp4")).size == len(data)
     assert await _read_all(store, "recordings/room/long.mp4") == data
     # Ranges crossing part boundaries.
-    assert await _read_all(store, "recordings/room/long.mp4", offset=5 * MiB - 3, length=5 * MiB + 6) == (
-        data[5 * MiB - 3 : 10 * MiB + 3]
+    assert (
+        await _read_all(store, "recordings/room/long.mp4", offset=5 * MiB - 3, length=5 * MiB + 6)
+        == (data[5 * MiB - 3 : 10 * MiB + 3])
     )
 
 
-def _open_multipart_uploads(moto_endpoint: str, bucket: str) -> list[dict[str, Any]]:
+def _open_multipart_uploads(s3_endpoint: str, bucket: str) -> list[dict[str, Any]]:
     s3 = boto3.client(
         "s3",
-        endpoint_url=f"http://{moto_endpoint}",
+        endpoint_url=f"http://{s3_endpoint}",
         aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=SECRET_KEY,
         region_name="us-east-1",
@@ -381,7 +383,7 @@ def _open_multipart_uploads(moto_endpoint: str, bucket: str) -> list[dict[str, A
     return uploads
 
 
-async def test_s3_failing_multipart_upload_is_aborted(s3_factory: S3Factory, moto_endpoint: str) -> None:
+async def test_s3_failing_multipart_upload_is_aborted(s3_factory: S3Factory, s3_endpoint: str) -> None:
     store = s3_factory(part_size=5 * MiB)
     await store.ensure_bucket()
     key = "staging/rec-6/upload.mp4"
@@ -391,10 +393,10 @@ async def test_s3_failing_multipart_upload_is_aborted(s3_factory: S3Factory, mot
 
     with pytest.raises(ObjectNotFound):
         await store.stat(key)
-    assert _open_multipart_uploads(moto_endpoint, store.bucket) == []
+    assert _open_multipart_uploads(s3_endpoint, store.bucket) == []
 
 
-async def test_s3_cancelled_multipart_upload_is_aborted(s3_factory: S3Factory, moto_endpoint: str) -> None:
+async def test_s3_cancelled_multipart_upload_is_aborted(s3_factory: S3Factory, s3_endpoint: str) -> None:
     store = s3_factory(part_size=5 * MiB)
     await store.ensure_bucket()
     key = "staging/rec-7/upload.mp4"
@@ -416,7 +418,7 @@ async def test_s3_cancelled_multipart_upload_is_aborted(s3_factory: S3Factory, m
 
     with pytest.raises(ObjectNotFound):
         await store.stat(key)
-    assert _open_multipart_uploads(moto_endpoint, store.bucket) == []
+    assert _open_multipart_uploads(s3_endpoint, store.bucket) == []
 
 
 async def test_s3_move_of_large_object_uses_multipart_copy(s3_factory: S3Factory) -> None:
@@ -433,8 +435,8 @@ async def test_s3_move_of_large_object_uses_multipart_copy(s3_factory: S3Factory
     assert await store.list_keys("") == ["recordings/room/rec-8.mp4"]
 
 
-async def test_s3_endpoint_as_url(moto_endpoint: str) -> None:
-    store = S3ObjectStore(f"http://{moto_endpoint}", ACCESS_KEY, SECRET_KEY, f"test-{uuid4().hex[:16]}", secure=True)
+async def test_s3_endpoint_as_url(s3_endpoint: str) -> None:
+    store = S3ObjectStore(f"http://{s3_endpoint}", ACCESS_KEY, SECRET_KEY, f"test-{uuid4().hex[:16]}", secure=True)
     await store.ensure_bucket()  # would fail if "secure=True" won over the http:// scheme
     await store.check()
 
@@ -446,7 +448,7 @@ async def test_s3_check_missing_bucket(s3_factory: S3Factory) -> None:
 
 async def test_s3_unreachable_fails_fast() -> None:
     store = S3ObjectStore(
-        f"127.0.0.1:{_free_port()}",  # nothing listens there
+        f"127.0.0.1:{free_port()}",  # nothing listens there
         ACCESS_KEY,
         SECRET_KEY,
         "bucket",
@@ -465,7 +467,7 @@ async def test_s3_unreachable_fails_fast() -> None:
 
 
 async def test_s3_unreachable_with_default_settings_fails_fast() -> None:
-    store = S3ObjectStore(f"127.0.0.1:{_free_port()}", ACCESS_KEY, SECRET_KEY, "bucket")
+    store = S3ObjectStore(f"127.0.0.1:{free_port()}", ACCESS_KEY, SECRET_KEY, "bucket")
     started = time.monotonic()
     with pytest.raises(ObjectStoreError):
         await store.check()

@@ -226,7 +226,8 @@ def test_each_participant_is_heard_as_a_distinct_tone(tmp_path: Path) -> None:
     assert peaks == [pytest.approx(440, abs=3), pytest.approx(660, abs=3)]
 
 
-def test_spec_profile_and_keyframe_interval_are_honoured(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("profile", "label"), [("baseline", "Baseline"), ("main", "Main"), ("high", "High")])
+def test_spec_profile_and_keyframe_interval_are_honoured(tmp_path: Path, profile: str, label: str) -> None:
     path = tmp_path / "call.mp4"
     spec = RenderSpec(
         width=320,
@@ -234,12 +235,13 @@ def test_spec_profile_and_keyframe_interval_are_honoured(tmp_path: Path) -> None
         framerate=10,
         video_bitrate_kbps=300,
         keyframe_interval_s=0.5,
-        h264_profile="baseline",
+        h264_profile=profile,
     )
     render_file(path, Layout.SPEAKER, [ALICE, BOB], spec, duration_s=2.0)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        assert "Baseline" in (stream.codec_context.profile or "")
+        tagged = stream.codec_context.profile or ""
+        assert tagged == label or tagged == f"Constrained {label}"
         keyframes = [
             float(p.pts * p.time_base)
             for p in container.demux(stream)

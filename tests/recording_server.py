@@ -1,0 +1,47 @@
+"""A recording server the tests script by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from quart import Quart, request
+
+from callrec.domain import signing
+from tests.conftest import SECRET, free_port
+
+
+class ScriptedRecordingServer:
+    """A recording server that accepts start/stop (checking their signatures) and does nothing else.
+
+    The test then plays the recording server's part of the protocol by hand.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.requests: list[dict[str, object]] = []
+        self.stop = asyncio.Event()
+        app = Quart("scripted-recorder")
+
+        @app.post("/api/v1/room/<token>")
+        async def room(token: str) -> tuple[str, int]:
+            raw = await request.get_data()
+            random = request.headers.get(signing.RANDOM_HEADER)
+            if not signing.verify(SECRET, random, request.headers.get(signing.CHECKSUM_HEADER), raw):
+                return "bad checksum", 403
+            self.requests.append({"token": token} | json.loads(raw))
+            return "{}", 200
+
+        @app.get("/health")
+        async def health() -> str:
+            return "ok"
+
+        self.app = app
+
+    async def wait_for(self, kind: str) -> dict[str, object]:
+        for _ in range(200):
+            found = [r for r in self.requests if r["type"] == kind]
+            if found:
+                return found[-1]
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no {kind} request reached the recording server")

@@ -1,0 +1,205 @@
+"""Timer branches of RecordingWorkflow on the time-skipping test server: minutes and hours pass in milliseconds.
+
+Activities are the real ones: SQLite catalog, local object store, a real MP4, and a recording server on
+loopback that the test scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from callrec.activities.catalog import CatalogActivities
+from callrec.activities.egress import EgressActivities
+from callrec.activities.files import FileActivities
+from callrec.domain.layout import AdvancedEncoding, Layout, render_spec
+from callrec.domain.participants import Participant
+from callrec.domain.recording import (
+    SEARCH_ATTRIBUTES,
+    FileStored,
+    RecorderStarted,
+    RecordingState,
+    StartRecordingInput,
+    StopRequest,
+)
+from callrec.media.render import render_file
+from callrec.storage.catalog import Catalog, RecordingRow, create_schema
+from callrec.storage.objects import LocalObjectStore
+from callrec.temporal import bundled_binary
+from callrec.workflows.recording import RecordingWorkflow
+from tests.conftest import SECRET
+from tests.helpers import SMALL
+from tests.recording_server import ScriptedRecordingServer
+
+HOUR = 3600.0
+
+
+@pytest.fixture(scope="module")
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=bundled_binary("temporal-test-server"), data_converter=pydantic_data_converter
+    )
+    async with env:
+        # The test server starts without callrec's search attributes; the dev server gets them at start.
+        await env.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=env.client.namespace,
+                search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in SEARCH_ATTRIBUTES},
+            )
+        )
+        yield env
+
+
+@dataclass
+class Harness:
+    client: Client
+    env: WorkflowEnvironment
+    catalog: Catalog
+    store: LocalObjectStore
+    recorder: ScriptedRecordingServer
+    task_queue: str
+    tmp_path: Path
+
+    async def start(self, **timeouts: float) -> WorkflowHandle[RecordingWorkflow, RecordingState]:
+        room_id = "room-1"
+        recording_id = f"{room_id}--EG_{uuid.uuid4().hex[:12]}--abcde"
+        await self.catalog.add_recording(
+            RecordingRow(
+                recording_id=recording_id,
+                room_id=room_id,
+                room_name="Room",
+                status="starting",
+                layout="grid",
+                encoding=SMALL,
+                filename=f"{recording_id}.mp4",
+                creation_date=0,
+            )
+        )
+        values = {"start_timeout_s": 20.0, "upload_timeout_s": 300.0, "max_duration_s": HOUR} | timeouts
+        return await self.client.start_workflow(
+            RecordingWorkflow.run,
+            StartRecordingInput(
+                recording_id=recording_id,
+                room_id=room_id,
+                room_name="Room",
+                layout=Layout.GRID,
+                encoding=AdvancedEncoding.model_validate(SMALL),
+                participants=[Participant(name="Alice")],
+                **values,
+            ),
+            id=recording_id,
+            task_queue=self.task_queue,
+        )
+
+    async def status_becomes(self, handle: WorkflowHandle[RecordingWorkflow, RecordingState], status: str) -> None:
+        for _ in range(200):
+            state = await handle.query(RecordingWorkflow.current)
+            row = await self.catalog.get_recording(handle.id)
+            if state.status == status and row is not None and row.status == status:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{handle.id} never became {status}")
+
+
+@pytest.fixture
+async def harness(
+    skipping_env: WorkflowEnvironment, scripted: ScriptedRecordingServer, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    catalog = Catalog.from_url(f"sqlite+aiosqlite:///{tmp_path / 'catalog.db'}")
+    await create_schema(catalog.engine)
+    store = LocalObjectStore(tmp_path / "objects")
+    task_queue = f"timers-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient() as http:
+        egress = EgressActivities(f"http://127.0.0.1:{scripted.port}", "http://127.0.0.1:9", SECRET, http)
+        worker = Worker(
+            skipping_env.client,
+            task_queue=task_queue,
+            workflows=[RecordingWorkflow],
+            activities=[
+                CatalogActivities(catalog).project_recording,
+                egress.start_egress,
+                egress.stop_egress,
+                FileActivities(store).finalize,
+            ],
+        )
+        async with worker:
+            yield Harness(skipping_env.client, skipping_env, catalog, store, scripted, task_queue, tmp_path)
+    await catalog.close()
+
+
+async def test_start_timeout_fails_the_recording_and_stops_egress(harness: Harness) -> None:
+    handle = await harness.start()
+    state = await handle.result()  # 20 s pass in no time
+
+    assert (state.status, state.error) == ("failed", "start_timeout")
+    assert state.details == "The recorder did not report 'started' within 20 s."
+    row = await harness.catalog.get_recording(handle.id)
+    assert row is not None and (row.status, row.error_code) == ("failed", 504)
+    assert [r["type"] for r in harness.recorder.requests] == ["start", "stop"]
+
+
+async def test_max_duration_ends_as_limit_reached_with_the_file_stored(harness: Harness) -> None:
+    handle = await harness.start()
+    await harness.recorder.wait_for("start")
+    await handle.signal(RecordingWorkflow.recorder_started, RecorderStarted())
+    await harness.status_becomes(handle, "active")
+
+    await harness.env.sleep(HOUR + 1)
+    await harness.status_becomes(handle, "ending")
+    await harness.recorder.wait_for("stop")
+
+    video = harness.tmp_path / "call.mp4"
+    spec = render_spec(AdvancedEncoding.model_validate(SMALL))
+    await asyncio.to_thread(render_file, video, Layout.GRID, [("alice", "Alice")], spec, 2.0)
+    staged = await harness.store.put_file(f"staging/{handle.id}/upload.mp4", video)
+    await handle.signal(
+        RecordingWorkflow.file_stored,
+        FileStored(staging_key=f"staging/{handle.id}/upload.mp4", size=staged.size, sha256=staged.sha256),
+    )
+    state = await handle.result()
+
+    assert state.status == "limit_reached"
+    assert state.file is not None and state.file.sha256 == staged.sha256
+    row = await harness.catalog.get_recording(handle.id)
+    assert row is not None and row.status == "limit_reached" and row.size == staged.size
+    assert row.duration is not None and 1.8 <= row.duration <= 2.3
+    assert await harness.store.list_keys("recordings/") == [f"recordings/room-1/{handle.id}.mp4"]
+
+
+async def test_missing_upload_after_stop_fails_the_recording(harness: Harness) -> None:
+    handle = await harness.start()
+    await harness.recorder.wait_for("start")
+    await handle.signal(RecordingWorkflow.recorder_started, RecorderStarted())
+    await harness.status_becomes(handle, "active")
+    stopping = await handle.execute_update(RecordingWorkflow.stop, StopRequest())
+    assert stopping.status == "ending"
+
+    state = await handle.result()  # the 300 s upload timeout passes in no time
+
+    assert (state.status, state.error, state.error_code) == ("failed", "upload_timeout", 508)
+    row = await harness.catalog.get_recording(handle.id)
+    assert row is not None and row.status == "failed"
+    assert row.details == "The recorder did not upload the file within 300 s."
+
+
+async def test_call_ending_before_the_recorder_started_aborts(harness: Harness) -> None:
+    handle = await harness.start()
+    await harness.recorder.wait_for("start")
+    await handle.signal(RecordingWorkflow.end, StopRequest(reason="call_ended"))
+
+    state = await handle.result()
+
+    assert (state.status, state.error) == ("aborted", "nothing_recorded")
+    assert [r["type"] for r in harness.recorder.requests] == ["start", "stop"]
