@@ -128,12 +128,14 @@ class StackFactory:
         self.stop = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.closers: list[object] = []
+        self.task_queues: set[str] = set()
 
     async def start(self, *, recorder: bool = True, **overrides: object) -> Stack:
         from callrec.api.app import create_app
 
         address = self.env.client.service_client.config.target_host
         settings = make_settings(self.tmp_path, address, **overrides)
+        self.task_queues.add(settings.task_queue)
         catalog = Catalog.from_url(settings.catalog_url)
         await create_schema(catalog.engine)
         store = await make_store(settings)
@@ -175,7 +177,18 @@ class StackFactory:
         async with worker:  # type: ignore[attr-defined]
             await self.stop.wait()
 
+    async def save_histories(self, directory: Path) -> None:
+        """Keeps this stack's workflow histories for the replay tests (CALLREC_SAVE_HISTORIES=dir)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        client = self.env.client
+        async for execution in client.list_workflows('WorkflowType="RecordingWorkflow"'):
+            if execution.task_queue in self.task_queues and execution.close_time is not None:
+                history = await client.get_workflow_handle(execution.id).fetch_history()
+                (directory / f"{execution.id}.json").write_text(history.to_json())
+
     async def close(self) -> None:
+        if target := os.environ.get("CALLREC_SAVE_HISTORIES"):
+            await self.save_histories(Path(target))
         self.stop.set()
         await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), 90)
         for closer in reversed(self.closers):

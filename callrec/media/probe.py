@@ -97,6 +97,9 @@ def _ogg_ends_cleanly(path: Path, size: int) -> bool:
     return False
 
 
+MAX_DROPPED_PACKETS = 2
+
+
 def _index_end(streams: Sequence[Stream]) -> int:
     """The byte offset where the last sample the container's index refers to ends (0 if no index)."""
     end = 0
@@ -188,7 +191,9 @@ def probe_recording(path: Path, kind: Literal["video", "audio"] = "video") -> Me
                 f"The file is cut off: its data runs to byte {data_end} but the file has only {size}.",
             )
         for stream in streams:
-            if stream.frames and packets[stream.index] < stream.frames:
+            # The byte checks above catch a cut MP4; the mov demuxer may still drop a packet or two that an
+            # edit list trims (AAC priming/padding), so only a clear shortfall counts here.
+            if stream.frames and packets[stream.index] < stream.frames - MAX_DROPPED_PACKETS:
                 raise InvalidMedia(
                     "truncated",
                     f"The file is cut off: it holds {packets[stream.index]} of the {stream.frames} {stream.type} "
