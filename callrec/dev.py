@@ -110,7 +110,14 @@ def supervise(children: list[Child]) -> None:
             child.start()
 
 
+def _stop_requested(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_dev(settings: Settings) -> None:
+    # Ctrl-C and SIGTERM both stop the stack, whatever the launcher left the signals set to.
+    signal.signal(signal.SIGINT, _stop_requested)
+    signal.signal(signal.SIGTERM, _stop_requested)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     api_key = settings.api_key or DEV_API_KEY
@@ -146,6 +153,8 @@ def run_dev(settings: Settings) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for child in [*children, temporal]:
             child.stop()
         for child in [*children, temporal]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -47,6 +48,7 @@ async def serve_app(app: Quart, host: str, port: int, shutdown: Callable[..., Aw
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.graceful_timeout = 30
+    config.errorlog = logging.getLogger("hypercorn.error")  # through our logging config, once
     await serve(app, config, shutdown_trigger=shutdown)
 
 
