@@ -114,7 +114,8 @@ class RecordingWorkflow:
         if self.failure is not None:
             await self._stop_egress()
             return await self._end_failed(ErrorCode.RECORDER_FAILED, self.failure)
-        self.state.end_date = self._now_ms()
+        if self.state.end_date is None:
+            self.state.end_date = self._now_ms()
         if self.state.status != RecordingStatus.ENDING:
             await self._set_status(RecordingStatus.ENDING)
         if not self.recorder_done:
@@ -185,6 +186,7 @@ class RecordingWorkflow:
     async def stop(self, request: StopRequest) -> RecordingState:
         self.stop_reason = request.reason
         self.state.status = RecordingStatus.ENDING
+        self.state.end_date = self._now_ms()
         await self._project()
         return self.state
 

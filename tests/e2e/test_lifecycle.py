@@ -60,6 +60,7 @@ async def test_record_a_call_end_to_end(stacks: StackFactory, s3_endpoint: str, 
     stopped = await api.post(f"/api/v1/recordings/{recording_id}/stop")
     assert stopped.status_code == 202
     assert stopped.json()["status"] == "ending"
+    assert stopped.json()["endDate"] >= body["startDate"]
 
     rec = await wait_for_status(api, recording_id, {"complete", "failed"})
     assert rec["status"] == "complete", rec
