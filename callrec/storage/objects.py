@@ -289,21 +289,34 @@ class ObjectStore(abc.ABC):
             discard(f)
             raise
 
-    @abc.abstractmethod
     async def move(self, src: str, dst: str) -> None:
         """Move ``src`` to ``dst``: ``dst`` appears whole or not at all, then ``src`` is removed.
 
         If ``src`` is missing but ``dst`` exists (a retried move), returns
         quietly; if both are missing raises :class:`ObjectNotFound`.
         """
+        _validate_key(src)
+        _validate_key(dst)
+        await asyncio.to_thread(self._move_blocking, src, dst)
 
-    @abc.abstractmethod
     async def delete(self, key: str) -> None:
         """Delete ``key``; no error if it is missing."""
+        _validate_key(key)
+        await asyncio.to_thread(self._delete_blocking, key)
 
-    @abc.abstractmethod
     async def list_keys(self, prefix: str) -> list[str]:
         """All keys starting with ``prefix`` (plain string prefix, recursive), sorted."""
+        _validate_prefix(prefix)
+        return await asyncio.to_thread(self._list_blocking, prefix)
+
+    @abc.abstractmethod
+    def _move_blocking(self, src: str, dst: str) -> None: ...
+
+    @abc.abstractmethod
+    def _delete_blocking(self, key: str) -> None: ...
+
+    @abc.abstractmethod
+    def _list_blocking(self, prefix: str) -> list[str]: ...
 
 
 # -------------------------------------------------------------------------- local
@@ -544,19 +557,6 @@ class LocalObjectStore(ObjectStore):
         finally:
             f.close()
 
-    async def move(self, src: str, dst: str) -> None:
-        _validate_key(src)
-        _validate_key(dst)
-        await asyncio.to_thread(self._move_blocking, src, dst)
-
-    async def delete(self, key: str) -> None:
-        _validate_key(key)
-        await asyncio.to_thread(self._delete_blocking, key)
-
-    async def list_keys(self, prefix: str) -> list[str]:
-        _validate_prefix(prefix)
-        return await asyncio.to_thread(self._list_blocking, prefix)
-
 
 # ----------------------------------------------------------------------------- S3
 
@@ -779,7 +779,7 @@ class S3ObjectStore(ObjectStore):
                 num_parallel_uploads=1,
             )
 
-    def _remove_blocking(self, key: str) -> None:
+    def _delete_blocking(self, key: str) -> None:
         with _s3_errors("delete", key):
             self._client.remove_object(self._bucket, key)
 
@@ -858,7 +858,7 @@ class S3ObjectStore(ObjectStore):
             if upload.done() and not upload.cancelled() and upload.exception() is None:
                 # The upload completed before it saw the abort: undo it.
                 with contextlib.suppress(ObjectStoreError):
-                    await _in_thread(self._remove_blocking, key)
+                    await _in_thread(self._delete_blocking, key)
             raise
         except BaseException:
             source_error = pump.exception() if pump.done() and not pump.cancelled() else None
@@ -900,16 +900,3 @@ class S3ObjectStore(ObjectStore):
                 yield data
         finally:
             _release(response)
-
-    async def move(self, src: str, dst: str) -> None:
-        _validate_key(src)
-        _validate_key(dst)
-        await asyncio.to_thread(self._move_blocking, src, dst)
-
-    async def delete(self, key: str) -> None:
-        _validate_key(key)
-        await asyncio.to_thread(self._remove_blocking, key)
-
-    async def list_keys(self, prefix: str) -> list[str]:
-        _validate_prefix(prefix)
-        return await asyncio.to_thread(self._list_blocking, prefix)
