@@ -39,7 +39,7 @@ class StartRecording(BaseModel):
 
 
 class ListQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")  # the rest of the Meet parameters are not served yet
     roomId: str | None = None
     status: RecordingStatus | None = None
     maxItems: int = Field(default=10, ge=1)

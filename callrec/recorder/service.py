@@ -46,7 +46,7 @@ class Session:
     status: int
     path: Path
     live: LiveRecording
-    watchdog: asyncio.Task[None] | None = field(default=None)
+    opened: asyncio.Task[bool] | None = field(default=None)
 
 
 class Recorder:
@@ -98,25 +98,29 @@ class Recorder:
         live = LiveRecording(path, body.layout, participants, spec, audio_only=audio_only)
         session = Session(body.recordingId, room_id, backend, body.status, path, live)
         self.sessions[body.recordingId] = session
-        self.spawn(self._begin(session))
+        session.opened = asyncio.ensure_future(self._open(session))
 
-    async def _begin(self, session: Session) -> None:
+    async def _open(self, session: Session) -> bool:
         try:
             await asyncio.to_thread(session.live.start)
         except Exception as exc:  # noqa: BLE001 - reported to the backend as `failed`
             log.exception("could not start %s", session.recording_id)
             self.sessions.pop(session.recording_id, None)
-            await self.callback(session, "failed", {"reason": f"The recorder could not start encoding: {exc}"})
-            return
-        session.watchdog = asyncio.ensure_future(self._watch(session))
-        await self.callback(session, "started")
+            self.spawn(self.callback(session, "failed", {"reason": f"The recorder could not start encoding: {exc}"}))
+            return False
+        self.spawn(self._watch(session))
+        self.spawn(self.callback(session, "started"))
+        return True
 
     async def _watch(self, session: Session) -> None:
-        while session.live.error is None:
+        """Reports `failed` if the encoder dies while the session is still recording."""
+        while self.sessions.get(session.recording_id) is session:
+            if session.live.error is not None:
+                log.error("encoding of %s died: %r", session.recording_id, session.live.error)
+                self.sessions.pop(session.recording_id, None)
+                await self.callback(session, "failed", {"reason": f"Encoding failed: {session.live.error}"})
+                return
             await asyncio.sleep(1)
-        log.error("encoding of %s died: %r", session.recording_id, session.live.error)
-        self.sessions.pop(session.recording_id, None)
-        await self.callback(session, "failed", {"reason": f"Encoding failed: {session.live.error}"})
 
     def find(self, room_id: str, recording_id: object) -> Session | None:
         if isinstance(recording_id, str):
@@ -125,11 +129,11 @@ class Recorder:
 
     async def stop(self, session: Session) -> None:
         self.sessions.pop(session.recording_id, None)
-        if session.watchdog is not None:
-            session.watchdog.cancel()
         self.spawn(self._finish(session))
 
     async def _finish(self, session: Session) -> None:
+        if session.opened is not None and not await session.opened:
+            return  # encoding never began; `failed` was reported
         try:
             await asyncio.to_thread(session.live.stop)
         except Exception as exc:  # noqa: BLE001

@@ -1,0 +1,162 @@
+"""The built-in recorder over HTTP, against a backend on loopback that checks and keeps what it is sent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from quart import Quart, request
+
+from callrec.domain import signing
+from callrec.media.probe import probe_recording
+from callrec.recorder.service import Recorder, StartBody, create_recorder_app
+from callrec.servers import serve_app
+from tests.conftest import SECRET, free_port, wait_until_up
+from tests.helpers import OCS, SMALL
+
+
+@dataclass
+class Backend:
+    """Plays the API's side: accepts signed callbacks and uploads."""
+
+    port: int = field(default_factory=free_port)
+    callbacks: list[dict[str, object]] = field(default_factory=list)
+    uploads: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def app(self) -> Quart:
+        app = Quart("backend")
+
+        @app.post(f"{OCS}/recording/backend")
+        async def backend() -> tuple[str, int]:
+            raw = await request.get_data()
+            headers = request.headers
+            if not signing.verify(
+                SECRET, headers.get(signing.RANDOM_HEADER), headers.get(signing.CHECKSUM_HEADER), raw
+            ):
+                return "bad checksum", 403
+            self.callbacks.append(json.loads(raw))
+            return "{}", 200
+
+        @app.post(f"{OCS}/recording/<token>/store")
+        async def store(token: str) -> tuple[str, int]:
+            headers = request.headers
+            random, given = headers.get(signing.RANDOM_HEADER), headers.get(signing.CHECKSUM_HEADER)
+            if not signing.verify(SECRET, random, given, token.encode()):
+                return "bad checksum", 401
+            files = await request.files
+            self.uploads.append((files["file"].filename or "", files["file"].read()))
+            return "{}", 200
+
+        @app.get("/health")
+        async def health() -> str:
+            return "ok"
+
+        return app
+
+    def kinds(self) -> list[str]:
+        return [str(c["type"]) for c in self.callbacks]
+
+
+@dataclass
+class Running:
+    backend: Backend
+    recorder: Recorder
+    url: str
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[Running]:
+    backend = Backend()
+    stop = asyncio.Event()
+    port = free_port()
+    async with httpx.AsyncClient(timeout=30) as http:
+        recorder = Recorder(SECRET, f"http://127.0.0.1:{backend.port}", tmp_path / "work", http)
+        app = backend.app()
+        app.config["MAX_CONTENT_LENGTH"] = None
+        tasks = [
+            asyncio.create_task(serve_app(app, "127.0.0.1", backend.port, stop.wait)),
+            asyncio.create_task(serve_app(create_recorder_app(recorder), "127.0.0.1", port, stop.wait)),
+        ]
+        await wait_until_up(f"http://127.0.0.1:{backend.port}/health")
+        await wait_until_up(f"http://127.0.0.1:{port}/health")
+        yield Running(backend, recorder, f"http://127.0.0.1:{port}")
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+async def send(url: str, room: str, body: dict[str, object], secret: str = SECRET) -> httpx.Response:
+    payload = json.dumps(body).encode()
+    async with httpx.AsyncClient() as http:
+        return await http.post(
+            f"{url}/api/v1/room/{room}", content=payload, headers=signing.signed_headers(secret, payload)
+        )
+
+
+def start_body(recording_id: str) -> dict[str, object]:
+    return {
+        "type": "start",
+        "start": {"status": 1, "recordingId": recording_id, "layout": "grid", "encoding": SMALL,
+                  "participants": [{"name": "Alice"}]},
+    }  # fmt: skip
+
+
+async def until(condition: object, timeout: float = 20) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if condition():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+async def test_start_then_stop_reports_and_uploads_a_playable_file(running: Running, tmp_path: Path) -> None:
+    assert (await send(running.url, "room-1", start_body("rec-1"))).status_code == 200
+    assert (await send(running.url, "room-1", start_body("rec-1"))).status_code == 200  # a retried start
+    await until(lambda: "started" in running.backend.kinds())
+    await asyncio.sleep(1)
+    stop = {"type": "stop", "stop": {"recordingId": "rec-1"}}
+    assert (await send(running.url, "room-1", stop)).status_code == 200
+
+    await until(lambda: len(running.backend.uploads) == 1)
+    assert running.backend.kinds() == ["started", "stopped"]
+    started = running.backend.callbacks[0]["started"]
+    assert started == {  # type: ignore[comparison-overlap]
+        "token": "room-1", "recordingId": "rec-1", "status": 1, "actor": {"type": "users", "id": "callrec-recorder"},
+    }  # fmt: skip
+    name, content = running.backend.uploads[0]
+    assert name == "rec-1.mp4"
+    path = tmp_path / "uploaded.mp4"
+    path.write_bytes(content)
+    info = probe_recording(path, "video")
+    assert (info.width, info.height, info.video_codec) == (320, 180, "h264") and info.duration_s >= 0.9
+    await until(lambda: not list((tmp_path / "work").iterdir()))  # the local copy is gone once uploaded
+
+
+async def test_a_stop_right_after_the_start_still_ends_cleanly(running: Running) -> None:
+    # The stop comes in the same event-loop turn as the start, while the encoder is still being opened.
+    body = StartBody.model_validate(start_body("rec-2")["start"])
+    await running.recorder.start("room-2", f"http://127.0.0.1:{running.backend.port}", body)
+    session = running.recorder.find("room-2", "rec-2")
+    assert session is not None
+    await running.recorder.stop(session)
+
+    await until(lambda: len(running.backend.uploads) == 1)
+    assert running.backend.kinds() == ["started", "stopped"]
+    await until(lambda: not any(t.name.startswith("recording:") for t in threading.enumerate()))
+    assert running.recorder.sessions == {}
+
+
+async def test_bad_requests_are_refused(running: Running) -> None:
+    assert (await send(running.url, "room-3", start_body("rec-3"), secret="wrong")).status_code == 403
+    unknown = await send(running.url, "room-3", {"type": "stop", "stop": {"recordingId": "nope"}})
+    assert unknown.status_code == 404
+    bad_layout = start_body("rec-4")
+    bad_layout["start"]["layout"] = "mosaic"  # type: ignore[index]
+    assert (await send(running.url, "room-3", bad_layout)).status_code == 400
+    assert (await send(running.url, "room-3", {"type": "dance"})).status_code == 400
+    assert running.recorder.sessions == {} and running.backend.callbacks == []
