@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from functools import cached_property
 from pathlib import Path
 
@@ -19,6 +21,10 @@ class Settings(BaseSettings):
 
     api_key: str | None = Field(default=None, description="X-API-KEY for apps; required except for `callrec dev`")
     recording_secret: str | None = Field(default=None, description="HMAC secret shared with recording servers")
+    token_secret: str | None = Field(default=None, min_length=32, description="signs access tokens; default from api_key")
+    user_token_ttl_s: float = Field(default=24 * 3600.0, gt=0)
+    member_token_ttl_s: float = Field(default=6 * 3600.0, gt=0)
+    public_url: str | None = Field(default=None, description="base of shareable URLs; default api_url")
 
     database_url: str | None = Field(default=None, description="SQLAlchemy async URL; default SQLite under data_dir")
 
@@ -49,6 +55,13 @@ class Settings(BaseSettings):
     @cached_property
     def catalog_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'catalog.db').resolve()}"
+
+    @cached_property
+    def token_key(self) -> str:
+        if self.token_secret:
+            return self.token_secret
+        derived = hmac.new(self.require_api_key().encode(), b"callrec access tokens", hashlib.sha256)
+        return derived.hexdigest()
 
     @property
     def objects_dir(self) -> Path:
