@@ -8,7 +8,7 @@ import logging
 from quart import Blueprint, Quart, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from callrec.api import health, media, recorder_backend, recordings, rooms
+from callrec.api import files, health, media, recorder_backend, recordings, rooms
 from callrec.api.errors import ApiError, invalid_api_key, unauthorized
 from callrec.api.services import Services
 from callrec.api.upload import StoreUpload
@@ -32,7 +32,7 @@ def create_app(svc: Services) -> Quart:
         if not hmac.compare_digest(given.encode(), api_key.encode()):
             raise invalid_api_key()
 
-    for bp in (rooms.blueprint, recordings.blueprint, media.blueprint):
+    for bp in (rooms.blueprint, files.blueprint, recordings.blueprint, media.blueprint):
         api_v1.register_blueprint(bp)
     app.register_blueprint(api_v1)
     app.register_blueprint(recorder_backend.blueprint)

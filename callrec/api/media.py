@@ -9,22 +9,29 @@ from callrec.api.ranges import RangeNotSatisfiable, parse_range
 from callrec.api.recordings import get_recording_or_404
 from callrec.api.services import services
 from callrec.domain.recording import RecordingStatus
+from callrec.storage.catalog import RecordingRow
 from callrec.storage.objects import ObjectNotFound
 
 blueprint = Blueprint("media", __name__)
 
 CONTENT_TYPES = {"mp4": "video/mp4", "ogg": "audio/ogg"}
+PLAYABLE = (RecordingStatus.COMPLETE.value, RecordingStatus.LIMIT_REACHED.value)
+
+
+def playable_key(row: RecordingRow) -> str:
+    """The object key of a recording that can be played; 409 while it cannot."""
+    if row.status not in PLAYABLE or row.object_key is None:
+        raise errors.recording_not_complete(row.recording_id, row.status)
+    return row.object_key
 
 
 @blueprint.get("/recordings/<recording_id>/media")
 async def get_media(recording_id: str) -> Response:
     svc = services()
     row = await get_recording_or_404(recording_id)
-    playable = (RecordingStatus.COMPLETE.value, RecordingStatus.LIMIT_REACHED.value)
-    if row.status not in playable or row.object_key is None:
-        raise errors.recording_not_complete(recording_id, row.status)
+    key = playable_key(row)
     try:
-        size = (await svc.store.stat(row.object_key)).size
+        size = (await svc.store.stat(key)).size
     except ObjectNotFound as exc:
         raise errors.ApiError(404, "Recording Error", f"Recording '{recording_id}' media is missing") from exc
     try:
@@ -35,13 +42,13 @@ async def get_media(recording_id: str) -> Response:
     headers = {
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, max-age=3600",
-        "Content-Type": CONTENT_TYPES.get(row.object_key.rsplit(".", 1)[-1], "application/octet-stream"),
+        "Content-Type": CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream"),
     }
     if byte_range is None:
-        body = svc.store.read(row.object_key)
+        body = svc.store.read(key)
         status, length = 200, size
     else:
-        body = svc.store.read(row.object_key, byte_range.start, byte_range.length)
+        body = svc.store.read(key, byte_range.start, byte_range.length)
         status, length = 206, byte_range.length
         headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{size}"
     headers["Content-Length"] = str(length)

@@ -21,7 +21,9 @@ class Settings(BaseSettings):
 
     api_key: str | None = Field(default=None, description="X-API-KEY for apps; required except for `callrec dev`")
     recording_secret: str | None = Field(default=None, description="HMAC secret shared with recording servers")
-    token_secret: str | None = Field(default=None, min_length=32, description="signs access tokens; default from api_key")
+    token_secret: str | None = Field(
+        default=None, min_length=32, description="signs access tokens; default derived from api_key"
+    )
     user_token_ttl_s: float = Field(default=24 * 3600.0, gt=0)
     member_token_ttl_s: float = Field(default=6 * 3600.0, gt=0)
     public_url: str | None = Field(default=None, description="base of shareable URLs; default api_url")

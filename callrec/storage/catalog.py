@@ -205,3 +205,28 @@ class Catalog:
             if status is not None:
                 query = query.where(RecordingRow.status == status)
             return (await session.execute(query.limit(limit))).scalars().all()
+
+    async def recordings_by_id(self, recording_ids: Sequence[str]) -> dict[str, RecordingRow]:
+        """The recordings among `recording_ids` that exist, by id (queried in batches: databases cap parameters)."""
+        ids = list(dict.fromkeys(recording_ids))
+        found: dict[str, RecordingRow] = {}
+        async with self.sessions() as session:
+            for start in range(0, len(ids), 500):
+                query = select(RecordingRow).where(RecordingRow.recording_id.in_(ids[start : start + 500]))
+                found.update((row.recording_id, row) for row in (await session.execute(query)).scalars())
+        return found
+
+    async def delete_recording(self, recording_id: str) -> bool:
+        """Delete the row of a recording that is not in progress, in one statement.
+
+        Returns False when nothing was deleted: no such row, or it is starting, active or ending.
+        """
+        from sqlalchemy import delete
+
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                delete(RecordingRow)
+                .where(RecordingRow.recording_id == recording_id, RecordingRow.status.not_in(IN_PROGRESS))
+                .execution_options(synchronize_session=False)
+            )
+        return bool(getattr(result, "rowcount", 0))

@@ -1,0 +1,310 @@
+"""Deleting and downloading recordings, one or many; many are downloaded as one ZIP streamed from the object store.
+
+The ZIP is built by zipstream-ng (STORED, `sized=True`, so its exact length is known before the first byte),
+whose generator is synchronous while the object store is async. Each step of the generator runs in a worker
+thread of a dedicated pool; when it needs the next piece of a recording, that thread asks the event loop for
+one chunk of the store's `read` and waits for it. The response pulls one step at a time, so at most one chunk
+is in flight per download whatever the total size, and a slow client slows the store reads down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote
+from zipfile import ZIP_STORED
+
+from quart import Blueprint, Response, jsonify, request
+from zipstream import ZipStream
+
+from callrec.api import errors
+from callrec.api.media import CONTENT_TYPES, PLAYABLE, playable_key
+from callrec.api.recordings import get_recording_or_404
+from callrec.api.services import services
+from callrec.storage.catalog import IN_PROGRESS, RecordingRow
+from callrec.storage.objects import ObjectNotFound, ObjectStore, ObjectStoreError
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("files", __name__)
+
+NOT_FOUND = "Recording not found"
+IN_PROGRESS_REASON = "Recording is in progress"
+STORE_UNAVAILABLE = "The object store is not available; try again"
+BULK_DELETE_CONCURRENCY = 8
+
+# Threads that step ZIP generators. Not the default executor: a step waits for a store read, and the stores
+# run their blocking I/O in the default executor, so sharing it could deadlock under many downloads.
+_ZIP_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="zip-stream")
+
+_T = TypeVar("_T")
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def requested_ids() -> list[str]:
+    """`recordingIds` (comma-separated, the parameter may repeat), without blanks and duplicates, in order."""
+    ids = [part.strip() for value in request.args.getlist("recordingIds") for part in value.split(",")]
+    unique = list(dict.fromkeys(i for i in ids if i))
+    if not unique:
+        raise errors.ApiError(
+            422,
+            "Unprocessable Entity",
+            "Invalid request",
+            [{"field": "recordingIds", "message": "At least one recording id is required"}],
+        )
+    return unique
+
+
+def attachment(filename: str) -> str:
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename)
+    if fallback == filename:
+        return f'attachment; filename="{filename}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def recording_in_progress(recording_id: str, status: str) -> errors.ApiError:
+    return errors.ApiError(409, "Recording Error", f"Recording '{recording_id}' is in progress (status: {status})")
+
+
+def store_unavailable() -> errors.ApiError:
+    return errors.ApiError(503, "Service Unavailable", "The object store is not available; try again shortly")
+
+
+# ------------------------------------------------------------------------- delete
+
+
+async def delete_objects(store: ObjectStore, row: RecordingRow) -> None:
+    """The final object and anything an upload or a finalize left behind for this recording."""
+    keys = set(await store.list_keys(f"staging/{row.recording_id}/"))
+    keys.update(await store.list_keys(f"recordings/{row.room_id}/{row.recording_id}."))
+    if row.object_key is not None:
+        keys.add(row.object_key)
+    for key in sorted(keys):
+        await store.delete(key)
+
+
+async def delete_one(row: RecordingRow | None) -> str | None:
+    """Deletes a finished recording: its objects first, then its row, so a failure half way can be retried.
+
+    Returns why it was not deleted, or None once it is gone.
+    """
+    if row is None:
+        return NOT_FOUND
+    if row.status in IN_PROGRESS:
+        return IN_PROGRESS_REASON
+    svc = services()
+    try:
+        await delete_objects(svc.store, row)
+    except ObjectStoreError as exc:
+        log.warning("deleting the objects of recording %s failed: %s", row.recording_id, exc)
+        return STORE_UNAVAILABLE
+    if await svc.catalog.delete_recording(row.recording_id):
+        log.info("recording %s deleted", row.recording_id)
+        return None
+    # Not deleted: gone meanwhile (a concurrent delete) or, in theory, in progress again.
+    return NOT_FOUND if await svc.catalog.get_recording(row.recording_id) is None else IN_PROGRESS_REASON
+
+
+@blueprint.delete("/recordings/<recording_id>")
+async def delete_recording(recording_id: str) -> Response:
+    row = await get_recording_or_404(recording_id)
+    reason = await delete_one(row)
+    if reason == NOT_FOUND:
+        raise errors.recording_not_found(recording_id)
+    if reason == IN_PROGRESS_REASON:
+        raise recording_in_progress(recording_id, row.status)
+    if reason is not None:
+        raise store_unavailable()
+    return jsonify({"message": f"Recording '{recording_id}' deleted successfully"})
+
+
+@blueprint.delete("/recordings")
+async def bulk_delete_recordings() -> tuple[Response, int]:
+    ids = requested_ids()
+    rows = await services().catalog.recordings_by_id(ids)
+    limit = asyncio.Semaphore(BULK_DELETE_CONCURRENCY)
+
+    async def delete(recording_id: str) -> str | None:
+        async with limit:
+            try:
+                return await delete_one(rows.get(recording_id))
+            except Exception:
+                log.exception("deleting recording %s failed", recording_id)
+                return "Unexpected error; see the server log"
+
+    reasons = await asyncio.gather(*(delete(i) for i in ids))
+    deleted = [i for i, reason in zip(ids, reasons, strict=True) if reason is None]
+    failed = [{"recordingId": i, "error": r} for i, r in zip(ids, reasons, strict=True) if r is not None]
+    if not failed:
+        return jsonify({"message": "All recordings deleted successfully", "deleted": deleted, "failed": []}), 200
+    message = f"{len(failed)} recording(s) could not be deleted"
+    return jsonify({"message": message, "deleted": deleted, "failed": failed}), 400
+
+
+# ------------------------------------------------------------------------- download
+
+
+@blueprint.get("/recordings/<recording_id>/download")
+async def download_recording(recording_id: str) -> Response:
+    svc = services()
+    row = await get_recording_or_404(recording_id)
+    key = playable_key(row)
+    try:
+        size = (await svc.store.stat(key)).size
+    except ObjectNotFound as exc:
+        raise errors.ApiError(404, "Recording Error", f"Recording '{recording_id}' media is missing") from exc
+    headers = {
+        "Content-Type": CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream"),
+        "Content-Disposition": attachment(row.filename),
+        "Content-Length": str(size),
+        "Cache-Control": "private, no-cache",
+    }
+    response = Response(svc.store.read(key), status=200, headers=headers)
+    response.timeout = None  # a long download is not a hung handler
+    return response
+
+
+@dataclass(frozen=True)
+class ZipEntry:
+    name: str
+    key: str
+    size: int
+
+
+async def zip_entries(ids: list[str]) -> list[ZipEntry]:
+    """The playable recordings among `ids`, in order, with their stored sizes; the rest is skipped."""
+    svc = services()
+    rows = await svc.catalog.recordings_by_id(ids)
+
+    async def entry(recording_id: str) -> ZipEntry | None:
+        row = rows.get(recording_id)
+        if row is None or row.status not in PLAYABLE or row.object_key is None:
+            log.info("recording %s is not available for a ZIP download; skipped", recording_id)
+            return None
+        try:
+            size = (await svc.store.stat(row.object_key)).size
+        except ObjectNotFound:
+            log.warning("recording %s has no media in the object store; skipped", recording_id)
+            return None
+        return ZipEntry(row.filename or f"{recording_id}.mp4", row.object_key, size)
+
+    found = await asyncio.gather(*(entry(i) for i in ids))
+    entries: list[ZipEntry] = []
+    names: set[str] = set()
+    for e in found:
+        if e is None:
+            continue
+        name, n = e.name, 1
+        while name in names:  # filenames are unique per recording, but a ZIP must not repeat a name
+            n += 1
+            stem, dot, ext = e.name.rpartition(".")
+            name = f"{stem} ({n}).{ext}" if dot else f"{e.name} ({n})"
+        names.add(name)
+        entries.append(ZipEntry(name, e.key, e.size))
+    return entries
+
+
+class StoreChunks:
+    """An object's bytes as a blocking iterator, for zipstream stepping in a worker thread.
+
+    Each chunk is read by the store's async `read` on the event loop; the worker thread waits for it, so one
+    chunk at a time exists. `aclose` (on the loop, once no step is running) releases the store's reader.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, store: ObjectStore, key: str) -> None:
+        self._loop = loop
+        self._store = store
+        self._key = key
+        self._chunks: AsyncIterator[bytes] | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        while (chunk := self._on_loop(self._next())) is not None:
+            yield chunk
+
+    async def _next(self) -> bytes | None:
+        if self._chunks is None:
+            self._chunks = self._store.read(self._key)
+        return await anext(self._chunks, None)
+
+    def _on_loop(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        while True:
+            try:
+                return future.result(timeout=1.0)
+            except TimeoutError:
+                if not self._loop.is_running():  # nobody will ever answer
+                    future.cancel()
+                    raise ObjectStoreError(f"read {self._key!r}: the event loop stopped") from None
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _next_piece(pieces: Iterator[bytes]) -> bytes | None:
+    return next(pieces, None)
+
+
+async def _until_done(step: concurrent.futures.Future[bytes | None]) -> None:
+    """Wait for a step's thread to finish (whatever its outcome), even while being cancelled."""
+    while not step.done():
+        try:
+            await asyncio.shield(asyncio.wrap_future(step))
+        except asyncio.CancelledError:
+            continue
+        except Exception:  # noqa: BLE001 - outcome deliberately ignored: the stream is being torn down
+            return
+
+
+async def stream_zip(archive: Any, sources: list[StoreChunks]) -> AsyncIterator[bytes]:
+    """The ZIP's bytes, one generator step at a time in a worker thread; cleans up however it ends."""
+    pieces: Iterator[bytes] = iter(archive)
+    step: concurrent.futures.Future[bytes | None] | None = None
+    try:
+        while True:
+            step = _ZIP_THREADS.submit(_next_piece, pieces)
+            piece = await asyncio.wrap_future(step)
+            if piece is None:
+                return
+            yield piece
+    except Exception:
+        log.exception("streaming a ZIP of recordings failed; the response is cut short")
+        raise
+    finally:
+        # Never touch the generator while a thread runs it: a cancelled await does not stop the thread.
+        if step is not None:
+            await _until_done(step)
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+        for source in sources:
+            await source.aclose()
+
+
+@blueprint.get("/recordings/download")
+async def download_recordings() -> Response:
+    entries = await zip_entries(requested_ids())
+    if not entries:
+        raise errors.ApiError(400, "Recording Error", "None of the provided recordings are available for ZIP download")
+    loop = asyncio.get_running_loop()
+    store = services().store
+    sources = [StoreChunks(loop, store, e.key) for e in entries]
+    archive = ZipStream(compress_type=ZIP_STORED, sized=True)
+    for e, source in zip(entries, sources, strict=True):
+        archive.add(source, e.name, size=e.size)
+    headers = {
+        "Content-Type": "application/zip",
+        "Content-Disposition": 'attachment; filename="recordings.zip"',
+        "Content-Length": str(len(archive)),
+        "Cache-Control": "private, no-cache",
+    }
+    response = Response(stream_zip(archive, sources), status=200, headers=headers)
+    response.timeout = None  # a long download is not a hung handler
+    return response
