@@ -2,37 +2,50 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 
-from quart import Blueprint, Quart, Response, jsonify, request
+from quart import Blueprint, Quart, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from callrec.api import files, health, media, recorder_backend, recordings, rooms
-from callrec.api.errors import ApiError, invalid_api_key, unauthorized
+from callrec.api import files, health, media, recorder_backend, recordings, rooms, sharing, users
+from callrec.api.auth import authenticate
+from callrec.api.errors import ApiError, unauthorized
 from callrec.api.services import Services
 from callrec.api.upload import StoreUpload
 
 log = logging.getLogger(__name__)
+
+# Routes that answer without credentials: the route itself checks what stands in for them.
+ANONYMOUS_ENDPOINTS = {
+    "api_v1.rooms.member_token",  # the room's secret
+    "api_v1.recordings.get_recording",  # a recording's secret (sharing.authorized_recording)
+    "api_v1.media.get_media",
+    "api_v1.files.download_recording",
+}
 
 
 def create_app(svc: Services) -> Quart:
     app = Quart("callrec")
     app.config.update(MAX_CONTENT_LENGTH=1024 * 1024, RESPONSE_TIMEOUT=None, BODY_TIMEOUT=60)
     app.extensions["callrec"] = svc
-    api_key = svc.settings.require_api_key()
+    svc.settings.require_api_key()
 
     api_v1 = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 
     @api_v1.before_request
-    async def require_api_key() -> None:
-        given = request.headers.get("X-API-KEY")
-        if given is None:
+    async def authenticate_caller() -> None:
+        g.principal = authenticate()
+        if g.principal is None and request.endpoint not in ANONYMOUS_ENDPOINTS:
             raise unauthorized()
-        if not hmac.compare_digest(given.encode(), api_key.encode()):
-            raise invalid_api_key()
 
-    for bp in (rooms.blueprint, files.blueprint, recordings.blueprint, media.blueprint):
+    for bp in (
+        users.blueprint,
+        rooms.blueprint,
+        files.blueprint,
+        sharing.blueprint,
+        recordings.blueprint,
+        media.blueprint,
+    ):
         api_v1.register_blueprint(bp)
     app.register_blueprint(api_v1)
     app.register_blueprint(recorder_backend.blueprint)

@@ -22,9 +22,11 @@ from quart import Blueprint, Response, jsonify, request
 from zipstream import ZipStream
 
 from callrec.api import errors
+from callrec.api.access import authorized_recording, get_recording_or_404
+from callrec.api.auth import confine, require
 from callrec.api.media import CONTENT_TYPES, PLAYABLE, playable_key
-from callrec.api.recordings import get_recording_or_404
 from callrec.api.services import services
+from callrec.domain.tokens import Permission, Principal
 from callrec.storage.catalog import IN_PROGRESS, RecordingRow
 from callrec.storage.objects import ObjectNotFound, ObjectStore, ObjectStoreError
 
@@ -34,6 +36,7 @@ blueprint = Blueprint("files", __name__)
 
 NOT_FOUND = "Recording not found"
 IN_PROGRESS_REASON = "Recording is in progress"
+OTHER_ROOM = "Recording belongs to another room"
 STORE_UNAVAILABLE = "The object store is not available; try again"
 BULK_DELETE_CONCURRENCY = 8
 
@@ -113,7 +116,9 @@ async def delete_one(row: RecordingRow | None) -> str | None:
 
 @blueprint.delete("/recordings/<recording_id>")
 async def delete_recording(recording_id: str) -> Response:
+    require(Permission.DELETE)
     row = await get_recording_or_404(recording_id)
+    require(Permission.DELETE, room_id=row.room_id)
     reason = await delete_one(row)
     if reason == NOT_FOUND:
         raise errors.recording_not_found(recording_id)
@@ -126,11 +131,15 @@ async def delete_recording(recording_id: str) -> Response:
 
 @blueprint.delete("/recordings")
 async def bulk_delete_recordings() -> tuple[Response, int]:
+    who = require(Permission.DELETE)
     ids = requested_ids()
     rows = await services().catalog.recordings_by_id(ids)
     limit = asyncio.Semaphore(BULK_DELETE_CONCURRENCY)
 
     async def delete(recording_id: str) -> str | None:
+        row = rows.get(recording_id)
+        if row is not None and not confine(who, row.room_id):
+            return OTHER_ROOM
         async with limit:
             try:
                 return await delete_one(rows.get(recording_id))
@@ -153,7 +162,7 @@ async def bulk_delete_recordings() -> tuple[Response, int]:
 @blueprint.get("/recordings/<recording_id>/download")
 async def download_recording(recording_id: str) -> Response:
     svc = services()
-    row = await get_recording_or_404(recording_id)
+    row = await authorized_recording(recording_id, Permission.DOWNLOAD)
     key = playable_key(row)
     try:
         size = (await svc.store.stat(key)).size
@@ -172,19 +181,20 @@ async def download_recording(recording_id: str) -> Response:
 
 @dataclass(frozen=True)
 class ZipEntry:
+    recording_id: str
     name: str
     key: str
     size: int
 
 
-async def zip_entries(ids: list[str]) -> list[ZipEntry]:
-    """The playable recordings among `ids`, in order, with their stored sizes; the rest is skipped."""
+async def zip_entries(ids: list[str], who: Principal) -> list[ZipEntry]:
+    """The playable recordings among `ids` that `who` may reach, in order, with their sizes; the rest is skipped."""
     svc = services()
     rows = await svc.catalog.recordings_by_id(ids)
 
     async def entry(recording_id: str) -> ZipEntry | None:
         row = rows.get(recording_id)
-        if row is None or row.status not in PLAYABLE or row.object_key is None:
+        if row is None or not confine(who, row.room_id) or row.status not in PLAYABLE or row.object_key is None:
             log.info("recording %s is not available for a ZIP download; skipped", recording_id)
             return None
         try:
@@ -192,7 +202,7 @@ async def zip_entries(ids: list[str]) -> list[ZipEntry]:
         except ObjectNotFound:
             log.warning("recording %s has no media in the object store; skipped", recording_id)
             return None
-        return ZipEntry(row.filename or f"{recording_id}.mp4", row.object_key, size)
+        return ZipEntry(recording_id, row.filename or f"{recording_id}.mp4", row.object_key, size)
 
     found = await asyncio.gather(*(entry(i) for i in ids))
     entries: list[ZipEntry] = []
@@ -206,7 +216,7 @@ async def zip_entries(ids: list[str]) -> list[ZipEntry]:
             stem, dot, ext = e.name.rpartition(".")
             name = f"{stem} ({n}).{ext}" if dot else f"{e.name} ({n})"
         names.add(name)
-        entries.append(ZipEntry(name, e.key, e.size))
+        entries.append(ZipEntry(e.recording_id, name, e.key, e.size))
     return entries
 
 
@@ -290,7 +300,10 @@ async def stream_zip(archive: Any, sources: list[StoreChunks]) -> AsyncIterator[
 
 @blueprint.get("/recordings/download")
 async def download_recordings() -> Response:
-    entries = await zip_entries(requested_ids())
+    """A ZIP of the requested recordings that are playable and within reach; `X-Skipped-Recordings` lists the rest."""
+    who = require(Permission.DOWNLOAD)
+    ids = requested_ids()
+    entries = await zip_entries(ids, who)
     if not entries:
         raise errors.ApiError(400, "Recording Error", "None of the provided recordings are available for ZIP download")
     loop = asyncio.get_running_loop()
@@ -305,6 +318,9 @@ async def download_recordings() -> Response:
         "Content-Length": str(len(archive)),
         "Cache-Control": "private, no-cache",
     }
+    included = {e.recording_id for e in entries}
+    if skipped := [i for i in ids if i not in included]:
+        headers["X-Skipped-Recordings"] = ",".join(skipped)
     response = Response(stream_zip(archive, sources), status=200, headers=headers)
     response.timeout = None  # a long download is not a hung handler
     return response

@@ -5,10 +5,11 @@ from __future__ import annotations
 from quart import Blueprint, Response, request
 
 from callrec.api import errors
+from callrec.api.access import authorized_recording
 from callrec.api.ranges import RangeNotSatisfiable, parse_range
-from callrec.api.recordings import get_recording_or_404
 from callrec.api.services import services
 from callrec.domain.recording import RecordingStatus
+from callrec.domain.tokens import Permission
 from callrec.storage.catalog import RecordingRow
 from callrec.storage.objects import ObjectNotFound
 
@@ -28,7 +29,7 @@ def playable_key(row: RecordingRow) -> str:
 @blueprint.get("/recordings/<recording_id>/media")
 async def get_media(recording_id: str) -> Response:
     svc = services()
-    row = await get_recording_or_404(recording_id)
+    row = await authorized_recording(recording_id, Permission.PLAY)
     key = playable_key(row)
     try:
         size = (await svc.store.stat(key)).size

@@ -11,6 +11,8 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
 from callrec.api import errors
+from callrec.api.access import authorized_recording, get_recording_or_404
+from callrec.api.auth import APPS_AND_MEMBERS, require
 from callrec.api.body import json_body
 from callrec.api.ids import new_recording_id
 from callrec.api.rooms import get_room_or_404, now_ms
@@ -26,6 +28,7 @@ from callrec.domain.recording import (
     StartRecordingInput,
     StopRequest,
 )
+from callrec.domain.tokens import Permission
 from callrec.storage.catalog import RecordingInProgress, RecordingRow
 from callrec.workflows.recording import RecordingWorkflow
 
@@ -45,18 +48,13 @@ class ListQuery(BaseModel):
     maxItems: int = Field(default=10, ge=1)
 
 
-async def get_recording_or_404(recording_id: str) -> RecordingRow:
-    row = await services().catalog.get_recording(recording_id)
-    if row is None:
-        raise errors.recording_not_found(recording_id)
-    return row
-
-
 @blueprint.post("/recordings")
 async def start_recording() -> tuple[Response, int, dict[str, str]]:
     """Starts a recording and answers once the recorder reported `started` (201) or gave up (503)."""
     svc = services()
+    require(Permission.CONTROL, kinds=APPS_AND_MEMBERS)
     body = await json_body(StartRecording)
+    require(Permission.CONTROL, kinds=APPS_AND_MEMBERS, room_id=body.roomId)
     room = await get_room_or_404(body.roomId)
     config = effective_config(RecordingConfig.model_validate(room.config), body.config)
     if not config.enabled:
@@ -130,12 +128,15 @@ async def start_recording() -> tuple[Response, int, dict[str, str]]:
 
 @blueprint.get("/recordings")
 async def list_recordings() -> Response:
+    """A member token sees its own room's recordings only, whatever `roomId` says."""
+    who = require(Permission.LIST)
     try:
         query = ListQuery.model_validate(request.args.to_dict())
     except ValidationError as exc:
         raise errors.validation_failed(exc) from exc
     limit = min(query.maxItems, 100)
-    rows = await services().catalog.recordings(room_id=query.roomId, status=query.status, limit=limit + 1)
+    room_id = who.room_id or query.roomId
+    rows = await services().catalog.recordings(room_id=room_id, status=query.status, limit=limit + 1)
     return jsonify(
         {
             "recordings": [recording_view(r) for r in rows[:limit]],
@@ -146,13 +147,15 @@ async def list_recordings() -> Response:
 
 @blueprint.get("/recordings/<recording_id>")
 async def get_recording(recording_id: str) -> Response:
-    return jsonify(recording_view(await get_recording_or_404(recording_id)))
+    return jsonify(recording_view(await authorized_recording(recording_id, Permission.LIST)))
 
 
 @blueprint.post("/recordings/<recording_id>/stop")
 async def stop_recording(recording_id: str) -> tuple[Response, int]:
     svc = services()
+    require(Permission.CONTROL, kinds=APPS_AND_MEMBERS)
     row = await get_recording_or_404(recording_id)
+    require(Permission.CONTROL, kinds=APPS_AND_MEMBERS, room_id=row.room_id)
     if row.status != RecordingStatus.ACTIVE.value:
         raise errors.recording_not_active(recording_id, row.status)
     handle = svc.temporal.get_workflow_handle_for(RecordingWorkflow.run, recording_id)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hmac
 import time
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from quart import Blueprint, Response, jsonify
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from quart import Blueprint, Response, jsonify, request
 from temporalio.service import RPCError
 
+from callrec.api import errors, pagetoken
+from callrec.api.auth import forbidden, principal, require
 from callrec.api.body import json_body
 from callrec.api.errors import ApiError, room_not_found
 from callrec.api.ids import new_room_id
 from callrec.api.services import services
 from callrec.api.views import call_view, room_view
+from callrec.domain import tokens
 from callrec.domain.layout import Encoding, Layout, RecordingConfig
 from callrec.domain.participants import Participant
 from callrec.domain.recording import StopRequest
@@ -39,6 +43,7 @@ class RecordingConfigPatch(BaseModel):
     enabled: bool | None = None
     layout: Layout | None = None
     encoding: Encoding | None = None
+    publicAccess: bool | None = None
 
 
 class RoomConfigPatch(BaseModel):
@@ -56,6 +61,28 @@ class PutCall(BaseModel):
     participants: list[Participant] = Field(max_length=256)
 
 
+class MemberTokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    secret: str = Field(min_length=1, max_length=256)
+    participantName: str = Field(default="participant", min_length=1, max_length=128)
+
+
+class DeleteRoomQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    withRecordings: Literal["fail", "force", "close"] = "fail"
+
+
+def require_admin() -> None:
+    if not require(kinds=frozenset({"api_key", "user"})).is_admin:
+        raise forbidden()
+
+
+def show_room(room: RoomRow) -> dict[str, Any]:
+    """Admins also see the secrets that members exchange for tokens."""
+    who = principal()
+    return room_view(room, with_secrets=who is not None and who.is_admin)
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -71,8 +98,13 @@ async def get_room_or_404(room_id: str) -> RoomRow:
     return room
 
 
+def room_closed(room_id: str) -> ApiError:
+    return ApiError(409, "Room Error", f"Room '{room_id}' is closed")
+
+
 @blueprint.post("/rooms")
 async def create_room() -> tuple[Response, int, dict[str, str]]:
+    require_admin()
     body = await json_body(CreateRoom)
     room = RoomRow(
         room_id=new_room_id(body.roomName),
@@ -80,27 +112,121 @@ async def create_room() -> tuple[Response, int, dict[str, str]]:
         config=_config_json(body.config.recording),
         creation_date=now_ms(),
     )
-    await services().catalog.add_room(room)
-    return jsonify(room_view(room)), 201, {"Location": f"/api/v1/rooms/{room.room_id}"}
+    room = await services().catalog.add_room(room)
+    return jsonify(show_room(room)), 201, {"Location": f"/api/v1/rooms/{room.room_id}"}
+
+
+@blueprint.get("/rooms")
+async def list_rooms() -> Response:
+    """Rooms, newest first; `nextPageToken` continues where the last page ended."""
+    require(kinds=frozenset({"api_key", "user"}))
+    try:
+        limit = min(int(request.args.get("maxItems", "10")), 100)
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ApiError(422, "Unprocessable Entity", "Invalid request",
+                       [{"field": "maxItems", "message": "must be a whole number of at least 1"}])  # fmt: skip
+    key = services().settings.token_key
+    after = None
+    if token := request.args.get("nextPageToken"):
+        try:
+            last = pagetoken.unsign(key, "rooms", token)
+            after = (int(last["creationDate"]), str(last["roomId"]))
+        except (pagetoken.InvalidPageToken, KeyError, ValueError) as exc:
+            raise ApiError(422, "Unprocessable Entity", "Invalid request",
+                           [{"field": "nextPageToken", "message": str(exc)}]) from exc  # fmt: skip
+    rows = list(await services().catalog.list_rooms(limit + 1, after))
+    page, more = rows[:limit], len(rows) > limit
+    last_row = page[-1] if more else None
+    next_token = (
+        pagetoken.sign(key, "rooms", {"creationDate": last_row.creation_date, "roomId": last_row.room_id})
+        if last_row
+        else None
+    )
+    return jsonify(
+        {
+            "rooms": [show_room(room) for room in page],
+            "pagination": {"isTruncated": more, "nextPageToken": next_token, "maxItems": limit},
+        }
+    )
 
 
 @blueprint.get("/rooms/<room_id>")
 async def get_room(room_id: str) -> Response:
-    return jsonify(room_view(await get_room_or_404(room_id)))
+    require(room_id=room_id)
+    return jsonify(show_room(await get_room_or_404(room_id)))
+
+
+@blueprint.delete("/rooms/<room_id>")
+async def delete_room(room_id: str) -> Response:
+    """`withRecordings`: `fail` (409 if it has any), `force` (delete them too), `close` (keep them, close the room)."""
+    from callrec.api.files import delete_one  # files -> recordings -> rooms: imported when needed
+
+    require_admin()
+    try:
+        mode = DeleteRoomQuery.model_validate(request.args.to_dict()).withRecordings
+    except ValidationError as exc:
+        raise errors.validation_failed(exc) from exc
+    await get_room_or_404(room_id)
+    catalog = services().catalog
+    if await catalog.recording_in_progress(room_id) is not None:
+        raise ApiError(409, "Room Error", f"Room '{room_id}' has a recording in progress; stop it first")
+    recordings = list(await catalog.recordings(room_id=room_id, limit=1_000_000))
+    if mode == "close":
+        await catalog.end_call(room_id)
+        await catalog.set_room_status(room_id, "closed")
+        return jsonify({"message": f"Room '{room_id}' closed", "recordings": len(recordings)})
+    if recordings and mode == "fail":
+        raise ApiError(409, "Room Error", f"Room '{room_id}' has {len(recordings)} recordings; "
+                       "delete them, or use withRecordings=force or close")  # fmt: skip
+    failed = [(row.recording_id, reason) for row in recordings if (reason := await delete_one(row)) is not None]
+    if failed:
+        raise ApiError(409, "Room Error", f"Room '{room_id}' kept: {len(failed)} recordings could not be deleted",
+                       [{"field": recording_id, "message": reason} for recording_id, reason in failed])  # fmt: skip
+    await catalog.delete_room(room_id)
+    return jsonify({"message": f"Room '{room_id}' deleted", "deletedRecordings": [r.recording_id for r in recordings]})
+
+
+@blueprint.post("/rooms/<room_id>/members/token")
+async def member_token(room_id: str) -> Response:
+    """Exchanges the room's moderator or speaker secret for a member token scoped to this room."""
+    body = await json_body(MemberTokenRequest)
+    room = await get_room_or_404(room_id)
+    if room.status == "closed":
+        raise room_closed(room_id)
+    role: Literal["moderator", "speaker"]
+    if hmac.compare_digest(body.secret.encode(), room.moderator_secret.encode()):
+        role = "moderator"
+    elif hmac.compare_digest(body.secret.encode(), room.speaker_secret.encode()):
+        role = "speaker"
+    else:
+        raise ApiError(400, "Room Error", f"Secret is not recognized for room '{room_id}'")
+    settings = services().settings
+    token = tokens.member_token(settings.token_key, room_id, body.participantName, role, settings.member_token_ttl_s)
+    return jsonify({"token": token, "role": role, "permissions": sorted(tokens.ROLE_PERMISSIONS[role])})
 
 
 @blueprint.get("/rooms/<room_id>/config")
 async def get_room_config(room_id: str) -> Response:
+    require(room_id=room_id)
     return jsonify({"recording": (await get_room_or_404(room_id)).config})
 
 
 @blueprint.put("/rooms/<room_id>/config")
 async def put_room_config(room_id: str) -> Response:
+    """Changes the given fields; 409 while a recording runs if the change would alter the recording settings."""
+    require_admin()
     body = await json_body(UpdateRoomConfig)
     room = await get_room_or_404(room_id)
     current = RecordingConfig.model_validate(room.config)
     updated = current.model_copy(update=body.config.recording.model_dump(exclude_unset=True))
     updated = RecordingConfig.model_validate(updated.model_dump())
+    recording_fields = {"enabled", "layout", "encoding"}
+    changes = {f for f in recording_fields if getattr(updated, f) != getattr(current, f)}
+    if changes and await services().catalog.recording_in_progress(room_id) is not None:
+        raise ApiError(409, "Room Error", f"Room '{room_id}' is being recorded; {', '.join(sorted(changes))} "
+                       "cannot change until the recording ends")  # fmt: skip
     try:
         room = await services().catalog.set_room_config(room_id, _config_json(updated))
     except RoomNotFound as exc:
@@ -110,6 +236,7 @@ async def put_room_config(room_id: str) -> Response:
 
 @blueprint.get("/rooms/<room_id>/call")
 async def get_call(room_id: str) -> Response:
+    require(room_id=room_id)
     await get_room_or_404(room_id)
     call = await services().catalog.get_call(room_id)
     if call is None:
@@ -119,7 +246,10 @@ async def get_call(room_id: str) -> Response:
 
 @blueprint.put("/rooms/<room_id>/call")
 async def put_call(room_id: str) -> Response:
+    require_admin()
     body = await json_body(PutCall)
+    if (await get_room_or_404(room_id)).status == "closed":
+        raise room_closed(room_id)
     participants = [p.model_dump(mode="json") for p in body.participants]
     try:
         call = await services().catalog.put_call(room_id, participants, now_ms())
@@ -131,6 +261,7 @@ async def put_call(room_id: str) -> Response:
 @blueprint.delete("/rooms/<room_id>/call")
 async def end_call(room_id: str) -> tuple[str, int]:
     """Ends the call; a recording in progress stops and is stored."""
+    require_admin()
     svc = services()
     await get_room_or_404(room_id)
     if not await svc.catalog.end_call(room_id):

@@ -7,13 +7,17 @@ from typing import Any
 from callrec.storage.catalog import CallRow, RecordingRow, RoomRow
 
 
-def room_view(room: RoomRow) -> dict[str, Any]:
-    return {
+def room_view(room: RoomRow, *, with_secrets: bool = False) -> dict[str, Any]:
+    view: dict[str, Any] = {
         "roomId": room.room_id,
         "roomName": room.room_name,
         "creationDate": room.creation_date,
+        "status": room.status,
         "config": {"recording": room.config},
     }
+    if with_secrets:
+        view |= {"moderatorSecret": room.moderator_secret, "speakerSecret": room.speaker_secret}
+    return view
 
 
 def call_view(call: CallRow) -> dict[str, Any]:

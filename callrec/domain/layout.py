@@ -107,6 +107,7 @@ class RecordingConfig(BaseModel):
     enabled: bool = True
     layout: Layout = Layout.GRID
     encoding: Encoding = EncodingPreset.H264_720P_30
+    publicAccess: bool = Field(default=True, description="a recording's public secret lets anyone play it")
 
 
 class RecordingOverride(BaseModel):

@@ -6,10 +6,12 @@ One recording in progress per room is enforced by the database itself (a partial
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, String, Text, event, select, text, update
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, String, Text, and_, event, or_, select, text, update
+from sqlalchemy import delete as sql_delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -22,13 +24,21 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[dict[str, Any]]: JSON}
 
 
+def new_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
 class RoomRow(Base):
     __tablename__ = "rooms"
+    __table_args__ = (Index("ix_rooms_listing", "creation_date", "room_id"),)
 
     room_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     room_name: Mapped[str] = mapped_column(String(256))
     config: Mapped[dict[str, Any]]
     creation_date: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    moderator_secret: Mapped[str] = mapped_column(String(64), default=new_secret)
+    speaker_secret: Mapped[str] = mapped_column(String(64), default=new_secret)
 
 
 class CallRow(Base):
@@ -70,6 +80,8 @@ class RecordingRow(Base):
     sha256: Mapped[str | None] = mapped_column(String(64))
     media: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     seq: Mapped[int] = mapped_column(default=0)
+    public_secret: Mapped[str] = mapped_column(String(64), default=new_secret)
+    private_secret: Mapped[str] = mapped_column(String(64), default=new_secret)
     creation_date: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -221,12 +233,35 @@ class Catalog:
 
         Returns False when nothing was deleted: no such row, or it is starting, active or ending.
         """
-        from sqlalchemy import delete
-
         async with self.sessions.begin() as session:
             result = await session.execute(
-                delete(RecordingRow)
+                sql_delete(RecordingRow)
                 .where(RecordingRow.recording_id == recording_id, RecordingRow.status.not_in(IN_PROGRESS))
                 .execution_options(synchronize_session=False)
             )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def list_rooms(self, limit: int, after: tuple[int, str] | None = None) -> Sequence[RoomRow]:
+        """Newest first, keyset-paged on (creation_date, room_id)."""
+        async with self.sessions() as session:
+            query = select(RoomRow).order_by(RoomRow.creation_date.desc(), RoomRow.room_id.desc())
+            if after is not None:
+                date, room_id = after
+                query = query.where(
+                    or_(RoomRow.creation_date < date, and_(RoomRow.creation_date == date, RoomRow.room_id < room_id))
+                )
+            return (await session.execute(query.limit(limit))).scalars().all()
+
+    async def set_room_status(self, room_id: str, status: str) -> None:
+        async with self.sessions.begin() as session:
+            room = await session.get(RoomRow, room_id)
+            if room is None:
+                raise RoomNotFound(room_id)
+            room.status = status
+
+    async def delete_room(self, room_id: str) -> bool:
+        """Deletes the room and its call; its recordings must be gone already."""
+        async with self.sessions.begin() as session:
+            await session.execute(sql_delete(CallRow).where(CallRow.room_id == room_id))
+            result = await session.execute(sql_delete(RoomRow).where(RoomRow.room_id == room_id))
         return bool(getattr(result, "rowcount", 0))

@@ -1,0 +1,53 @@
+"""Finding a recording and deciding whether the caller may use it.
+
+`recordingSecret` on get / media / download: the public secret lets anyone in when the room's
+`publicAccess` allows it (else it needs a signed-in caller); the private secret always needs one;
+any other value is a 400. Without a secret the caller's own permissions apply.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from quart import request
+
+from callrec.api import errors
+from callrec.api.auth import require
+from callrec.api.services import services
+from callrec.domain.layout import RecordingConfig
+from callrec.domain.tokens import Permission
+from callrec.storage.catalog import RecordingRow
+
+SECRET_PARAM = "recordingSecret"
+
+
+async def get_recording_or_404(recording_id: str) -> RecordingRow:
+    row = await services().catalog.get_recording(recording_id)
+    if row is None:
+        raise errors.recording_not_found(recording_id)
+    return row
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+async def authorized_recording(recording_id: str, permission: Permission) -> RecordingRow:
+    """The recording, if the caller may use it with `permission` (or holds a secret that lets them)."""
+    secret = request.args.get(SECRET_PARAM)
+    if secret is None:
+        require(permission)
+        row = await get_recording_or_404(recording_id)
+        require(permission, room_id=row.room_id)
+        return row
+    row = await get_recording_or_404(recording_id)
+    if _same(secret, row.public_secret):
+        room = await services().catalog.get_room(row.room_id)
+        if room is not None and RecordingConfig.model_validate(room.config).publicAccess:
+            return row
+        require()
+        return row
+    if _same(secret, row.private_secret):
+        require()
+        return row
+    raise errors.ApiError(400, "Recording Error", f"Secret is not recognized for recording '{recording_id}'")

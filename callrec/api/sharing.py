@@ -1,0 +1,35 @@
+"""Shareable recording URLs carrying the recording's public or private secret (see `access`)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from quart import Blueprint, Response, jsonify, request
+
+from callrec.api import errors
+from callrec.api.access import SECRET_PARAM, get_recording_or_404
+from callrec.api.auth import require
+from callrec.api.services import services
+from callrec.domain.tokens import Permission
+
+blueprint = Blueprint("sharing", __name__)
+
+
+class UrlQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    privateAccess: bool = False
+
+
+@blueprint.get("/recordings/<recording_id>/url")
+async def recording_url(recording_id: str) -> Response:
+    """A URL to play the recording: with its public secret, or with `privateAccess=true` its private one."""
+    try:
+        private = UrlQuery.model_validate(request.args.to_dict()).privateAccess
+    except ValidationError as exc:
+        raise errors.validation_failed(exc) from exc
+    require(Permission.PLAY)
+    row = await get_recording_or_404(recording_id)
+    require(Permission.PLAY, room_id=row.room_id)
+    settings = services().settings
+    base = (settings.public_url or settings.api_url).rstrip("/")
+    secret = row.private_secret if private else row.public_secret
+    return jsonify({"url": f"{base}/api/v1/recordings/{recording_id}/media?{SECRET_PARAM}={secret}"})

@@ -1,0 +1,34 @@
+"""User access tokens, minted by whoever holds the API key (an app's back end signing its users in)."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from quart import Blueprint, Response, jsonify
+
+from callrec.api.auth import forbidden, require
+from callrec.api.body import json_body
+from callrec.api.services import services
+from callrec.domain import tokens
+
+blueprint = Blueprint("users", __name__)
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    userId: str = Field(min_length=1, max_length=128)
+    role: Literal["admin", "user"] = "user"
+
+
+@blueprint.post("/auth/token")
+async def user_token() -> Response:
+    """A signed, expiring `Authorization: Bearer` token for a user with role `admin` or `user`."""
+    if require().kind != "api_key":
+        raise forbidden()
+    body = await json_body(TokenRequest)
+    settings = services().settings
+    token = tokens.user_token(settings.token_key, body.userId, body.role, settings.user_token_ttl_s)
+    expires = int((time.time() + settings.user_token_ttl_s) * 1000)
+    return jsonify({"token": token, "role": body.role, "expiresAt": expires})
