@@ -1,41 +1,62 @@
-"""Opaque page tokens: compact JSON, URL-safe base64, and an HMAC tag so clients cannot forge or alter them."""
+"""Opaque page tokens: the URL-safe base64 (unpadded) of a 16-byte HMAC-SHA256 tag and a compact JSON payload.
+
+Clients can neither forge nor alter one; each listing signs with its own derived key, so a token of one
+listing is meaningless to another. Only the one canonical base64 spelling is accepted (the last character
+has spare bits that would otherwise let an altered token through).
+"""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
+import re
 from typing import Any
 
-TAG_BYTES = 16
+TAG_BYTES = 16  # HMAC-SHA256 truncated to 128 bits
+MAX_TOKEN_CHARS = 4096
+_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class InvalidPageToken(Exception):
-    pass
+    """The token is not one this server made for this listing; the message says why, for the client."""
 
 
-def _key(secret: str, purpose: str) -> bytes:
-    return hmac.new(secret.encode(), f"callrec page token: {purpose}".encode(), hashlib.sha256).digest()
+def derive_key(secret: str, listing: str) -> bytes:
+    return hmac.new(secret.encode(), f"callrec page token: {listing}".encode(), hashlib.sha256).digest()
 
 
-def sign(secret: str, purpose: str, payload: dict[str, Any]) -> str:
-    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-    tag = hmac.new(_key(secret, purpose), body, hashlib.sha256).digest()[:TAG_BYTES]
-    return base64.urlsafe_b64encode(tag + body).decode().rstrip("=")
+def _tag(key: bytes, body: bytes) -> bytes:
+    return hmac.new(key, body, hashlib.sha256).digest()[:TAG_BYTES]
 
 
-def unsign(secret: str, purpose: str, token: str) -> dict[str, Any]:
-    """The payload of a token made by `sign` for the same purpose; raises InvalidPageToken otherwise."""
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def sign(key: bytes, payload: dict[str, Any]) -> str:
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return _b64encode(_tag(key, body) + body)
+
+
+def unsign(key: bytes, token: str) -> dict[str, Any]:
+    if not token or len(token) > MAX_TOKEN_CHARS or not _ALPHABET.fullmatch(token):
+        raise InvalidPageToken("not a page token")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    except (ValueError, TypeError) as exc:
+    except (binascii.Error, ValueError) as exc:
         raise InvalidPageToken("not a page token") from exc
+    if _b64encode(raw) != token or len(raw) <= TAG_BYTES:
+        raise InvalidPageToken("not a page token")
     tag, body = raw[:TAG_BYTES], raw[TAG_BYTES:]
-    expected = hmac.new(_key(secret, purpose), body, hashlib.sha256).digest()[:TAG_BYTES]
-    if len(tag) != TAG_BYTES or not hmac.compare_digest(tag, expected):
-        raise InvalidPageToken("the page token was altered or belongs to another listing")
-    payload = json.loads(body)
+    if not hmac.compare_digest(tag, _tag(key, body)):
+        raise InvalidPageToken("the page token was altered or was not made by this server")
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise InvalidPageToken("not a page token") from exc
     if not isinstance(payload, dict):
         raise InvalidPageToken("not a page token")
     return payload

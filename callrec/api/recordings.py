@@ -10,10 +10,11 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
-from callrec.api import errors
+from callrec.api import cursor, errors
 from callrec.api.access import authorized_recording, get_recording_or_404
 from callrec.api.auth import APPS_AND_MEMBERS, require
 from callrec.api.body import json_body
+from callrec.api.fields import project, requested_fields
 from callrec.api.ids import new_recording_id
 from callrec.api.rooms import get_room_or_404, now_ms
 from callrec.api.services import services
@@ -30,6 +31,8 @@ from callrec.domain.recording import (
 )
 from callrec.domain.tokens import Permission
 from callrec.storage.catalog import RecordingInProgress, RecordingRow
+from callrec.storage.listing import After, MatchMode, RecordingFilter, SortField, SortOrder, sort_value
+from callrec.storage.listing import list_recordings as list_recording_rows
 from callrec.workflows.recording import RecordingWorkflow
 
 blueprint = Blueprint("recordings", __name__)
@@ -42,10 +45,19 @@ class StartRecording(BaseModel):
 
 
 class ListQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # the rest of the Meet parameters are not served yet
-    roomId: str | None = None
+    """`GET /recordings` query parameters; unknown ones are ignored, `maxItems` above 100 counts as 100."""
+
+    model_config = ConfigDict(extra="ignore")
+    roomId: str | None = Field(default=None, min_length=1, max_length=128)
+    roomName: str | None = Field(default=None, min_length=1, max_length=256)
+    roomNameMatchMode: MatchMode = MatchMode.EXACT
+    roomNameCaseInsensitive: bool = False
     status: RecordingStatus | None = None
     maxItems: int = Field(default=10, ge=1)
+    nextPageToken: str | None = None
+    sortField: SortField = SortField.START_DATE
+    sortOrder: SortOrder = SortOrder.DESC
+    fields: str | None = None
 
 
 @blueprint.post("/recordings")
@@ -123,31 +135,62 @@ async def start_recording() -> tuple[Response, int, dict[str, str]]:
     if state.status != RecordingStatus.ACTIVE:
         raise errors.recording_start_failed(room.room_id, state.details or state.status.value)
     started = await get_recording_or_404(recording_id)
-    return jsonify(recording_view(started)), 201, {"Location": f"/api/v1/recordings/{recording_id}"}
+    return (
+        jsonify(project(recording_view(started), requested_fields())),
+        201,
+        {"Location": f"/api/v1/recordings/{recording_id}"},
+    )
 
 
 @blueprint.get("/recordings")
 async def list_recordings() -> Response:
-    """A member token sees its own room's recordings only, whatever `roomId` says."""
+    """Keyset-paged; `nextPageToken` continues the same listing (same filters, sortField and sortOrder).
+
+    A member token sees its own room's recordings only, whatever `roomId` says.
+    """
     who = require(Permission.LIST)
     try:
         query = ListQuery.model_validate(request.args.to_dict())
     except ValidationError as exc:
         raise errors.validation_failed(exc) from exc
+    svc = services()
     limit = min(query.maxItems, 100)
-    room_id = who.room_id or query.roomId
-    rows = await services().catalog.recordings(room_id=room_id, status=query.status, limit=limit + 1)
+    filters = RecordingFilter(
+        room_id=who.room_id or query.roomId,
+        status=query.status.value if query.status is not None else None,
+        room_name=query.roomName,
+        room_name_match=query.roomNameMatchMode,
+        room_name_case_insensitive=query.roomNameCaseInsensitive,
+    )
+    key = cursor.derive_key(svc.settings.token_key)
+    after = None
+    if query.nextPageToken:  # an empty one is no token: the first page
+        try:
+            after = cursor.decode(key, query.nextPageToken, query.sortField, query.sortOrder, filters.canonical())
+        except cursor.InvalidCursor as exc:
+            raise errors.ApiError(
+                422, "Unprocessable Entity", "Invalid request", [{"field": "nextPageToken", "message": str(exc)}]
+            ) from exc
+    rows, more = await list_recording_rows(svc.catalog, filters, query.sortField, query.sortOrder, limit, after)
+    next_token = None
+    if more:
+        last = rows[-1]
+        after_last = After(sort_value(last, query.sortField), last.recording_id)
+        next_token = cursor.encode(key, query.sortField, query.sortOrder, filters.canonical(), after_last)
+    fields = requested_fields()
     return jsonify(
         {
-            "recordings": [recording_view(r) for r in rows[:limit]],
-            "pagination": {"isTruncated": len(rows) > limit, "maxItems": limit},
+            "recordings": [project(recording_view(row), fields) for row in rows],
+            "pagination": {"isTruncated": more, "nextPageToken": next_token, "maxItems": limit},
         }
     )
 
 
 @blueprint.get("/recordings/<recording_id>")
 async def get_recording(recording_id: str) -> Response:
-    return jsonify(recording_view(await authorized_recording(recording_id, Permission.LIST)))
+    return jsonify(
+        project(recording_view(await authorized_recording(recording_id, Permission.LIST)), requested_fields())
+    )
 
 
 @blueprint.post("/recordings/<recording_id>/stop")
@@ -164,4 +207,4 @@ async def stop_recording(recording_id: str) -> tuple[Response, int]:
     except (WorkflowUpdateFailedError, RPCError) as exc:
         current = await get_recording_or_404(recording_id)
         raise errors.recording_not_active(recording_id, current.status) from exc
-    return jsonify(recording_view(await get_recording_or_404(recording_id))), 202
+    return jsonify(project(recording_view(await get_recording_or_404(recording_id)), requested_fields())), 202

@@ -127,11 +127,11 @@ async def list_rooms() -> Response:
     if limit < 1:
         raise ApiError(422, "Unprocessable Entity", "Invalid request",
                        [{"field": "maxItems", "message": "must be a whole number of at least 1"}])  # fmt: skip
-    key = services().settings.token_key
+    key = pagetoken.derive_key(services().settings.token_key, "rooms")
     after = None
     if token := request.args.get("nextPageToken"):
         try:
-            last = pagetoken.unsign(key, "rooms", token)
+            last = pagetoken.unsign(key, token)
             after = (int(last["creationDate"]), str(last["roomId"]))
         except (pagetoken.InvalidPageToken, KeyError, ValueError) as exc:
             raise ApiError(422, "Unprocessable Entity", "Invalid request",
@@ -140,9 +140,7 @@ async def list_rooms() -> Response:
     page, more = rows[:limit], len(rows) > limit
     last_row = page[-1] if more else None
     next_token = (
-        pagetoken.sign(key, "rooms", {"creationDate": last_row.creation_date, "roomId": last_row.room_id})
-        if last_row
-        else None
+        pagetoken.sign(key, {"creationDate": last_row.creation_date, "roomId": last_row.room_id}) if last_row else None
     )
     return jsonify(
         {

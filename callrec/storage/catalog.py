@@ -60,6 +60,24 @@ class RecordingRow(Base):
             sqlite_where=_IN_PROGRESS_SQL,
             postgresql_where=_IN_PROGRESS_SQL,
         ),
+        # Keyset paging of the recordings list (storage/listing.py): one index seek per page for each sort.
+        # PostgreSQL compares text by code point ("C") so it orders like SQLite.
+        Index("ix_recordings_by_start_date", text("coalesce(start_date, -1)"), "recording_id").ddl_if(dialect="sqlite"),
+        Index("ix_recordings_by_duration", text("coalesce(duration, -1)"), "recording_id").ddl_if(dialect="sqlite"),
+        Index("ix_recordings_by_size", text("coalesce(size, -1)"), "recording_id").ddl_if(dialect="sqlite"),
+        Index("ix_recordings_by_room_name", "room_name", "recording_id").ddl_if(dialect="sqlite"),
+        Index(
+            "ix_recordings_by_start_date_pg", text("coalesce(start_date, -1)"), text('recording_id COLLATE "C"')
+        ).ddl_if(dialect="postgresql"),
+        Index("ix_recordings_by_duration_pg", text("coalesce(duration, -1)"), text('recording_id COLLATE "C"')).ddl_if(
+            dialect="postgresql"
+        ),
+        Index("ix_recordings_by_size_pg", text("coalesce(size, -1)"), text('recording_id COLLATE "C"')).ddl_if(
+            dialect="postgresql"
+        ),
+        Index("ix_recordings_by_room_name_pg", text('room_name COLLATE "C"'), text('recording_id COLLATE "C"')).ddl_if(
+            dialect="postgresql"
+        ),
     )
 
     recording_id: Mapped[str] = mapped_column(String(512), primary_key=True)
