@@ -24,7 +24,7 @@ from zipstream import ZipStream
 from callrec.api import errors
 from callrec.api.access import authorized_recording, get_recording_or_404
 from callrec.api.auth import confine, require
-from callrec.api.media import CONTENT_TYPES, PLAYABLE, playable_key
+from callrec.api.media import PLAYABLE, content_type, stored_media
 from callrec.api.services import services
 from callrec.domain.tokens import Permission, Principal
 from callrec.storage.catalog import IN_PROGRESS, RecordingRow
@@ -163,13 +163,9 @@ async def bulk_delete_recordings() -> tuple[Response, int]:
 async def download_recording(recording_id: str) -> Response:
     svc = services()
     row = await authorized_recording(recording_id, Permission.DOWNLOAD)
-    key = playable_key(row)
-    try:
-        size = (await svc.store.stat(key)).size
-    except ObjectNotFound as exc:
-        raise errors.ApiError(404, "Recording Error", f"Recording '{recording_id}' media is missing") from exc
+    key, size = await stored_media(row)
     headers = {
-        "Content-Type": CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream"),
+        "Content-Type": content_type(key),
         "Content-Disposition": attachment(row.filename),
         "Content-Length": str(size),
         "Cache-Control": "private, no-cache",

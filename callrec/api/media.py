@@ -26,15 +26,24 @@ def playable_key(row: RecordingRow) -> str:
     return row.object_key
 
 
+async def stored_media(row: RecordingRow) -> tuple[str, int]:
+    """Object key and size of a playable recording's file; 409 while not playable, 404 if the file is gone."""
+    key = playable_key(row)
+    try:
+        return key, (await services().store.stat(key)).size
+    except ObjectNotFound as exc:
+        raise errors.ApiError(404, "Recording Error", f"Recording '{row.recording_id}' media is missing") from exc
+
+
+def content_type(key: str) -> str:
+    return CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream")
+
+
 @blueprint.get("/recordings/<recording_id>/media")
 async def get_media(recording_id: str) -> Response:
     svc = services()
     row = await authorized_recording(recording_id, Permission.PLAY)
-    key = playable_key(row)
-    try:
-        size = (await svc.store.stat(key)).size
-    except ObjectNotFound as exc:
-        raise errors.ApiError(404, "Recording Error", f"Recording '{recording_id}' media is missing") from exc
+    key, size = await stored_media(row)
     try:
         byte_range = parse_range(request.headers.get("Range"), size)
     except RangeNotSatisfiable as exc:
@@ -43,7 +52,7 @@ async def get_media(recording_id: str) -> Response:
     headers = {
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, max-age=3600",
-        "Content-Type": CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream"),
+        "Content-Type": content_type(key),
     }
     if byte_range is None:
         body = svc.store.read(key)
