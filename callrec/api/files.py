@@ -316,7 +316,7 @@ async def download_recordings() -> Response:
     }
     included = {e.recording_id for e in entries}
     if skipped := [i for i in ids if i not in included]:
-        headers["X-Skipped-Recordings"] = ",".join(skipped)
+        headers["X-Skipped-Recordings"] = ",".join(quote(i, safe="") for i in skipped)  # ids as URL-encoded
     response = Response(stream_zip(archive, sources), status=200, headers=headers)
     response.timeout = None  # a long download is not a hung handler
     return response

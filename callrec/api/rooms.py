@@ -218,8 +218,9 @@ async def put_room_config(room_id: str) -> Response:
     body = await json_body(UpdateRoomConfig)
     room = await get_room_or_404(room_id)
     current = RecordingConfig.model_validate(room.config)
-    updated = current.model_copy(update=body.config.recording.model_dump(exclude_unset=True))
-    updated = RecordingConfig.model_validate(updated.model_dump())
+    # A field left out, or given as null, keeps its value.
+    patch = body.config.recording.model_dump(mode="json", by_alias=True, exclude_none=True)
+    updated = RecordingConfig.model_validate(current.model_dump(mode="json", by_alias=True) | patch)
     recording_fields = {"enabled", "layout", "encoding"}
     changes = {f for f in recording_fields if getattr(updated, f) != getattr(current, f)}
     if changes and await services().catalog.recording_in_progress(room_id) is not None:

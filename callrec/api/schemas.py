@@ -1,0 +1,193 @@
+"""Response bodies of the API as pydantic models: what `views` and the routes return, for the OpenAPI document.
+
+The routes build their JSON by hand (`views`); these models describe it. They forbid extra keys, so a
+field a route starts returning without being described here fails the schema conformance test.
+Request bodies are not here: the document uses the very models the routes validate with.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
+
+from callrec.domain.layout import Encoding, Layout, RecordingConfig
+from callrec.domain.participants import Participant
+from callrec.domain.recording import RecordingStatus
+from callrec.domain.tokens import Permission
+
+
+def _never_null(schema: JsonDict) -> None:
+    """`T | None = None` in the schema as "may be absent, never null": drops the null branch and default."""
+    schema.pop("default", None)
+    branches = schema.pop("anyOf", None)
+    if not isinstance(branches, list):
+        return
+    kept = [branch for branch in branches if branch != {"type": "null"}]
+    if len(kept) == 1 and isinstance(kept[0], dict):
+        schema.update(kept[0])
+    else:
+        schema["anyOf"] = kept
+
+
+def omittable(description: str | None = None) -> Any:
+    """A field whose key may be missing from the JSON, but which is never `null` when present."""
+    return Field(default=None, description=description, json_schema_extra=_never_null)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(_Body):
+    field: str = Field(description="the field (dotted path) or identifier the message is about")
+    message: str
+
+
+class Error(_Body):
+    """Every error answer: `{error, message, details?}`."""
+
+    error: str = Field(description="error family, e.g. `Room Error`, `Authentication Error`, `Unprocessable Entity`")
+    message: str
+    details: list[ErrorDetail] | None = omittable("per-field reasons (validation errors)")
+
+
+class Message(_Body):
+    message: str
+
+
+# ------------------------------------------------------------------------- recordings
+
+
+class Recording(_Body):
+    """A recording. Every key is present unless `fields` (or `X-Fields`) selects some, then only those are."""
+
+    recordingId: str | None = omittable()
+    roomId: str | None = omittable()
+    roomName: str | None = omittable()
+    status: RecordingStatus | None = omittable()
+    layout: Layout | None = omittable()
+    encoding: Encoding | None = omittable("the preset name, or the advanced encoding options")
+    filename: str | None = omittable()
+    startDate: int | None = Field(default=None, description="ms since the epoch; null until it started")
+    endDate: int | None = Field(default=None, description="ms since the epoch; null until it ended")
+    duration: float | None = Field(default=None, description="seconds; null until stored")
+    size: int | None = Field(default=None, description="bytes; null until stored")
+    errorCode: int | None = Field(default=None, description="set when the recording failed or was aborted")
+    error: str | None = Field(default=None, description="the error's name, lowercase")
+    details: str | None = Field(default=None, description="what happened, for people")
+
+
+class Pagination(_Body):
+    isTruncated: bool = Field(description="whether more items follow")
+    nextPageToken: str | None = Field(description="pass it back to get the next page; null on the last page")
+    maxItems: int = Field(description="the page size in effect (requests above 100 count as 100)")
+
+
+class RecordingList(_Body):
+    recordings: list[Recording]
+    pagination: Pagination
+
+
+class RecordingFailure(_Body):
+    recordingId: str
+    error: str = Field(description="why it was not deleted")
+
+
+class BulkDeleteResult(_Body):
+    message: str
+    deleted: list[str]
+    failed: list[RecordingFailure]
+
+
+class RecordingUrl(_Body):
+    url: str = Field(description="plays the recording; carries its public or private secret")
+
+
+# ------------------------------------------------------------------------- rooms
+
+
+class RoomConfig(_Body):
+    recording: RecordingConfig
+
+
+class Room(_Body):
+    roomId: str
+    roomName: str
+    creationDate: int = Field(description="ms since the epoch")
+    status: Literal["open", "closed"]
+    config: RoomConfig
+    moderatorSecret: str | None = omittable("shown to admins only: exchanged for a moderator member token")
+    speakerSecret: str | None = omittable("shown to admins only: exchanged for a speaker member token")
+
+
+class RoomList(_Body):
+    rooms: list[Room]
+    pagination: Pagination
+
+
+class RoomDeleted(_Body):
+    message: str
+    deletedRecordings: list[str] = Field(description="the recordings deleted with the room")
+
+
+class RoomClosed(_Body):
+    message: str
+    recordings: int = Field(description="how many recordings the closed room keeps")
+
+
+class Call(_Body):
+    roomId: str
+    participants: list[Participant]
+    startedDate: int = Field(description="ms since the epoch")
+    updatedDate: int = Field(description="ms since the epoch")
+
+
+# ------------------------------------------------------------------------- tokens
+
+
+class MemberToken(_Body):
+    token: str = Field(description="send it as `X-Room-Member-Token`")
+    role: Literal["moderator", "speaker"]
+    permissions: list[Permission]
+
+
+class UserToken(_Body):
+    token: str = Field(description="send it as `Authorization: Bearer <token>`")
+    role: Literal["admin", "user"]
+    expiresAt: int = Field(description="ms since the epoch")
+
+
+# ------------------------------------------------------------------------- health
+
+
+class HealthCheck(_Body):
+    status: Literal["up", "down"]
+    error: str | None = omittable("why it is down")
+
+
+class Health(_Body):
+    status: Literal["up", "down"]
+    catalog: HealthCheck
+    objectStore: HealthCheck
+    temporal: HealthCheck
+
+
+RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
+    Error,
+    Message,
+    Recording,
+    RecordingList,
+    BulkDeleteResult,
+    RecordingUrl,
+    RoomConfig,
+    Room,
+    RoomList,
+    RoomDeleted,
+    RoomClosed,
+    Call,
+    MemberToken,
+    UserToken,
+    Health,
+)
