@@ -81,6 +81,25 @@ async def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
     await admin.dispose()
 
 
+@pytest.fixture
+async def catalog(catalog_url: str) -> AsyncIterator[Catalog]:
+    """An empty catalog with its schema, on each database `catalog_url` gives."""
+    catalog = Catalog.from_url(catalog_url)
+    await create_schema(catalog.engine)
+    yield catalog
+    await catalog.close()
+
+
+def s3_overrides(endpoint: str) -> dict[str, object]:
+    """Settings for a stack whose object store is a fresh bucket on the loopback S3 server."""
+    return {
+        "s3_endpoint": endpoint,
+        "s3_access_key": "testing",
+        "s3_secret_key": "testing",
+        "s3_bucket": f"b-{uuid.uuid4().hex[:12]}",
+    }
+
+
 def make_settings(tmp_path: Path, temporal_address: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "data_dir": tmp_path,

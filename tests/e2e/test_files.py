@@ -7,7 +7,6 @@ import hashlib
 import io
 import os
 import tracemalloc
-import uuid
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import httpx
 import pytest
 
 from callrec.storage.catalog import RecordingRow
-from tests.conftest import Stack, StackFactory
+from tests.conftest import Stack, StackFactory, s3_overrides
 from tests.helpers import create_room, join, record, wait_for_status
 
 MiB = 1 << 20
@@ -114,15 +113,7 @@ async def test_delete_one_and_many(stacks: StackFactory) -> None:
 
 @pytest.mark.parametrize("backend", ["local", "s3"])
 async def test_download_one_and_a_zip(stacks: StackFactory, s3_endpoint: str, backend: str) -> None:
-    overrides: dict[str, object] = {}
-    if backend == "s3":
-        overrides = {
-            "s3_endpoint": s3_endpoint,
-            "s3_access_key": "testing",
-            "s3_secret_key": "testing",
-            "s3_bucket": f"zip-{uuid.uuid4().hex[:10]}",
-        }
-    stack = await stacks.start(**overrides)
+    stack = await stacks.start(**(s3_overrides(s3_endpoint) if backend == "s3" else {}))
     api = stack.api
     recs = await asyncio.gather(*(record_in_new_room(api, f"Room {n}") for n in range(3)))
     ids = [r["recordingId"] for r in recs]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import uuid
 from pathlib import Path
 
 import av
@@ -18,7 +17,7 @@ from callrec.domain.recording import RECORDING_ID
 from callrec.media.probe import probe_recording
 from callrec.media.render import participant_color, tile_rects
 from callrec.workflows.recording import RecordingWorkflow
-from tests.conftest import StackFactory
+from tests.conftest import StackFactory, s3_overrides
 from tests.helpers import create_room, join, record, wait_for_status
 
 
@@ -34,15 +33,7 @@ def close_to(pixel: np.ndarray, color: tuple[int, int, int], tolerance: int = 30
 
 @pytest.mark.parametrize("backend", ["local", "s3"])
 async def test_record_a_call_end_to_end(stacks: StackFactory, s3_endpoint: str, backend: str, tmp_path: Path) -> None:
-    overrides: dict[str, object] = {}
-    if backend == "s3":
-        overrides = {
-            "s3_endpoint": s3_endpoint,
-            "s3_access_key": "testing",
-            "s3_secret_key": "testing",
-            "s3_bucket": f"rec-{uuid.uuid4().hex[:10]}",
-        }
-    stack = await stacks.start(**overrides)
+    stack = await stacks.start(**(s3_overrides(s3_endpoint) if backend == "s3" else {}))
     api = stack.api
     room_id = await create_room(api, "Weekly sync")
     await join(api, room_id, "Alice", "Bob")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,14 +21,6 @@ IN_PROGRESS = ["starting", "active", "ending"]
 TERMINAL = ["complete", "failed", "aborted", "limit_reached"]
 
 _counter = itertools.count()
-
-
-@pytest.fixture
-async def catalog(catalog_url: str) -> AsyncIterator[Catalog]:
-    catalog = Catalog.from_url(catalog_url)
-    await create_schema(catalog.engine)
-    yield catalog
-    await catalog.close()
 
 
 def room(room_id: str = "weekly-abc12345", config: dict[str, Any] | None = None) -> RoomRow:

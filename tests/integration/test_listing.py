@@ -7,7 +7,7 @@ import random
 import string
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -61,14 +61,6 @@ ROOM_NAMES = [
     "日本語",
 ]
 TERMINAL = [s.value for s in RecordingStatus if not s.in_progress]
-
-
-@pytest.fixture
-async def catalog(catalog_url: str) -> AsyncIterator[Catalog]:
-    catalog = Catalog.from_url(catalog_url)
-    await create_schema(catalog.engine)
-    yield catalog
-    await catalog.close()
 
 
 def make_rows(count: int, seed: int = 7, names: list[str] = ROOM_NAMES) -> list[dict[str, Any]]:
