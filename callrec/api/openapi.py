@@ -444,7 +444,9 @@ OPERATIONS: tuple[Operation, ...] = (
                 binary=("application/zip",),
                 headers={
                     "Content-Disposition": header_doc('`attachment; filename="recordings.zip"`.'),
-                    "X-Skipped-Recordings": header_doc("Comma-separated, URL-encoded ids left out of the ZIP.", required=False),
+                    "X-Skipped-Recordings": header_doc(
+                        "Comma-separated, URL-encoded ids left out of the ZIP.", required=False
+                    ),
                 }
                 | FILE_HEADERS,
             ),
