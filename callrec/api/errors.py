@@ -87,6 +87,10 @@ def temporal_unavailable() -> ApiError:
     return ApiError(503, "Service Unavailable", "The workflow service is not available; try again shortly")
 
 
+def invalid_parameter(field: str, message: str) -> ApiError:
+    return ApiError(422, "Unprocessable Entity", "Invalid request", [{"field": field, "message": message}])
+
+
 def validation_failed(exc: ValidationError) -> ApiError:
     details = [
         {"field": ".".join(str(part) for part in err["loc"]) or "body", "message": err["msg"]} for err in exc.errors()

@@ -55,12 +55,7 @@ def requested_ids() -> list[str]:
     ids = [part.strip() for value in request.args.getlist("recordingIds") for part in value.split(",")]
     unique = list(dict.fromkeys(i for i in ids if i))
     if not unique:
-        raise errors.ApiError(
-            422,
-            "Unprocessable Entity",
-            "Invalid request",
-            [{"field": "recordingIds", "message": "At least one recording id is required"}],
-        )
+        raise errors.invalid_parameter("recordingIds", "At least one recording id is required")
     return unique
 
 

@@ -168,9 +168,7 @@ async def list_recordings() -> Response:
         try:
             after = cursor.decode(key, query.nextPageToken, query.sortField, query.sortOrder, filters.canonical())
         except cursor.InvalidCursor as exc:
-            raise errors.ApiError(
-                422, "Unprocessable Entity", "Invalid request", [{"field": "nextPageToken", "message": str(exc)}]
-            ) from exc
+            raise errors.invalid_parameter("nextPageToken", str(exc)) from exc
     rows, more = await list_recording_rows(svc.catalog, filters, query.sortField, query.sortOrder, limit, after)
     next_token = None
     if more:

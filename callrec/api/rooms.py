@@ -125,8 +125,7 @@ async def list_rooms() -> Response:
     except ValueError:
         limit = 0
     if limit < 1:
-        raise ApiError(422, "Unprocessable Entity", "Invalid request",
-                       [{"field": "maxItems", "message": "must be a whole number of at least 1"}])  # fmt: skip
+        raise errors.invalid_parameter("maxItems", "must be a whole number of at least 1")
     key = pagetoken.derive_key(services().settings.token_key, "rooms")
     after = None
     if token := request.args.get("nextPageToken"):
@@ -134,8 +133,7 @@ async def list_rooms() -> Response:
             last = pagetoken.unsign(key, token)
             after = (int(last["creationDate"]), str(last["roomId"]))
         except (pagetoken.InvalidPageToken, KeyError, ValueError) as exc:
-            raise ApiError(422, "Unprocessable Entity", "Invalid request",
-                           [{"field": "nextPageToken", "message": str(exc)}]) from exc  # fmt: skip
+            raise errors.invalid_parameter("nextPageToken", str(exc)) from exc
     rows = list(await services().catalog.list_rooms(limit + 1, after))
     page, more = rows[:limit], len(rows) > limit
     last_row = page[-1] if more else None
