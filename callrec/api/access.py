@@ -12,10 +12,10 @@ import hmac
 from quart import request
 
 from callrec.api import errors
-from callrec.api.auth import require
+from callrec.api.auth import EVERYONE, require
 from callrec.api.services import services
 from callrec.domain.layout import RecordingConfig
-from callrec.domain.tokens import Permission
+from callrec.domain.tokens import Kind, Permission
 from callrec.storage.catalog import RecordingRow
 
 SECRET_PARAM = "recordingSecret"
@@ -32,14 +32,21 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+async def permitted_recording(
+    recording_id: str, permission: Permission, kinds: frozenset[Kind] = EVERYONE
+) -> RecordingRow:
+    """The recording, if the caller holds `permission` for its room (401/403 otherwise, 404 if unknown)."""
+    require(permission, kinds=kinds)
+    row = await get_recording_or_404(recording_id)
+    require(permission, kinds=kinds, room_id=row.room_id)
+    return row
+
+
 async def authorized_recording(recording_id: str, permission: Permission) -> RecordingRow:
     """The recording, if the caller may use it with `permission` (or holds a secret that lets them)."""
     secret = request.args.get(SECRET_PARAM)
     if secret is None:
-        require(permission)
-        row = await get_recording_or_404(recording_id)
-        require(permission, room_id=row.room_id)
-        return row
+        return await permitted_recording(recording_id, permission)
     row = await get_recording_or_404(recording_id)
     if _same(secret, row.public_secret):
         room = await services().catalog.get_room(row.room_id)

@@ -22,7 +22,7 @@ from quart import Blueprint, Response, jsonify, request
 from zipstream import ZipStream
 
 from callrec.api import errors
-from callrec.api.access import authorized_recording, get_recording_or_404
+from callrec.api.access import authorized_recording, permitted_recording
 from callrec.api.auth import confine, require
 from callrec.api.media import PLAYABLE, content_type, stored_media
 from callrec.api.services import services
@@ -111,9 +111,7 @@ async def delete_one(row: RecordingRow | None) -> str | None:
 
 @blueprint.delete("/recordings/<recording_id>")
 async def delete_recording(recording_id: str) -> Response:
-    require(Permission.DELETE)
-    row = await get_recording_or_404(recording_id)
-    require(Permission.DELETE, room_id=row.room_id)
+    row = await permitted_recording(recording_id, Permission.DELETE)
     reason = await delete_one(row)
     if reason == NOT_FOUND:
         raise errors.recording_not_found(recording_id)

@@ -11,7 +11,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
 from callrec.api import cursor, errors
-from callrec.api.access import authorized_recording, get_recording_or_404
+from callrec.api.access import authorized_recording, get_recording_or_404, permitted_recording
 from callrec.api.auth import APPS_AND_MEMBERS, require
 from callrec.api.body import json_body
 from callrec.api.fields import project, requested_fields
@@ -194,9 +194,7 @@ async def get_recording(recording_id: str) -> Response:
 @blueprint.post("/recordings/<recording_id>/stop")
 async def stop_recording(recording_id: str) -> tuple[Response, int]:
     svc = services()
-    require(Permission.CONTROL, kinds=APPS_AND_MEMBERS)
-    row = await get_recording_or_404(recording_id)
-    require(Permission.CONTROL, kinds=APPS_AND_MEMBERS, room_id=row.room_id)
+    row = await permitted_recording(recording_id, Permission.CONTROL, APPS_AND_MEMBERS)
     if row.status != RecordingStatus.ACTIVE.value:
         raise errors.recording_not_active(recording_id, row.status)
     handle = svc.temporal.get_workflow_handle_for(RecordingWorkflow.run, recording_id)

@@ -6,8 +6,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from quart import Blueprint, Response, jsonify, request
 
 from callrec.api import errors
-from callrec.api.access import SECRET_PARAM, get_recording_or_404
-from callrec.api.auth import require
+from callrec.api.access import SECRET_PARAM, permitted_recording
 from callrec.api.services import services
 from callrec.domain.tokens import Permission
 
@@ -26,9 +25,7 @@ async def recording_url(recording_id: str) -> Response:
         private = UrlQuery.model_validate(request.args.to_dict()).privateAccess
     except ValidationError as exc:
         raise errors.validation_failed(exc) from exc
-    require(Permission.PLAY)
-    row = await get_recording_or_404(recording_id)
-    require(Permission.PLAY, room_id=row.room_id)
+    row = await permitted_recording(recording_id, Permission.PLAY)
     settings = services().settings
     base = (settings.public_url or settings.api_url).rstrip("/")
     secret = row.private_secret if private else row.public_secret
