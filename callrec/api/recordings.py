@@ -7,7 +7,6 @@ import asyncio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quart import Blueprint, Response, jsonify, request
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
 from callrec.api import cursor, errors
@@ -15,22 +14,18 @@ from callrec.api.access import authorized_recording, get_recording_or_404, permi
 from callrec.api.auth import APPS_AND_MEMBERS, require
 from callrec.api.body import json_body
 from callrec.api.fields import project, requested_fields
-from callrec.api.ids import new_recording_id
-from callrec.api.rooms import get_room_or_404, now_ms
+from callrec.api.rooms import get_room_or_404
 from callrec.api.services import services
+from callrec.api.starting import begin_recording
 from callrec.api.views import recording_view
 from callrec.domain.layout import RecordingConfig, RecordingOverride, effective_config
-from callrec.domain.participants import Participant
 from callrec.domain.recording import (
-    ROOM_ID_ATTR,
-    STATUS_ATTR,
     RecordingKind,
     RecordingStatus,
-    StartRecordingInput,
     StopRequest,
 )
 from callrec.domain.tokens import Permission
-from callrec.storage.catalog import RecordingInProgress, RecordingRow
+from callrec.storage.catalog import RecordingInProgress
 from callrec.storage.listing import After, MatchMode, RecordingFilter, SortField, SortOrder, sort_value
 from callrec.storage.listing import list_recordings as list_recording_rows
 from callrec.workflows.recording import RecordingWorkflow
@@ -75,55 +70,12 @@ async def start_recording() -> tuple[Response, int, dict[str, str]]:
     if call is None or not call.participants:
         raise errors.room_has_no_call(room.room_id)
 
-    recording_id = new_recording_id(room.room_id)
-    row = RecordingRow(
-        recording_id=recording_id,
-        room_id=room.room_id,
-        room_name=room.room_name,
-        status=RecordingStatus.STARTING.value,
-        layout=config.layout.value,
-        encoding=config.model_dump(mode="json", by_alias=True)["encoding"],
-        filename=f"{recording_id}.mp4",
-        creation_date=now_ms(),
-    )
     try:
-        await svc.catalog.add_recording(row)
+        handle = await begin_recording(room, config, RecordingKind.VIDEO, call)
     except RecordingInProgress as exc:
         raise errors.recording_already_started(room.room_id) from exc
-
+    recording_id = handle.id
     settings = svc.settings
-    workflow_input = StartRecordingInput(
-        recording_id=recording_id,
-        room_id=room.room_id,
-        room_name=room.room_name,
-        kind=RecordingKind.VIDEO,
-        layout=config.layout,
-        encoding=config.encoding,
-        participants=[Participant.model_validate(p) for p in call.participants],
-        start_timeout_s=settings.start_timeout_s,
-        upload_timeout_s=settings.upload_timeout_s,
-        max_duration_s=settings.max_duration_s,
-    )
-    try:
-        handle = await svc.temporal.start_workflow(
-            RecordingWorkflow.run,
-            workflow_input,
-            id=recording_id,
-            task_queue=settings.task_queue,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(ROOM_ID_ATTR, room.room_id),
-                    SearchAttributePair(STATUS_ATTR, RecordingStatus.STARTING.value),
-                ]
-            ),
-        )
-    except RPCError as exc:
-        await svc.catalog.project_recording(
-            recording_id,
-            1,
-            {"status": RecordingStatus.FAILED.value, "error": "workflow_unavailable", "details": exc.message},
-        )
-        raise errors.temporal_unavailable() from exc
 
     try:
         state = await asyncio.wait_for(

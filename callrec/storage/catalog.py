@@ -84,6 +84,7 @@ class RecordingRow(Base):
     room_id: Mapped[str] = mapped_column(String(128), index=True)
     room_name: Mapped[str] = mapped_column(String(256))
     status: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(8), default="video")
     layout: Mapped[str] = mapped_column(String(32))
     encoding: Mapped[Any] = mapped_column(JSON)
     filename: Mapped[str] = mapped_column(String(600))
