@@ -7,7 +7,7 @@ import logging
 from quart import Blueprint, Quart, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from callrec.api import files, health, media, openapi, recorder_backend, recordings, rooms, sharing, users
+from callrec.api import files, health, media, openapi, recorder_backend, recordings, rooms, sharing, talk, users
 from callrec.api.auth import authenticate
 from callrec.api.errors import ApiError, unauthorized
 from callrec.api.services import Services
@@ -49,6 +49,7 @@ def create_app(svc: Services) -> Quart:
         api_v1.register_blueprint(bp)
     app.register_blueprint(api_v1)
     app.register_blueprint(recorder_backend.blueprint)
+    app.register_blueprint(talk.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(openapi.blueprint)  # GET /openapi.json and /docs, no credentials
 

@@ -150,8 +150,13 @@ async def list_rooms() -> Response:
 
 @blueprint.get("/rooms/<room_id>")
 async def get_room(room_id: str) -> Response:
+    """The room, with `callRecording`: Talk's recording status 0-5 (none, video, audio, starting video,
+    starting audio, failed)."""
+    from callrec.api.talk import call_recording_status  # talk -> starting -> rooms: imported when needed
+
     require(room_id=room_id)
-    return jsonify(show_room(await get_room_or_404(room_id)))
+    room = show_room(await get_room_or_404(room_id))
+    return jsonify(room | {"callRecording": await call_recording_status(room_id)})
 
 
 @blueprint.delete("/rooms/<room_id>")

@@ -120,6 +120,9 @@ class Room(_Body):
     config: RoomConfig
     moderatorSecret: str | None = omittable("shown to admins only: exchanged for a moderator member token")
     speakerSecret: str | None = omittable("shown to admins only: exchanged for a speaker member token")
+    callRecording: Literal[0, 1, 2, 3, 4, 5] | None = omittable(
+        "on GET /rooms/{roomId}: Talk's recording status (0 none, 1 video, 2 audio, 3/4 starting, 5 failed)"
+    )
 
 
 class RoomList(_Body):

@@ -8,23 +8,7 @@ import httpx
 
 from tests.conftest import StackFactory
 from tests.helpers import create_room, join, record
-
-
-async def member_token(api: httpx.AsyncClient, room_id: str, role: str) -> str:
-    room = (await api.get(f"/api/v1/rooms/{room_id}")).json()
-    secret = room["moderatorSecret" if role == "moderator" else "speakerSecret"]
-    async with httpx.AsyncClient(base_url=str(api.base_url)) as anonymous:
-        response = await anonymous.post(
-            f"/api/v1/rooms/{room_id}/members/token", json={"secret": secret, "participantName": "Alice"}
-        )
-    assert response.status_code == 200, response.text
-    assert response.json()["role"] == role
-    token: str = response.json()["token"]
-    return token
-
-
-def client(api: httpx.AsyncClient, headers: dict[str, str]) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=str(api.base_url), headers=headers, timeout=30)
+from tests.test_access_helpers import client, member_token
 
 
 async def call(http: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> int:
