@@ -20,6 +20,7 @@ class ScriptedRecordingServer:
     def __init__(self) -> None:
         self.port = free_port()
         self.requests: list[dict[str, object]] = []
+        self.stop_status = 200  # what it answers to `stop`: 404 plays a recorder that lost the recording
         self.stop = asyncio.Event()
         app = Quart("scripted-recorder")
 
@@ -29,8 +30,9 @@ class ScriptedRecordingServer:
             random = request.headers.get(signing.RANDOM_HEADER)
             if not signing.verify(SECRET, random, request.headers.get(signing.CHECKSUM_HEADER), raw):
                 return "bad checksum", 403
-            self.requests.append({"token": token} | json.loads(raw))
-            return "{}", 200
+            message = json.loads(raw)
+            self.requests.append({"token": token} | message)
+            return "{}", self.stop_status if message.get("type") == "stop" else 200
 
         @app.get("/health")
         async def health() -> str:

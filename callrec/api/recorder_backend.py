@@ -16,7 +16,7 @@ from temporalio.service import RPCError
 from callrec.api.ocs import OCS_BASE, encode
 from callrec.api.services import services
 from callrec.domain import signing
-from callrec.domain.recording import RecorderFailed, RecorderStarted, RecorderStopped
+from callrec.domain.recording import RecorderFailed, RecorderStarted, RecorderStopped, RecordingStatus
 from callrec.storage.catalog import RecordingRow
 from callrec.workflows.recording import RecordingWorkflow
 
@@ -61,6 +61,8 @@ async def backend() -> Response:
     if row is None:
         return ocs_response({"error": "recording"}, 404, "Not Found")
 
+    if kind == "started" and row.status != RecordingStatus.STARTING.value:
+        return ocs_response({"error": "recording"}, 404, "Not Found")  # only a starting room can start
     handle = svc.temporal.get_workflow_handle_for(RecordingWorkflow.run, row.recording_id)
     try:
         if kind == "started":

@@ -118,8 +118,10 @@ class RecordingWorkflow:
             self.state.end_date = self._now_ms()
         if self.state.status != RecordingStatus.ENDING:
             await self._set_status(RecordingStatus.ENDING)
-        if not self.recorder_done:
-            await self._stop_egress()
+        if not self.recorder_done and not await self._stop_egress() and self.stored is None:
+            return await self._end_failed(
+                ErrorCode.RECORDER_FAILED, "The recorder does not know this recording any more (404 on stop)."
+            )
 
         await self._wait(lambda: self.stored is not None or self.failure is not None, input.upload_timeout_s)
         if self.stored is None:
@@ -225,8 +227,11 @@ class RecordingWorkflow:
         )
         self.projected = snapshot.status
 
-    async def _stop_egress(self) -> None:
-        """Best effort: a recorder that cannot be reached is not recording for us either."""
+    async def _stop_egress(self) -> bool:
+        """Best effort: a recorder that cannot be reached is not recording for us either.
+
+        Returns False when the recorder answered that it does not know this recording (it will never upload).
+        """
         try:
             await workflow.execute_activity_method(
                 EgressActivities.stop_egress,
@@ -236,6 +241,9 @@ class RecordingWorkflow:
             )
         except ActivityError as err:
             workflow.logger.warning("stopping egress failed: %s", _reason(err))
+            cause = err.cause
+            return not (isinstance(cause, ApplicationError) and cause.type == "EgressNotFound")
+        return True
 
     async def _end_failed(self, code: ErrorCode, details: str) -> RecordingState:
         return await self._end(RecordingStatus.FAILED, code, details)

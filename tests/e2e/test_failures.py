@@ -115,6 +115,8 @@ async def test_recorder_protocol_rejects_bad_requests(stacks: StackFactory, scri
     assert response.status_code == 400
 
     recording_id = await start_with_scripted_recorder(api, scripted, room_id)
+    late_started = await backend_callback(api, SECRET, "started", {"token": room_id, "recordingId": recording_id})
+    assert late_started.status_code == 404  # `started` only while the recording is starting
     bad_upload = await api.post(
         f"{OCS}/recording/{room_id}/store",
         headers=signing.signed_headers("wrong-secret", room_id.encode()),
@@ -229,3 +231,18 @@ async def test_health_reports_each_part(stacks: StackFactory, tmp_path: Path) ->
     assert body["status"] == "down" and body["objectStore"]["status"] == "down"
     assert body["catalog"]["status"] == "up" and body["temporal"]["status"] == "up"
     await catalog.close()
+
+
+async def test_a_recorder_that_lost_the_recording_fails_it_at_once(
+    stacks: StackFactory, scripted: ScriptedRecordingServer
+) -> None:
+    stack = await stacks.start(recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}")
+    room_id = await create_room(stack.api)
+    await join(stack.api, room_id, "Alice")
+    recording_id = await start_with_scripted_recorder(stack.api, scripted, room_id)
+    scripted.stop_status = 404
+
+    assert (await stack.api.post(f"/api/v1/recordings/{recording_id}/stop")).status_code == 202
+    failed = await wait_for_status(stack.api, recording_id, {"failed", "complete"}, timeout=30)
+    assert (failed["status"], failed["error"]) == ("failed", "recorder_failed")
+    assert "404 on stop" in failed["details"]
