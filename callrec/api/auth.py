@@ -72,7 +72,7 @@ def require(
         raise forbidden()
     if permission is not None and permission not in who.permissions:
         raise forbidden()
-    if who.room_id is not None and room_id is not None and who.room_id != room_id:
+    if room_id is not None and not confine(who, room_id):
         raise forbidden()
     return who
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from quart import Response
+
 OCS_BASE = "/ocs/v2.php/apps/spreed/api/v1"
 
 
@@ -19,3 +21,7 @@ def envelope(data: Any, status: int = 200, message: str = "OK") -> dict[str, Any
 
 def encode(data: Any, status: int = 200, message: str = "OK") -> bytes:
     return json.dumps(envelope(data, status, message)).encode()
+
+
+def ocs_response(data: Any, status: int = 200, message: str = "OK") -> Response:
+    return Response(encode(data, status, message), status=status, content_type="application/json")

@@ -8,12 +8,11 @@ late callback can never reach a newer recording of the same room.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from quart import Blueprint, Response, request
 from temporalio.service import RPCError
 
-from callrec.api.ocs import OCS_BASE, encode
+from callrec.api.ocs import OCS_BASE, ocs_response
 from callrec.api.services import services
 from callrec.domain import signing
 from callrec.domain.recording import RecorderFailed, RecorderStarted, RecorderStopped, RecordingStatus
@@ -21,10 +20,6 @@ from callrec.storage.catalog import RecordingRow
 from callrec.workflows.recording import RecordingWorkflow
 
 blueprint = Blueprint("recorder_backend", __name__, url_prefix=OCS_BASE)
-
-
-def ocs_response(data: Any, status: int = 200, message: str = "OK") -> Response:
-    return Response(encode(data, status, message), status=status, content_type="application/json")
 
 
 async def find_recording(room_id: str, recording_id: object) -> RecordingRow | None:

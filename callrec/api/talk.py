@@ -16,8 +16,7 @@ from temporalio.service import RPCError
 
 from callrec.api.auth import APPS_AND_MEMBERS, authenticate, require
 from callrec.api.errors import ApiError
-from callrec.api.ocs import OCS_BASE
-from callrec.api.recorder_backend import ocs_response
+from callrec.api.ocs import OCS_BASE, ocs_response
 from callrec.api.services import services
 from callrec.api.starting import begin_recording
 from callrec.domain.layout import RecordingConfig
