@@ -13,9 +13,17 @@ from callrec.api.services import Services
 from callrec.domain import signing
 from callrec.storage.catalog import Catalog, create_schema
 from callrec.storage.objects import S3ObjectStore
-from tests.conftest import SECRET, StackFactory, free_port
+from tests.conftest import SECRET, Stack, StackFactory, free_port
 from tests.helpers import OCS, backend_callback, create_room, join, record, upload, wait_for_status
 from tests.recording_server import ScriptedRecordingServer
+
+
+async def scripted_room(stacks: StackFactory, scripted: ScriptedRecordingServer) -> tuple[Stack, str]:
+    """A stack whose recording server is the scripted one, and a room with a call in it."""
+    stack = await stacks.start(recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}")
+    room_id = await create_room(stack.api)
+    await join(stack.api, room_id, "Alice")
+    return stack, room_id
 
 
 async def start_with_scripted_recorder(api: httpx.AsyncClient, scripted: ScriptedRecordingServer, room_id: str) -> str:
@@ -74,9 +82,7 @@ async def test_recorder_failure_fails_the_recording_and_a_new_one_can_start(stac
 async def test_a_file_that_is_not_an_mp4_fails_with_the_reason(
     stacks: StackFactory, scripted: ScriptedRecordingServer
 ) -> None:
-    stack = await stacks.start(recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}")
-    room_id = await create_room(stack.api)
-    await join(stack.api, room_id, "Alice")
+    stack, room_id = await scripted_room(stacks, scripted)
     recording_id = await start_with_scripted_recorder(stack.api, scripted, room_id)
 
     assert (await stack.api.post(f"/api/v1/recordings/{recording_id}/stop")).status_code == 202
@@ -97,10 +103,8 @@ async def test_a_file_that_is_not_an_mp4_fails_with_the_reason(
 
 
 async def test_recorder_protocol_rejects_bad_requests(stacks: StackFactory, scripted: ScriptedRecordingServer) -> None:
-    stack = await stacks.start(recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}")
+    stack, room_id = await scripted_room(stacks, scripted)
     api = stack.api
-    room_id = await create_room(api)
-    await join(api, room_id, "Alice")
 
     body = json.dumps({"type": "started", "started": {"token": room_id}}).encode()
     forged = {signing.RANDOM_HEADER: "r" * 32, signing.CHECKSUM_HEADER: "0" * 64}
@@ -236,9 +240,7 @@ async def test_health_reports_each_part(stacks: StackFactory, tmp_path: Path) ->
 async def test_a_recorder_that_lost_the_recording_fails_it_at_once(
     stacks: StackFactory, scripted: ScriptedRecordingServer
 ) -> None:
-    stack = await stacks.start(recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}")
-    room_id = await create_room(stack.api)
-    await join(stack.api, room_id, "Alice")
+    stack, room_id = await scripted_room(stacks, scripted)
     recording_id = await start_with_scripted_recorder(stack.api, scripted, room_id)
     scripted.stop_status = 404
 
