@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -63,13 +64,42 @@ async def backend_callback(api: httpx.AsyncClient, secret: str, kind: str, paylo
 
 
 async def upload(
-    api: httpx.AsyncClient, secret: str, room_id: str, filename: str, content: bytes, recording_id: str | None = None
+    api: httpx.AsyncClient,
+    secret: str,
+    room_id: str,
+    filename: str,
+    content: bytes,
+    recording_id: str | None = None,
+    owner: str | None = "api-key",
 ) -> httpx.Response:
-    """What a recording server sends to `/recording/{token}/store`."""
-    data = {"owner": "recorder"} | ({"recordingId": recording_id} if recording_id else {})
+    """What a recording server sends to `/recording/{token}/store` (`owner`: who started the recording)."""
+    data = ({"owner": owner} if owner is not None else {}) | ({"recordingId": recording_id} if recording_id else {})
     return await api.post(
         f"{OCS}/recording/{room_id}/store",
         headers=signing.signed_headers(secret, room_id.encode()),
         data=data,
         files={"file": (filename, content, "video/mp4")},
     )
+
+
+async def member_headers(api: httpx.AsyncClient, room_id: str, name: str, role: str = "moderator") -> dict[str, str]:
+    """Member token headers, got for the room's secret as an app would; send them without the API key."""
+    room = (await api.get(f"/api/v1/rooms/{room_id}")).json()
+    secret = room["moderatorSecret" if role == "moderator" else "speakerSecret"]
+    response = await api.post(
+        f"/api/v1/rooms/{room_id}/members/token", json={"secret": secret, "participantName": name}
+    )
+    assert response.status_code == 200, response.text
+    return {"X-Room-Member-Token": response.json()["token"]}
+
+
+def mp4_bytes(directory: Path, seconds: float = 1.0) -> bytes:
+    """A real, small MP4 as a recording server would upload it."""
+    from callrec.domain.layout import Layout, RenderSpec
+    from callrec.media.render import render_file
+
+    path = directory / f"clip-{seconds}.mp4"
+    if not path.exists():
+        spec = RenderSpec(width=160, height=90, framerate=5, video_bitrate_kbps=100)
+        render_file(path, Layout.GRID, [("alice", "Alice")], spec, seconds)
+    return path.read_bytes()

@@ -16,11 +16,13 @@ from callrec.domain.recording import FinalizeInput, FinalizeResult, RecordingKin
 from callrec.media.probe import InvalidMedia, probe_recording
 from callrec.storage.objects import ObjectNotFound, ObjectStore
 
+# What each kind of recording is stored as when the upload does not say (callrec's own recorder).
 EXTENSIONS = {RecordingKind.VIDEO: "mp4", RecordingKind.AUDIO: "ogg"}
 
 
-def final_key(room_id: str, recording_id: str, kind: RecordingKind) -> str:
-    return f"recordings/{room_id}/{recording_id}.{EXTENSIONS[kind]}"
+def final_key(request: FinalizeInput) -> str:
+    extension = request.extension or EXTENSIONS[request.kind]
+    return f"recordings/{request.room_id}/{request.recording_id}.{extension}"
 
 
 @asynccontextmanager
@@ -54,7 +56,7 @@ class FileActivities:
 
     @activity.defn
     async def finalize(self, request: FinalizeInput) -> FinalizeResult:
-        key = final_key(request.room_id, request.recording_id, request.kind)
+        key = final_key(request)
         async with heartbeating():
             # A retry after the move finds the file at its final key only.
             source = request.staging_key
@@ -63,7 +65,7 @@ class FileActivities:
             except ObjectNotFound:
                 source = key
             with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
-                local = Path(tmp) / f"recording.{EXTENSIONS[request.kind]}"
+                local = Path(tmp) / f"recording.{key.rsplit('.', 1)[1]}"
                 try:
                     await self.store.download(source, local)
                 except ObjectNotFound as exc:

@@ -7,7 +7,19 @@ import logging
 from quart import Blueprint, Quart, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from callrec.api import files, health, media, openapi, recorder_backend, recordings, rooms, sharing, talk, users
+from callrec.api import (
+    files,
+    health,
+    inbox,
+    media,
+    openapi,
+    recorder_backend,
+    recordings,
+    rooms,
+    sharing,
+    talk,
+    users,
+)
 from callrec.api.auth import authenticate
 from callrec.api.errors import ApiError, unauthorized
 from callrec.api.services import Services
@@ -41,6 +53,7 @@ def create_app(svc: Services) -> Quart:
     for bp in (
         users.blueprint,
         rooms.blueprint,
+        inbox.blueprint,
         files.blueprint,
         sharing.blueprint,
         recordings.blueprint,

@@ -10,12 +10,12 @@ from callrec.api.ranges import RangeNotSatisfiable, parse_range
 from callrec.api.services import services
 from callrec.domain.recording import RecordingStatus
 from callrec.domain.tokens import Permission
+from callrec.media.sniff import CONTENT_TYPES
 from callrec.storage.catalog import RecordingRow
 from callrec.storage.objects import ObjectNotFound
 
 blueprint = Blueprint("media", __name__)
 
-CONTENT_TYPES = {"mp4": "video/mp4", "ogg": "audio/ogg"}
 PLAYABLE = (RecordingStatus.COMPLETE.value, RecordingStatus.LIMIT_REACHED.value)
 
 

@@ -26,11 +26,11 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from quart import Blueprint, Quart, Response, current_app
 
-from callrec.api import recordings, rooms, schemas, sharing, users
+from callrec.api import inbox, recordings, rooms, schemas, sharing, users
 from callrec.api.auth import API_KEY_HEADER, MEMBER_TOKEN_HEADER
 from callrec.api.fields import FIELDS_HEADER, FIELDS_PARAM
-from callrec.api.media import CONTENT_TYPES
 from callrec.domain.recording import RECORDING_ID
+from callrec.media.sniff import CONTENT_TYPES
 
 OPENAPI_VERSION = "3.1.0"
 SCHEMA_REF = "#/components/schemas/{model}"
@@ -320,6 +320,38 @@ OPERATIONS: tuple[Operation, ...] = (
         },
         body=rooms.PutCall,
         notes="What the conferencing side reports: who is in the call now. Starts the call if there is none.",
+    ),
+    Operation(
+        "api_v1.rooms.put_lobby",
+        "putRoomLobby",
+        "Turn a room's lobby on or off",
+        "Rooms",
+        ADMINS,
+        {200: Answer("The lobby now", schemas.Lobby), 403: error(), 404: error("No such room")},
+        body=rooms.PutLobby,
+    ),
+    Operation(
+        "api_v1.inbox.room_chat",
+        "getRoomChat",
+        "Read a room's chat log",
+        "Rooms",
+        EVERYONE,
+        {
+            200: Answer("Messages, oldest first", schemas.ChatLog),
+            403: error(),
+            404: error("No such room"),
+            422: error(),
+        },
+        query_model=inbox.ChatQuery,
+    ),
+    Operation(
+        "api_v1.inbox.list_notifications",
+        "getNotifications",
+        "List the caller's notifications",
+        "Notifications",
+        EVERYONE,
+        {200: Answer("Open notifications, newest first", schemas.NotificationList), 422: error()},
+        query_model=inbox.NotificationsQuery,
     ),
     Operation(
         "api_v1.rooms.end_call",

@@ -30,9 +30,20 @@ async def find_recording(room_id: str, recording_id: object) -> RecordingRow | N
     return await catalog.recording_in_progress(room_id)
 
 
+def actor_id(payload: dict[str, object]) -> str | None:
+    actor = payload.get("actor")
+    found = actor.get("id") if isinstance(actor, dict) else None
+    return found if isinstance(found, str) and found else None
+
+
 @blueprint.post("/recording/backend")
 async def backend() -> Response:
     svc = services()
+    address = request.remote_addr or "unknown"
+    if (wait_s := svc.throttle.retry_after(address)) is not None:
+        response = ocs_response({"error": "bruteforce"}, 429, "Too Many Requests")
+        response.headers["Retry-After"] = str(wait_s)
+        return response
     raw: bytes = await request.body
     if not signing.verify(
         svc.settings.require_recording_secret(),
@@ -40,6 +51,7 @@ async def backend() -> Response:
         request.headers.get(signing.CHECKSUM_HEADER),
         raw,
     ):
+        svc.throttle.failed(address)
         return ocs_response({"error": "checksum"}, 403, "Forbidden")
     try:
         message = json.loads(raw)
@@ -63,7 +75,7 @@ async def backend() -> Response:
         if kind == "started":
             await handle.signal(RecordingWorkflow.recorder_started, RecorderStarted())
         elif kind == "stopped":
-            await handle.signal(RecordingWorkflow.recorder_stopped, RecorderStopped())
+            await handle.signal(RecordingWorkflow.recorder_stopped, RecorderStopped(actor=actor_id(payload)))
         else:
             reason = payload.get("reason")
             failed = RecorderFailed(reason=reason) if isinstance(reason, str) and reason else RecorderFailed()

@@ -61,7 +61,7 @@ async def start_recording() -> tuple[Response, int, dict[str, str]]:
     svc = services()
     require(Permission.CONTROL, kinds=APPS_AND_MEMBERS)
     body = await json_body(StartRecording)
-    require(Permission.CONTROL, kinds=APPS_AND_MEMBERS, room_id=body.roomId)
+    who = require(Permission.CONTROL, kinds=APPS_AND_MEMBERS, room_id=body.roomId)
     room = await get_room_or_404(body.roomId)
     config = effective_config(RecordingConfig.model_validate(room.config), body.config)
     if not config.enabled:
@@ -71,7 +71,7 @@ async def start_recording() -> tuple[Response, int, dict[str, str]]:
         raise errors.room_has_no_call(room.room_id)
 
     try:
-        handle = await begin_recording(room, config, RecordingKind.VIDEO, call)
+        handle = await begin_recording(room, config, RecordingKind.VIDEO, call, who.subject)
     except RecordingInProgress as exc:
         raise errors.recording_already_started(room.room_id) from exc
     recording_id = handle.id
@@ -147,11 +147,12 @@ async def get_recording(recording_id: str) -> Response:
 async def stop_recording(recording_id: str) -> tuple[Response, int]:
     svc = services()
     row = await permitted_recording(recording_id, Permission.CONTROL, APPS_AND_MEMBERS)
+    who = require()
     if row.status != RecordingStatus.ACTIVE.value:
         raise errors.recording_not_active(recording_id, row.status)
     handle = svc.temporal.get_workflow_handle_for(RecordingWorkflow.run, recording_id)
     try:
-        await handle.execute_update(RecordingWorkflow.stop, StopRequest(reason="requested"))
+        await handle.execute_update(RecordingWorkflow.stop, StopRequest(reason="requested", actor=who.subject))
     except (WorkflowUpdateFailedError, RPCError) as exc:
         current = await get_recording_or_404(recording_id)
         raise errors.recording_not_active(recording_id, current.status) from exc

@@ -18,7 +18,7 @@ from callrec.api.ids import new_room_id
 from callrec.api.services import services
 from callrec.api.views import call_view, room_view
 from callrec.domain import tokens
-from callrec.domain.layout import Encoding, Layout, RecordingConfig
+from callrec.domain.layout import AutoStart, Encoding, Layout, RecordingConfig
 from callrec.domain.participants import Participant
 from callrec.domain.recording import StopRequest
 from callrec.storage.catalog import RoomNotFound, RoomRow
@@ -44,6 +44,8 @@ class RecordingConfigPatch(BaseModel):
     layout: Layout | None = None
     encoding: Encoding | None = None
     publicAccess: bool | None = None
+    autoShareToChat: bool | None = None
+    autoStart: AutoStart | None = None
 
 
 class RoomConfigPatch(BaseModel):
@@ -65,6 +67,11 @@ class MemberTokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     secret: str = Field(min_length=1, max_length=256)
     participantName: str = Field(default="participant", min_length=1, max_length=128)
+
+
+class PutLobby(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = Field(description="only moderators may start or stop recordings while the lobby is on")
 
 
 class DeleteRoomQuery(BaseModel):
@@ -250,14 +257,33 @@ async def get_call(room_id: str) -> Response:
 async def put_call(room_id: str) -> Response:
     require_admin()
     body = await json_body(PutCall)
-    if (await get_room_or_404(room_id)).status == "closed":
+    from callrec.api.starting import auto_start  # starting -> rooms: imported when needed
+
+    room = await get_room_or_404(room_id)
+    if room.status == "closed":
         raise room_closed(room_id)
+    catalog = services().catalog
+    previous = await catalog.get_call(room_id)
+    before = [Participant.model_validate(p) for p in previous.participants] if previous else []
     participants = [p.model_dump(mode="json") for p in body.participants]
     try:
-        call = await services().catalog.put_call(room_id, participants, now_ms())
+        call = await catalog.put_call(room_id, participants, now_ms())
     except RoomNotFound as exc:
         raise room_not_found(room_id) from exc
+    await auto_start(room, before, call)
     return jsonify(call_view(call))
+
+
+@blueprint.put("/rooms/<room_id>/lobby")
+async def put_lobby(room_id: str) -> Response:
+    """Turns the room's lobby on or off (Talk's webinar lobby, as far as recordings are concerned)."""
+    require_admin()
+    body = await json_body(PutLobby)
+    try:
+        room = await services().catalog.set_room_lobby(room_id, body.enabled)
+    except RoomNotFound as exc:
+        raise room_not_found(room_id) from exc
+    return jsonify({"enabled": room.lobby})
 
 
 @blueprint.delete("/rooms/<room_id>/call")

@@ -112,11 +112,16 @@ class RoomConfig(_Body):
     recording: RecordingConfig
 
 
+class Lobby(_Body):
+    enabled: bool = Field(description="only moderators may start or stop recordings while it is on")
+
+
 class Room(_Body):
     roomId: str
     roomName: str
     creationDate: int = Field(description="ms since the epoch")
     status: Literal["open", "closed"]
+    lobby: Lobby
     config: RoomConfig
     moderatorSecret: str | None = omittable("shown to admins only: exchanged for a moderator member token")
     speakerSecret: str | None = omittable("shown to admins only: exchanged for a speaker member token")
@@ -145,6 +150,65 @@ class Call(_Body):
     participants: list[Participant]
     startedDate: int = Field(description="ms since the epoch")
     updatedDate: int = Field(description="ms since the epoch")
+
+
+# ------------------------------------------------------------------------- notifications and chat
+
+
+class NotificationAction(_Body):
+    label: str
+    link: str = Field(description="the Talk-style endpoint that takes the action")
+    type: Literal["POST", "DELETE"]
+    primary: bool
+    body: dict[str, int] = Field(description="what to send to `link`")
+
+
+class Notification(_Body):
+    """Shaped like a Nextcloud notification; Talk clients name it by `timestamp`."""
+
+    notificationId: int
+    app: Literal["spreed"]
+    user: str | None = Field(description="who it is for (the recording's owner); null: the room's moderators")
+    moderators: bool = Field(description="whether the room's moderators see it too")
+    timestamp: int = Field(description="seconds since the epoch, UTC")
+    datetime: str = Field(description="the same moment, ISO 8601")
+    objectType: Literal["recording"]
+    objectId: str = Field(description="the room's id (Talk's room token)")
+    roomId: str
+    recordingId: str | None
+    subject: Literal["record_file_stored", "record_file_store_fail", "recording_failed"]
+    message: str
+    fileId: int | None = Field(description="a stored recording's file id, for share-chat")
+    actions: list[NotificationAction]
+
+
+class NotificationList(_Body):
+    notifications: list[Notification]
+
+
+class ChatActor(_Body):
+    type: str
+    id: str
+    name: str
+
+
+class ChatMessage(_Body):
+    """Shaped like a Talk chat message."""
+
+    id: int
+    token: str = Field(description="the room's id")
+    actorType: str
+    actorId: str
+    actorDisplayName: str
+    timestamp: int = Field(description="seconds since the epoch, UTC")
+    messageType: Literal["system", "record-video", "record-audio"]
+    systemMessage: str = Field(description="recording_started, audio_recording_stopped, file_shared, ...")
+    message: str = Field(description="the text, with {actor} and {file} standing for messageParameters")
+    messageParameters: dict[str, dict[str, Any]]
+
+
+class ChatLog(_Body):
+    messages: list[ChatMessage]
 
 
 # ------------------------------------------------------------------------- tokens
@@ -190,6 +254,9 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     RoomDeleted,
     RoomClosed,
     Call,
+    Lobby,
+    NotificationList,
+    ChatLog,
     MemberToken,
     UserToken,
     Health,

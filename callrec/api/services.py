@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from quart import current_app
 from temporalio.client import Client
 
+from callrec.api.bruteforce import Throttle
 from callrec.domain.settings import Settings
 from callrec.storage.catalog import Catalog
 from callrec.storage.objects import ObjectStore
@@ -18,6 +19,10 @@ class Services:
     catalog: Catalog
     store: ObjectStore
     temporal: Client
+    throttle: Throttle = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.throttle = Throttle(self.settings.bruteforce_max_failures, self.settings.bruteforce_window_s)
 
 
 def services() -> Services:

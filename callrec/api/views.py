@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from callrec.storage.catalog import CallRow, RecordingRow, RoomRow
+from callrec.api.ocs import OCS_BASE
+from callrec.domain.notifications import FILE_STORED
+from callrec.storage.catalog import CallRow, ChatMessageRow, NotificationRow, RecordingRow, RoomRow
+
+# How Talk clients show each system message ({actor} and {file} are messageParameters).
+CHAT_TEXT = {
+    "recording_started": "{actor} started the video recording",
+    "audio_recording_started": "{actor} started the audio recording",
+    "recording_stopped": "{actor} stopped the video recording",
+    "audio_recording_stopped": "{actor} stopped the audio recording",
+    "recording_failed": "The recording failed. Please contact your administrator.",
+    "file_shared": "{file}",
+}
 
 
 def room_view(room: RoomRow, *, with_secrets: bool = False) -> dict[str, Any]:
@@ -13,6 +26,7 @@ def room_view(room: RoomRow, *, with_secrets: bool = False) -> dict[str, Any]:
         "roomName": room.room_name,
         "creationDate": room.creation_date,
         "status": room.status,
+        "lobby": {"enabled": bool(room.lobby)},
         "config": {"recording": room.config},
     }
     if with_secrets:
@@ -45,4 +59,62 @@ def recording_view(row: RecordingRow) -> dict[str, Any]:
         "errorCode": row.error_code,
         "error": row.error,
         "details": row.details,
+    }
+
+
+def notification_view(row: NotificationRow) -> dict[str, Any]:
+    """Shaped like a Nextcloud notification; a stored recording's carries the share and dismiss actions."""
+    actions: list[dict[str, Any]] = []
+    if row.subject == FILE_STORED:
+        base = f"{OCS_BASE}/recording/{row.room_id}"
+        actions = [
+            {
+                "label": "Share to chat",
+                "link": f"{base}/share-chat",
+                "type": "POST",
+                "primary": True,
+                "body": {"timestamp": row.timestamp, "fileId": row.file_id},
+            },
+            {
+                "label": "Dismiss",
+                "link": f"{base}/notification",
+                "type": "DELETE",
+                "primary": False,
+                "body": {"timestamp": row.timestamp},
+            },
+        ]
+    return {
+        "notificationId": row.notification_id,
+        "app": "spreed",
+        "user": row.user,
+        "moderators": row.moderators,
+        "timestamp": row.timestamp,
+        "datetime": datetime.fromtimestamp(row.timestamp, UTC).isoformat(),
+        "objectType": "recording",
+        "objectId": row.room_id,
+        "roomId": row.room_id,
+        "recordingId": row.recording_id,
+        "subject": row.subject,
+        "message": row.message,
+        "fileId": row.file_id,
+        "actions": actions,
+    }
+
+
+def chat_message_view(row: ChatMessageRow) -> dict[str, Any]:
+    """Shaped like a Talk chat message; a shared recording has messageType record-video or record-audio."""
+    meta = row.parameters.get("metaData")
+    message_type = meta.get("messageType", "comment") if isinstance(meta, dict) else "system"
+    return {
+        "id": row.message_id,
+        "token": row.room_id,
+        "actorType": row.actor_type,
+        "actorId": row.actor_id,
+        "actorDisplayName": row.actor_id,
+        "timestamp": row.timestamp,
+        "messageType": message_type,
+        "systemMessage": row.message,
+        "message": CHAT_TEXT.get(row.message, row.message),
+        "messageParameters": {"actor": {"type": row.actor_type, "id": row.actor_id, "name": row.actor_id}}
+        | {k: v for k, v in row.parameters.items() if k != "metaData"},
     }

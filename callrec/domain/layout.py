@@ -99,6 +99,9 @@ def render_spec(encoding: Encoding) -> RenderSpec:
     return RenderSpec(width=width, height=height, framerate=fps, video_bitrate_kbps=kbps)
 
 
+AutoStart = Literal["off", "when_first_participant_joins", "when_moderator_joins"]
+
+
 class RecordingConfig(BaseModel):
     """A room's recording settings."""
 
@@ -108,6 +111,10 @@ class RecordingConfig(BaseModel):
     layout: Layout = Layout.GRID
     encoding: Encoding = EncodingPreset.H264_720P_30
     publicAccess: bool = Field(default=True, description="a recording's public secret lets anyone play it")
+    autoShareToChat: bool = Field(
+        default=False, description="post each stored recording to the room's chat, without waiting for a click"
+    )
+    autoStart: AutoStart = Field(default="off", description="start recording by itself when the call begins")
 
 
 class RecordingOverride(BaseModel):

@@ -60,6 +60,10 @@ class StartRecordingInput(BaseModel):
     start_timeout_s: float
     upload_timeout_s: float
     max_duration_s: float
+    # Added after the first release: defaults keep older workflow histories readable.
+    owner: str | None = None  # who started it (member name, user id, or "api-key"); gets the notifications
+    auto_share_to_chat: bool = False
+    share_offer_expiry_s: float = 7 * 24 * 3600.0
 
 
 class RecorderStarted(BaseModel):
@@ -67,7 +71,7 @@ class RecorderStarted(BaseModel):
 
 
 class RecorderStopped(BaseModel):
-    pass
+    actor: str | None = None  # who stopped it, when the recording server says
 
 
 class RecorderFailed(BaseModel):
@@ -76,12 +80,14 @@ class RecorderFailed(BaseModel):
 
 class StopRequest(BaseModel):
     reason: Literal["requested", "call_ended", "room_deleted"] = "requested"
+    actor: str | None = None  # who asked (a member's name, a user id); None: the recording's owner
 
 
 class FileStored(BaseModel):
     staging_key: str
     size: int
     sha256: str
+    extension: str | None = None  # as uploaded (mp4, ogg, ogv, webm, mkv); None: by kind
 
 
 class EgressStart(BaseModel):
@@ -91,6 +97,7 @@ class EgressStart(BaseModel):
     layout: Layout
     encoding: Encoding
     participants: list[Participant]
+    owner: str | None = None
 
 
 class EgressStop(BaseModel):
@@ -103,6 +110,7 @@ class FinalizeInput(BaseModel):
     room_id: str
     kind: RecordingKind
     staging_key: str
+    extension: str | None = None
 
 
 class FinalizeResult(BaseModel):

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,11 +49,24 @@ class Settings(BaseSettings):
     recorder_host: str = "127.0.0.1"
     recorder_port: int = 8090
     recorder_url: str = Field(default="http://127.0.0.1:8090", description="how the worker reaches the recorder")
+    egress: Literal["builtin", "talk"] = Field(
+        default="builtin", description="who records: the built-in recorder, or an external Talk recording server"
+    )
+    talk_recording_server: str | None = Field(
+        default=None, description="base URL of the external recording server when egress=talk"
+    )
 
     start_timeout_s: float = Field(default=20.0, gt=0, description="recorder must report started within this")
     upload_timeout_s: float = Field(default=300.0, gt=0, description="recorder must upload within this after stop")
     max_duration_s: float = Field(default=4 * 3600.0, gt=0, description="recordings stop as limit_reached after this")
     max_upload_bytes: int = Field(default=20 * 1024**3, gt=0)
+    share_offer_expiry_s: float = Field(
+        default=7 * 24 * 3600.0, gt=0, description="the share-to-chat offer of a stored recording stays open this long"
+    )
+    bruteforce_max_failures: int = Field(
+        default=10, gt=0, description="bad recording-server checksums from one address before it gets 429"
+    )
+    bruteforce_window_s: float = Field(default=300.0, gt=0, description="how long a bad checksum counts")
 
     @cached_property
     def catalog_url(self) -> str:
@@ -64,6 +78,20 @@ class Settings(BaseSettings):
             return self.token_secret
         derived = hmac.new(self.require_api_key().encode(), b"callrec access tokens", hashlib.sha256)
         return derived.hexdigest()
+
+    @property
+    def backend_url(self) -> str:
+        """Where recording servers call back and upload (`Talk-Recording-Backend`)."""
+        return (self.public_url or self.api_url).rstrip("/")
+
+    @property
+    def egress_url(self) -> str:
+        """The recording server the worker drives."""
+        if self.egress == "talk":
+            if not self.talk_recording_server:
+                raise SystemExit("CALLREC_TALK_RECORDING_SERVER is not set (CALLREC_EGRESS=talk needs it)")
+            return self.talk_recording_server.rstrip("/")
+        return self.recorder_url.rstrip("/")
 
     @property
     def objects_dir(self) -> Path:

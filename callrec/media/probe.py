@@ -16,6 +16,8 @@ from av.container import InputContainer
 from av.stream import Stream
 from av.video.stream import VideoStream
 
+from callrec.media.sniff import SNIFF_BYTES, ebml_segment_end, sniff_mimetype
+
 InvalidMediaCode = Literal[
     "empty_file",
     "unreadable",
@@ -29,7 +31,7 @@ InvalidMediaCode = Literal[
 
 @dataclass(frozen=True)
 class MediaInfo:
-    container: str  # 'mp4' or 'ogg'
+    container: str  # 'mp4', 'webm', 'mkv' or 'ogg' (Ogg audio or Ogg video)
     duration_s: float
     width: int | None
     height: int | None
@@ -47,20 +49,14 @@ class InvalidMedia(Exception):
         self.reason = reason
 
 
-_MP4_BRAND_BOX = b"ftyp"
+_LABELS = {"mp4": "MP4", "webm": "WebM", "mkv": "Matroska", "ogg": "Ogg"}
 
 
-def _looks_like_mp4(path: Path) -> bool:
-    with path.open("rb") as f:
-        head = f.read(12)
-    return len(head) >= 8 and head[4:8] == _MP4_BRAND_BOX
-
-
-def _open(path: Path, size: int) -> InputContainer:
+def _open(path: Path, size: int, head: bytes) -> InputContainer:
     try:
         return av.open(str(path), mode="r")
     except (av.FFmpegError, OSError, ValueError) as exc:
-        if _looks_like_mp4(path):
+        if sniff_mimetype(head) == "video/mp4":
             raise InvalidMedia(
                 "truncated",
                 f"The MP4 file ({size} bytes) is cut off: it starts like an MP4 but its index (moov atom) is "
@@ -109,13 +105,21 @@ def _index_end(streams: Sequence[Stream]) -> int:
     return end
 
 
-def _check_container(container: InputContainer, kind: Literal["video", "audio"]) -> str:
+def _check_container(container: InputContainer, kind: Literal["video", "audio"], head: bytes) -> str:
+    """The container's short name: video may be MP4, WebM, Matroska or Ogg; audio must be Ogg."""
     name = container.format.name
+    names = name.split(",")
     if kind == "video":
-        if "mp4" not in name:
-            raise InvalidMedia("wrong_container", f"The file is not an MP4 container (found {name!r}).")
-        return "mp4"
-    if "ogg" not in name.split(","):
+        if "mp4" in names:
+            return "mp4"
+        if "matroska" in names:  # FFmpeg's one demuxer for both; the EBML DocType tells them apart
+            return "webm" if sniff_mimetype(head) == "video/webm" else "mkv"
+        if "ogg" in names:
+            return "ogg"
+        raise InvalidMedia(
+            "wrong_container", f"The file is not an MP4, WebM, Matroska or Ogg container (found {name!r})."
+        )
+    if "ogg" not in names:
         raise InvalidMedia("wrong_container", f"The file is not an Ogg container (found {name!r}).")
     return "ogg"
 
@@ -135,9 +139,15 @@ def probe_recording(path: Path, kind: Literal["video", "audio"] = "video") -> Me
         raise InvalidMedia("unreadable", f"The file {path.name} does not exist.") from exc
     if size == 0:
         raise InvalidMedia("empty_file", "The file is empty (0 bytes); the recorder wrote nothing.")
+    try:
+        with path.open("rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except OSError as exc:
+        raise InvalidMedia("unreadable", f"The file {path.name} cannot be read ({exc.strerror or exc}).") from exc
 
-    with _open(path, size) as container:
-        container_name = _check_container(container, kind)
+    with _open(path, size, head) as container:
+        container_name = _check_container(container, kind, head)
+        label = _LABELS[container_name]
         streams = list(container.streams)
         if not any(s.type in ("video", "audio") for s in streams):
             raise InvalidMedia("no_streams", "The file contains no audio or video streams.")
@@ -146,7 +156,7 @@ def probe_recording(path: Path, kind: Literal["video", "audio"] = "video") -> Me
         if kind == "video" and video is None:
             raise InvalidMedia(
                 "missing_video",
-                "The MP4 file has no video stream; it holds audio only.",
+                f"The {label} file has no video stream; it holds audio only.",
             )
         if kind == "audio" and audio is None:
             raise InvalidMedia("no_streams", "The Ogg file has no audio stream.")
@@ -157,6 +167,13 @@ def probe_recording(path: Path, kind: Literal["video", "audio"] = "video") -> Me
                 "truncated",
                 f"The file is cut off: its index points to data up to byte {index_end} but the file has only "
                 f"{size} bytes.",
+            )
+        segment_end = ebml_segment_end(head) if container_name in ("webm", "mkv") else None
+        if segment_end is not None and segment_end > size:
+            raise InvalidMedia(
+                "truncated",
+                f"The {label} file is cut off: its header says it runs to byte {segment_end} but the file has "
+                f"only {size} bytes.",
             )
         if container_name == "ogg" and not _ogg_ends_cleanly(path, size):
             raise InvalidMedia(

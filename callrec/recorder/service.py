@@ -1,8 +1,18 @@
 """The built-in recorder: the recording-server side of the Talk protocol, rendering with PyAV.
 
-`POST /api/v1/room/{token}` with `{"type": "start" | "stop"}`, signed over random + body. After a start
-it calls back `started` (or `failed`) to the backend named in `Talk-Recording-Backend`; after a stop it
-finishes the file, calls back `stopped`, and uploads the file to the backend's `/store` endpoint.
+It behaves as the Talk recording server (`nextcloud-talk-recording`: `Server.py`, `Service.py`,
+`BackendNotifier.py`) does. `POST /api/v1/room/{token}` with `{"type": "start" | "stop"}`, signed over
+random + body (403 when the checksum is wrong, 400 when the body is not usable, 404 to a stop of a
+recording it does not know, 200 `{}` otherwise, also to a repeated start and to a stop of a recording it
+is already stopping). The start's `owner` is the `owner` of the upload, its `actor` is echoed in
+`started`; a stop's `actor`, when given, is echoed in `stopped`.
+
+After a start it calls back `started` (or `failed`) to the backend named in `Talk-Recording-Backend`;
+after a stop it finishes the file, calls back `stopped`, and uploads the file to the backend's `/store`
+endpoint (multipart `owner` and `file`, checksum over random + token). callrec's own additions: the start
+carries `recordingId`, `layout`, `encoding` and `participants`; callbacks and the upload carry
+`recordingId`, and `failed` a `reason`. Unlike the Talk recording server it also accepts a start without
+`owner` / `actor` or `Talk-Recording-Backend` (falling back to placeholders and its configured backend).
 """
 
 from __future__ import annotations
@@ -27,11 +37,27 @@ from callrec.media.render import LiveRecording
 log = logging.getLogger(__name__)
 OCS_BASE = "/ocs/v2.php/apps/spreed/api/v1"
 ATTEMPTS = 4
+# Used when a start carries no owner / actor (the Talk recording server requires both).
+PLACEHOLDER_OWNER = "callrec-recorder"
+PLACEHOLDER_ACTOR = {"type": "users", "id": PLACEHOLDER_OWNER}
+# The Talk recording server sends these on every callback and upload.
+OCS_HEADERS = {"OCS-APIRequest": "true"}
+
+
+class Actor(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: str
+    id: str
+
+    def wire(self) -> dict[str, str]:
+        return {"type": self.type, "id": self.id}
 
 
 class StartBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     status: int = 1
+    owner: str | None = None
+    actor: Actor | None = None
     recordingId: str
     layout: Layout = Layout.GRID
     encoding: Encoding = EncodingPreset.H264_720P_30
@@ -46,6 +72,9 @@ class Session:
     status: int
     path: Path
     live: LiveRecording
+    owner: str = PLACEHOLDER_OWNER
+    actor: dict[str, str] = field(default_factory=lambda: dict(PLACEHOLDER_ACTOR))
+    stopped_by: dict[str, str] | None = None
     opened: asyncio.Task[bool] | None = field(default=None)
 
 
@@ -56,6 +85,7 @@ class Recorder:
         self.workdir = workdir
         self.http = http
         self.sessions: dict[str, Session] = {}
+        self.stopping: dict[str, Session] = {}  # stopped, still finishing or uploading
         self.tasks: set[asyncio.Task[None]] = set()
         workdir.mkdir(parents=True, exist_ok=True)
 
@@ -80,10 +110,12 @@ class Recorder:
     async def callback(self, session: Session, kind: str, extra: dict[str, Any] | None = None) -> None:
         payload: dict[str, Any] = {"token": session.room_id, "recordingId": session.recording_id}
         if kind == "started":
-            payload |= {"status": session.status, "actor": {"type": "users", "id": "callrec-recorder"}}
+            payload |= {"status": session.status, "actor": session.actor}
+        elif kind == "stopped" and session.stopped_by is not None:
+            payload["actor"] = session.stopped_by
         payload |= extra or {}
         body = json.dumps({"type": kind, kind: payload}).encode()
-        headers = signing.signed_headers(self.secret, body) | {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json"} | OCS_HEADERS | signing.signed_headers(self.secret, body)
         response = await self._post(f"{session.backend}{OCS_BASE}/recording/backend", content=body, headers=headers)
         if response is None or response.status_code != 200:
             log.error("callback %s for %s not accepted", kind, session.recording_id)
@@ -97,6 +129,10 @@ class Recorder:
         participants = [(p.id or p.name, p.name) for p in body.participants]
         live = LiveRecording(path, body.layout, participants, spec, audio_only=audio_only)
         session = Session(body.recordingId, room_id, backend, body.status, path, live)
+        if body.owner:
+            session.owner = body.owner
+        if body.actor is not None:
+            session.actor = body.actor.wire()
         self.sessions[body.recordingId] = session
         session.opened = asyncio.ensure_future(self._open(session))
 
@@ -122,16 +158,26 @@ class Recorder:
                 return
             await asyncio.sleep(1)
 
-    def find(self, room_id: str, recording_id: object) -> Session | None:
+    def find(self, room_id: str, recording_id: object, *, stopping: bool = False) -> Session | None:
+        sessions = self.stopping if stopping else self.sessions
         if isinstance(recording_id, str):
-            return self.sessions.get(recording_id)
-        return next((s for s in self.sessions.values() if s.room_id == room_id), None)
+            found = sessions.get(recording_id)
+            return found if found is not None and found.room_id == room_id else None
+        return next((s for s in sessions.values() if s.room_id == room_id), None)
 
-    async def stop(self, session: Session) -> None:
+    async def stop(self, session: Session, actor: dict[str, str] | None = None) -> None:
         self.sessions.pop(session.recording_id, None)
+        session.stopped_by = actor
+        self.stopping[session.recording_id] = session
         self.spawn(self._finish(session))
 
     async def _finish(self, session: Session) -> None:
+        try:
+            await self._finish_and_upload(session)
+        finally:
+            self.stopping.pop(session.recording_id, None)
+
+    async def _finish_and_upload(self, session: Session) -> None:
         if session.opened is not None and not await session.opened:
             return  # encoding never began; `failed` was reported
         try:
@@ -151,13 +197,13 @@ class Recorder:
     async def upload(self, session: Session) -> bool:
         mimetype = "audio/ogg" if session.path.suffix == ".ogg" else "video/mp4"
         for attempt in range(ATTEMPTS):
-            headers = signing.signed_headers(self.secret, session.room_id.encode())
+            headers = OCS_HEADERS | signing.signed_headers(self.secret, session.room_id.encode())
             try:
                 with session.path.open("rb") as f:
                     response = await self.http.post(
                         f"{session.backend}{OCS_BASE}/recording/{session.room_id}/store",
                         headers=headers,
-                        data={"owner": "callrec-recorder", "recordingId": session.recording_id},
+                        data={"owner": session.owner, "recordingId": session.recording_id},
                         files={"file": (session.path.name, f, mimetype)},
                         timeout=httpx.Timeout(60, read=600),
                     )
@@ -205,10 +251,19 @@ def create_recorder_app(recorder: Recorder) -> Quart:
                 return jsonify({"error": "body", "details": exc.errors(include_url=False)}), 400
             return jsonify({}), 200
         if kind == "stop":
-            session = recorder.find(token, payload.get("recordingId") if isinstance(payload, dict) else None)
+            # Talk sends `"stop": []` (PHP's empty array) when nobody in particular stopped the recording.
+            fields = payload if isinstance(payload, dict) else {}
+            recording_id = fields.get("recordingId")
+            session = recorder.find(token, recording_id)
             if session is None:
+                if recorder.find(token, recording_id, stopping=True) is not None:
+                    return jsonify({}), 200  # stopped already: a retried stop
                 return jsonify({"error": "recording"}), 404
-            await recorder.stop(session)
+            try:
+                actor = Actor.model_validate(fields["actor"]).wire() if "actor" in fields else None
+            except ValidationError:
+                actor = None  # as the Talk recording server: an incomplete actor is no actor
+            await recorder.stop(session, actor)
             return jsonify({}), 200
         return jsonify({"error": "type"}), 400
 

@@ -10,7 +10,23 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, String, Text, and_, event, or_, select, text, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    and_,
+    event,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -37,6 +53,7 @@ class RoomRow(Base):
     config: Mapped[dict[str, Any]]
     creation_date: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="open")
+    lobby: Mapped[bool] = mapped_column(Boolean, default=False)
     moderator_secret: Mapped[str] = mapped_column(String(64), default=new_secret)
     speaker_secret: Mapped[str] = mapped_column(String(64), default=new_secret)
 
@@ -99,9 +116,49 @@ class RecordingRow(Base):
     sha256: Mapped[str | None] = mapped_column(String(64))
     media: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     seq: Mapped[int] = mapped_column(default=0)
+    owner: Mapped[str | None] = mapped_column(String(128))
+    participants: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # in the call when it started
     public_secret: Mapped[str] = mapped_column(String(64), default=new_secret)
     private_secret: Mapped[str] = mapped_column(String(64), default=new_secret)
     creation_date: Mapped[int] = mapped_column(BigInteger)
+
+
+# SQLite numbers rows only through INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
+ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class NotificationRow(Base):
+    """A notification for a person (`user`) and/or the moderators of a room; `dedupe_key` makes retries harmless."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_room_time", "room_id", "timestamp"),)
+
+    notification_id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(600), unique=True)
+    room_id: Mapped[str] = mapped_column(String(128))
+    recording_id: Mapped[str | None] = mapped_column(String(512))
+    user: Mapped[str | None] = mapped_column(String(128), index=True)
+    moderators: Mapped[bool] = mapped_column(Boolean, default=False)
+    subject: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    file_id: Mapped[int | None] = mapped_column(BigInteger)
+    timestamp: Mapped[int] = mapped_column(BigInteger)  # seconds, UTC: how Talk clients name a notification
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open | dismissed | shared | expired
+
+
+class ChatMessageRow(Base):
+    """The room's chat log: Talk-style system messages about recordings, and shared recordings."""
+
+    __tablename__ = "chat_messages"
+
+    message_id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(600), unique=True)
+    room_id: Mapped[str] = mapped_column(String(128), index=True)
+    actor_type: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[str] = mapped_column(String(128))
+    message: Mapped[str] = mapped_column(String(64))  # the system message: recording_started, file_shared, ...
+    parameters: Mapped[dict[str, Any]]
+    timestamp: Mapped[int] = mapped_column(BigInteger)
 
 
 class RoomNotFound(Exception):
@@ -260,6 +317,92 @@ class Catalog:
             )
         return bool(getattr(result, "rowcount", 0))
 
+    # notifications
+    async def add_notification(self, row: NotificationRow) -> NotificationRow:
+        """Inserts the notification, or returns the one already stored under its `dedupe_key`."""
+        try:
+            async with self.sessions.begin() as session:
+                session.add(row)
+        except IntegrityError:
+            async with self.sessions() as session:
+                found = await session.execute(
+                    select(NotificationRow).where(NotificationRow.dedupe_key == row.dedupe_key)
+                )
+                return found.scalars().one()
+        return row
+
+    async def notifications(
+        self, *, room_id: str | None = None, user: str | None = None, moderators: bool = False, limit: int = 200
+    ) -> Sequence[NotificationRow]:
+        """Open notifications, newest first: those of `user`, plus the room's moderator ones when `moderators`.
+
+        With neither `user` nor `moderators`, all of them (an admin's view).
+        """
+        async with self.sessions() as session:
+            query = select(NotificationRow).where(NotificationRow.state == "open")
+            if room_id is not None:
+                query = query.where(NotificationRow.room_id == room_id)
+            audience = []
+            if user is not None:
+                audience.append(NotificationRow.user == user)
+            if moderators:
+                audience.append(NotificationRow.moderators.is_(True))
+            if audience:
+                query = query.where(or_(*audience))
+            query = query.order_by(NotificationRow.notification_id.desc()).limit(limit)
+            return (await session.execute(query)).scalars().all()
+
+    async def room_notifications_at(self, room_id: str, timestamp: int) -> Sequence[NotificationRow]:
+        async with self.sessions() as session:
+            query = select(NotificationRow).where(
+                NotificationRow.room_id == room_id, NotificationRow.timestamp == timestamp
+            )
+            return (await session.execute(query)).scalars().all()
+
+    async def close_notifications(
+        self, state: str, *, recording_id: str | None = None, notification_id: int | None = None
+    ) -> int:
+        """Closes the open notifications of a recording (or one notification) as dismissed, shared or expired."""
+        query = update(NotificationRow).where(NotificationRow.state == "open").values(state=state)
+        if recording_id is not None:
+            query = query.where(NotificationRow.recording_id == recording_id)
+        if notification_id is not None:
+            query = query.where(NotificationRow.notification_id == notification_id)
+        async with self.sessions.begin() as session:
+            result = await session.execute(query)
+        return int(getattr(result, "rowcount", 0))
+
+    # chat
+    async def add_chat_message(self, row: ChatMessageRow) -> ChatMessageRow:
+        """Posts the message once: a retry with the same `dedupe_key` returns the message already posted."""
+        try:
+            async with self.sessions.begin() as session:
+                session.add(row)
+        except IntegrityError:
+            async with self.sessions() as session:
+                found = await session.execute(select(ChatMessageRow).where(ChatMessageRow.dedupe_key == row.dedupe_key))
+                return found.scalars().one()
+        return row
+
+    async def chat_messages(self, room_id: str, *, after: int = 0, limit: int = 100) -> Sequence[ChatMessageRow]:
+        """Oldest first, from the message after `after` on."""
+        async with self.sessions() as session:
+            query = (
+                select(ChatMessageRow)
+                .where(ChatMessageRow.room_id == room_id, ChatMessageRow.message_id > after)
+                .order_by(ChatMessageRow.message_id)
+                .limit(limit)
+            )
+            return (await session.execute(query)).scalars().all()
+
+    async def set_room_lobby(self, room_id: str, enabled: bool) -> RoomRow:
+        async with self.sessions.begin() as session:
+            room = await session.get(RoomRow, room_id)
+            if room is None:
+                raise RoomNotFound(room_id)
+            room.lobby = enabled
+        return room
+
     async def list_rooms(self, limit: int, after: tuple[int, str] | None = None) -> Sequence[RoomRow]:
         """Newest first, keyset-paged on (creation_date, room_id)."""
         async with self.sessions() as session:
@@ -282,5 +425,7 @@ class Catalog:
         """Deletes the room and its call; its recordings must be gone already."""
         async with self.sessions.begin() as session:
             await session.execute(sql_delete(CallRow).where(CallRow.room_id == room_id))
+            await session.execute(sql_delete(ChatMessageRow).where(ChatMessageRow.room_id == room_id))
+            await session.execute(sql_delete(NotificationRow).where(NotificationRow.room_id == room_id))
             result = await session.execute(sql_delete(RoomRow).where(RoomRow.room_id == room_id))
         return bool(getattr(result, "rowcount", 0))

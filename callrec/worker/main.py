@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 from temporalio.client import Client
@@ -13,6 +15,7 @@ from temporalio.worker import Worker
 from callrec.activities.catalog import CatalogActivities
 from callrec.activities.egress import EgressActivities
 from callrec.activities.files import FileActivities
+from callrec.activities.notify import NotifyActivities
 from callrec.domain.settings import Settings
 from callrec.storage.catalog import Catalog
 from callrec.storage.objects import ObjectStore
@@ -21,17 +24,36 @@ from callrec.temporal import connect
 from callrec.workflows.recording import RecordingWorkflow
 
 
+def recording_activities(catalog: Catalog, store: ObjectStore, egress: EgressActivities) -> list[Callable[..., Any]]:
+    """Every activity RecordingWorkflow calls."""
+    projection, files, notify = CatalogActivities(catalog), FileActivities(store), NotifyActivities(catalog)
+    return [
+        projection.project_recording,
+        egress.start_egress,
+        egress.stop_egress,
+        files.finalize,
+        notify.post_chat,
+        notify.notify,
+        notify.close_offer,
+        notify.share_to_chat,
+    ]
+
+
 def build_worker(
     client: Client, settings: Settings, catalog: Catalog, store: ObjectStore, http: httpx.AsyncClient
 ) -> Worker:
-    catalog_acts = CatalogActivities(catalog)
-    egress = EgressActivities(settings.recorder_url, settings.api_url, settings.require_recording_secret(), http)
-    files = FileActivities(store)
+    egress = EgressActivities(
+        settings.egress_url,
+        settings.backend_url,
+        settings.require_recording_secret(),
+        http,
+        extended=settings.egress == "builtin",
+    )
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[RecordingWorkflow],
-        activities=[catalog_acts.project_recording, egress.start_egress, egress.stop_egress, files.finalize],
+        activities=recording_activities(catalog, store, egress),
     )
 
 

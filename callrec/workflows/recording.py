@@ -1,8 +1,10 @@
 """RecordingWorkflow: one durable workflow per recording, id = recording id.
 
 start egress -> wait `started` -> active -> wait stop / recorder stopped / failed / max duration
--> ending: stop egress, wait for the upload -> validate and store -> complete (or limit_reached),
-every wait bounded, every failure path ending in a terminal status with a reason.
+-> ending: stop egress, wait for the upload -> validate and store -> complete (or limit_reached)
+-> notify the owner and moderators -> offer share-to-chat until shared, dismissed or expired.
+Every wait is bounded, every failure path ends in a terminal status with a reason and a notification.
+The room's chat gets Talk's system messages as the recording starts, stops or fails.
 """
 
 from __future__ import annotations
@@ -18,6 +20,20 @@ with workflow.unsafe.imports_passed_through():
     from callrec.activities.catalog import CatalogActivities
     from callrec.activities.egress import EgressActivities
     from callrec.activities.files import FileActivities
+    from callrec.activities.notify import NotifyActivities
+    from callrec.domain import notifications
+    from callrec.domain.notifications import (
+        Actor,
+        ChatPost,
+        CloseOffer,
+        DismissRequest,
+        NotificationInfo,
+        NotificationPost,
+        OfferEnd,
+        ShareRequest,
+        ShareResult,
+        ShareToChat,
+    )
     from callrec.domain.recording import (
         STATUS_ATTR,
         EgressStart,
@@ -28,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         RecorderFailed,
         RecorderStarted,
         RecorderStopped,
+        RecordingKind,
         RecordingState,
         RecordingStatus,
         StartRecordingInput,
@@ -38,6 +55,8 @@ with workflow.unsafe.imports_passed_through():
 DURABLE = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 EGRESS_START = RetryPolicy(maximum_attempts=3, non_retryable_error_types=["EgressRejected"])
 EGRESS_STOP = RetryPolicy(maximum_attempts=5, non_retryable_error_types=["EgressRejected", "EgressNotFound"])
+# Recordings started before notifications and chat messages existed replay without them.
+NOTIFY_PATCH = "notify-chat-share"
 FINALIZE = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
@@ -63,10 +82,16 @@ class RecordingWorkflow:
         self.recorder_done = False
         self.failure: str | None = None
         self.stop_reason: str | None = None
+        self.stopped_by: str | None = None
         self.stored: FileStored | None = None
+        self.notifying = False
+        self.offer: NotificationInfo | None = None
+        self.offer_end: OfferEnd | None = None
+        self.shared: ShareResult | None = None
 
     @workflow.run
     async def run(self, input: StartRecordingInput) -> RecordingState:
+        self.notifying = workflow.patched(NOTIFY_PATCH)
         try:
             await workflow.execute_activity_method(
                 EgressActivities.start_egress,
@@ -77,6 +102,7 @@ class RecordingWorkflow:
                     layout=input.layout,
                     encoding=input.encoding,
                     participants=input.participants,
+                    owner=input.owner,
                 ),
                 start_to_close_timeout=timedelta(seconds=15),
                 retry_policy=EGRESS_START,
@@ -106,6 +132,7 @@ class RecordingWorkflow:
 
         self.state.start_date = self._now_ms()
         await self._set_status(RecordingStatus.ACTIVE)
+        await self._chat("recording_started", self._owner())
 
         within_limit = await self._wait(
             lambda: self.stop_reason is not None or self.recorder_done or self.failure is not None,
@@ -118,6 +145,8 @@ class RecordingWorkflow:
             self.state.end_date = self._now_ms()
         if self.state.status != RecordingStatus.ENDING:
             await self._set_status(RecordingStatus.ENDING)
+        if self.stopped_by is not None:  # Talk says nothing when the call ended without anyone stopping it
+            await self._chat("recording_stopped", Actor(id=self.stopped_by))
         if not self.recorder_done and not await self._stop_egress() and self.stored is None:
             return await self._end_failed(
                 ErrorCode.RECORDER_FAILED, "The recorder does not know this recording any more (404 on stop)."
@@ -139,6 +168,7 @@ class RecordingWorkflow:
                     room_id=input.room_id,
                     kind=input.kind,
                     staging_key=self.stored.staging_key,
+                    extension=self.stored.extension,
                 ),
                 start_to_close_timeout=timedelta(hours=1),
                 heartbeat_timeout=timedelta(seconds=60),
@@ -147,8 +177,33 @@ class RecordingWorkflow:
         except ActivityError as err:
             return await self._end_failed(ErrorCode.INVALID_FILE, _reason(err))
 
-        # Notifications and the share-to-chat offer (DESIGN.md steps 6-7) go here.
-        return await self._end(RecordingStatus.COMPLETE if within_limit else RecordingStatus.LIMIT_REACHED)
+        status = RecordingStatus.COMPLETE if within_limit else RecordingStatus.LIMIT_REACHED
+        if not self.notifying:
+            return await self._end(status)
+        await self._set_status(status)
+        await self._offer_share_to_chat()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.state
+
+    async def _offer_share_to_chat(self) -> None:
+        """DESIGN.md steps 6-7: tell the owner and moderators, then keep the offer open until it is taken."""
+        input = self.input
+        kind = "audio" if input.kind == RecordingKind.AUDIO else "video"
+        self.offer = await self._notify(
+            notifications.FILE_STORED,
+            f"The {kind} recording of {input.room_name} is now available.",
+            file_id=notifications.file_id(input.recording_id),
+        )
+        if input.auto_share_to_chat:
+            self.offer_end = "shared"
+            try:
+                self.shared = await self._share(self._owner())
+            except ActivityError as err:
+                workflow.logger.warning("sharing to the chat failed: %s", _reason(err))
+            return
+        if not await self._wait(lambda: self.offer_end is not None, input.share_offer_expiry_s):
+            self.offer_end = "expired"
+            await self._close_offer("expired")
 
     # recorder callbacks (signals)
     @workflow.signal
@@ -157,8 +212,10 @@ class RecordingWorkflow:
             self.started = True
 
     @workflow.signal
-    def recorder_stopped(self, _: RecorderStopped) -> None:
+    def recorder_stopped(self, stopped: RecorderStopped) -> None:
         self.recorder_done = True
+        if stopped.actor is not None and self.stopped_by is None and self.state.status == RecordingStatus.ACTIVE:
+            self.stopped_by = stopped.actor
 
     @workflow.signal
     def recorder_failed(self, failed: RecorderFailed) -> None:
@@ -167,8 +224,21 @@ class RecordingWorkflow:
 
     @workflow.signal
     def file_stored(self, stored: FileStored) -> None:
+        """Superseded by the `store_file` update; kept so that recordings that got it still replay."""
         if self.stored is None:
             self.stored = stored
+
+    @workflow.update
+    def store_file(self, stored: FileStored) -> FileStored:
+        """The recording's file: this upload, or the one stored before (a retried upload is not stored twice)."""
+        if self.stored is None:
+            self.stored = stored
+        return self.stored
+
+    @store_file.validator
+    def _validate_store_file(self, stored: FileStored) -> None:
+        if self.state.status == RecordingStatus.STARTING or (self.stored is None and not self.state.status.in_progress):
+            raise ApplicationError(f"Recording is {self.state.status.value}", type="NotExpectingUpload")
 
     @workflow.signal
     def end(self, request: StopRequest) -> None:
@@ -186,6 +256,7 @@ class RecordingWorkflow:
     @workflow.update
     async def stop(self, request: StopRequest) -> RecordingState:
         self.stop_reason = request.reason
+        self.stopped_by = request.actor or self.input.owner or "callrec"
         self.state.status = RecordingStatus.ENDING
         self.state.end_date = self._now_ms()
         await self._project()
@@ -195,6 +266,39 @@ class RecordingWorkflow:
     def _validate_stop(self, request: StopRequest) -> None:
         if self.state.status != RecordingStatus.ACTIVE or self.stop_reason is not None:
             raise ApplicationError(f"Recording is {self.state.status.value}", type="RecordingNotActive")
+
+    @workflow.update
+    async def share_to_chat(self, request: ShareRequest) -> ShareResult:
+        """Posts the recording to the room's chat; asking again returns the same message."""
+        self.offer_end = "shared"
+        if self.shared is None:
+            try:
+                self.shared = await self._share(request.actor)
+            except ActivityError as err:
+                raise ApplicationError(_reason(err), type="ShareFailed") from err
+        return self.shared
+
+    @share_to_chat.validator
+    def _validate_share(self, request: ShareRequest) -> None:
+        self._check_offer(request.timestamp, "shared")
+        if request.file_id != notifications.file_id(self.input.recording_id):
+            raise ApplicationError("No such file", type="WrongFile")
+
+    @workflow.update
+    async def dismiss(self, request: DismissRequest) -> None:
+        if self.offer_end is None:
+            self.offer_end = "dismissed"
+            await self._close_offer("dismissed")
+
+    @dismiss.validator
+    def _validate_dismiss(self, request: DismissRequest) -> None:
+        self._check_offer(request.timestamp, "dismissed")
+
+    def _check_offer(self, timestamp: int, allowed_end: OfferEnd) -> None:
+        if self.offer is None or self.offer.timestamp != timestamp:
+            raise ApplicationError("No such notification", type="WrongFile")
+        if self.offer_end not in (None, allowed_end):
+            raise ApplicationError(f"The offer was {self.offer_end}", type="OfferClosed")
 
     @workflow.query
     def current(self) -> RecordingState:
@@ -245,6 +349,62 @@ class RecordingWorkflow:
             return not (isinstance(cause, ApplicationError) and cause.type == "EgressNotFound")
         return True
 
+    def _owner(self) -> Actor:
+        return Actor(id=self.input.owner or "callrec")
+
+    async def _chat(self, message: str, actor: Actor) -> None:
+        """A Talk system message in the room's chat (`audio_` prefixed for audio recordings)."""
+        if not self.notifying:
+            return
+        if self.input.kind == RecordingKind.AUDIO and message != "recording_failed":
+            message = f"audio_{message}"
+        await workflow.execute_activity_method(
+            NotifyActivities.post_chat,
+            ChatPost(
+                room_id=self.input.room_id,
+                dedupe_key=f"{self.input.recording_id}:{message}",
+                actor=actor,
+                message=message,
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=DURABLE,
+        )
+
+    async def _notify(self, subject: str, message: str, file_id: int | None = None) -> NotificationInfo:
+        """For the owner and the room's moderators."""
+        return await workflow.execute_activity_method(
+            NotifyActivities.notify,
+            NotificationPost(
+                room_id=self.input.room_id,
+                recording_id=self.input.recording_id,
+                dedupe_key=f"{self.input.recording_id}:{subject}",
+                user=self.input.owner,
+                moderators=True,
+                subject=subject,
+                message=message,
+                file_id=file_id,
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=DURABLE,
+        )
+
+    async def _share(self, actor: Actor) -> ShareResult:
+        message_id = await workflow.execute_activity_method(
+            NotifyActivities.share_to_chat,
+            ShareToChat(room_id=self.input.room_id, recording_id=self.input.recording_id, actor=actor),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=DURABLE,
+        )
+        return ShareResult(message_id=message_id)
+
+    async def _close_offer(self, end: OfferEnd) -> None:
+        await workflow.execute_activity_method(
+            NotifyActivities.close_offer,
+            CloseOffer(recording_id=self.input.recording_id, end=end),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=DURABLE,
+        )
+
     async def _end_failed(self, code: ErrorCode, details: str) -> RecordingState:
         return await self._end(RecordingStatus.FAILED, code, details)
 
@@ -257,6 +417,15 @@ class RecordingWorkflow:
             self.state.details = details
         if self.state.end_date is None:
             self.state.end_date = self._now_ms()
+        was_recording = self.state.status in (RecordingStatus.ACTIVE, RecordingStatus.ENDING)
         await self._set_status(status)
+        if self.notifying and status == RecordingStatus.FAILED:
+            if was_recording:
+                await self._chat("recording_failed", notifications.SYSTEM)
+            await self._notify(
+                notifications.RECORDING_FAILED,
+                f"The recording of {self.input.room_name} failed: {details} "
+                "Ask your administrators to check the recording server.",
+            )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state

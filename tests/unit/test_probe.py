@@ -14,6 +14,8 @@ import pytest
 from callrec.domain.layout import Layout, RenderSpec
 from callrec.media.probe import InvalidMedia, probe_recording
 from callrec.media.render import render_file
+from callrec.media.sniff import ebml_segment_end
+from tests.unit.test_sniff import MEDIA, write_media
 
 SMALL = RenderSpec(width=320, height=180, framerate=10, video_bitrate_kbps=300)
 PEOPLE = [("alice", "Alice"), ("bob", "Bob")]
@@ -89,7 +91,7 @@ def test_random_bytes_are_unreadable(tmp_path: Path) -> None:
 def test_matroska_is_the_wrong_container(tmp_path: Path) -> None:
     path = tmp_path / "call.mkv"
     write_noise_video(path, "matroska")
-    error = invalid(path)
+    error = invalid(path, "audio")  # a video recording may be Matroska (see the end of this file); audio may not
     assert error.code == "wrong_container"
     assert "matroska" in error.reason
 
@@ -146,3 +148,94 @@ def test_mp4_without_a_single_frame_has_no_streams(tmp_path: Path) -> None:
         container.mux(stream.encode(None))
     assert path.stat().st_size > 0
     assert invalid(path).code == "no_streams"
+
+
+# ---- the other formats Talk-style recording servers upload: WebM, Matroska, Ogg video --------------------------
+
+CONTAINERS = {"mp4": "mp4", "webm": "webm", "matroska": "mkv", "ogg": "ogg"}
+CODECS = {
+    "libx264": "h264",
+    "libvpx": "vp8",
+    "libvpx-vp9": "vp9",
+    "aac": "aac",
+    "libopus": "opus",
+    "vorbis": "vorbis",
+    "flac": "flac",
+}
+WITH_VIDEO = [name for name, media in MEDIA.items() if media.video]
+OGG_AUDIO = [name for name, media in MEDIA.items() if media.mimetype == "audio/ogg"]
+
+
+@pytest.fixture(scope="module")
+def talk_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("talk")
+    return {name: write_media(folder / f"{name}.{media.extension}", media) for name, media in MEDIA.items()}
+
+
+@pytest.mark.parametrize("name", WITH_VIDEO)
+def test_video_recordings_in_every_talk_container(talk_files: dict[str, Path], name: str) -> None:
+    media = MEDIA[name]
+    info = probe_recording(talk_files[name], "video")
+    assert info.container == CONTAINERS[media.container_format]
+    assert (info.video_codec, info.audio_codec) == (CODECS[media.video or ""], CODECS[media.audio or ""])
+    assert (info.width, info.height, info.framerate) == (64, 48, 10.0)
+    assert info.duration_s == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize("name", OGG_AUDIO)
+def test_ogg_audio_recordings(talk_files: dict[str, Path], name: str) -> None:
+    info = probe_recording(talk_files[name], "audio")
+    assert (info.container, info.audio_codec, info.video_codec) == ("ogg", CODECS[MEDIA[name].audio or ""], None)
+    assert info.duration_s == pytest.approx(1.0, abs=0.1)
+    error = invalid(talk_files[name], "video")
+    assert error.code == "missing_video"
+    assert error.reason == "The Ogg file has no video stream; it holds audio only."
+
+
+def test_audio_only_webm_is_missing_video(talk_files: dict[str, Path]) -> None:
+    error = invalid(talk_files["webm-opus"], "video")
+    assert (error.code, error.reason) == ("missing_video", "The WebM file has no video stream; it holds audio only.")
+
+
+@pytest.mark.parametrize("name", ["webm-vp8-opus", "webm-opus", "mkv-h264-aac", "mp4-aac"])
+def test_only_ogg_is_the_right_container_for_audio(talk_files: dict[str, Path], name: str) -> None:
+    error = invalid(talk_files[name], "audio")
+    assert error.code == "wrong_container"
+    assert "not an Ogg container" in error.reason
+
+
+def test_avi_is_the_wrong_container_for_video(tmp_path: Path) -> None:
+    path = tmp_path / "call.avi"
+    write_noise_video(path, "avi")
+    error = invalid(path)
+    assert error.code == "wrong_container"
+    assert "'avi'" in error.reason
+
+
+@pytest.mark.parametrize("name", ["webm-vp8-opus", "webm-vp9-vorbis", "mkv-h264-aac", "mkv-vp9-opus"])
+@pytest.mark.parametrize("fraction", [0.5, 0.99])
+def test_cut_off_webm_and_matroska_are_truncated(
+    talk_files: dict[str, Path], tmp_path: Path, name: str, fraction: float
+) -> None:
+    source = talk_files[name]
+    error = invalid(cut(source, tmp_path / source.name, fraction))
+    assert error.code == "truncated"
+    assert f"runs to byte {source.stat().st_size}" in error.reason
+
+
+@pytest.mark.parametrize("name", ["ogv-vp8-opus", "ogv-vorbis-vp8"])
+@pytest.mark.parametrize("fraction", [0.5, 0.99])
+def test_cut_off_ogg_video_is_truncated(
+    talk_files: dict[str, Path], tmp_path: Path, name: str, fraction: float
+) -> None:
+    source = talk_files[name]
+    assert invalid(cut(source, tmp_path / source.name, fraction)).code == "truncated"
+
+
+def test_webm_written_live_without_sizes_is_fine(tmp_path: Path) -> None:
+    # a WebM written as a live stream (like a browser's MediaRecorder) does not know its size; that is no cut
+    path = write_media(tmp_path / "live.webm", MEDIA["webm-vp8-opus"], options={"live": "1"})
+    assert ebml_segment_end(path.read_bytes()) is None
+    info = probe_recording(path)
+    assert (info.container, info.video_codec, info.audio_codec) == ("webm", "vp8", "opus")
+    assert info.duration_s == pytest.approx(1.0, abs=0.1)

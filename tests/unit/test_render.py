@@ -262,7 +262,7 @@ def test_audio_only_recording_is_ogg_opus_without_video(tmp_path: Path) -> None:
         assert not container.streams.video
     with pytest.raises(InvalidMedia) as excinfo:
         probe_recording(path, kind="video")
-    assert excinfo.value.code == "wrong_container"
+    assert excinfo.value.code == "missing_video"  # Ogg may carry video (.ogv), but this one has none
 
 
 # --- live recording --------------------------------------------------------------

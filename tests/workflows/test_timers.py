@@ -21,9 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from callrec.activities.catalog import CatalogActivities
 from callrec.activities.egress import EgressActivities
-from callrec.activities.files import FileActivities
 from callrec.domain.layout import AdvancedEncoding, Layout, render_spec
 from callrec.domain.participants import Participant
 from callrec.domain.recording import (
@@ -38,6 +36,7 @@ from callrec.media.render import render_file
 from callrec.storage.catalog import Catalog, RecordingRow, create_schema
 from callrec.storage.objects import LocalObjectStore
 from callrec.temporal import bundled_binary
+from callrec.worker.main import recording_activities
 from callrec.workflows.recording import RecordingWorkflow
 from tests.conftest import SECRET
 from tests.helpers import SMALL
@@ -127,12 +126,7 @@ async def harness(
             skipping_env.client,
             task_queue=task_queue,
             workflows=[RecordingWorkflow],
-            activities=[
-                CatalogActivities(catalog).project_recording,
-                egress.start_egress,
-                egress.stop_egress,
-                FileActivities(store).finalize,
-            ],
+            activities=recording_activities(catalog, store, egress),
         )
         async with worker:
             yield Harness(skipping_env.client, skipping_env, catalog, store, scripted, task_queue, tmp_path)
@@ -164,11 +158,9 @@ async def test_max_duration_ends_as_limit_reached_with_the_file_stored(harness: 
     spec = render_spec(AdvancedEncoding.model_validate(SMALL))
     await asyncio.to_thread(render_file, video, Layout.GRID, [("alice", "Alice")], spec, 2.0)
     staged = await harness.store.put_file(f"staging/{handle.id}/upload.mp4", video)
-    await handle.signal(
-        RecordingWorkflow.file_stored,
-        FileStored(staging_key=f"staging/{handle.id}/upload.mp4", size=staged.size, sha256=staged.sha256),
-    )
-    state = await handle.result()
+    upload = FileStored(staging_key=f"staging/{handle.id}/upload.mp4", size=staged.size, sha256=staged.sha256)
+    assert await handle.execute_update(RecordingWorkflow.store_file, upload) == upload
+    state = await handle.result()  # the 7-day share-to-chat offer expires in no time
 
     assert state.status == "limit_reached"
     assert state.file is not None and state.file.sha256 == staged.sha256
@@ -176,6 +168,9 @@ async def test_max_duration_ends_as_limit_reached_with_the_file_stored(harness: 
     assert row is not None and row.status == "limit_reached" and row.size == staged.size
     assert row.duration is not None and 1.8 <= row.duration <= 2.3
     assert await harness.store.list_keys("recordings/") == [f"recordings/room-1/{handle.id}.mp4"]
+    # Nobody stopped it, so the chat says only that it started; the expired offer is no longer open.
+    assert [m.message for m in await harness.catalog.chat_messages("room-1")] == ["recording_started"]
+    assert await harness.catalog.notifications(room_id="room-1") == []
 
 
 async def test_missing_upload_after_stop_fails_the_recording(harness: Harness) -> None:
