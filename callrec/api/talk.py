@@ -24,16 +24,14 @@ from callrec.api.services import services
 from callrec.api.starting import begin_recording
 from callrec.domain.layout import RecordingConfig
 from callrec.domain.notifications import FILE_STORED, Actor, DismissRequest, ShareRequest
-from callrec.domain.recording import RecordingKind, RecordingStatus, StopRequest
+from callrec.domain.recording import RecordingKind, RecordingStatus, StopRequest, talk_status
 from callrec.domain.tokens import Permission, Principal
 from callrec.storage.catalog import RecordingInProgress, RoomRow
 from callrec.workflows.recording import RecordingWorkflow
 
 blueprint = Blueprint("talk", __name__, url_prefix=OCS_BASE)
 
-# Talk's call recording status of a room.
-NONE, VIDEO, AUDIO, STARTING_VIDEO, STARTING_AUDIO, FAILED = range(6)
-KINDS = {VIDEO: RecordingKind.VIDEO, AUDIO: RecordingKind.AUDIO}
+KINDS = {1: RecordingKind.VIDEO, 2: RecordingKind.AUDIO}  # Talk's `status` of a start
 
 
 class TalkError(Exception):
@@ -144,9 +142,9 @@ async def share_chat(token: str) -> Response:
     offer = offers[0]
     assert offer.recording_id is not None
     handle = services().temporal.get_workflow_handle_for(RecordingWorkflow.run, offer.recording_id)
-    request_ = ShareRequest(actor=Actor(id=who.subject), timestamp=timestamp, file_id=file_id)
+    share = ShareRequest(actor=Actor(id=who.subject), timestamp=timestamp, file_id=file_id)
     try:
-        await handle.execute_update(RecordingWorkflow.share_to_chat, request_)
+        await handle.execute_update(RecordingWorkflow.share_to_chat, share)
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type == "ShareFailed":
@@ -185,13 +183,10 @@ async def dismiss_notification(token: str) -> Response:
 
 
 async def call_recording_status(room_id: str) -> int:
-    """Talk's 0-5 for a room: starting or recording (video/audio), failed last time, or none."""
+    """Talk's 0-5 for a room, from its recording in progress, else its latest one."""
     catalog = services().catalog
     row = await catalog.recording_in_progress(room_id)
-    if row is not None:
-        audio = row.kind == RecordingKind.AUDIO.value
-        if row.status == RecordingStatus.STARTING.value:
-            return STARTING_AUDIO if audio else STARTING_VIDEO
-        return AUDIO if audio else VIDEO
-    latest = await catalog.recordings(room_id=room_id, limit=1)
-    return FAILED if latest and latest[0].status == RecordingStatus.FAILED.value else NONE
+    if row is None:
+        latest = await catalog.recordings(room_id=room_id, limit=1)
+        row = latest[0] if latest else None
+    return 0 if row is None else talk_status(RecordingStatus(row.status), RecordingKind(row.kind))

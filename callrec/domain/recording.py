@@ -38,6 +38,17 @@ class RecordingKind(StrEnum):
     AUDIO = "audio"
 
 
+def talk_status(status: RecordingStatus, kind: RecordingKind) -> int:
+    """Talk's call recording status for a room whose latest recording is this: 0 none, 1 video, 2 audio,
+    3 starting video, 4 starting audio, 5 failed (a new start behaves as from 0)."""
+    audio = kind == RecordingKind.AUDIO
+    if status == RecordingStatus.STARTING:
+        return 4 if audio else 3
+    if status.in_progress:
+        return 2 if audio else 1
+    return 5 if status == RecordingStatus.FAILED else 0
+
+
 class ErrorCode(IntEnum):
     """`errorCode` of a failed or aborted recording; `error` carries the name in lowercase."""
 

@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         RecordingStatus,
         StartRecordingInput,
         StopRequest,
+        talk_status,
     )
 
 # The catalog and the object store come back eventually: retry for as long as it takes.
@@ -303,6 +304,11 @@ class RecordingWorkflow:
     @workflow.query
     def current(self) -> RecordingState:
         return self.state
+
+    @workflow.query
+    def call_recording(self) -> int:
+        """Talk's recording status (0-5) of the room as this recording sees it."""
+        return talk_status(self.state.status, self.input.kind)
 
     # helpers
     def _now_ms(self) -> int:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from callrec.domain import signing, tokens
+from callrec.workflows.recording import RecordingWorkflow
 from tests.conftest import SECRET, Stack, StackFactory
 from tests.helpers import (
     OCS,
@@ -172,6 +173,8 @@ async def test_dismissed_offer_cannot_be_shared_and_the_workflow_ends(
     assert (
         await people.request("DELETE", path, headers=OCS_HEADERS | bob, json={"timestamp": offer["timestamp"]})
     ).status_code == 403
+    garbled = await people.request("DELETE", path, headers=OCS_HEADERS | alice, json={"timestamp": "soon"})
+    assert (garbled.status_code, garbled.json()["ocs"]["data"]) == (400, {"error": "timestamp"})
     missing_room = url(stack, f"{OCS}/recording/no-such-room/notification")
     assert (await stack.api.request("DELETE", missing_room, json={"timestamp": 1})).status_code == 404
     dismissed = await people.request(
@@ -227,6 +230,8 @@ async def test_failed_recording_tells_moderators_and_a_new_start_is_allowed(
 
     room = (await stack.api.get(f"/api/v1/rooms/{room_id}")).json()
     assert room["callRecording"] == 5
+    workflow = stack.client.get_workflow_handle_for(RecordingWorkflow.run, recording_id)
+    assert await workflow.query(RecordingWorkflow.call_recording) == 5
     told = await wait_for_notification(stack, people, carol)
     assert (told["subject"], told["actions"]) == ("recording_failed", [])
     assert "Ask your administrators" in told["message"]

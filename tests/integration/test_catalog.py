@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from callrec.storage.catalog import (
     Catalog,
+    ChatMessageRow,
+    NotificationRow,
     RecordingInProgress,
     RecordingRow,
     RoomNotFound,
@@ -304,3 +307,67 @@ async def test_recording_in_progress(catalog: Catalog) -> None:
     assert await catalog.recording_in_progress("r1") is None
     other = await catalog.recording_in_progress("r2")
     assert other is not None and other.room_id == "r2"
+
+
+def _notification(key: str | None, **fields: object) -> NotificationRow:
+    values: dict[str, object] = {
+        "dedupe_key": key,
+        "room_id": "room",
+        "recording_id": "rec-1",
+        "user": "alice",
+        "moderators": False,
+        "subject": "record_file_stored",
+        "message": "available",
+        "file_id": 7,
+        "timestamp": 1_700_000_000,
+    }
+    return NotificationRow(**(values | fields))
+
+
+async def test_a_retried_notification_is_stored_once(catalog: Catalog) -> None:
+    first = await catalog.add_notification(_notification("rec-1:record_file_stored"))
+    again = await catalog.add_notification(_notification("rec-1:record_file_stored", timestamp=1_800_000_000))
+    assert again.notification_id == first.notification_id and again.timestamp == first.timestamp
+    # Notifications without a key (a failed upload's) are all kept.
+    await catalog.add_notification(_notification(None, subject="record_file_store_fail"))
+    await catalog.add_notification(_notification(None, subject="record_file_store_fail"))
+    assert len(await catalog.notifications(room_id="room")) == 3
+
+
+async def test_notifications_by_audience_and_closing(catalog: Catalog) -> None:
+    mine = await catalog.add_notification(_notification("a", user="alice"))
+    moderators = await catalog.add_notification(_notification("b", user=None, moderators=True, recording_id="rec-2"))
+    await catalog.add_notification(_notification("c", user="bob", room_id="other", recording_id="rec-3"))
+
+    def ids(rows: Sequence[NotificationRow]) -> set[int]:
+        return {row.notification_id for row in rows}
+
+    assert ids(await catalog.notifications(room_id="room", user="alice")) == {mine.notification_id}
+    seen_by_moderator = await catalog.notifications(room_id="room", user="carol", moderators=True)
+    assert ids(seen_by_moderator) == {moderators.notification_id}
+    assert len(await catalog.notifications()) == 3
+
+    assert await catalog.close_notifications("shared", recording_id="rec-1") == 1
+    assert await catalog.close_notifications("dismissed", recording_id="rec-1") == 0  # already closed
+    assert await catalog.close_notifications("expired", notification_id=moderators.notification_id) == 1
+    assert ids(await catalog.notifications(room_id="room")) == set()
+    at = await catalog.room_notifications_at("room", 1_700_000_000)
+    assert {(row.notification_id, row.state) for row in at} == {
+        (mine.notification_id, "shared"),
+        (moderators.notification_id, "expired"),
+    }
+
+
+async def test_chat_messages_post_once_and_page_in_order(catalog: Catalog) -> None:
+    def message(key: str, text: str, room: str = "room") -> ChatMessageRow:
+        return ChatMessageRow(
+            dedupe_key=key, room_id=room, actor_type="users", actor_id="alice", message=text, parameters={}, timestamp=1
+        )
+
+    started = await catalog.add_chat_message(message("r:recording_started", "recording_started"))
+    assert (await catalog.add_chat_message(message("r:recording_started", "x"))).message_id == started.message_id
+    stopped = await catalog.add_chat_message(message("r:recording_stopped", "recording_stopped"))
+    await catalog.add_chat_message(message("o:recording_started", "recording_started", room="other"))
+    assert [m.message for m in await catalog.chat_messages("room")] == ["recording_started", "recording_stopped"]
+    assert [m.message_id for m in await catalog.chat_messages("room", after=started.message_id)] == [stopped.message_id]
+    assert [m.message_id for m in await catalog.chat_messages("room", limit=1)] == [started.message_id]
