@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -103,3 +105,35 @@ def mp4_bytes(directory: Path, seconds: float = 1.0) -> bytes:
         spec = RenderSpec(width=160, height=90, framerate=5, video_bitrate_kbps=100)
         render_file(path, Layout.GRID, [("alice", "Alice")], spec, seconds)
     return path.read_bytes()
+
+
+class PeakRss:
+    """Samples this process's resident memory every few milliseconds while in use; `growth` is the peak above
+    where it started. (tracemalloc is no use here: it crashes when Temporal's Rust threads allocate.)"""
+
+    def __init__(self) -> None:
+        self.start = self.peak = self._rss()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.005):
+            self.peak = max(self.peak, self._rss())
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.start

@@ -24,7 +24,7 @@ class NotificationsQuery(BaseModel):
 
 class ChatQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    lastKnownMessageId: int = Field(default=0, ge=0, description="the messages after this one")
+    lastKnownMessageId: int = Field(default=0, ge=0, le=2**63 - 1, description="the messages after this one")
     limit: int = Field(default=100, ge=1, le=200)
 
 

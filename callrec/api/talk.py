@@ -76,8 +76,8 @@ async def param(name: str) -> object:
 
 async def whole_number(name: str, error: str) -> int:
     raw = await param(name)
-    if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).isdigit():
-        raise TalkError(error)
+    if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).isdigit() or len(str(raw)) > 18:
+        raise TalkError(error)  # 18 digits: any timestamp or file id, and it fits the database's 64 bits
     return int(raw)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,17 @@ from callrec.domain import signing
 from callrec.storage.catalog import Catalog, create_schema
 from callrec.storage.objects import S3ObjectStore
 from tests.conftest import SECRET, Stack, StackFactory, free_port
-from tests.helpers import OCS, backend_callback, create_room, join, mp4_bytes, record, upload, wait_for_status
+from tests.helpers import (
+    OCS,
+    PeakRss,
+    backend_callback,
+    create_room,
+    join,
+    mp4_bytes,
+    record,
+    upload,
+    wait_for_status,
+)
 from tests.recording_server import ScriptedRecordingServer
 
 
@@ -249,3 +260,41 @@ async def test_a_recorder_that_lost_the_recording_fails_it_at_once(
     failed = await wait_for_status(stack.api, recording_id, {"failed", "complete"}, timeout=30)
     assert (failed["status"], failed["error"]) == ("failed", "recorder_failed")
     assert "404 on stop" in failed["details"]
+
+
+async def test_a_large_upload_streams_with_flat_memory(
+    stacks: StackFactory, scripted: ScriptedRecordingServer, tmp_path: Path
+) -> None:
+    stack, room_id = await scripted_room(stacks, scripted)
+    recording_id = await start_with_scripted_recorder(stack.api, scripted, room_id)
+    assert (await stack.api.post(f"/api/v1/recordings/{recording_id}/stop")).status_code == 202
+    await scripted.wait_for("stop")
+
+    # A real MP4 and 256 MiB of trailing bytes: the recording server's multipart body, made as it is sent.
+    head, size = mp4_bytes(tmp_path), 256 * 2**20
+    boundary = "callrec-boundary"
+
+    async def body() -> AsyncIterator[bytes]:
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="owner"\r\n\r\napi-key\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="call.mp4"\r\n'
+            "Content-Type: video/mp4\r\n\r\n"
+        ).encode() + head
+        chunk = bytes(2**20)
+        for _ in range(size // len(chunk)):
+            yield chunk
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    headers = signing.signed_headers(SECRET, room_id.encode()) | {
+        "Content-Type": f"multipart/form-data; boundary={boundary}"
+    }
+    with PeakRss() as memory:
+        stored = await stack.api.post(f"{OCS}/recording/{room_id}/store", content=body(), headers=headers)
+    assert stored.status_code == 200, stored.text
+    # Client and server share this process: 256 MiB went through it, memory grew by a small fraction of that.
+    assert memory.growth < 64 * 2**20, f"grew {memory.growth / 2**20:.1f} MiB"
+
+    # Every byte arrived: players ignore what follows an MP4's last box, so it is stored as it came.
+    done = await wait_for_status(stack.api, recording_id, {"failed", "complete"})
+    assert (done["status"], done["size"]) == ("complete", len(head) + size)
+    assert await stack.store.list_keys("staging/") == []

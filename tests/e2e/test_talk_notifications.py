@@ -131,8 +131,9 @@ async def test_stored_recording_is_offered_and_shared_to_the_chat_once(
     path = url(stack, f"{OCS}/recording/{room_id}/share-chat")
     denied = await people.post(path, headers=OCS_HEADERS | bob, json=share)
     assert denied.status_code == 403
-    wrong = await people.post(path, headers=OCS_HEADERS | alice, json=share | {"fileId": offer["fileId"] + 1})
-    assert (wrong.status_code, wrong.json()["ocs"]["data"]) == (400, {"error": "file"})
+    for wrong_file in (offer["fileId"] + 1, 2**70, "x"):
+        wrong = await people.post(path, headers=OCS_HEADERS | alice, json=share | {"fileId": wrong_file})
+        assert (wrong.status_code, wrong.json()["ocs"]["data"]) == (400, {"error": "file"})
     for _ in range(2):  # asking twice posts once
         shared = await people.post(path, headers=OCS_HEADERS | alice, json=share)
         assert shared.status_code == 200, shared.text
@@ -155,6 +156,8 @@ async def test_stored_recording_is_offered_and_shared_to_the_chat_once(
     again = await people.post(path, headers=OCS_HEADERS | alice, json=share)
     assert again.status_code == 200
     assert len(await chat(stack, room_id)) == 3
+    too_far = await stack.api.get(f"/api/v1/rooms/{room_id}/chat", params={"lastKnownMessageId": 10**30})
+    assert too_far.status_code == 422
     assert (
         await stack.api.get(f"/api/v1/rooms/{room_id}/chat", params={"lastKnownMessageId": messages[1]["id"]})
     ).json()["messages"] == [file_message]
@@ -173,8 +176,11 @@ async def test_dismissed_offer_cannot_be_shared_and_the_workflow_ends(
     assert (
         await people.request("DELETE", path, headers=OCS_HEADERS | bob, json={"timestamp": offer["timestamp"]})
     ).status_code == 403
-    garbled = await people.request("DELETE", path, headers=OCS_HEADERS | alice, json={"timestamp": "soon"})
-    assert (garbled.status_code, garbled.json()["ocs"]["data"]) == (400, {"error": "timestamp"})
+    for garbled_timestamp in ("soon", 10**30, -1):
+        garbled = await people.request(
+            "DELETE", path, headers=OCS_HEADERS | alice, json={"timestamp": garbled_timestamp}
+        )
+        assert (garbled.status_code, garbled.json()["ocs"]["data"]) == (400, {"error": "timestamp"})
     missing_room = url(stack, f"{OCS}/recording/no-such-room/notification")
     assert (await stack.api.request("DELETE", missing_room, json={"timestamp": 1})).status_code == 404
     dismissed = await people.request(
