@@ -39,7 +39,11 @@ async def build_api(settings: Settings) -> Quart:
 
 def build_recorder(settings: Settings, http: httpx.AsyncClient) -> Quart:
     recorder = Recorder(
-        settings.require_recording_secret(), settings.api_url, Path(settings.data_dir) / "recorder", http
+        settings.require_recording_secret(),
+        settings.api_url,
+        Path(settings.data_dir) / "recorder",
+        http,
+        progress_every_s=settings.recorder_silence_timeout_s / 4,
     )
     return create_recorder_app(recorder)
 

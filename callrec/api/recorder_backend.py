@@ -1,5 +1,7 @@
 """`POST /recording/backend`: the recording server's `started` / `stopped` / `failed` callbacks.
 
+callrec's own recorder also sends `progress` (`{token, recordingId, duration, bytes}`) while it records.
+
 Authenticated by Talk-Recording-Random + Talk-Recording-Checksum (HMAC over random + body); each
 callback becomes a signal to the recording's workflow. callrec's own recorder adds `recordingId` so a
 late callback can never reach a newer recording of the same room.
@@ -15,11 +17,18 @@ from temporalio.service import RPCError
 from callrec.api.ocs import OCS_BASE, ocs_response
 from callrec.api.services import services
 from callrec.domain import signing
-from callrec.domain.recording import RecorderFailed, RecorderStarted, RecorderStopped, RecordingStatus
+from callrec.domain.recording import (
+    RecorderFailed,
+    RecorderProgress,
+    RecorderStarted,
+    RecorderStopped,
+    RecordingStatus,
+)
 from callrec.storage.catalog import RecordingRow
 from callrec.workflows.recording import RecordingWorkflow
 
 blueprint = Blueprint("recorder_backend", __name__, url_prefix=OCS_BASE)
+CALLBACKS = ("started", "stopped", "failed", "progress")
 
 
 async def find_recording(room_id: str, recording_id: object) -> RecordingRow | None:
@@ -34,6 +43,14 @@ def actor_id(payload: dict[str, object]) -> str | None:
     actor = payload.get("actor")
     found = actor.get("id") if isinstance(actor, dict) else None
     return found if isinstance(found, str) and found else None
+
+
+def progress_of(payload: dict[str, object]) -> RecorderProgress:
+    duration, size = payload.get("duration"), payload.get("bytes")
+    return RecorderProgress(
+        duration_s=float(duration) if isinstance(duration, int | float) and not isinstance(duration, bool) else None,
+        bytes=size if isinstance(size, int) and not isinstance(size, bool) else None,
+    )
 
 
 @blueprint.post("/recording/backend")
@@ -60,7 +77,7 @@ async def backend() -> Response:
         token = payload["token"]
     except (ValueError, KeyError, TypeError):
         return ocs_response({"error": "body"}, 400, "Bad Request")
-    if kind not in ("started", "stopped", "failed") or not isinstance(token, str) or not isinstance(payload, dict):
+    if kind not in CALLBACKS or not isinstance(token, str) or not isinstance(payload, dict):
         return ocs_response({"error": "type"}, 400, "Bad Request")
     if await svc.catalog.get_room(token) is None:
         return ocs_response({"error": "room"}, 404, "Not Found")
@@ -76,6 +93,8 @@ async def backend() -> Response:
             await handle.signal(RecordingWorkflow.recorder_started, RecorderStarted())
         elif kind == "stopped":
             await handle.signal(RecordingWorkflow.recorder_stopped, RecorderStopped(actor=actor_id(payload)))
+        elif kind == "progress":
+            await handle.signal(RecordingWorkflow.recorder_progress, progress_of(payload))
         else:
             reason = payload.get("reason")
             failed = RecorderFailed(reason=reason) if isinstance(reason, str) and reason else RecorderFailed()

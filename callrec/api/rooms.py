@@ -178,12 +178,16 @@ async def delete_room(room_id: str) -> Response:
         raise errors.validation_failed(exc) from exc
     await get_room_or_404(room_id)
     catalog = services().catalog
-    if await catalog.recording_in_progress(room_id) is not None:
-        raise ApiError(409, "Room Error", f"Room '{room_id}' has a recording in progress; stop it first")
+    in_progress = await catalog.recording_in_progress(room_id)
+    if in_progress is not None and mode != "close":
+        raise ApiError(409, "Room Error", f"Room '{room_id}' has a recording in progress; stop it first, "
+                       "or close the room (withRecordings=close), which stops and stores it")  # fmt: skip
     recordings = list(await catalog.recordings(room_id=room_id, limit=1_000_000))
     if mode == "close":
         await catalog.end_call(room_id)
         await catalog.set_room_status(room_id, "closed")
+        if in_progress is not None:
+            await stop_for(in_progress.recording_id, "room_deleted")
         return jsonify({"message": f"Room '{room_id}' closed", "recordings": len(recordings)})
     if recordings and mode == "fail":
         raise ApiError(409, "Room Error", f"Room '{room_id}' has {len(recordings)} recordings; "
@@ -296,9 +300,14 @@ async def end_call(room_id: str) -> tuple[str, int]:
         raise ApiError(404, "Call Error", f"Room '{room_id}' has no active call")
     recording = await svc.catalog.recording_in_progress(room_id)
     if recording is not None:
-        handle = svc.temporal.get_workflow_handle_for(RecordingWorkflow.run, recording.recording_id)
-        try:
-            await handle.signal(RecordingWorkflow.end, StopRequest(reason="call_ended"))
-        except RPCError:
-            pass  # the workflow already closed: nothing left to stop
+        await stop_for(recording.recording_id, "call_ended")
     return "", 204
+
+
+async def stop_for(recording_id: str, reason: Literal["call_ended", "room_deleted"]) -> None:
+    """The recording stops and is stored (or is aborted if the recorder had not started)."""
+    handle = services().temporal.get_workflow_handle_for(RecordingWorkflow.run, recording_id)
+    try:
+        await handle.signal(RecordingWorkflow.end, StopRequest(reason=reason))
+    except RPCError:
+        pass  # the workflow already closed: nothing left to stop

@@ -72,6 +72,7 @@ async def begin_recording(
         owner=owner,
         auto_share_to_chat=config.autoShareToChat,
         share_offer_expiry_s=settings.share_offer_expiry_s,
+        recorder_silence_timeout_s=settings.recorder_silence_timeout_s,
     )
     try:
         handle = await svc.temporal.start_workflow(

@@ -58,6 +58,7 @@ class ErrorCode(IntEnum):
     UPLOAD_TIMEOUT = 508
     INVALID_FILE = 422
     NOTHING_RECORDED = 410
+    RECORDER_SILENT = 408
 
 
 class StartRecordingInput(BaseModel):
@@ -75,6 +76,7 @@ class StartRecordingInput(BaseModel):
     owner: str | None = None  # who started it (member name, user id, or "api-key"); gets the notifications
     auto_share_to_chat: bool = False
     share_offer_expiry_s: float = 7 * 24 * 3600.0
+    recorder_silence_timeout_s: float = 60.0
 
 
 class RecorderStarted(BaseModel):
@@ -83,6 +85,13 @@ class RecorderStarted(BaseModel):
 
 class RecorderStopped(BaseModel):
     actor: str | None = None  # who stopped it, when the recording server says
+
+
+class RecorderProgress(BaseModel):
+    """Sent by recorders that report progress (callrec's own does); one that stops sending them is given up."""
+
+    duration_s: float | None = None
+    bytes: int | None = None
 
 
 class RecorderFailed(BaseModel):

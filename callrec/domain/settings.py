@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from callrec.domain.webhooks import WebhookEndpoint
+
 DEV_API_KEY = "callrec-dev-key"
 
 
@@ -63,10 +65,22 @@ class Settings(BaseSettings):
     share_offer_expiry_s: float = Field(
         default=7 * 24 * 3600.0, gt=0, description="the share-to-chat offer of a stored recording stays open this long"
     )
+    reconcile_every_s: float = Field(
+        default=300.0, gt=0, description="how often the reconcile schedule repairs the catalog and staging objects"
+    )
+    reconcile_min_age_s: float = Field(
+        default=120.0, ge=0, description="reconcile leaves rows and staging objects younger than this alone"
+    )
     bruteforce_max_failures: int = Field(
         default=10, gt=0, description="bad recording-server checksums from one address before it gets 429"
     )
     bruteforce_window_s: float = Field(default=300.0, gt=0, description="how long a bad checksum counts")
+    webhooks: list[WebhookEndpoint] = Field(
+        default=[], description='JSON list of {"url", "secret", "events"?}: where recording events are POSTed'
+    )
+    recorder_silence_timeout_s: float = Field(
+        default=60.0, gt=0, description="a recorder that sent progress and then goes quiet this long is given up"
+    )
 
     @cached_property
     def catalog_url(self) -> str:

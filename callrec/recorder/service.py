@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,8 +80,16 @@ class Session:
 
 
 class Recorder:
-    def __init__(self, secret: str, default_backend: str, workdir: Path, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        secret: str,
+        default_backend: str,
+        workdir: Path,
+        http: httpx.AsyncClient,
+        progress_every_s: float = 15.0,
+    ) -> None:
         self.secret = secret
+        self.progress_every_s = progress_every_s
         self.default_backend = default_backend.rstrip("/")
         self.workdir = workdir
         self.http = http
@@ -149,14 +158,19 @@ class Recorder:
         return True
 
     async def _watch(self, session: Session) -> None:
-        """Reports `failed` if the encoder dies while the session is still recording."""
+        """Reports `progress` while the session records, and `failed` if the encoder dies."""
+        started = last_report = time.monotonic()
         while self.sessions.get(session.recording_id) is session:
             if session.live.error is not None:
                 log.error("encoding of %s died: %r", session.recording_id, session.live.error)
                 self.sessions.pop(session.recording_id, None)
                 await self.callback(session, "failed", {"reason": f"Encoding failed: {session.live.error}"})
                 return
-            await asyncio.sleep(1)
+            if time.monotonic() - last_report >= self.progress_every_s:
+                last_report = time.monotonic()
+                size = session.path.stat().st_size if session.path.exists() else 0
+                self.spawn(self.callback(session, "progress", {"duration": last_report - started, "bytes": size}))
+            await asyncio.sleep(min(1.0, self.progress_every_s))
 
     def find(self, room_id: str, recording_id: object, *, stopping: bool = False) -> Session | None:
         sessions = self.stopping if stopping else self.sessions

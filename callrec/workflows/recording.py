@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         FileStored,
         FinalizeInput,
         RecorderFailed,
+        RecorderProgress,
         RecorderStarted,
         RecorderStopped,
         RecordingKind,
@@ -58,6 +59,8 @@ EGRESS_START = RetryPolicy(maximum_attempts=3, non_retryable_error_types=["Egres
 EGRESS_STOP = RetryPolicy(maximum_attempts=5, non_retryable_error_types=["EgressRejected", "EgressNotFound"])
 # Recordings started before notifications and chat messages existed replay without them.
 NOTIFY_PATCH = "notify-chat-share"
+# ... and those started before recorders were watched for silence, with one timer for the whole recording.
+SILENCE_PATCH = "recorder-silence"
 FINALIZE = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
@@ -89,6 +92,8 @@ class RecordingWorkflow:
         self.offer: NotificationInfo | None = None
         self.offer_end: OfferEnd | None = None
         self.shared: ShareResult | None = None
+        self.progress_reports = 0
+        self.silent = False
 
     @workflow.run
     async def run(self, input: StartRecordingInput) -> RecordingState:
@@ -135,10 +140,15 @@ class RecordingWorkflow:
         await self._set_status(RecordingStatus.ACTIVE)
         await self._chat("recording_started", self._owner())
 
-        within_limit = await self._wait(
-            lambda: self.stop_reason is not None or self.recorder_done or self.failure is not None,
-            input.max_duration_s,
-        )
+        within_limit = await self._record()
+        if self.silent:
+            await self._stop_egress()
+            return await self._end(
+                RecordingStatus.ABORTED,
+                ErrorCode.RECORDER_SILENT,
+                f"The recorder stopped reporting progress for {input.recorder_silence_timeout_s:g} s; "
+                "it was stopped and nothing it recorded was kept.",
+            )
         if self.failure is not None:
             await self._stop_egress()
             return await self._end_failed(ErrorCode.RECORDER_FAILED, self.failure)
@@ -186,6 +196,31 @@ class RecordingWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state
 
+    async def _record(self) -> bool:
+        """Waits while recording; False when the maximum duration was reached.
+
+        A recorder that reports progress and then falls silent for the silence timeout is given up
+        (`self.silent`). Recorders that never report progress (Talk's) are not watched.
+        """
+        input = self.input
+
+        def over() -> bool:
+            return self.stop_reason is not None or self.recorder_done or self.failure is not None
+
+        if not workflow.patched(SILENCE_PATCH):
+            return await self._wait(over, input.max_duration_s)
+        deadline = workflow.now() + timedelta(seconds=input.max_duration_s)
+        while True:
+            left = (deadline - workflow.now()).total_seconds()
+            if left <= 0:
+                return False
+            reports_before = self.progress_reports
+            if await self._wait(over, min(left, input.recorder_silence_timeout_s)):
+                return True
+            if reports_before > 0 and self.progress_reports == reports_before:
+                self.silent = True
+                return True
+
     async def _offer_share_to_chat(self) -> None:
         """DESIGN.md steps 6-7: tell the owner and moderators, then keep the offer open until it is taken."""
         input = self.input
@@ -217,6 +252,10 @@ class RecordingWorkflow:
         self.recorder_done = True
         if stopped.actor is not None and self.stopped_by is None and self.state.status == RecordingStatus.ACTIVE:
             self.stopped_by = stopped.actor
+
+    @workflow.signal
+    def recorder_progress(self, _: RecorderProgress) -> None:
+        self.progress_reports += 1
 
     @workflow.signal
     def recorder_failed(self, failed: RecorderFailed) -> None:
@@ -425,7 +464,8 @@ class RecordingWorkflow:
             self.state.end_date = self._now_ms()
         was_recording = self.state.status in (RecordingStatus.ACTIVE, RecordingStatus.ENDING)
         await self._set_status(status)
-        if self.notifying and status == RecordingStatus.FAILED:
+        lost = status == RecordingStatus.FAILED or code == ErrorCode.RECORDER_SILENT  # not a call that just ended
+        if self.notifying and lost:
             if was_recording:
                 await self._chat("recording_failed", notifications.SYSTEM)
             await self._notify(

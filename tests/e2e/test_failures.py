@@ -298,3 +298,35 @@ async def test_a_large_upload_streams_with_flat_memory(
     done = await wait_for_status(stack.api, recording_id, {"failed", "complete"})
     assert (done["status"], done["size"]) == ("complete", len(head) + size)
     assert await stack.store.list_keys("staging/") == []
+
+
+async def test_a_recorder_that_falls_silent_is_aborted(stacks: StackFactory, scripted: ScriptedRecordingServer) -> None:
+    stack = await stacks.start(
+        recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}", recorder_silence_timeout_s=1.5
+    )
+    room_id = await create_room(stack.api)
+    await join(stack.api, room_id, "Alice")
+    recording_id = await start_with_scripted_recorder(stack.api, scripted, room_id)
+    progress = {"token": room_id, "recordingId": recording_id, "duration": 1.0, "bytes": 1000}
+    for _ in range(3):
+        assert (await backend_callback(stack.api, SECRET, "progress", progress)).status_code == 200
+        await asyncio.sleep(1)
+    assert (await stack.api.get(f"/api/v1/recordings/{recording_id}")).json()["status"] == "active"
+
+    aborted = await wait_for_status(stack.api, recording_id, {"aborted", "failed", "complete"})
+    assert (aborted["status"], aborted["error"], aborted["errorCode"]) == ("aborted", "recorder_silent", 408)
+    assert [r["type"] for r in scripted.requests] == ["start", "stop"]
+    await stack.client.get_workflow_handle(recording_id).result()
+    told = (await stack.api.get("/api/v1/notifications", params={"roomId": room_id})).json()["notifications"]
+    assert [(n["subject"], n["recordingId"]) for n in told] == [("recording_failed", recording_id)]
+    assert "stopped reporting progress" in told[0]["message"]
+
+
+async def test_the_built_in_recorder_reports_progress_and_is_not_given_up(stacks: StackFactory) -> None:
+    stack = await stacks.start(recorder_silence_timeout_s=1.0, share_offer_expiry_s=0.5)  # it reports every 0.25 s
+    room_id = await create_room(stack.api)
+    await join(stack.api, room_id, "Alice")
+    done = await record(stack.api, room_id, seconds=3)
+    assert done["status"] == "complete", done
+    state = await stack.client.get_workflow_handle(done["recordingId"]).result()
+    assert state["status"] == "complete"

@@ -100,3 +100,19 @@ async def test_config_changes_wait_for_a_running_recording(stacks: StackFactory)
     after = await api.put(f"/api/v1/rooms/{room_id}/config", json={"config": {"recording": {"layout": "speaker"}}})
     assert after.status_code == 200 and after.json()["recording"]["layout"] == "speaker"
     await record(api, room_id)
+
+
+async def test_closing_a_room_while_recording_stops_and_stores_the_recording(stacks: StackFactory) -> None:
+    stack = await stacks.start()
+    api = stack.api
+    room_id = await create_room(api)
+    await join(api, room_id, "Alice")
+    started = await api.post("/api/v1/recordings", json={"roomId": room_id})
+    assert started.status_code == 201
+    await asyncio.sleep(1)
+
+    closed = await api.delete(f"/api/v1/rooms/{room_id}", params={"withRecordings": "close"})
+    assert closed.status_code == 200, closed.text
+    stored = await wait_for_status(api, started.json()["recordingId"], {"complete", "failed", "aborted"})
+    assert stored["status"] == "complete" and stored["duration"] > 0.5
+    assert (await api.get(f"/api/v1/rooms/{room_id}")).json()["status"] == "closed"

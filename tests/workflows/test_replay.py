@@ -21,7 +21,8 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 def test_histories_cover_each_ending() -> None:
     before_notifications = {"complete", "failed-start-timeout", "failed-recorder", "failed-invalid-file"}
     with_notifications = {"complete-shared", "complete-auto-shared", "complete-offer-expired", "failed-notified"}
-    assert {p.stem for p in HISTORIES} >= before_notifications | with_notifications
+    watching_for_silence = {"complete-with-progress", "aborted-silent"}
+    assert {p.stem for p in HISTORIES} >= before_notifications | with_notifications | watching_for_silence
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

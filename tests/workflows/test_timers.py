@@ -27,6 +27,7 @@ from callrec.domain.participants import Participant
 from callrec.domain.recording import (
     SEARCH_ATTRIBUTES,
     FileStored,
+    RecorderProgress,
     RecorderStarted,
     RecordingState,
     StartRecordingInput,
@@ -197,4 +198,21 @@ async def test_call_ending_before_the_recorder_started_aborts(harness: Harness) 
     state = await handle.result()
 
     assert (state.status, state.error) == ("aborted", "nothing_recorded")
+    assert [r["type"] for r in harness.recorder.requests] == ["start", "stop"]
+
+
+async def test_recorder_that_falls_silent_is_aborted_and_stopped(harness: Harness) -> None:
+    handle = await harness.start(recorder_silence_timeout_s=60.0)
+    await harness.recorder.wait_for("start")
+    await handle.signal(RecordingWorkflow.recorder_started, RecorderStarted())
+    await harness.status_becomes(handle, "active")
+    for _ in range(3):  # progress keeps it going past several silence periods
+        await handle.signal(RecordingWorkflow.recorder_progress, RecorderProgress(duration_s=1, bytes=1))
+        await harness.env.sleep(50)
+    assert (await handle.query(RecordingWorkflow.current)).status == "active"
+
+    state = await handle.result()  # then nothing for 60 s
+
+    assert (state.status, state.error, state.error_code) == ("aborted", "recorder_silent", 408)
+    assert state.details is not None and "60 s" in state.details
     assert [r["type"] for r in harness.recorder.requests] == ["start", "stop"]
