@@ -1,0 +1,166 @@
+"""callrec as it runs in production, each part its own process, so the chaos tests can kill any of them.
+
+Temporal dev server (persisted in SQLite, so it can restart), `callrec worker`, `callrec api` and
+`callrec recorder` run as child processes with `CALLREC_*` settings; the test talks to them over HTTP and
+reads the catalog and the object store directly to check what they left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from callrec.cli import migrate
+from callrec.dev import temporal_argv, wait_for_temporal
+from callrec.domain.settings import Settings
+from callrec.storage.catalog import Catalog, ChatMessageRow, NotificationRow
+from callrec.storage.objects import ObjectStore
+from callrec.storage.stores import make_store
+from tests.conftest import API_KEY, SECRET, free_port
+from tests.helpers import SMALL
+
+PARTS = ("worker", "api", "recorder")
+
+
+class ChaosStack:
+    def __init__(self, tmp_path: Path, **overrides: object) -> None:
+        self.logs = tmp_path / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        api_port, recorder_port = free_port(), free_port()
+        values: dict[str, object] = {
+            "data_dir": tmp_path / "data",
+            "api_key": API_KEY,
+            "recording_secret": SECRET,
+            "temporal_address": f"127.0.0.1:{free_port()}",
+            "temporal_ui_port": free_port(),
+            "task_queue": f"chaos-{uuid.uuid4().hex[:8]}",
+            "api_port": api_port,
+            "api_url": f"http://127.0.0.1:{api_port}",
+            "recorder_port": recorder_port,
+            "recorder_url": f"http://127.0.0.1:{recorder_port}",
+            "start_timeout_s": 60,
+            "upload_timeout_s": 120,
+            "share_offer_expiry_s": 3,
+        } | overrides
+        self.settings = Settings(**values)  # type: ignore[arg-type]
+        self.env = dict(os.environ) | {
+            f"CALLREC_{name.upper()}": str(value) for name, value in values.items() if value is not None
+        }
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.api = httpx.AsyncClient(base_url=str(self.settings.api_url), headers={"X-API-KEY": API_KEY}, timeout=60)
+        self.catalog = Catalog.from_url(self.settings.catalog_url)
+        self.store: ObjectStore | None = None
+
+    # processes
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = (self.logs / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    async def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await migrate(self.settings)
+        self.store = await make_store(self.settings)
+        await self.start_temporal()
+        for part in PARTS:
+            self.start_part(part)
+        await self.wait_until_serving()
+
+    async def start_temporal(self) -> None:
+        self._spawn("temporal", [*temporal_argv(self.settings), "--headless"])
+        await wait_for_temporal(self.settings)
+
+    def start_part(self, name: str) -> None:
+        self._spawn(name, [sys.executable, "-m", "callrec.cli", name])
+
+    def kill(self, name: str) -> None:
+        """kill -9: no cleanup, no goodbye."""
+        process = self.processes.pop(name)
+        process.kill()
+        process.wait()
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    async def wait_until_serving(self) -> None:
+        deadline = time.monotonic() + 60
+        async with httpx.AsyncClient() as http:
+            for url in (f"{self.settings.api_url}/health", f"{self.settings.recorder_url}/health"):
+                while True:
+                    try:
+                        if (await http.get(url)).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    assert time.monotonic() < deadline, f"{url} did not come up; see {self.logs}"
+                    await asyncio.sleep(0.2)
+
+    async def close(self) -> None:
+        for name in list(self.processes):
+            if name != "temporal":
+                self.stop(name)
+        if "temporal" in self.processes:
+            self.stop("temporal")
+        await self.api.aclose()
+        await self.catalog.close()
+
+    # what the user sees
+    async def room_in_a_call(self, name: str = "Chaos") -> str:
+        response = await self.api.post(
+            "/api/v1/rooms", json={"roomName": name, "config": {"recording": {"encoding": SMALL}}}
+        )
+        assert response.status_code == 201, response.text
+        room_id: str = response.json()["roomId"]
+        call = {"participants": [{"id": "alice", "name": "Alice", "role": "moderator"}]}
+        assert (await self.api.put(f"/api/v1/rooms/{room_id}/call", json=call)).status_code == 200
+        return room_id
+
+    async def recording_of(self, room_id: str) -> dict[str, Any]:
+        response = await self.api.get("/api/v1/recordings", params={"roomId": room_id})
+        assert response.status_code == 200, response.text
+        recordings: list[dict[str, Any]] = response.json()["recordings"]
+        assert len(recordings) == 1, recordings
+        return recordings[0]
+
+    async def statuses(self, room_ids: list[str]) -> list[str]:
+        return [(await self.recording_of(room_id))["status"] for room_id in room_ids]
+
+    async def wait_for(self, room_ids: list[str], wanted: set[str], timeout: float = 120) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                found = [await self.recording_of(room_id) for room_id in room_ids]
+                if all(r["status"] in wanted for r in found):
+                    return found
+            except httpx.HTTPError:
+                found = []  # the API is down for a moment
+            assert time.monotonic() < deadline, f"not all {wanted} after {timeout} s: {found}; logs in {self.logs}"
+            await asyncio.sleep(0.3)
+
+    # what was left behind
+    async def notifications_of(self, recording_id: str) -> list[str]:
+        async with self.catalog.sessions() as session:
+            rows = await session.execute(select(NotificationRow).where(NotificationRow.recording_id == recording_id))
+            return [row.subject for row in rows.scalars()]
+
+    async def chat_of(self, room_id: str) -> list[str]:
+        async with self.catalog.sessions() as session:
+            rows = await session.execute(
+                select(ChatMessageRow).where(ChatMessageRow.room_id == room_id).order_by(ChatMessageRow.message_id)
+            )
+            return [row.message for row in rows.scalars()]
