@@ -1,4 +1,4 @@
-"""`callrec dev | api | worker | recorder | migrate`."""
+"""`callrec dev | api | worker | recorder | migrate | ops`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 
+from callrec import ops
 from callrec.domain.settings import Settings
 
 
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("worker", help="run the Temporal worker")
     sub.add_parser("recorder", help="serve the built-in recorder")
     sub.add_parser("migrate", help="create or upgrade the catalog schema")
+    ops.configure(sub.add_parser("ops", help="operator tools: list, show, abort, reconcile recordings"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings()
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> None:
         from callrec.dev import run_dev
 
         run_dev(settings)
+    elif args.command == "ops":
+        raise SystemExit(ops.main(args, settings))
     elif args.command == "migrate":
         asyncio.run(migrate(settings))
     elif args.command == "worker":

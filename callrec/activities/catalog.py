@@ -8,34 +8,39 @@ from callrec.domain.recording import RecordingState
 from callrec.storage.catalog import Catalog
 
 
+def projection_fields(state: RecordingState) -> dict[str, object]:
+    """The catalog columns a workflow state sets (everything but `seq`)."""
+    fields: dict[str, object] = {
+        "status": state.status.value,
+        "start_date": state.start_date,
+        "end_date": state.end_date,
+        "error_code": state.error_code,
+        "error": state.error,
+        "details": state.details,
+    }
+    if state.file is not None:
+        f = state.file
+        fields |= {
+            "object_key": f.object_key,
+            "filename": f.filename,
+            "size": f.size,
+            "sha256": f.sha256,
+            "duration": f.duration,
+            "media": {
+                "width": f.width,
+                "height": f.height,
+                "videoCodec": f.video_codec,
+                "audioCodec": f.audio_codec,
+            },
+        }
+    return fields
+
+
 class CatalogActivities:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
 
     @activity.defn
     async def project_recording(self, state: RecordingState) -> None:
-        fields: dict[str, object] = {
-            "status": state.status.value,
-            "start_date": state.start_date,
-            "end_date": state.end_date,
-            "error_code": state.error_code,
-            "error": state.error,
-            "details": state.details,
-        }
-        if state.file is not None:
-            f = state.file
-            fields |= {
-                "object_key": f.object_key,
-                "filename": f.filename,
-                "size": f.size,
-                "sha256": f.sha256,
-                "duration": f.duration,
-                "media": {
-                    "width": f.width,
-                    "height": f.height,
-                    "videoCodec": f.video_codec,
-                    "audioCodec": f.audio_codec,
-                },
-            }
-        if not await self.catalog.project_recording(state.recording_id, state.seq, fields):
+        if not await self.catalog.project_recording(state.recording_id, state.seq, projection_fields(state)):
             activity.logger.info("projection %s #%d not applied (stale or row gone)", state.recording_id, state.seq)

@@ -73,6 +73,7 @@ async def begin_recording(
         auto_share_to_chat=config.autoShareToChat,
         share_offer_expiry_s=settings.share_offer_expiry_s,
         recorder_silence_timeout_s=settings.recorder_silence_timeout_s,
+        webhooks=bool(settings.webhooks),
     )
     try:
         handle = await svc.temporal.start_workflow(

@@ -77,6 +77,7 @@ class StartRecordingInput(BaseModel):
     auto_share_to_chat: bool = False
     share_offer_expiry_s: float = 7 * 24 * 3600.0
     recorder_silence_timeout_s: float = 60.0
+    webhooks: bool = False  # whether any webhook endpoint was configured when it started
 
 
 class RecorderStarted(BaseModel):

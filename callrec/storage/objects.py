@@ -74,6 +74,7 @@ _UPLOAD_QUEUE_CHUNKS = 4
 class ObjectInfo:
     key: str
     size: int
+    modified: float | None = None  # last written, seconds since the epoch (None: the store does not say)
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ class ObjectStore(abc.ABC):
 
     @abc.abstractmethod
     async def stat(self, key: str) -> ObjectInfo:
-        """Size of ``key``; raises :class:`ObjectNotFound`."""
+        """Size (and last write time) of ``key``; raises :class:`ObjectNotFound`."""
 
     @abc.abstractmethod
     def read(
@@ -534,7 +535,7 @@ class LocalObjectStore(ObjectStore):
         st = await asyncio.to_thread(self._stat_file, path, key)
         if st is None:
             raise ObjectNotFound(key)
-        return ObjectInfo(key=key, size=st.st_size)
+        return ObjectInfo(key=key, size=st.st_size, modified=st.st_mtime)
 
     async def read(
         self,
@@ -786,7 +787,8 @@ class S3ObjectStore(ObjectStore):
     def _stat_blocking(self, key: str) -> ObjectInfo:
         with _s3_errors("stat", key):
             st = self._client.stat_object(self._bucket, key)
-        return ObjectInfo(key=key, size=st.size or 0)
+        modified = st.last_modified.timestamp() if st.last_modified is not None else None
+        return ObjectInfo(key=key, size=st.size or 0, modified=modified)
 
     def _get_blocking(self, key: str, offset: int, length: int | None) -> BaseHTTPResponse | None:
         """Open a (ranged) GET; ``None`` if the range starts past the end."""

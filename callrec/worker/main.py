@@ -1,27 +1,35 @@
-"""The Temporal worker: RecordingWorkflow and its activities on the task queue."""
+"""The Temporal worker: the recording, reconcile and webhook delivery workflows and their activities."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from callrec.activities.catalog import CatalogActivities
 from callrec.activities.egress import EgressActivities
 from callrec.activities.files import FileActivities
 from callrec.activities.notify import NotifyActivities
+from callrec.activities.reconcile import ReconcileActivities
+from callrec.activities.webhooks import webhook_activities
 from callrec.domain.settings import Settings
 from callrec.storage.catalog import Catalog
 from callrec.storage.objects import ObjectStore
 from callrec.storage.stores import make_store
 from callrec.temporal import connect
+from callrec.workflows.reconcile import ReconcileWorkflow, ensure_schedule
 from callrec.workflows.recording import RecordingWorkflow
+from callrec.workflows.webhooks import WebhookDeliveryWorkflow
+
+log = logging.getLogger(__name__)
 
 
 def recording_activities(catalog: Catalog, store: ObjectStore, egress: EgressActivities) -> list[Callable[..., Any]]:
@@ -52,8 +60,12 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[RecordingWorkflow],
-        activities=recording_activities(catalog, store, egress),
+        workflows=[RecordingWorkflow, ReconcileWorkflow, WebhookDeliveryWorkflow],
+        activities=[
+            *recording_activities(catalog, store, egress),
+            ReconcileActivities(catalog, store, client).reconcile,
+            *webhook_activities(http, settings.webhooks, client, settings.task_queue),
+        ],
     )
 
 
@@ -61,6 +73,12 @@ async def run(settings: Settings) -> None:
     client = await connect(settings)
     catalog = Catalog.from_url(settings.catalog_url)
     store = await make_store(settings)
+    try:
+        await ensure_schedule(
+            client, settings.task_queue, settings.reconcile_every_s, min_age_s=settings.reconcile_min_age_s
+        )
+    except RPCError as err:  # recordings do not depend on it: run without the schedule, say so
+        log.warning("could not create the reconcile schedule: %s", err)
     async with httpx.AsyncClient(timeout=10) as http:
         worker = build_worker(client, settings, catalog, store, http)
         stop = asyncio.Event()

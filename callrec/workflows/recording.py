@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from callrec.activities.egress import EgressActivities
     from callrec.activities.files import FileActivities
     from callrec.activities.notify import NotifyActivities
+    from callrec.activities.webhooks import WebhookActivities
     from callrec.domain import notifications
     from callrec.domain.notifications import (
         Actor,
@@ -52,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         StopRequest,
         talk_status,
     )
+    from callrec.domain.webhooks import EventName, WebhookEvent
 
 # The catalog and the object store come back eventually: retry for as long as it takes.
 DURABLE = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
@@ -61,6 +63,15 @@ EGRESS_STOP = RetryPolicy(maximum_attempts=5, non_retryable_error_types=["Egress
 NOTIFY_PATCH = "notify-chat-share"
 # ... and those started before recorders were watched for silence, with one timer for the whole recording.
 SILENCE_PATCH = "recorder-silence"
+# ... and those started before webhooks existed, without emitting events.
+WEBHOOK_PATCH = "webhooks"
+STATUS_EVENTS: dict[RecordingStatus, EventName] = {
+    RecordingStatus.ACTIVE: "recordingStarted",
+    RecordingStatus.COMPLETE: "recordingEnded",
+    RecordingStatus.LIMIT_REACHED: "recordingEnded",
+    RecordingStatus.ABORTED: "recordingEnded",
+    RecordingStatus.FAILED: "recordingFailed",
+}
 FINALIZE = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
@@ -94,10 +105,12 @@ class RecordingWorkflow:
         self.shared: ShareResult | None = None
         self.progress_reports = 0
         self.silent = False
+        self.webhooks = False
 
     @workflow.run
     async def run(self, input: StartRecordingInput) -> RecordingState:
         self.notifying = workflow.patched(NOTIFY_PATCH)
+        self.webhooks = input.webhooks and workflow.patched(WEBHOOK_PATCH)
         try:
             await workflow.execute_activity_method(
                 EgressActivities.start_egress,
@@ -182,7 +195,7 @@ class RecordingWorkflow:
                     extension=self.stored.extension,
                 ),
                 start_to_close_timeout=timedelta(hours=1),
-                heartbeat_timeout=timedelta(seconds=60),
+                heartbeat_timeout=timedelta(seconds=20),  # it beats every 5 s: a dead worker is noticed soon
                 retry_policy=FINALIZE,
             )
         except ActivityError as err:
@@ -375,6 +388,43 @@ class RecordingWorkflow:
             retry_policy=DURABLE,
         )
         self.projected = snapshot.status
+        await self._emit(
+            STATUS_EVENTS.get(snapshot.status, "recordingUpdated"), self._recording_data(snapshot), f"{snapshot.seq}"
+        )
+
+    def _recording_data(self, state: RecordingState) -> dict[str, object]:
+        """A recording as webhook receivers get it: the REST API's fields."""
+        file = state.file
+        return {
+            "recordingId": state.recording_id,
+            "roomId": self.input.room_id,
+            "roomName": self.input.room_name,
+            "status": state.status.value,
+            "startDate": state.start_date,
+            "endDate": state.end_date,
+            "duration": file.duration if file else None,
+            "size": file.size if file else None,
+            "filename": file.filename if file else None,
+            "errorCode": state.error_code,
+            "error": state.error,
+            "details": state.details,
+        }
+
+    async def _emit(self, event: EventName, data: dict[str, object], key: str) -> None:
+        """Hands the event to webhook delivery (its own workflow, so a receiver that is down delays nothing here)."""
+        if not self.webhooks:
+            return
+        await workflow.execute_activity_method(
+            WebhookActivities.emit_webhook,
+            WebhookEvent(
+                event=event,
+                creation_date=self._now_ms(),
+                data=data,
+                idempotency_key=f"{self.input.recording_id}:{event}:{key}",
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=DURABLE,
+        )
 
     async def _stop_egress(self) -> bool:
         """Best effort: a recorder that cannot be reached is not recording for us either.
@@ -417,7 +467,7 @@ class RecordingWorkflow:
 
     async def _notify(self, subject: str, message: str, file_id: int | None = None) -> NotificationInfo:
         """For the owner and the room's moderators."""
-        return await workflow.execute_activity_method(
+        info = await workflow.execute_activity_method(
             NotifyActivities.notify,
             NotificationPost(
                 room_id=self.input.room_id,
@@ -432,6 +482,18 @@ class RecordingWorkflow:
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=DURABLE,
         )
+        notification = {
+            "notificationId": info.notification_id,
+            "timestamp": info.timestamp,
+            "subject": subject,
+            "message": message,
+            "user": self.input.owner,
+            "roomId": self.input.room_id,
+            "recordingId": self.input.recording_id,
+            "fileId": file_id,
+        }
+        await self._emit("notificationCreated", notification, subject)
+        return info
 
     async def _share(self, actor: Actor) -> ShareResult:
         message_id = await workflow.execute_activity_method(
@@ -440,6 +502,8 @@ class RecordingWorkflow:
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=DURABLE,
         )
+        shared = {"recordingId": self.input.recording_id, "roomId": self.input.room_id, "messageId": message_id}
+        await self._emit("recordingShared", shared | {"actor": actor.model_dump()}, "chat")
         return ShareResult(message_id=message_id)
 
     async def _close_offer(self, end: OfferEnd) -> None:

@@ -22,7 +22,8 @@ def test_histories_cover_each_ending() -> None:
     before_notifications = {"complete", "failed-start-timeout", "failed-recorder", "failed-invalid-file"}
     with_notifications = {"complete-shared", "complete-auto-shared", "complete-offer-expired", "failed-notified"}
     watching_for_silence = {"complete-with-progress", "aborted-silent"}
-    assert {p.stem for p in HISTORIES} >= before_notifications | with_notifications | watching_for_silence
+    later = {"complete-with-webhooks"}
+    assert {p.stem for p in HISTORIES} >= before_notifications | with_notifications | watching_for_silence | later
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -1,0 +1,253 @@
+"""Reconciliation: repairs where the catalog or the object store disagrees with Temporal.
+
+1. A catalog row in progress (starting / active / ending) whose workflow is closed or does not exist
+   would stay in progress forever and block its room. If the workflow completed, its result (the
+   final RecordingState) is projected again; otherwise the row becomes `failed` / `workflow_lost`.
+2. A staging object (`staging/{recordingId}/...`) whose recording is not in progress (finished, or
+   no row at all) will never be finalized: it is deleted.
+
+Rows and objects younger than `min_age_s` are left alone: a start or an upload may be under way.
+Every write uses a projection number above the row's, so it never undoes a newer projection, and a
+second run finds nothing to do. The same code runs as the `reconcile` activity (scheduled through
+ReconcileWorkflow) and from `callrec ops reconcile`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from sqlalchemy import select
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistoryEventFilterType
+from temporalio.service import RPCError, RPCStatusCode
+
+from callrec.activities.catalog import projection_fields
+from callrec.domain.recording import RecordingState
+from callrec.storage.catalog import IN_PROGRESS, Catalog, RecordingRow
+from callrec.storage.objects import ObjectNotFound, ObjectStore
+
+log = logging.getLogger(__name__)
+
+STAGING_PREFIX = "staging/"
+WORKFLOW_LOST = "workflow_lost"
+WORKFLOW_LOST_CODE = 500
+
+# What happened to a closed workflow, as the catalog's `details` say it.
+_CLOSED = {
+    WorkflowExecutionStatus.FAILED: ("failed", "The recording's workflow failed."),
+    WorkflowExecutionStatus.TERMINATED: ("terminated", "The recording's workflow was terminated."),
+    WorkflowExecutionStatus.TIMED_OUT: ("timed_out", "The recording's workflow timed out."),
+    WorkflowExecutionStatus.CANCELED: ("canceled", "The recording's workflow was cancelled."),
+    WorkflowExecutionStatus.CONTINUED_AS_NEW: ("continued_as_new", "The recording's workflow continued as new."),
+}
+MISSING = "The recording's workflow does not exist."
+
+
+# Field names in camelCase on the command line's `--json`, like the REST API's.
+_CAMEL = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class ReconcileInput(BaseModel):
+    model_config = _CAMEL
+
+    min_age_s: float = Field(default=120.0, ge=0, description="rows and staging objects younger than this are skipped")
+
+
+class RowFix(BaseModel):
+    model_config = _CAMEL
+
+    recording_id: str
+    previous_status: str
+    status: str  # the row's new status
+    workflow: str  # what Temporal said: completed, failed, terminated, timed_out, canceled, missing
+    details: str | None = None
+
+
+class ReconcileReport(BaseModel):
+    model_config = _CAMEL
+
+    rows_checked: int = 0
+    rows_too_young: list[str] = []  # in progress without a running workflow, but younger than min_age_s
+    fixed: list[RowFix] = []
+    keys_checked: int = 0
+    keys_too_young: list[str] = []  # orphans younger than min_age_s (or of unknown age): left for a later run
+    deleted_keys: list[str] = []
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.fixed or self.deleted_keys)
+
+    def summary(self) -> str:
+        lines = [
+            f"rows in progress checked: {self.rows_checked}, fixed: {len(self.fixed)}, "
+            f"too young: {len(self.rows_too_young)}",
+            f"staging objects checked: {self.keys_checked}, deleted: {len(self.deleted_keys)}, "
+            f"too young: {len(self.keys_too_young)}",
+        ]
+        lines += [
+            f"  {fix.recording_id}: {fix.previous_status} -> {fix.status} (workflow {fix.workflow})"
+            for fix in self.fixed
+        ]
+        lines += [f"  deleted {key}" for key in self.deleted_keys]
+        return "\n".join(lines)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _ignore(*_: Any) -> None:
+    pass
+
+
+class ReconcileActivities:
+    def __init__(self, catalog: Catalog, store: ObjectStore, client: Client) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.client = client
+
+    @activity.defn
+    async def reconcile(self, input: ReconcileInput) -> ReconcileReport:
+        return await self.run(input, heartbeat=activity.heartbeat)
+
+    async def run(self, input: ReconcileInput, heartbeat: Callable[..., None] = _ignore) -> ReconcileReport:
+        """One pass over the rows in progress, then over the staging objects; returns what it changed."""
+        report = ReconcileReport()
+        now = time.time()
+        min_age_ms = int(input.min_age_s * 1000)
+        for row in await self._rows_in_progress():
+            heartbeat("rows", row.recording_id)
+            report.rows_checked += 1
+            await self.reconcile_row(row, report, now_ms=int(now * 1000), min_age_ms=min_age_ms)
+        await self._staging(report, now=now, min_age_s=input.min_age_s, heartbeat=heartbeat)
+        if report.changed:
+            log.info("reconcile changed things:\n%s", report.summary())
+        else:
+            log.info("reconcile: nothing to repair\n%s", report.summary())
+        return report
+
+    async def _rows_in_progress(self) -> list[RecordingRow]:
+        async with self.catalog.sessions() as session:
+            query = (
+                select(RecordingRow)
+                .where(RecordingRow.status.in_(IN_PROGRESS))
+                .order_by(RecordingRow.creation_date, RecordingRow.recording_id)
+            )
+            return list((await session.execute(query)).scalars().all())
+
+    async def reconcile_row(
+        self, row: RecordingRow, report: ReconcileReport, *, now_ms: int, min_age_ms: int
+    ) -> RowFix | None:
+        """Repairs one row in progress whose workflow is not running; returns the fix (also added to `report`)."""
+        handle = self.client.get_workflow_handle(row.recording_id, result_type=RecordingState)
+        try:
+            description = await handle.describe()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            status: WorkflowExecutionStatus | None = None
+            close_ms: int | None = None
+        else:
+            status = description.status
+            close_ms = _ms(description.close_time) if description.close_time is not None else None
+        if status == WorkflowExecutionStatus.RUNNING:
+            return None
+        if now_ms - row.creation_date < min_age_ms:
+            report.rows_too_young.append(row.recording_id)
+            return None
+
+        if status == WorkflowExecutionStatus.COMPLETED:
+            try:
+                state: RecordingState | None = await handle.result()
+            except Exception as err:  # noqa: BLE001 - a result that is not a RecordingState: the row is lost
+                log.warning("result of workflow %s unreadable: %s", row.recording_id, err)
+                state = None
+            if state is not None and not state.status.in_progress:
+                seq = max(row.seq, state.seq) + 1
+                fix = RowFix(
+                    recording_id=row.recording_id,
+                    previous_status=row.status,
+                    status=state.status.value,
+                    workflow="completed",
+                    details=state.details,
+                )
+                return await self._apply(row, seq, projection_fields(state), fix, report)
+            what, details = "completed", "The recording's workflow completed without a final status."
+        elif status is None:
+            what, details = "missing", MISSING
+        else:
+            what, details = _CLOSED.get(status, (status.name.lower(), "The recording's workflow closed."))
+            if reason := await self._close_reason(row.recording_id, status):
+                details = f"{details} ({reason})"
+        fields: dict[str, object] = {
+            "status": "failed",
+            "error": WORKFLOW_LOST,
+            "error_code": WORKFLOW_LOST_CODE,
+            "details": details,
+            "end_date": row.end_date or close_ms or now_ms,
+        }
+        fix = RowFix(
+            recording_id=row.recording_id, previous_status=row.status, status="failed", workflow=what, details=details
+        )
+        return await self._apply(row, row.seq + 1, fields, fix, report)
+
+    async def _apply(
+        self, row: RecordingRow, seq: int, fields: dict[str, object], fix: RowFix, report: ReconcileReport
+    ) -> RowFix | None:
+        if not await self.catalog.project_recording(row.recording_id, seq, fields):
+            log.info("recording %s changed meanwhile; left as it is", row.recording_id)
+            return None
+        log.info(
+            "recording %s: %s -> %s (workflow %s)", fix.recording_id, fix.previous_status, fix.status, fix.workflow
+        )
+        report.fixed.append(fix)
+        return fix
+
+    async def _close_reason(self, workflow_id: str, status: WorkflowExecutionStatus) -> str | None:
+        """The termination reason or failure message from the workflow's close event, if it has one."""
+        handle = self.client.get_workflow_handle(workflow_id)
+        try:
+            async for event in handle.fetch_history_events(
+                event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
+            ):
+                if status == WorkflowExecutionStatus.TERMINATED:
+                    reason = event.workflow_execution_terminated_event_attributes.reason
+                    return f"reason: {reason}" if reason else None
+                if status == WorkflowExecutionStatus.FAILED:
+                    message = event.workflow_execution_failed_event_attributes.failure.message
+                    return message or None
+                return None
+        except RPCError as err:
+            log.warning("history of workflow %s unreadable: %s", workflow_id, err)
+        return None
+
+    async def _staging(
+        self, report: ReconcileReport, *, now: float, min_age_s: float, heartbeat: Callable[..., None]
+    ) -> None:
+        keys = await self.store.list_keys(STAGING_PREFIX)
+        report.keys_checked = len(keys)
+        owners = {key: parts[1] if len(parts := key.split("/")) >= 3 else None for key in keys}
+        rows = await self.catalog.recordings_by_id([owner for owner in owners.values() if owner is not None])
+        for key, owner in owners.items():
+            heartbeat("staging", key)
+            row = rows.get(owner) if owner is not None else None
+            if row is not None and row.status in IN_PROGRESS:
+                continue  # its workflow may still finalize it
+            try:
+                info = await self.store.stat(key)
+            except ObjectNotFound:
+                continue  # gone meanwhile
+            if info.modified is None or now - info.modified < min_age_s:
+                report.keys_too_young.append(key)
+                continue
+            await self.store.delete(key)
+            log.info(
+                "deleted staging object %s (recording %s)", key, f"is {row.status}" if row is not None else "unknown"
+            )
+            report.deleted_keys.append(key)

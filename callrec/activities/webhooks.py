@@ -1,0 +1,164 @@
+"""Webhook activities: emit an event (start its delivery workflow) and deliver it to one endpoint.
+
+Endpoint secrets live only here, in the worker's configuration: the delivery workflow and its activity
+are handed endpoint URLs (see `webhook_delivery`), so no secret is ever written into workflow history.
+
+`emit_webhook` starts one WebhookDeliveryWorkflow per event, for the endpoints that want it; a retried
+emit finds it started already and is done. `deliver_webhook` POSTs the event to one URL, signed with that
+endpoint's secret, and is retried by Temporal until it is taken: 2xx is delivered. Unreachable, timed out,
+408, 429 and 5xx raise a plain (retryable) error. Any other answer is final (`WebhookRejected`,
+non-retryable): a 4xx the receiver means, or a 3xx, since a redirected POST may lose its body and its
+signature binds the body, not the URL it ends up at. So is a URL no longer configured.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+
+from callrec.domain.webhook_delivery import (
+    DELIVERY_ID_REUSE_POLICY,
+    WebhookAttempt,
+    WebhookDelivery,
+    delivery_workflow_id,
+)
+from callrec.domain.webhooks import (
+    IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    EventName,
+    WebhookEndpoint,
+    WebhookEvent,
+    signature,
+)
+
+REJECTED = "WebhookRejected"
+# The delivery workflow's type, started by name so this module need not import the workflow module.
+DELIVERY_WORKFLOW = "WebhookDeliveryWorkflow"
+# Below the workflow's 30 s start-to-close timeout, so a slow receiver fails the attempt with a clear message.
+REQUEST_TIMEOUT_S = 20.0
+RETRYABLE_STATUS = {408, 429}
+USER_AGENT = "callrec-webhooks"
+
+
+def _excerpt(response: httpx.Response) -> str:
+    return " ".join(response.text[:200].split())
+
+
+class WebhookActivities:
+    """The configured endpoints (with their secrets), and how to reach them and Temporal.
+
+    `client` and `task_queue` are for `emit_webhook` only: the client that starts delivery workflows, and
+    the task queue they run on (by default, the emitting activity's own).
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        endpoints: list[WebhookEndpoint],
+        client: Client | None = None,
+        task_queue: str | None = None,
+    ) -> None:
+        self.http = http
+        self.endpoints = list(endpoints)
+        self.client = client
+        self.task_queue = task_queue
+
+    def urls_for(self, event: EventName) -> list[str]:
+        """The URLs of the endpoints that want `event`, each once, in configuration order."""
+        return list(dict.fromkeys(e.url for e in self.endpoints if e.wants(event)))
+
+    def endpoint_for(self, url: str, event: EventName) -> WebhookEndpoint | None:
+        """The endpoint `url` is, or None if it is not configured.
+
+        Of several with that URL, the first that wants `event` (the one `urls_for` picked it for), else
+        the first: the URL is still configured, though it no longer asks for this event.
+        """
+        matches = [e for e in self.endpoints if e.url == url]
+        return next((e for e in matches if e.wants(event)), matches[0] if matches else None)
+
+    @activity.defn
+    async def emit_webhook(self, event: WebhookEvent) -> int:
+        """Starts the delivery of `event` to every endpoint that wants it; returns how many that is.
+
+        Idempotent: the delivery workflow's id is the event's, so a retry (or a second emit of the same
+        event) finds it started already and starts nothing. No endpoint wants it: 0, and nothing started.
+        """
+        urls = self.urls_for(event.event)
+        if not urls:
+            return 0
+        if self.client is None:
+            raise RuntimeError("WebhookActivities has no Temporal client to start webhook deliveries with")
+        workflow_id = delivery_workflow_id(event)
+        try:
+            await self.client.start_workflow(
+                DELIVERY_WORKFLOW,
+                WebhookDelivery(urls=urls, event=event),
+                id=workflow_id,
+                id_reuse_policy=DELIVERY_ID_REUSE_POLICY,
+                task_queue=self.task_queue or activity.info().task_queue,
+            )
+        except WorkflowAlreadyStartedError:
+            activity.logger.info("webhook %s %s: %s started already", event.event, event.idempotency_key, workflow_id)
+        else:
+            activity.logger.info(
+                "webhook %s %s: %s started for %d endpoint(s)",
+                event.event,
+                event.idempotency_key,
+                workflow_id,
+                len(urls),
+            )
+        return len(urls)
+
+    @activity.defn
+    async def deliver_webhook(self, attempt: WebhookAttempt) -> None:
+        url, event = attempt.url, attempt.event
+        endpoint = self.endpoint_for(url, event.event)
+        if endpoint is None:
+            raise ApplicationError(f"webhook {url}: endpoint no longer configured", type=REJECTED, non_retryable=True)
+        body = event.body()
+        timestamp = str(time.time_ns() // 1_000_000)  # this attempt's, so the receiver can refuse stale replays
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: signature(endpoint.secret, timestamp, body),
+            IDEMPOTENCY_HEADER: event.idempotency_key,
+        }
+        try:
+            response = await self.http.post(
+                url, content=body, headers=headers, timeout=REQUEST_TIMEOUT_S, follow_redirects=False
+            )
+        except httpx.TimeoutException as exc:
+            raise RuntimeError(f"webhook {url} timed out: {exc!r}") from exc
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"webhook {url} unreachable: {exc!r}") from exc
+        status = response.status_code
+        if response.is_success:
+            activity.logger.info("webhook %s %s delivered to %s (%d)", event.event, event.idempotency_key, url, status)
+            return
+        if status >= 500 or status in RETRYABLE_STATUS:
+            raise RuntimeError(f"webhook {url} answered {status}: {_excerpt(response)}")
+        raise ApplicationError(
+            f"webhook {url} answered {status}: {_excerpt(response)}",
+            status,
+            type=REJECTED,
+            non_retryable=True,
+        )
+
+
+def webhook_activities(
+    http: httpx.AsyncClient,
+    endpoints: list[WebhookEndpoint],
+    client: Client | None = None,
+    task_queue: str | None = None,
+) -> list[Callable[..., Any]]:
+    """Every webhook activity, for the worker: `emit_webhook` and `deliver_webhook`."""
+    activities = WebhookActivities(http, endpoints, client, task_queue)
+    return [activities.emit_webhook, activities.deliver_webhook]
