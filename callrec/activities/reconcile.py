@@ -126,6 +126,7 @@ class ReconcileActivities:
             report.rows_checked += 1
             await self.reconcile_row(row, report, now_ms=int(now * 1000), min_age_ms=min_age_ms)
         await self._staging(report, now=now, min_age_s=input.min_age_s, heartbeat=heartbeat)
+        report.deleted_keys += await self.store.sweep_unfinished(input.min_age_s)
         if report.changed:
             log.info("reconcile changed things:\n%s", report.summary())
         else:

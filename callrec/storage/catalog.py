@@ -115,7 +115,7 @@ class RecordingRow(Base):
     object_key: Mapped[str | None] = mapped_column(String(1024))
     sha256: Mapped[str | None] = mapped_column(String(64))
     media: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    seq: Mapped[int] = mapped_column(default=0)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)  # the workflow's projection number (ms-based)
     owner: Mapped[str | None] = mapped_column(String(128))
     participants: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # in the call when it started
     public_secret: Mapped[str] = mapped_column(String(64), default=new_secret)

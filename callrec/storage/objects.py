@@ -30,6 +30,7 @@ import mimetypes
 import os
 import stat as stat_mod
 import sys
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -310,6 +311,15 @@ class ObjectStore(abc.ABC):
         _validate_prefix(prefix)
         return await asyncio.to_thread(self._list_blocking, prefix)
 
+    async def sweep_unfinished(self, older_than_s: float) -> list[str]:
+        """Removes what writes cut short (a killed process) left behind, untouched for ``older_than_s``.
+
+        Returns what was removed. S3 keeps nothing visible of an unfinished upload: its parts are dropped
+        by the server (MinIO after 24 h by default; on AWS, a bucket lifecycle rule
+        AbortIncompleteMultipartUpload), so there is nothing to do here.
+        """
+        return []
+
     @abc.abstractmethod
     def _move_blocking(self, src: str, dst: str) -> None: ...
 
@@ -465,6 +475,28 @@ class LocalObjectStore(ObjectStore):
         except OSError as exc:
             raise ObjectStoreError(f"cannot delete {key!r}: {exc}") from exc
         self._prune_dirs(path.parent)
+
+    async def sweep_unfinished(self, older_than_s: float) -> list[str]:
+        return await asyncio.to_thread(self._sweep_blocking, older_than_s)
+
+    def _sweep_blocking(self, older_than_s: float) -> list[str]:
+        """Temporary files of writes that never committed (their writer died), as paths under the root."""
+        horizon = time.time() - older_than_s
+        removed: list[str] = []
+        for dirpath, _dirnames, filenames in os.walk(self._root):
+            for name in filenames:
+                path = Path(dirpath) / name
+                if not name.startswith(_TMP_PREFIX):
+                    continue
+                try:
+                    if path.stat().st_mtime < horizon:
+                        path.unlink()
+                        removed.append(path.relative_to(self._root).as_posix())
+                except FileNotFoundError:
+                    continue  # committed or removed meanwhile
+        for path in {Path(self._root, r).parent for r in removed}:
+            self._prune_dirs(path)
+        return sorted(removed)
 
     def _list_blocking(self, prefix: str) -> list[str]:
         base = prefix.rpartition("/")[0]

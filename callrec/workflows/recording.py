@@ -378,7 +378,9 @@ class RecordingWorkflow:
         await self._project()
 
     async def _project(self) -> None:
-        self.state.seq += 1
+        # Numbered by workflow time, so a run started by a Temporal reset (which replays an older state)
+        # still outnumbers what the catalog got before the reset.
+        self.state.seq = max(self.state.seq + 1, self._now_ms())
         snapshot = self.state.model_copy(deep=True)
         workflow.upsert_search_attributes([STATUS_ATTR.value_set(snapshot.status.value)])
         await workflow.execute_activity_method(

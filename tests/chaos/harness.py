@@ -33,7 +33,8 @@ PARTS = ("worker", "api", "recorder")
 
 
 class ChaosStack:
-    def __init__(self, tmp_path: Path, **overrides: object) -> None:
+    def __init__(self, tmp_path: Path, *, recorder: bool = True, **overrides: object) -> None:
+        self.parts = PARTS if recorder else tuple(p for p in PARTS if p != "recorder")
         self.logs = tmp_path / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         api_port, recorder_port = free_port(), free_port()
@@ -71,7 +72,7 @@ class ChaosStack:
         await migrate(self.settings)
         self.store = await make_store(self.settings)
         await self.start_temporal()
-        for part in PARTS:
+        for part in self.parts:
             self.start_part(part)
         await self.wait_until_serving()
 
@@ -100,7 +101,10 @@ class ChaosStack:
     async def wait_until_serving(self) -> None:
         deadline = time.monotonic() + 60
         async with httpx.AsyncClient() as http:
-            for url in (f"{self.settings.api_url}/health", f"{self.settings.recorder_url}/health"):
+            urls = [f"{self.settings.api_url}/health"]
+            if "recorder" in self.parts:
+                urls.append(f"{self.settings.recorder_url}/health")
+            for url in urls:
                 while True:
                     try:
                         if (await http.get(url)).status_code == 200:
@@ -164,3 +168,10 @@ class ChaosStack:
                 select(ChatMessageRow).where(ChatMessageRow.room_id == room_id).order_by(ChatMessageRow.message_id)
             )
             return [row.message for row in rows.scalars()]
+
+    def run_cli(self, *args: str) -> str:
+        """`callrec ...` as an operator runs it, with this stack's settings."""
+        done = subprocess.run(
+            [sys.executable, "-m", "callrec.cli", *args], env=self.env, capture_output=True, timeout=120, check=True
+        )
+        return done.stdout.decode()

@@ -8,14 +8,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, cast
 
+import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
+from callrec.domain import signing
 from callrec.media.probe import probe_recording
 from tests.chaos.harness import ChaosStack
-from tests.conftest import free_port, s3_overrides
-from tests.helpers import OCS
+from tests.conftest import SECRET, free_port, s3_overrides
+from tests.helpers import OCS, backend_callback, mp4_bytes
+from tests.recording_server import ScriptedRecordingServer
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -93,7 +97,7 @@ async def test_object_store_down_during_upload_and_validation(tmp_path: Path) ->
     port = free_port()
     s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     s3.start()
-    stack = ChaosStack(tmp_path, **s3_overrides(f"127.0.0.1:{port}"))
+    stack = ChaosStack(tmp_path, **cast(dict[str, Any], s3_overrides(f"127.0.0.1:{port}")))
     try:
         await stack.start()
         store = stack.store
@@ -131,3 +135,82 @@ async def test_object_store_down_during_upload_and_validation(tmp_path: Path) ->
     finally:
         await stack.close()
         s3.stop()
+
+
+async def test_api_killed_during_an_upload(
+    tmp_path: Path, scripted: ScriptedRecordingServer, memory_mp4: bytes
+) -> None:
+    stack = ChaosStack(tmp_path, recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}")
+    try:
+        await stack.start()
+        room = await stack.room_in_a_call()
+        await talk(stack, "POST", room)
+        await scripted.wait_for("start")
+        assert (await backend_callback(stack.api, SECRET, "started", {"token": room, "status": 1})).status_code == 200
+        await stack.wait_for([room], {"active"})
+        await talk(stack, "DELETE", room)
+        await scripted.wait_for("stop")
+
+        async def slow_body() -> AsyncIterator[bytes]:
+            yield memory_mp4
+            for _ in range(200):
+                yield bytes(2**20)
+                await asyncio.sleep(0.02)
+
+        uploading = asyncio.create_task(
+            stack.api.post(f"{OCS}/recording/{room}/store", content=multipart(slow_body()), headers=store_headers(room))
+        )
+        staging = stack.settings.objects_dir / "staging"
+        for _ in range(500):  # the upload is being written to the store
+            if staging.exists() and any(staging.rglob("*")):
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        stack.kill("api")
+        with pytest.raises(httpx.HTTPError):
+            await uploading
+        leftovers = [p for p in staging.rglob("*") if p.is_file()]
+        assert leftovers, "the killed upload left nothing to clean up: the test did not kill it mid-write"
+
+        stack.start_part("api")
+        await stack.wait_until_serving()
+        retried = await stack.api.post(
+            f"{OCS}/recording/{room}/store", content=multipart(one_chunk(memory_mp4)), headers=store_headers(room)
+        )
+        assert retried.status_code == 200, retried.text
+        [done] = await stack.wait_for([room], {"complete", "failed"})
+        assert done["status"] == "complete" and done["size"] == len(memory_mp4)
+
+        report = stack.run_cli("ops", "reconcile", "--min-age", "0")
+        assert [p for p in staging.rglob("*") if p.is_file()] == [], report
+        assert await stack.store.list_keys("staging/") == []  # type: ignore[union-attr]
+    finally:
+        await stack.close()
+
+
+@pytest.fixture
+def memory_mp4(tmp_path: Path) -> bytes:
+    return mp4_bytes(tmp_path)
+
+
+async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+BOUNDARY = "chaos-boundary"
+
+
+async def multipart(file: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The recording server's upload: `owner`, then `file`, streamed."""
+    yield (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="owner"\r\n\r\napi-key\r\n'
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="call.mp4"\r\n'
+        "Content-Type: video/mp4\r\n\r\n"
+    ).encode()
+    async for chunk in file:
+        yield chunk
+    yield f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def store_headers(room: str) -> dict[str, str]:
+    return signing.signed_headers(SECRET, room.encode()) | {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}

@@ -488,3 +488,22 @@ async def test_local_delete_and_move_prune_empty_directories(tmp_path: Path) -> 
     assert not (store.root / "staging").exists()
     assert _files_under(store.root) == [os.path.join("recordings", "room", "rec-1.mp4")]
     await store.check()
+
+
+async def test_sweep_removes_only_stale_leftovers_of_killed_writes(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "objects")
+    await _put(store, "staging/rec-1/upload.mp4", b"whole")
+    # What a process killed mid-write leaves: a temporary file in the destination directory.
+    stale = tmp_path / "objects" / "staging" / "rec-2" / ".callrec-tmp-dead"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half")
+    os.utime(stale, (time.time() - 600, time.time() - 600))
+    fresh = tmp_path / "objects" / "staging" / "rec-3" / ".callrec-tmp-writing"
+    fresh.parent.mkdir(parents=True)
+    fresh.write_bytes(b"still coming")
+
+    assert await store.sweep_unfinished(older_than_s=120) == ["staging/rec-2/.callrec-tmp-dead"]
+    assert not stale.parent.exists()  # its directory went with it
+    assert fresh.exists()
+    assert await store.list_keys("staging/") == ["staging/rec-1/upload.mp4"]
+    assert await store.sweep_unfinished(older_than_s=120) == []
