@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("worker", help="run the Temporal worker")
     sub.add_parser("recorder", help="serve the built-in recorder")
     sub.add_parser("migrate", help="create or upgrade the catalog schema")
-    ops.configure(sub.add_parser("ops", help="operator tools: list, show, abort, reconcile recordings"))
+    ops.configure(sub.add_parser("ops", help="operator tools: list, show, abort, retry, reconcile recordings"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings()

@@ -18,16 +18,20 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from callrec import ops
 from callrec.domain.settings import Settings
+from callrec.media.probe import probe_recording
+from callrec.servers import build_recorder, serve_app
 from callrec.storage.catalog import Catalog, RecordingRow, create_schema
 from callrec.storage.objects import LocalObjectStore
-from tests.conftest import StackFactory
-from tests.helpers import create_room, join, wait_for_status
+from tests.conftest import SECRET, Stack, StackFactory, wait_until_up
+from tests.helpers import backend_callback, create_room, join, mp4_bytes, upload, wait_for_status
+from tests.recording_server import ScriptedRecordingServer
 
 NOBODY_POLLS = "callrec-test-no-worker"
 OLD = 10 * 60
@@ -123,7 +127,7 @@ async def test_list_filters_by_status_and_room(tool: ops.Ops, catalog: Catalog) 
 # ------------------------------------------------------------------ unknown ids
 
 
-@pytest.mark.parametrize("command", ["show", "abort"])
+@pytest.mark.parametrize("command", ["show", "abort", "retry"])
 async def test_an_unknown_recording_exits_non_zero(
     tool: ops.Ops, command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -154,6 +158,9 @@ async def test_the_command_line_wiring(temporal_env: WorkflowEnvironment, catalo
     listed = await asyncio.to_thread(cli, "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert [r["recordingId"] for r in json.loads(listed.stdout)] == [row.recording_id]
+    refused = await asyncio.to_thread(cli, "retry", row.recording_id)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert f"cannot retry '{row.recording_id}': nothing to retry: the recording is complete" in refused.stderr
     usage = await asyncio.to_thread(cli, "frobnicate")
     assert usage.returncode == 2 and "invalid choice" in usage.stderr
 
@@ -271,3 +278,289 @@ async def test_show_and_abort_of_a_live_recording(stacks: StackFactory) -> None:
     assert "nothing to stop: the recording is complete" in again["actions"][0]
     description = await stack.client.get_workflow_handle(recording_id).describe()
     assert description.status == WorkflowExecutionStatus.RUNNING
+
+
+# ------------------------------------------------------------------ retry: choosing the reset point
+
+HISTORIES = Path(__file__).parent.parent / "workflows" / "histories"
+
+
+def saved_history(name: str, upto: int | None = None) -> ops.RunHistory:
+    """A run's history kept for the replay tests, optionally cut after event `upto` (a run that stopped there)."""
+    history = WorkflowHistory.from_json(name, (HISTORIES / f"{name}.json").read_text())
+    return ops.RunHistory([event for event in history.events if upto is None or event.event_id <= upto])
+
+
+def ended(workflow: str, status: str, error: str | None = None, started: bool = True) -> ops.RunEnding:
+    return ops.RunEnding(workflow=workflow, status=status, error=error, details="why", started=started)
+
+
+def test_a_terminated_run_carries_on_from_its_last_workflow_task() -> None:
+    # Recording (active, waiting for a stop) when it was terminated: events 1-29 of a run.
+    point = ops.choose_reset_point(saved_history("failed-recorder", upto=29), ended("terminated", "failed"))
+    assert (point.event_id, point.status, point.reapply) == (27, "active", True)
+    assert point.step == "carry on from its last workflow task before it was terminated"
+    assert point.before is not None
+    assert (point.before["eventId"], point.before["type"], point.before["activity"]) == (
+        24,
+        "ActivityTaskCompleted",
+        "project_recording",
+    )
+
+
+def test_a_start_that_failed_starts_over_without_the_old_signals() -> None:
+    # The timer ran out (16); the task after stop_egress (25) decided `failed`: resetting there would fail again.
+    point = ops.choose_reset_point(
+        saved_history("failed-start-timeout"), ended("completed", "failed", "start_timeout", started=False)
+    )
+    assert (point.event_id, point.status, point.reapply) == (4, "starting", False)
+    assert point.step == "start over: ask the recorder to start again"
+    assert point.before is not None and point.before["type"] == "WorkflowExecutionStarted"
+
+
+def test_an_invalid_file_is_validated_again() -> None:
+    point = ops.choose_reset_point(saved_history("failed-invalid-file"), ended("completed", "failed", "invalid_file"))
+    assert (point.event_id, point.status, point.reapply) == (50, "ending", True)
+    assert point.finalize is not None and point.finalize.event_id == 52
+
+
+@pytest.mark.parametrize(
+    ("name", "ending", "message"),
+    [
+        (
+            "failed-recorder",
+            ended("completed", "failed", "recorder_failed"),
+            "the recorder gave up on it while recording",
+        ),
+        ("aborted-silent", ended("completed", "aborted", "recorder_silent"), "stopped reporting progress"),
+        ("complete", ended("completed", "aborted", "nothing_recorded"), r"stopped before the recorder started \(why\)"),
+        ("failed-start-timeout", ended("completed", "failed", "workflow_lost"), "no step of a recording that ended"),
+    ],
+)
+def test_endings_with_nothing_to_carry_on_have_no_reset_point(name: str, ending: ops.RunEnding, message: str) -> None:
+    with pytest.raises(ops.NoResetPoint, match=message):
+        ops.choose_reset_point(saved_history(name), ending)
+
+
+def test_a_run_that_never_completed_a_workflow_task_has_no_reset_point() -> None:
+    with pytest.raises(ops.NoResetPoint, match="before it completed a single workflow task"):
+        ops.choose_reset_point(saved_history("complete", upto=3), ended("terminated", "aborted"))
+
+
+# ------------------------------------------------------------------ retry: refusals
+
+
+async def retry_refused(tool: ops.Ops, recording_id: str, capsys: pytest.CaptureFixture[str]) -> str:
+    code, out = await run(tool, "retry", recording_id)
+    assert code == 1 and out == ""
+    err = capsys.readouterr().err
+    assert err.startswith(f"callrec ops: cannot retry '{recording_id}': "), err
+    return err
+
+
+async def test_retry_of_a_stored_recording_is_refused(
+    tool: ops.Ops, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for status in ("complete", "limit_reached"):
+        row = await add_row(catalog, status)
+        assert f"nothing to retry: the recording is {status}" in await retry_refused(tool, row.recording_id, capsys)
+
+
+async def test_retry_is_refused_while_the_room_has_another_recording_in_progress(
+    tool: ops.Ops, catalog: Catalog, temporal_env: WorkflowEnvironment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    row = await add_row(catalog, "aborted", room="room-cccc3333", error="operator_aborted", error_code=410)
+    await stuck_workflow(temporal_env.client, row.recording_id)
+    await temporal_env.client.get_workflow_handle(row.recording_id).terminate(reason="test")
+    other = await add_row(catalog, "active", room="room-cccc3333", age_s=10)
+
+    err = await retry_refused(tool, row.recording_id, capsys)
+    assert f"room room-cccc3333 has another recording in progress ({other.recording_id}, active)" in err
+    assert "the catalog allows one per room" in err
+    got = await catalog.get_recording(row.recording_id)
+    assert got is not None and (got.status, got.seq) == ("aborted", 1)  # untouched
+
+    # With the room free, this run is refused for its own reason: no worker ever ran it.
+    await catalog.project_recording(other.recording_id, 2, {"status": "complete"})
+    err = await retry_refused(tool, row.recording_id, capsys)
+    assert "before it completed a single workflow task (no worker ever ran it)" in err
+
+
+async def test_retry_of_a_recording_whose_workflow_runs_is_refused(
+    tool: ops.Ops, catalog: Catalog, temporal_env: WorkflowEnvironment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    row = await add_row(catalog, "active")
+    await stuck_workflow(temporal_env.client, row.recording_id)
+    err = await retry_refused(tool, row.recording_id, capsys)
+    assert "the recording is active and its workflow is running: nothing to retry; `callrec ops abort` stops it" in err
+    gone = await add_row(catalog, "failed", error="workflow_lost", error_code=500)
+    err = await retry_refused(tool, gone.recording_id, capsys)
+    assert "the recording is failed and its workflow does not exist: there is nothing to reset" in err
+
+
+# ------------------------------------------------------------------ retry: live recordings
+
+
+async def stored_file(stack: Stack, recording_id: str, tmp_path: Path) -> float:
+    """The stored recording's duration, read from the object store as a player would."""
+    row = await stack.catalog.get_recording(recording_id)
+    assert row is not None and row.status == "complete" and row.object_key is not None
+    local = tmp_path / f"{recording_id}.mp4"
+    await stack.store.download(row.object_key, local)
+    assert local.stat().st_size == row.size
+    return probe_recording(local, "video").duration_s
+
+
+@pytest.mark.parametrize("then", ["reconciled", "left", "call ended"])
+async def test_retry_of_a_recording_terminated_mid_recording(stacks: StackFactory, tmp_path: Path, then: str) -> None:
+    """Terminated by mistake while recording: retry resets to its last workflow task; the recorder never stopped,
+    so stopping the recording then stores all of it. When the call ended meanwhile, retry stops it itself."""
+    stack = await stacks.start()
+    room_id = await create_room(stack.api, "Retry room")
+    await join(stack.api, room_id, "Alice")
+    started = await stack.api.post("/api/v1/recordings", json={"roomId": room_id})
+    assert started.status_code == 201, started.text
+    recording_id = started.json()["recordingId"]
+    tool = ops.Ops(catalog=stack.catalog, store=stack.store, client=stack.client)
+    await asyncio.sleep(1.5)
+    first = await stack.client.get_workflow_handle(recording_id).describe()
+    await stack.client.get_workflow_handle(recording_id).terminate(reason="oops")
+
+    if then == "reconciled":
+        report = await run_json(tool, "reconcile", "--min-age", "0")
+        assert [(f["recordingId"], f["status"], f["workflow"]) for f in report["fixed"]] == [
+            (recording_id, "failed", "terminated")
+        ]
+        # As it is, the recording cannot be stopped: the row says failed and no workflow runs.
+        assert (await stack.api.post(f"/api/v1/recordings/{recording_id}/stop")).status_code == 409
+    elif then == "call ended":
+        # The API's `end` signal finds no workflow to stop.
+        assert (await stack.api.delete(f"/api/v1/rooms/{room_id}/call")).status_code == 204
+
+    result = await run_json(tool, "retry", recording_id, "--reason", "terminated by mistake")
+    assert result["previousRun"] == {
+        "runId": first.run_id,
+        "workflow": "terminated",
+        "status": "failed" if then == "reconciled" else "active",
+        "error": "workflow_lost" if then == "reconciled" else None,
+    }
+    point = result["resetPoint"]
+    assert (point["recordingStatus"], point["reapplied"]) == ("active", "signals and updates")
+    assert point["step"] == "carry on from its last workflow task before it was terminated"
+    assert result["runId"] not in (None, first.run_id)
+    described = await stack.client.get_workflow_handle(recording_id).describe()
+    assert described.run_id == result["runId"]
+
+    if then == "call ended":
+        assert result["actions"][:2] == [
+            "catalog row stays active",
+            "the room's call has ended: sent the `end` signal, so the new run stops the recorder and keeps what it "
+            "recorded",
+        ]
+    else:
+        assert result["actions"] == [
+            "catalog row failed -> active before the reset: the recording holds its room again"
+            if then == "reconciled"
+            else "catalog row stays active",
+            "catalog row set to the new run's state at the reset point (active)",
+            "the new run is active",
+        ]
+        assert result["current"]["status"] == "active"
+        recording = result["recording"]
+        assert (recording["status"], recording["error"], recording["endDate"]) == ("active", None, None)
+        assert result["workflowStatus"] == "RUNNING"
+        assert described.status == WorkflowExecutionStatus.RUNNING
+        # Another retry finds the recording in progress with a running workflow.
+        code, _ = await run(tool, "retry", recording_id)
+        assert code == 1
+        await asyncio.sleep(1.0)
+        stopped = await stack.api.post(f"/api/v1/recordings/{recording_id}/stop")
+        assert stopped.status_code == 202, stopped.text
+
+    body = await wait_for_status(stack.api, recording_id, {"complete", "failed"})
+    assert body["status"] == "complete", body
+    assert await stored_file(stack, recording_id, tmp_path) > 1.0  # from the start, through the terminate
+    row = await stack.catalog.get_recording(recording_id)
+    assert row is not None and (row.status, row.error, row.error_code) == ("complete", None, None)
+    shown = await run_json(tool, "show", recording_id)
+    assert shown["workflow"]["runId"] == result["runId"]
+    reset = [item for item in shown["history"] if item["eventId"] == point["eventId"]]
+    assert [item["type"] for item in reset] == ["WorkflowTaskFailed"]  # where the new run took over
+
+
+async def test_retry_starts_over_once_the_recorder_is_back(
+    stacks: StackFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = await stacks.start(recorder=False)  # nothing listens on the recorder's port yet
+    room_id = await create_room(stack.api, "Recorder down")
+    await join(stack.api, room_id, "Alice")
+    response = await stack.api.post("/api/v1/recordings", json={"roomId": room_id})
+    assert response.status_code == 503, response.text
+    [row] = await stack.catalog.recordings(room_id=room_id)
+    assert (row.status, row.error) == ("failed", "egress_unavailable")
+    recording_id = row.recording_id
+    tool = ops.Ops(catalog=stack.catalog, store=stack.store, client=stack.client)
+
+    # The call has ended: starting over would record nothing.
+    assert (await stack.api.delete(f"/api/v1/rooms/{room_id}/call")).status_code == 204
+    err = await retry_refused(tool, recording_id, capsys)
+    assert f"the call in room {room_id} has ended: there is nothing to record any more" in err
+
+    await join(stack.api, room_id, "Alice")
+    http = httpx.AsyncClient(timeout=30)
+    stacks.closers.append(http)  # closed once the recorder has shut down
+    recorder = build_recorder(stack.settings, http)
+    stacks.tasks.append(
+        asyncio.create_task(serve_app(recorder, "127.0.0.1", stack.settings.recorder_port, stacks.stop.wait))
+    )
+    await wait_until_up(f"http://127.0.0.1:{stack.settings.recorder_port}/health")
+
+    code, text = await run(tool, "retry", recording_id, "--wait", "30")
+    assert code == 0, text
+    lines = text.splitlines()
+    assert lines[0] == f"recording {recording_id}:"
+    assert lines[1].endswith(": completed, recording failed (egress_unavailable)")
+    assert lines[2].startswith("  reset to event 4 (WorkflowTaskCompleted; the recording was starting there): ")
+    assert lines[2].endswith("start over: ask the recorder to start again")
+    assert lines[3].startswith("    the event before it: 1 ") and lines[3].endswith(" WorkflowExecutionStarted")
+    assert lines[4] == "    signals and updates that came after it are not applied again"
+    assert lines[5].startswith("  new run ")
+    assert "  the new run is active" in lines
+    assert lines[-2:] == ["  catalog: active", "  workflow: RUNNING"]
+
+    await asyncio.sleep(1.5)
+    stopped = await stack.api.post(f"/api/v1/recordings/{recording_id}/stop")
+    assert stopped.status_code == 202, stopped.text
+    body = await wait_for_status(stack.api, recording_id, {"complete", "failed"})
+    assert body["status"] == "complete", body
+    assert await stored_file(stack, recording_id, tmp_path) > 1.0
+
+
+async def test_retry_after_an_upload_timeout_waits_for_the_upload_again(
+    stacks: StackFactory, scripted: ScriptedRecordingServer, tmp_path: Path
+) -> None:
+    stack = await stacks.start(recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}", upload_timeout_s=3)
+    room_id = await create_room(stack.api)
+    await join(stack.api, room_id, "Alice")
+    pending = asyncio.create_task(stack.api.post("/api/v1/recordings", json={"roomId": room_id}))
+    start = await scripted.wait_for("start")
+    recording_id = str(start["start"]["recordingId"])  # type: ignore[index]
+    assert (await backend_callback(stack.api, SECRET, "started", {"token": room_id, "status": 1})).status_code == 200
+    assert (await pending).status_code == 201
+    assert (await stack.api.post(f"/api/v1/recordings/{recording_id}/stop")).status_code == 202
+    failed = await wait_for_status(stack.api, recording_id, {"failed"})
+    assert failed["error"] == "upload_timeout"
+    tool = ops.Ops(catalog=stack.catalog, store=stack.store, client=stack.client)
+
+    result = await run_json(tool, "retry", recording_id)
+    assert (result["previousRun"]["workflow"], result["previousRun"]["error"]) == ("completed", "upload_timeout")
+    point = result["resetPoint"]
+    assert (point["step"], point["recordingStatus"]) == ("wait for the recorder's upload again", "ending")
+    assert point["before"]["type"] == "ActivityTaskCompleted" and point["before"]["activity"] == "stop_egress"
+    assert result["recording"]["status"] == "ending" and result["recording"]["error"] is None
+
+    stored = await upload(stack.api, SECRET, room_id, "call.mp4", mp4_bytes(tmp_path), recording_id=recording_id)
+    assert stored.status_code == 200, stored.text
+    body = await wait_for_status(stack.api, recording_id, {"complete", "failed"})
+    assert body["status"] == "complete", body
+    assert await stored_file(stack, recording_id, tmp_path) > 0.5
