@@ -51,9 +51,13 @@ class Settings(BaseSettings):
     recorder_host: str = "127.0.0.1"
     recorder_port: int = 8090
     recorder_url: str = Field(default="http://127.0.0.1:8090", description="how the worker reaches the recorder")
-    egress: Literal["builtin", "talk"] = Field(
-        default="builtin", description="who records: the built-in recorder, or an external Talk recording server"
+    egress: Literal["builtin", "talk", "livekit"] = Field(
+        default="builtin",
+        description="who records: the built-in recorder, an external Talk recording server, or LiveKit Egress",
     )
+    livekit_url: str | None = Field(default=None, description="LiveKit server URL (egress=livekit)")
+    livekit_api_key: str | None = Field(default=None, description="LiveKit API key (egress=livekit)")
+    livekit_api_secret: str | None = Field(default=None, description="LiveKit API secret (egress=livekit)")
     talk_recording_server: str | None = Field(
         default=None, description="base URL of the external recording server when egress=talk"
     )

@@ -117,6 +117,7 @@ class RecordingRow(Base):
     media: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)  # the workflow's projection number (ms-based)
     owner: Mapped[str | None] = mapped_column(String(128))
+    egress_id: Mapped[str | None] = mapped_column(String(128), index=True)  # LiveKit's, when it records
     participants: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # in the call when it started
     public_secret: Mapped[str] = mapped_column(String(64), default=new_secret)
     private_secret: Mapped[str] = mapped_column(String(64), default=new_secret)
@@ -269,6 +270,17 @@ class Catalog:
                 select(RecordingRow).where(RecordingRow.room_id == room_id, RecordingRow.status.in_(IN_PROGRESS))
             )
             return result.scalars().first()
+
+    async def set_egress_id(self, recording_id: str, egress_id: str) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(RecordingRow).where(RecordingRow.recording_id == recording_id).values(egress_id=egress_id)
+            )
+
+    async def recording_by_egress(self, egress_id: str) -> RecordingRow | None:
+        async with self.sessions() as session:
+            found = await session.execute(select(RecordingRow).where(RecordingRow.egress_id == egress_id))
+            return found.scalars().first()
 
     async def project_recording(self, recording_id: str, seq: int, fields: dict[str, Any]) -> bool:
         """Apply the workflow's state number `seq` unless a newer one is already there.
