@@ -63,9 +63,9 @@ class ChaosStack:
         self.store: ObjectStore | None = None
 
     # processes
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         log = (self.logs / f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.processes[name] = subprocess.Popen(argv, env=self.env | (env or {}), stdout=log, stderr=subprocess.STDOUT)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -82,6 +82,22 @@ class ChaosStack:
 
     def start_part(self, name: str) -> None:
         self._spawn(name, [sys.executable, "-m", "callrec.cli", name])
+
+    def start_another(self, part: str, name: str, **env: str) -> None:
+        """One more process of `part` (a second API on another port, a second worker), named `name`."""
+        self._spawn(name, [sys.executable, "-m", "callrec.cli", part], env)
+
+    async def api_client(self, port: int) -> httpx.AsyncClient:
+        client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"X-API-KEY": API_KEY}, timeout=60)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if (await client.get("/health")).status_code == 200:
+                    return client
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"API on {port} did not come up; see {self.logs}"
+            await asyncio.sleep(0.2)
 
     def kill(self, name: str) -> None:
         """kill -9: no cleanup, no goodbye."""
