@@ -11,6 +11,7 @@ from callrec.api import (
     files,
     health,
     inbox,
+    livekit_webhook,
     media,
     openapi,
     recorder_backend,
@@ -63,6 +64,7 @@ def create_app(svc: Services) -> Quart:
     app.register_blueprint(api_v1)
     app.register_blueprint(recorder_backend.blueprint)
     app.register_blueprint(talk.blueprint)
+    app.register_blueprint(livekit_webhook.blueprint)  # signed by LiveKit; 404 unless its API key is set
     app.register_blueprint(health.blueprint)
     app.register_blueprint(openapi.blueprint)  # GET /openapi.json and /docs, no credentials
 

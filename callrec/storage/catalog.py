@@ -187,8 +187,14 @@ def make_engine(url: str) -> AsyncEngine:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+    """Upgrade the catalog to the newest Alembic revision (callrec/storage/migrations); a no-op when it is there.
+
+    Safe to run from several processes at once: see `upgrade_engine`. A database that the old `create_all` built has
+    no alembic_version table and fails here ("table ... already exists").
+    """
+    from callrec.storage.migrations import upgrade_engine
+
+    await upgrade_engine(engine)
 
 
 class Catalog:

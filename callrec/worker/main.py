@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from temporalio.client import Client
@@ -17,9 +17,11 @@ from temporalio.worker import Worker
 from callrec.activities.catalog import CatalogActivities
 from callrec.activities.egress import EgressActivities
 from callrec.activities.files import FileActivities
+from callrec.activities.livekit_egress import LiveKitEgressActivities
 from callrec.activities.notify import NotifyActivities
 from callrec.activities.reconcile import ReconcileActivities
 from callrec.activities.webhooks import webhook_activities
+from callrec.domain.recording import EgressStart, EgressStop
 from callrec.domain.settings import Settings
 from callrec.storage.catalog import Catalog
 from callrec.storage.objects import ObjectStore
@@ -32,7 +34,15 @@ from callrec.workflows.webhooks import WebhookDeliveryWorkflow
 log = logging.getLogger(__name__)
 
 
-def recording_activities(catalog: Catalog, store: ObjectStore, egress: EgressActivities) -> list[Callable[..., Any]]:
+class EgressBackend(Protocol):
+    """Who records: a recording server (`EgressActivities`) or LiveKit (`LiveKitEgressActivities`)."""
+
+    async def start_egress(self, request: EgressStart) -> None: ...
+
+    async def stop_egress(self, request: EgressStop) -> None: ...
+
+
+def recording_activities(catalog: Catalog, store: ObjectStore, egress: EgressBackend) -> list[Callable[..., Any]]:
     """Every activity RecordingWorkflow calls."""
     projection, files, notify = CatalogActivities(catalog), FileActivities(store), NotifyActivities(catalog)
     return [
@@ -50,13 +60,17 @@ def recording_activities(catalog: Catalog, store: ObjectStore, egress: EgressAct
 def build_worker(
     client: Client, settings: Settings, catalog: Catalog, store: ObjectStore, http: httpx.AsyncClient
 ) -> Worker:
-    egress = EgressActivities(
-        settings.egress_url,
-        settings.backend_url,
-        settings.require_recording_secret(),
-        http,
-        extended=settings.egress == "builtin",
-    )
+    egress: EgressBackend
+    if settings.egress == "livekit":
+        egress = LiveKitEgressActivities(settings, catalog)
+    else:
+        egress = EgressActivities(
+            settings.egress_url,
+            settings.backend_url,
+            settings.require_recording_secret(),
+            http,
+            extended=settings.egress == "builtin",
+        )
     return Worker(
         client,
         task_queue=settings.task_queue,
