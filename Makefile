@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 QUICK ?=
 
-.PHONY: dev test lint install install-test clean
+.PHONY: dev test lint install install-test clean bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,14 @@ dev: install
 test: install-test
 	$(VENV)/bin/pytest
 
+## Benchmarks beside their direct-path twins; a table and bench/results.json (QUICK=1: small sizes).
+bench: install-test
+	$(VENV)/bin/python -m bench.run $(if $(QUICK),--quick,)
+
 lint: install-test
-	$(VENV)/bin/ruff check callrec tests
-	$(VENV)/bin/ruff format --check callrec tests
-	$(VENV)/bin/mypy callrec
+	$(VENV)/bin/ruff check callrec tests bench
+	$(VENV)/bin/ruff format --check callrec tests bench
+	$(VENV)/bin/mypy callrec bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache

@@ -63,7 +63,10 @@ _T = TypeVar("_T")
 
 MiB = 1 << 20
 DEFAULT_CHUNK_SIZE = MiB
-DEFAULT_PART_SIZE = 16 * MiB
+# An upload of unknown length holds about four copies of a part at once (the reader's join, and minio's
+# look-ahead byte: `one_byte + data`, then `[:-1]`), so the API's memory per upload is about 4 x this.
+# 8 MiB keeps it under 64 MB; 10,000 parts of 8 MiB still allow objects of 78 GiB.
+DEFAULT_PART_SIZE = 8 * MiB
 # Name prefix of in-progress files written next to their final location.
 # Keys may not contain a segment starting with it, so listings can skip them.
 _TMP_PREFIX = ".callrec-tmp-"

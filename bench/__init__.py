@@ -1,0 +1,1 @@
+"""Benchmarks: each figure measured through callrec side by side with its direct-path twin (`make bench`)."""

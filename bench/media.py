@@ -1,0 +1,494 @@
+"""Media, ranges, ZIP and upload through the API, each beside the same bytes moved straight through the store.
+
+For every object store (the S3 server on loopback, moto in its own process; and a local directory) this
+starts a Temporal dev server (shared), then the API and the worker as their own processes
+(`python -m callrec.cli api|worker`), and a stand-in recording server in this process that accepts
+start/stop. Recordings are seeded by writing objects to the store and rows to the catalog directly.
+
+"ours" is the request through the API with one httpx.AsyncClient; "direct" is the same bytes read (or
+written) in this process with the same ObjectStore class callrec uses (`ObjectStore.read`/`put_stream`),
+i.e. callrec's own store path without the HTTP hop, the catalog look-ups and the API process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import (
+    MB,
+    BenchResult,
+    MiB,
+    Moto,
+    PeakRss,
+    Temporal,
+    Timer,
+    free_port,
+    mb_per_s,
+    median,
+    percentile,
+    spawn,
+    stop_process,
+    wait_http,
+)
+
+API_KEY = "bench-api-key"
+SECRET = "bench-recording-secret"
+OCS = "/ocs/v2.php/apps/spreed/api/v1"
+CHUNK = MiB  # what the load generator sends and what the direct path reads: the store's default chunk
+RANGE_BYTES = 64 * 1024
+RSS_LIMIT_MB = 64.0
+RSS_NOISE_MB = 8.0  # below this, "doubled" is allocator noise, not growth with the data
+MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"  # what the upload's sniffer wants to see
+
+
+@dataclass(frozen=True)
+class Sizes:
+    media: int
+    rounds: int
+    ranges: int
+    zip_count: int
+    zip_each: int
+    upload: int
+
+
+FULL = Sizes(media=200 * MB, rounds=3, ranges=1000, zip_count=10, zip_each=50 * MB, upload=500 * MB)
+QUICK = Sizes(media=50 * MB, rounds=2, ranges=200, zip_count=4, zip_each=10 * MB, upload=100 * MB)
+
+_POOL = os.urandom(16 * MiB)  # incompressible bytes to slice from; nothing on the path dedupes or compresses
+
+
+def payload(size: int, chunk: int = CHUNK, head: bytes = b"") -> AsyncIterator[bytes]:
+    """``size`` bytes in ``chunk``-sized pieces, starting with ``head``."""
+
+    async def gen() -> AsyncIterator[bytes]:
+        sent = 0
+        offset = 0
+        while sent < size:
+            n = min(chunk, size - sent)
+            if offset + n > len(_POOL):
+                offset = 0
+            piece = _POOL[offset : offset + n]
+            if sent == 0 and head:
+                piece = head + piece[len(head) :]
+            offset += n
+            sent += n
+            yield piece
+
+    return gen()
+
+
+# ----------------------------------------------------------------------------- the stand-in recorder
+
+
+class FakeRecorder:
+    """Accepts a recording server's start/stop and records them; the benchmark plays its callbacks."""
+
+    def __init__(self) -> None:
+        from quart import Quart, request
+
+        self.port = free_port()
+        self.requests: list[dict[str, Any]] = []
+        self.stop = asyncio.Event()
+        app = Quart("bench-recorder")
+
+        @app.post("/api/v1/room/<token>")
+        async def room(token: str) -> tuple[str, int]:
+            self.requests.append({"token": token} | json.loads(await request.get_data()))
+            return "{}", 200
+
+        @app.get("/health")
+        async def health() -> str:
+            return "ok"
+
+        self.app = app
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        from callrec.servers import serve_app
+
+        async def stopped() -> None:
+            await self.stop.wait()
+
+        self.task = asyncio.create_task(serve_app(self.app, "127.0.0.1", self.port, stopped))
+        await wait_http(f"http://127.0.0.1:{self.port}/health")
+
+    async def wait_for(self, kind: str, token: str, timeout: float = 30) -> dict[str, Any]:
+        for _ in range(int(timeout / 0.05)):
+            found = [r for r in self.requests if r.get("type") == kind and r["token"] == token]
+            if found:
+                return found[-1]
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"no {kind} request for {token} reached the stand-in recording server")
+
+    async def close(self) -> None:
+        self.stop.set()
+        if self.task is not None:
+            await self.task
+
+
+# ----------------------------------------------------------------------------- one stack per store
+
+
+class ApiStack:
+    """The API and the worker as separate processes on one store, plus this process's view of the same
+    catalog and store (for seeding and for the direct path)."""
+
+    def __init__(self, kind: str, workdir: Path, temporal: str, recorder_port: int, s3: str | None) -> None:
+        from callrec.domain.settings import Settings
+
+        self.kind = kind
+        self.workdir = workdir
+        port = free_port()
+        values: dict[str, str] = {
+            "CALLREC_DATA_DIR": str(workdir),
+            "CALLREC_API_KEY": API_KEY,
+            "CALLREC_RECORDING_SECRET": SECRET,
+            "CALLREC_TEMPORAL_ADDRESS": temporal,
+            "CALLREC_TASK_QUEUE": f"bench-{uuid.uuid4().hex[:8]}",
+            "CALLREC_API_PORT": str(port),
+            "CALLREC_API_URL": f"http://127.0.0.1:{port}",
+            "CALLREC_RECORDER_URL": f"http://127.0.0.1:{recorder_port}",
+            "CALLREC_UPLOAD_TIMEOUT_S": "3600",
+            "CALLREC_MAX_UPLOAD_BYTES": str(64 * 1024**3),
+        }
+        if s3 is not None:
+            values |= {
+                "CALLREC_S3_ENDPOINT": s3,
+                "CALLREC_S3_ACCESS_KEY": "testing",
+                "CALLREC_S3_SECRET_KEY": "testing",
+                "CALLREC_S3_BUCKET": f"bench-{uuid.uuid4().hex[:12]}",
+            }
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CALLREC_")} | values
+        self.env.setdefault("AWS_ACCESS_KEY_ID", "testing")
+        self.env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        self.settings = Settings(**{k.removeprefix("CALLREC_").lower(): v for k, v in values.items()})  # type: ignore[arg-type]
+        self.base = f"http://127.0.0.1:{port}"
+        self.processes: list[Any] = []
+
+    async def start(self) -> None:
+        import sys
+
+        from callrec.storage.catalog import Catalog, create_schema
+        from callrec.storage.stores import make_store
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog.from_url(self.settings.catalog_url)
+        await create_schema(self.catalog.engine)
+        self.store = await make_store(self.settings)
+        me = [sys.executable, "-m", "callrec.cli"]
+        self.api = spawn([*me, "api"], self.workdir / "logs" / "api.log", self.env)
+        self.worker = spawn([*me, "worker"], self.workdir / "logs" / "worker.log", self.env)
+        self.processes = [self.api, self.worker]
+        await wait_http(f"{self.base}/health", self.api)
+        self.http = httpx.AsyncClient(base_url=self.base, headers={"X-API-KEY": API_KEY}, timeout=300)
+        health = await self.http.get("/health")
+        if health.status_code != 200:
+            raise RuntimeError(f"the API is not healthy: {health.text}")
+
+    async def close(self) -> None:
+        if hasattr(self, "http"):
+            await self.http.aclose()
+        for process in self.processes:
+            stop_process(process)
+        if hasattr(self, "catalog"):
+            await self.catalog.close()
+
+    async def seed(self, recording_id: str, size: int) -> str:
+        """A finished recording of ``size`` bytes, object and row written directly; returns its key."""
+        from callrec.storage.catalog import RecordingRow
+
+        key = f"recordings/bench/{recording_id}.mp4"
+        await self.store.put_stream(key, payload(size))
+        row = RecordingRow(
+            recording_id=recording_id,
+            room_id="bench",
+            room_name="Bench",
+            status="complete",
+            layout="grid",
+            encoding="720p",
+            filename=f"{recording_id}.mp4",
+            creation_date=0,
+            object_key=key,
+            size=size,
+        )
+        await self.catalog.add_recording(row)
+        return key
+
+
+# ----------------------------------------------------------------------------- measurements
+
+
+async def get_all(http: httpx.AsyncClient, url: str, **kwargs: Any) -> tuple[int, int]:
+    """(status, body bytes) of a streamed GET."""
+    received = 0
+    async with http.stream("GET", url, **kwargs) as r:
+        async for piece in r.aiter_raw():
+            received += len(piece)
+        return r.status_code, received
+
+
+async def read_all(stack: ApiStack, key: str, offset: int = 0, length: int | None = None) -> int:
+    received = 0
+    async for chunk in stack.store.read(key, offset, length):
+        received += len(chunk)
+    return received
+
+
+async def media_throughput(stack: ApiStack, sizes: Sizes) -> list[BenchResult]:
+    size = sizes.media
+    rid = "bench--EG_media--1"
+    key = await stack.seed(rid, size)
+    url = f"/api/v1/recordings/{rid}/media"
+
+    async def ours() -> float:
+        with Timer() as t:
+            status, n = await get_all(stack.http, url)
+        assert status == 200 and n == size, (status, n)
+        return mb_per_s(n, t.elapsed)
+
+    async def direct() -> float:
+        with Timer() as t:
+            n = await read_all(stack, key)
+        assert n == size
+        return mb_per_s(n, t.elapsed)
+
+    await ours(), await direct()  # warm up: connections, page cache, allocator
+    mine, theirs = [], []
+    for _ in range(sizes.rounds):
+        mine.append(await ours())
+        theirs.append(await direct())
+    note = f"{size // MB} MB, median of {sizes.rounds}; ours {min(mine):.0f}-{max(mine):.0f}"
+    result = BenchResult("media_throughput", median(mine), median(theirs), "MB/s", "higher", "ratio >= 0.9", note)
+
+    # Random 64 KiB ranges of the same object, interleaved so both see the same conditions.
+    rng = random.Random(1234)
+    offsets = [rng.randrange(0, size - RANGE_BYTES) for _ in range(sizes.ranges)]
+    ours_ms, direct_ms = [], []
+    for i in range(10):  # warm up
+        await stack.http.get(url, headers={"Range": f"bytes={offsets[i]}-{offsets[i] + RANGE_BYTES - 1}"})
+        await read_all(stack, key, offsets[i], RANGE_BYTES)
+    for offset in offsets:
+        with Timer() as t:
+            r = await stack.http.get(url, headers={"Range": f"bytes={offset}-{offset + RANGE_BYTES - 1}"})
+        assert r.status_code == 206 and len(r.content) == RANGE_BYTES, r.status_code
+        ours_ms.append(t.elapsed * 1000)
+        with Timer() as t:
+            n = await read_all(stack, key, offset, RANGE_BYTES)
+        assert n == RANGE_BYTES
+        direct_ms.append(t.elapsed * 1000)
+    p90 = f"p90 ours {percentile(ours_ms, 90):.2f} ms, direct {percentile(direct_ms, 90):.2f} ms"
+    ranges = BenchResult(
+        "range_latency_p50",
+        percentile(ours_ms, 50),
+        percentile(direct_ms, 50),
+        "ms",
+        "lower",
+        "<= 1.5x",
+        f"{sizes.ranges} ranges; {p90}",
+    )
+    await stack.store.delete(key)
+    return [result, ranges]
+
+
+async def zip_throughput(stack: ApiStack, sizes: Sizes) -> list[BenchResult]:
+    ids = [f"bench--EG_zip{i:02d}--{i}" for i in range(2 * sizes.zip_count)]
+    keys = [await stack.seed(rid, sizes.zip_each) for rid in ids]
+    once, twice = ids[: sizes.zip_count], ids
+    payload_bytes = sizes.zip_count * sizes.zip_each
+
+    async def ours(which: list[str]) -> tuple[float, float]:
+        with PeakRss(stack.api.pid) as rss, Timer() as t:
+            status, n = await get_all(
+                stack.http, "/api/v1/recordings/download", params={"recordingIds": ",".join(which)}
+            )
+        assert status == 200 and n > len(which) * sizes.zip_each, (status, n)
+        return mb_per_s(n, t.elapsed), rss.growth_mb
+
+    async def direct() -> float:
+        with Timer() as t:
+            n = 0
+            for key in keys[: sizes.zip_count]:
+                n += await read_all(stack, key)
+        assert n == payload_bytes
+        return mb_per_s(n, t.elapsed)
+
+    mine, theirs, growth = [], [], []
+    for _ in range(sizes.rounds):
+        rate, grew = await ours(once)
+        mine.append(rate)
+        growth.append(grew)
+        theirs.append(await direct())
+    _, grew_2x = await ours(twice)
+    grew_1x = max(growth)
+    total = f"{sizes.zip_count} x {sizes.zip_each // MB} MB"
+    results = [
+        BenchResult(
+            "zip_throughput",
+            median(mine),
+            median(theirs),
+            "MB/s",
+            "higher",
+            "ratio >= 0.85",
+            f"{total}, median of {sizes.rounds}",
+        ),  # fmt: skip
+        BenchResult(
+            "zip_peak_rss_mb",
+            grew_1x,
+            None,
+            "MB",
+            "lower",
+            f"<= {RSS_LIMIT_MB:g} MB",
+            f"API process RSS growth serving {total}; max of {sizes.rounds}",
+        ),  # fmt: skip
+        BenchResult(
+            "zip_peak_rss_mb_2x",
+            grew_2x,
+            None,
+            "MB",
+            "lower",
+            f"<= {RSS_LIMIT_MB:g} MB and < 2x zip_peak_rss_mb",
+            f"{2 * sizes.zip_count} x {sizes.zip_each // MB} MB; 1x grew {grew_1x:.1f} MB",
+            met=grew_2x <= RSS_LIMIT_MB and (grew_2x < 2 * grew_1x or grew_2x <= grew_1x + RSS_NOISE_MB),
+        ),
+    ]
+    for key in keys:
+        await stack.store.delete(key)
+    return results
+
+
+async def recording_to_upload(stack: ApiStack, recorder: FakeRecorder) -> tuple[str, str]:
+    """A recording in `ending`, as a recorder has it right before it uploads: (room id, recording id)."""
+    from callrec.domain import signing
+
+    http = stack.http
+    created = await http.post("/api/v1/rooms", json={"roomName": f"Bench {uuid.uuid4().hex[:6]}"})
+    assert created.status_code == 201, created.text
+    room = created.json()["roomId"]
+    joined = await http.put(f"/api/v1/rooms/{room}/call", json={"participants": [{"id": "alice", "name": "Alice"}]})
+    assert joined.status_code == 200, joined.text
+    pending = asyncio.create_task(http.post("/api/v1/recordings", json={"roomId": room}))
+    await recorder.wait_for("start", room)
+    body = json.dumps({"type": "started", "started": {"token": room, "status": 1}}).encode()
+    headers = signing.signed_headers(SECRET, body) | {"Content-Type": "application/json"}
+    callback = await http.post(f"{OCS}/recording/backend", content=body, headers=headers)
+    assert callback.status_code == 200, callback.text
+    started = await pending
+    assert started.status_code == 201, started.text
+    recording_id = str(started.json()["recordingId"])
+    stopped = await http.post(f"/api/v1/recordings/{recording_id}/stop")
+    assert stopped.status_code == 202, stopped.text
+    await recorder.wait_for("stop", room)
+    return room, recording_id
+
+
+async def upload_throughput(stack: ApiStack, sizes: Sizes, recorder: FakeRecorder) -> list[BenchResult]:
+    from callrec.domain import signing
+
+    size = sizes.upload
+
+    with Timer() as t:
+        key = f"bench/direct-{uuid.uuid4().hex}.mp4"
+        put = await stack.store.put_stream(key, payload(size, head=MP4_HEAD))
+    assert put.size == size
+    direct = mb_per_s(size, t.elapsed)
+    await stack.store.delete(key)
+
+    room, recording_id = await recording_to_upload(stack, recorder)
+    boundary = f"bench{uuid.uuid4().hex}"
+    pre = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="owner"\r\n\r\napi-key\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="recordingId"\r\n\r\n{recording_id}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="call.mp4"\r\n'
+        "Content-Type: video/mp4\r\n\r\n"
+    ).encode()
+    post = f"\r\n--{boundary}--\r\n".encode()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield pre
+        async for chunk in payload(size, head=MP4_HEAD):
+            yield chunk
+        yield post
+
+    headers = signing.signed_headers(SECRET, room.encode()) | {
+        "Content-Type": f"multipart/form-data; boundary={boundary}",
+        "Content-Length": str(len(pre) + size + len(post)),
+    }
+    with PeakRss(stack.api.pid) as rss, Timer() as t:
+        r = await stack.http.post(f"{OCS}/recording/{room}/store", content=body(), headers=headers)
+    assert r.status_code == 200, r.text
+    ours = mb_per_s(size, t.elapsed)
+    return [
+        BenchResult(
+            "upload_throughput",
+            ours,
+            direct,
+            "MB/s",
+            "higher",
+            "ratio >= 0.8",
+            f"{size // MB} MB multipart POST vs put_stream",
+        ),  # fmt: skip
+        BenchResult(
+            "upload_peak_rss_mb",
+            rss.growth_mb,
+            None,
+            "MB",
+            "lower",
+            f"<= {RSS_LIMIT_MB:g} MB",
+            f"API process RSS growth during the {size // MB} MB upload",
+        ),  # fmt: skip
+    ]
+
+
+# ----------------------------------------------------------------------------- the group
+
+
+async def run(quick: bool, workdir: Path, stores: tuple[str, ...] = ("s3", "local")) -> list[BenchResult]:
+    sizes = QUICK if quick else FULL
+    results: list[BenchResult] = []
+    temporal = Temporal(workdir / "temporal")
+    moto = Moto(workdir) if "s3" in stores else None
+    recorder = FakeRecorder()
+    try:
+        await temporal.ready()
+        if moto is not None:
+            await moto.ready()
+        await recorder.start()
+        for kind in stores:
+            s3 = moto.endpoint if moto is not None and kind == "s3" else None
+            stack = ApiStack(kind, workdir / kind, temporal.address, recorder.port, s3)
+            try:
+                await stack.start()
+                for step in (media_throughput, zip_throughput):
+                    print(f"  [{kind}] {step.__name__} ...", flush=True)
+                    found = await step(stack, sizes)
+                    _tag(found, kind)
+                    results += found
+                print(f"  [{kind}] upload_throughput ...", flush=True)
+                found = await upload_throughput(stack, sizes, recorder)
+                _tag(found, kind)
+                results += found
+            finally:
+                await stack.close()
+    finally:
+        await recorder.close()
+        if moto is not None:
+            moto.stop()
+        temporal.stop()
+    return results
+
+
+def _tag(results: list[BenchResult], store: str) -> None:
+    for r in results:
+        r.store = store
+        print(f"    {r.key}: ours {r.ours:.2f} {r.unit}" + (f", direct {r.direct:.2f}" if r.direct is not None else ""),
+              flush=True)  # fmt: skip
