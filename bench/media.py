@@ -40,6 +40,7 @@ from bench.common import (
     stop_process,
     wait_http,
 )
+from callrec.storage.objects import S3ObjectStore
 
 API_KEY = "bench-api-key"
 SECRET = "bench-recording-secret"
@@ -238,7 +239,19 @@ async def get_all(http: httpx.AsyncClient, url: str, **kwargs: Any) -> tuple[int
 
 
 async def read_all(stack: ApiStack, key: str, offset: int = 0, length: int | None = None) -> int:
+    """The direct path: on S3 the same httpx client GETs the object from the bucket (a presigned URL);
+    the local store has no HTTP, so there it is the store's own reader."""
     received = 0
+    if isinstance(stack.store, S3ObjectStore):
+        headers: dict[str, str] = {}
+        if offset or length is not None:
+            end = "" if length is None else str(offset + length - 1)
+            headers["Range"] = f"bytes={offset}-{end}"
+        async with stack.http.stream("GET", stack.store.presigned_url(key), headers=headers) as r:
+            assert r.status_code in (200, 206), r.status_code
+            async for piece in r.aiter_raw():
+                received += len(piece)
+        return received
     async for chunk in stack.store.read(key, offset, length):
         received += len(chunk)
     return received

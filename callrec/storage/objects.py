@@ -34,6 +34,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit
@@ -870,6 +871,11 @@ class S3ObjectStore(ObjectStore):
         return keys
 
     # -- API
+
+    def presigned_url(self, key: str, expires_s: int = 3600) -> str:
+        """A URL that GETs ``key`` straight from the bucket, without credentials, until it expires."""
+        _validate_key(key)
+        return self._client.presigned_get_object(self._bucket, key, expires=timedelta(seconds=expires_s))
 
     async def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist."""

@@ -507,3 +507,17 @@ async def test_sweep_removes_only_stale_leftovers_of_killed_writes(tmp_path: Pat
     assert fresh.exists()
     assert await store.list_keys("staging/") == ["staging/rec-1/upload.mp4"]
     assert await store.sweep_unfinished(older_than_s=120) == []
+
+
+async def test_presigned_url_reads_the_object_with_a_plain_http_client(s3_factory: S3Factory) -> None:
+    import httpx
+
+    store = s3_factory()
+    await store.ensure_bucket()
+    data = _payload(300_000)
+    await _put(store, "recordings/r/a.mp4", data)
+    async with httpx.AsyncClient() as http:
+        whole = await http.get(store.presigned_url("recordings/r/a.mp4"))
+        part = await http.get(store.presigned_url("recordings/r/a.mp4"), headers={"Range": "bytes=10-19"})
+    assert (whole.status_code, whole.content) == (200, data)
+    assert (part.status_code, part.content) == (206, data[10:20])
