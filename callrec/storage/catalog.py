@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -160,6 +160,9 @@ class ChatMessageRow(Base):
     message: Mapped[str] = mapped_column(String(64))  # the system message: recording_started, file_shared, ...
     parameters: Mapped[dict[str, Any]]
     timestamp: Mapped[int] = mapped_column(BigInteger)
+
+
+Deduped = TypeVar("Deduped", NotificationRow, ChatMessageRow)
 
 
 class RoomNotFound(Exception):
@@ -338,16 +341,7 @@ class Catalog:
     # notifications
     async def add_notification(self, row: NotificationRow) -> NotificationRow:
         """Inserts the notification, or returns the one already stored under its `dedupe_key`."""
-        try:
-            async with self.sessions.begin() as session:
-                session.add(row)
-        except IntegrityError:
-            async with self.sessions() as session:
-                found = await session.execute(
-                    select(NotificationRow).where(NotificationRow.dedupe_key == row.dedupe_key)
-                )
-                return found.scalars().one()
-        return row
+        return await self._add_once(row, NotificationRow)
 
     async def notifications(
         self, *, room_id: str | None = None, user: str | None = None, moderators: bool = False, limit: int = 200
@@ -393,12 +387,16 @@ class Catalog:
     # chat
     async def add_chat_message(self, row: ChatMessageRow) -> ChatMessageRow:
         """Posts the message once: a retry with the same `dedupe_key` returns the message already posted."""
+        return await self._add_once(row, ChatMessageRow)
+
+    async def _add_once(self, row: Deduped, model: type[Deduped]) -> Deduped:
+        """Inserts `row`; if its `dedupe_key` is taken (a retried activity), returns the row stored before."""
         try:
             async with self.sessions.begin() as session:
                 session.add(row)
         except IntegrityError:
             async with self.sessions() as session:
-                found = await session.execute(select(ChatMessageRow).where(ChatMessageRow.dedupe_key == row.dedupe_key))
+                found = await session.execute(select(model).where(model.dedupe_key == row.dedupe_key))
                 return found.scalars().one()
         return row
 
