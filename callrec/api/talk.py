@@ -145,13 +145,10 @@ async def share_chat(token: str) -> Response:
     share = ShareRequest(actor=Actor(id=who.subject), timestamp=timestamp, file_id=file_id)
     try:
         await handle.execute_update(RecordingWorkflow.share_to_chat, share)
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
+    except (WorkflowUpdateFailedError, RPCError) as exc:  # refused, or the workflow ended with the offer
+        cause = exc.cause if isinstance(exc, WorkflowUpdateFailedError) else None
         if isinstance(cause, ApplicationError) and cause.type == "ShareFailed":
             raise TalkError("system") from exc
-        if not await _already_shared(offer.notification_id, timestamp, room.room_id):
-            raise TalkError("file") from exc
-    except RPCError as exc:  # the workflow ended: the offer was taken, dismissed or expired
         if not await _already_shared(offer.notification_id, timestamp, room.room_id):
             raise TalkError("file") from exc
     return ocs_response([])
