@@ -15,6 +15,10 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+$(VENV)/.installed-bench: $(VENV)/.installed-test pyproject.toml
+	$(PY) -m pip install -q -e '.[test,bench]'
+	touch $@
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
@@ -27,8 +31,8 @@ test: install-test
 	$(VENV)/bin/pytest
 
 ## Benchmarks beside their direct-path twins; a table and bench/results.json (QUICK=1: small sizes).
-bench: install-test
-	$(VENV)/bin/python -m bench.run $(if $(QUICK),--quick,)
+bench: $(VENV)/.installed-bench
+	$(VENV)/bin/python -m bench.run $(if $(QUICK),--quick,) $(if $(PROFILE),--profile $(PROFILE),)
 
 lint: install-test
 	$(VENV)/bin/ruff check callrec tests bench

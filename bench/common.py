@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -302,3 +302,35 @@ class Temporal:
 
     def stop(self) -> None:
         stop_process(self.process)
+
+
+# ----------------------------------------------------------------------------- profiling
+
+PROFILE_DIR: Path | None = None  # set by `--profile DIR`: each profiled step writes DIR/<label>.txt
+
+
+@contextlib.contextmanager
+def profiled(pid: int, label: str) -> Iterator[None]:
+    """py-spy samples process ``pid`` (all threads, idle included) while in use, as collapsed stacks
+    (open them in speedscope.app, or `flamegraph.pl` them into an SVG).
+
+    Does nothing unless a profile directory was asked for. Figures measured while profiling run slower.
+    """
+    if PROFILE_DIR is None:
+        yield
+        return
+    PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+    out = PROFILE_DIR / f"{label}.txt"
+    argv = [str(VENV_BIN / "py-spy"), "record", "--pid", str(pid), "--threads", "--nonblocking", "--rate", "250"]
+    argv += ["--format", "raw"]
+    spy = spawn([*argv, "--output", str(out)], PROFILE_DIR / "py-spy.log")
+    time.sleep(0.5)  # attached before the work starts
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        try:
+            spy.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+        print(f"    profile: {out}", flush=True)

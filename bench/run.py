@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from bench import common
 from bench.common import BenchResult
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -75,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="run only this group (media, workflows); may repeat")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, data)")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"where to write the results ({RESULTS})")
+    parser.add_argument("--profile", type=Path, help="write py-spy profiles (collapsed stacks) of the servers here")
     args = parser.parse_args(argv)
+    if args.profile is not None:
+        common.PROFILE_DIR = args.profile.resolve()
 
     workdir = Path(tempfile.mkdtemp(prefix="callrec-bench-"))
     started = time.monotonic()

@@ -54,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.client import Client
     from temporalio.worker import Worker
 
-    from bench.common import BenchResult, PeakRss, free_port
+    from bench.common import BenchResult, PeakRss, free_port, profiled
     from callrec.api.ocs import OCS_BASE
     from callrec.cli import migrate
     from callrec.dev import temporal_argv, wait_for_temporal
@@ -745,17 +745,18 @@ async def lifecycle(
             failures.append(repr(exc))
             return None
 
-    began = time.perf_counter()
-    started = [r for r in await asyncio.gather(*(one(room_id) for room_id in room_ids)) if r is not None]
-    all_started = time.perf_counter() - began
-    deadline = time.monotonic() + 600
-    while True:
-        counts = await terminal_counts(engine, started)
-        done = sum(n for status, n in counts.items() if status not in ("starting", "active", "ending"))
-        if done >= len(started) or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
-    elapsed = time.perf_counter() - began
+    with profiled(pids["worker"], "worker-lifecycle"), profiled(pids["api"], "api-lifecycle"):
+        began = time.perf_counter()
+        started = [r for r in await asyncio.gather(*(one(room_id) for room_id in room_ids)) if r is not None]
+        all_started = time.perf_counter() - began
+        deadline = time.monotonic() + 600
+        while True:
+            counts = await terminal_counts(engine, started)
+            done = sum(n for status, n in counts.items() if status not in ("starting", "active", "ending"))
+            if done >= len(started) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - began
     rss.__exit__()
     cpu_ours = cpu.stop()
     ours = counts.get("complete", 0) / elapsed

@@ -371,3 +371,44 @@ async def test_chat_messages_post_once_and_page_in_order(catalog: Catalog) -> No
     assert [m.message for m in await catalog.chat_messages("room")] == ["recording_started", "recording_stopped"]
     assert [m.message_id for m in await catalog.chat_messages("room", after=started.message_id)] == [stopped.message_id]
     assert [m.message_id for m in await catalog.chat_messages("room", limit=1)] == [started.message_id]
+
+
+# ------------------------------------------------------------------ SQLite writers
+
+
+async def test_sqlite_writers_of_one_process_never_collide(tmp_path: Any) -> None:
+    """With SQLite's busy wait switched off, any two writers meeting in the database fail with "database is
+    locked". The catalog queues its writers instead, so 60 concurrent writes all land."""
+    from sqlalchemy import event
+
+    catalog = Catalog.from_url(f"sqlite+aiosqlite:///{tmp_path / 'catalog.db'}")
+
+    @event.listens_for(catalog.engine.sync_engine, "connect")
+    def _no_busy_wait(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.cursor().execute("PRAGMA busy_timeout=0")
+
+    try:
+        await create_schema(catalog.engine)
+        rows = [await catalog.add_recording(recording(f"room-{i}")) for i in range(20)]
+        writes = [catalog.project_recording(r.recording_id, 5, {"status": "active"}) for r in rows]
+        writes += [catalog.set_egress_id(r.recording_id, f"EG_{i}") for i, r in enumerate(rows)]
+        writes += [
+            catalog.add_chat_message(
+                ChatMessageRow(
+                    room_id=r.room_id,
+                    actor_type="guests",
+                    actor_id="system",
+                    message="recording_started",
+                    parameters={},
+                    timestamp=1,
+                    dedupe_key=f"started-{r.recording_id}",
+                )
+            )  # fmt: skip
+            for r in rows
+        ]
+        await asyncio.gather(*writes)
+        stored = [await catalog.get_recording(r.recording_id) for r in rows]
+        assert [(s.status, s.egress_id) for s in stored if s] == [("active", f"EG_{i}") for i in range(20)]
+        assert all([await catalog.chat_messages(r.room_id) for r in rows])
+    finally:
+        await catalog.close()
