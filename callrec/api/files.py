@@ -1,10 +1,10 @@
 """Deleting and downloading recordings, one or many; many are downloaded as one ZIP streamed from the object store.
 
 The ZIP is built by zipstream-ng (STORED, `sized=True`, so its exact length is known before the first byte),
-whose generator is synchronous while the object store is async. Each step of the generator runs in a worker
-thread of a dedicated pool; when it needs the next piece of a recording, that thread asks the event loop for
-one chunk of the store's `read` and waits for it. The response pulls one step at a time, so at most one chunk
-is in flight per download whatever the total size, and a slow client slows the store reads down with it.
+whose generator is synchronous. Each step of the generator runs in a worker thread of a dedicated pool and reads
+the next chunk of a recording there with the store's blocking reader (`read_blocking`), so a chunk costs one
+hand-off to the event loop. The response pulls one step at a time, so at most one chunk is in flight per
+download whatever the total size, and a slow client slows the store reads down with it.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 from zipfile import ZIP_STORED
 
@@ -40,11 +40,9 @@ OTHER_ROOM = "Recording belongs to another room"
 STORE_UNAVAILABLE = "The object store is not available; try again"
 BULK_DELETE_CONCURRENCY = 8
 
-# Threads that step ZIP generators. Not the default executor: a step waits for a store read, and the stores
-# run their blocking I/O in the default executor, so sharing it could deadlock under many downloads.
+# Threads that step ZIP generators: a step blocks on a store read, so they do not take the default executor's
+# threads from the stores' own async I/O.
 _ZIP_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="zip-stream")
-
-_T = TypeVar("_T")
 
 
 # ------------------------------------------------------------------------- helpers
@@ -209,44 +207,6 @@ async def zip_entries(ids: list[str], who: Principal) -> list[ZipEntry]:
     return entries
 
 
-class StoreChunks:
-    """An object's bytes as a blocking iterator, for zipstream stepping in a worker thread.
-
-    Each chunk is read by the store's async `read` on the event loop; the worker thread waits for it, so one
-    chunk at a time exists. `aclose` (on the loop, once no step is running) releases the store's reader.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, store: ObjectStore, key: str) -> None:
-        self._loop = loop
-        self._store = store
-        self._key = key
-        self._chunks: AsyncIterator[bytes] | None = None
-
-    def __iter__(self) -> Iterator[bytes]:
-        while (chunk := self._on_loop(self._next())) is not None:
-            yield chunk
-
-    async def _next(self) -> bytes | None:
-        if self._chunks is None:
-            self._chunks = self._store.read(self._key)
-        return await anext(self._chunks, None)
-
-    def _on_loop(self, coro: Coroutine[Any, Any, _T]) -> _T:
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        while True:
-            try:
-                return future.result(timeout=1.0)
-            except TimeoutError:
-                if not self._loop.is_running():  # nobody will ever answer
-                    future.cancel()
-                    raise ObjectStoreError(f"read {self._key!r}: the event loop stopped") from None
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
 def _next_piece(pieces: Iterator[bytes]) -> bytes | None:
     return next(pieces, None)
 
@@ -262,7 +222,7 @@ async def _until_done(step: concurrent.futures.Future[bytes | None]) -> None:
             return
 
 
-async def stream_zip(archive: Any, sources: list[StoreChunks]) -> AsyncIterator[bytes]:
+async def stream_zip(archive: Any, sources: list[Iterator[bytes]]) -> AsyncIterator[bytes]:
     """The ZIP's bytes, one generator step at a time in a worker thread; cleans up however it ends."""
     pieces: Iterator[bytes] = iter(archive)
     step: concurrent.futures.Future[bytes | None] | None = None
@@ -277,14 +237,13 @@ async def stream_zip(archive: Any, sources: list[StoreChunks]) -> AsyncIterator[
         log.exception("streaming a ZIP of recordings failed; the response is cut short")
         raise
     finally:
-        # Never touch the generator while a thread runs it: a cancelled await does not stop the thread.
+        # Never touch the generators while a thread runs them: a cancelled await does not stop the thread.
         if step is not None:
             await _until_done(step)
-        close = getattr(pieces, "close", None)
-        if close is not None:
-            close()
-        for source in sources:
-            await source.aclose()
+        for generator in (pieces, *sources):
+            close = getattr(generator, "close", None)
+            if close is not None:
+                close()
 
 
 @blueprint.get("/recordings/download")
@@ -295,9 +254,8 @@ async def download_recordings() -> Response:
     entries = await zip_entries(ids, who)
     if not entries:
         raise errors.ApiError(400, "Recording Error", "None of the provided recordings are available for ZIP download")
-    loop = asyncio.get_running_loop()
     store = services().store
-    sources = [StoreChunks(loop, store, e.key) for e in entries]
+    sources = [store.read_blocking(e.key) for e in entries]
     archive = ZipStream(compress_type=ZIP_STORED, sized=True)
     for e, source in zip(entries, sources, strict=True):
         archive.add(source, e.name, size=e.size)

@@ -248,6 +248,12 @@ class _MultipartUpload:
 
     async def _feed(self, chunk: bytes | None) -> None:
         assert self.task is not None
+        if self.task.done():
+            self.task.result()  # the upload failed: raise its error
+            raise ObjectStoreError("upload stopped early")
+        if not self.queue.full():  # the common case, without a task per chunk
+            self.queue.put_nowait(chunk)
+            return
         put = asyncio.ensure_future(self.queue.put(chunk))
         await asyncio.wait({put, self.task}, return_when=asyncio.FIRST_COMPLETED)
         if not put.done():

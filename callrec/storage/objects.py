@@ -271,6 +271,15 @@ class ObjectStore(abc.ABC):
         ``contextlib.aclosing``) when stopping early to release resources promptly.
         """
 
+    @abc.abstractmethod
+    def read_blocking(self, key: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+        """The whole of ``key`` in chunks of at most ``chunk_size``, with blocking I/O: for code that already
+        runs in a worker thread (the ZIP writer), so that no chunk makes a round trip through the event loop.
+
+        Raises :class:`ObjectNotFound` on the first ``next`` if ``key`` is missing. A generator: ``close()``
+        it when stopping early.
+        """
+
     async def download(self, key: str, path: Path) -> None:
         """Stream ``key`` to ``path`` (parents created); ``path`` appears whole or not at all."""
         path = Path(path)
@@ -381,7 +390,7 @@ class LocalObjectStore(ObjectStore):
         raise ObjectStoreError(f"cannot write {key!r}: {error}") from error
 
     @staticmethod
-    def _write(f: BinaryIO, hasher: hashlib._Hash, data: bytearray, key: str) -> None:
+    def _write(f: BinaryIO, hasher: hashlib._Hash, data: bytes | bytearray, key: str) -> None:
         try:
             f.write(data)
         except OSError as exc:
@@ -544,19 +553,33 @@ class LocalObjectStore(ObjectStore):
         state = _CommitState()
         hasher = hashlib.sha256()
         size = 0
+        # One write (and hash) runs in a thread while the next buffer arrives: the source is not held up by the
+        # disk. A chunk as big as the buffer goes as it is; smaller ones are gathered first.
+        writing: asyncio.Future[None] | None = None
         try:
             buf = bytearray()
             async for chunk in chunks:
-                buf += chunk
-                if len(buf) >= self._write_buffer:
-                    data, buf = buf, bytearray()
-                    await _in_thread(self._write, f, hasher, data, key)
-                    size += len(data)
+                if buf or len(chunk) < self._write_buffer:
+                    buf += chunk
+                    if len(buf) < self._write_buffer:
+                        continue
+                    data: bytes | bytearray = buf
+                    buf = bytearray()
+                else:
+                    data = chunk
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(_in_thread(self._write, f, hasher, data, key))
+                size += len(data)
+            if writing is not None:
+                await writing
             if buf:
                 await _in_thread(self._write, f, hasher, buf, key)
                 size += len(buf)
             await _in_thread(self._commit, f, tmp, path, state, key)
         except BaseException:
+            if writing is not None:
+                await _wait_quietly(writing)  # the thread must be done with `f` before it closes
             f.close()
             if state.committed:
                 # Cancelled after the rename: a failed put must not leave an object.
@@ -593,6 +616,12 @@ class LocalObjectStore(ObjectStore):
                 yield data
         finally:
             f.close()
+
+    def read_blocking(self, key: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+        _validate_range(0, None, chunk_size)
+        with self._open_read(self._path(key), key, 0) as f:
+            while data := self._read_chunk(f, chunk_size, key):
+                yield data
 
 
 # ----------------------------------------------------------------------------- S3
@@ -940,6 +969,18 @@ class S3ObjectStore(ObjectStore):
                 data = await _in_thread(self._read_chunk, response, chunk_size, key)
                 if not data:
                     return
+                yield data
+        finally:
+            _release(response)
+
+    def read_blocking(self, key: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+        _validate_key(key)
+        _validate_range(0, None, chunk_size)
+        response = self._get_blocking(key, 0, None)
+        if response is None:  # an empty object
+            return
+        try:
+            while data := self._read_chunk(response, chunk_size, key):
                 yield data
         finally:
             _release(response)

@@ -319,6 +319,31 @@ async def test_abandoned_reads_do_not_exhaust_the_store(store: ObjectStore) -> N
     assert await _read_all(store, "recordings/r/big.mp4") == data
 
 
+async def test_blocking_reader_gives_the_object_and_releases_it(store: ObjectStore) -> None:
+    data = _payload(3 * MiB + 5, seed=6)
+    await _put(store, "recordings/r/whole.mp4", data)
+    await _put(store, "recordings/r/empty.mp4", b"")
+
+    def read(key: str, chunk_size: int = MiB) -> list[bytes]:
+        return list(store.read_blocking(key, chunk_size))
+
+    chunks = await asyncio.to_thread(read, "recordings/r/whole.mp4", 100_000)
+    assert all(0 < len(c) <= 100_000 for c in chunks)
+    assert b"".join(chunks) == data
+    assert await asyncio.to_thread(read, "recordings/r/empty.mp4") == []
+    with pytest.raises(ObjectNotFound):
+        await asyncio.to_thread(read, "recordings/r/missing.mp4")
+
+    def abandon() -> None:
+        for _ in range(40):  # more than the S3 connection pool size
+            reader = store.read_blocking("recordings/r/whole.mp4", 64 * 1024)
+            assert len(next(reader)) == 64 * 1024
+            reader.close()  # type: ignore[attr-defined]
+
+    await asyncio.to_thread(abandon)
+    assert await _read_all(store, "recordings/r/whole.mp4") == data
+
+
 async def test_check_ok(store: ObjectStore) -> None:
     await store.check()
 
