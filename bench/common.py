@@ -36,6 +36,7 @@ import httpx
 
 __all__ = [
     "BenchResult",
+    "CpuMeter",
     "MiB",
     "PeakRss",
     "Timer",
@@ -211,6 +212,43 @@ class PeakRss:
     @property
     def growth_mb(self) -> float:
         return self.growth / MiB
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds each named process spent between `start()` and `stop()`: where the time of a run went."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.before: dict[str, float] = {}
+        self.spent: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def stop(self) -> str:
+        for name, pid in self.pids.items():
+            self.spent[name] = self.spent.get(name, 0.0) + cpu_seconds(pid) - self.before[name]
+        return ", ".join(f"{name} {seconds:.1f}" for name, seconds in self.spent.items())
+
+    def __enter__(self) -> CpuMeter:  # `with meter:` several times adds up
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def per_round(self, rounds: int) -> str:
+        return ", ".join(f"{name} {seconds / rounds:.2f}" for name, seconds in self.spent.items())
 
 
 # ----------------------------------------------------------------------------- processes

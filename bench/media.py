@@ -30,6 +30,7 @@ import httpx
 from bench.common import (
     MB,
     BenchResult,
+    CpuMeter,
     MiB,
     Moto,
     PeakRss,
@@ -66,9 +67,9 @@ class Sizes:
     upload: int
 
 
-FULL = Sizes(media=200 * MB, rounds=3, ranges=1000, zip_count=10, zip_each=50 * MB, upload=500 * MB)
+FULL = Sizes(media=200 * MB, rounds=5, ranges=1000, zip_count=10, zip_each=50 * MB, upload=500 * MB)
 # QUICK keeps the full run's 50 MB ZIP entries: with smaller ones the store's per-object round trips dominate
-QUICK = Sizes(media=50 * MB, rounds=3, ranges=200, zip_count=4, zip_each=50 * MB, upload=100 * MB)
+QUICK = Sizes(media=100 * MB, rounds=5, ranges=200, zip_count=4, zip_each=50 * MB, upload=100 * MB)
 
 _POOL = os.urandom(16 * MiB)  # incompressible bytes to slice from; nothing on the path dedupes or compresses
 
@@ -149,7 +150,9 @@ class ApiStack:
     """The API and the worker as separate processes on one store, plus this process's view of the same
     catalog and store (for seeding and for the direct path)."""
 
-    def __init__(self, kind: str, workdir: Path, temporal: str, recorder_port: int, s3: str | None) -> None:
+    def __init__(
+        self, kind: str, workdir: Path, temporal: str, recorder_port: int, s3: str | None, s3_pid: int | None = None
+    ) -> None:
         from callrec.domain.settings import Settings
 
         self.kind = kind
@@ -181,6 +184,12 @@ class ApiStack:
         self.base = f"http://127.0.0.1:{port}"
         self.processes: list[Any] = []
         self.files_url = ""
+        self.s3_pid = s3_pid
+
+    def pids(self) -> dict[str, int]:
+        """The processes a figure's CPU time is spread over."""
+        found = {"api": self.api.pid, "load generator": os.getpid()}
+        return found | ({"S3 server": self.s3_pid} if self.s3_pid is not None else {})
 
     async def start(self) -> None:
         from callrec.storage.catalog import Catalog, create_schema
@@ -445,14 +454,19 @@ async def upload_throughput(stack: ApiStack, sizes: Sizes, recorder: FakeRecorde
         return await upload_once(stack, recorder, size)
 
     mine, theirs, growth = [], [], []
+    cpu_ours, cpu_direct = CpuMeter(stack.pids()), CpuMeter(stack.pids())
     for _ in range(sizes.rounds):  # interleaved, so both see the same conditions
-        theirs.append(await direct())
-        rate, grew = await ours()
+        with cpu_direct:
+            theirs.append(await direct())
+        with cpu_ours:
+            rate, grew = await ours()
         mine.append(rate)
         growth.append(grew)
     note = (
         f"{size // MB} MB multipart POST to /store vs put_stream in this process, median of {sizes.rounds}, "
-        f"interleaved; ours {min(mine):.0f}-{max(mine):.0f}, direct {min(theirs):.0f}-{max(theirs):.0f}"
+        f"interleaved; ours {min(mine):.0f}-{max(mine):.0f}, direct {min(theirs):.0f}-{max(theirs):.0f}; "
+        f"CPU s per round ({os.cpu_count()} cores): ours {cpu_ours.per_round(sizes.rounds)}; "
+        f"direct {cpu_direct.per_round(sizes.rounds)}"
     )
     return [
         BenchResult("upload_throughput", median(mine), median(theirs), "MB/s", "higher", "ratio >= 0.8", note),
@@ -514,7 +528,8 @@ async def run(quick: bool, workdir: Path, stores: tuple[str, ...] = ("s3", "loca
         await recorder.start()
         for kind in stores:
             s3 = moto.endpoint if moto is not None and kind == "s3" else None
-            stack = ApiStack(kind, workdir / kind, temporal.address, recorder.port, s3)
+            s3_pid = moto.process.pid if moto is not None and kind == "s3" else None
+            stack = ApiStack(kind, workdir / kind, temporal.address, recorder.port, s3, s3_pid)
             try:
                 await stack.start()
                 for step in (media_throughput, zip_throughput):

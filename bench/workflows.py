@@ -54,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.client import Client
     from temporalio.worker import Worker
 
-    from bench.common import BenchResult, PeakRss, free_port, profiled
+    from bench.common import BenchResult, CpuMeter, PeakRss, free_port, profiled
     from callrec.api.ocs import OCS_BASE
     from callrec.cli import migrate
     from callrec.dev import temporal_argv, wait_for_temporal
@@ -79,38 +79,12 @@ class Sizes:
     recordings: int
 
 
-QUICK = Sizes(rows=20_000, page=100, page_reps=15, start_samples=15, recordings=30)
+QUICK = Sizes(rows=20_000, page=100, page_reps=15, start_samples=15, recordings=60)
 FULL = Sizes(rows=100_000, page=500, page_reps=30, start_samples=50, recordings=200)
 
 
 def ms(seconds: float) -> float:
     return seconds * 1000.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` so far."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class CpuMeter:
-    """CPU seconds each named process spent between `start()` and `stop()`: where the time of a run went."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self.before: dict[str, float] = {}
-        self.spent: dict[str, float] = {}
-
-    def start(self) -> None:
-        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
-
-    def stop(self) -> str:
-        self.spent = {name: cpu_seconds(pid) - self.before[name] for name, pid in self.pids.items()}
-        return ", ".join(f"{name} {seconds:.1f}" for name, seconds in self.spent.items())
 
 
 def median_ms(samples: list[float]) -> float:
@@ -511,12 +485,16 @@ async def noop() -> None:
 
 @workflow.defn(sandboxed=True)
 class ActivityChain:
-    """Runs `count` no-op activities one after the other, as a recording runs its own."""
+    """Runs `count` no-op activities one after the other, as a recording runs its own; the last `local` of
+    them as local activities."""
 
     @workflow.run
-    async def run(self, count: int) -> None:
-        for _ in range(count):
-            await workflow.execute_activity(noop, start_to_close_timeout=timedelta(seconds=60))
+    async def run(self, count: int, local: int = 0) -> None:
+        for i in range(count):
+            if i >= count - local:
+                await workflow.execute_local_activity(noop, start_to_close_timeout=timedelta(seconds=60))
+            else:
+                await workflow.execute_activity(noop, start_to_close_timeout=timedelta(seconds=60))
 
 
 async def direct_start(client: Client, task_queue: str) -> float:
@@ -528,12 +506,16 @@ async def direct_start(client: Client, task_queue: str) -> float:
     return time.perf_counter() - began
 
 
-async def direct_throughput(client: Client, task_queue: str, count: int, activities: int) -> tuple[float, str]:
+async def direct_throughput(
+    client: Client, task_queue: str, count: int, activities: int, local: int = 0
+) -> tuple[float, str]:
     """Workflows per second of `count` concurrent `ActivityChain`s, and the id of one of them."""
     ids = [f"chain-{uuid.uuid4().hex}" for _ in range(count)]
 
     async def one(workflow_id: str) -> None:
-        await client.execute_workflow(ActivityChain.run, activities, id=workflow_id, task_queue=task_queue)
+        await client.execute_workflow(
+            ActivityChain.run, args=[activities, local], id=workflow_id, task_queue=task_queue
+        )
 
     began = time.perf_counter()
     await asyncio.gather(*(one(workflow_id) for workflow_id in ids))
@@ -576,8 +558,8 @@ async def start_recording(api: httpx.AsyncClient, room_id: str) -> str:
 
 
 async def activities_until_complete(client: Client, recording_id: str) -> tuple[dict[str, int], int]:
-    """The activities (by type) the recording's workflow scheduled up to and including the `complete`
-    projection, and how many history events it had by then."""
+    """The activities (by type; local ones as `local:<type>`) the recording's workflow ran up to and including
+    the `complete` projection, and how many history events it had by then."""
     history = await client.get_workflow_handle(recording_id).fetch_history()
     by_type: dict[str, int] = {}
     completing = False
@@ -589,6 +571,12 @@ async def activities_until_complete(client: Client, recording_id: str) -> tuple[
             completing = any(b"complete" in payload.data for payload in fields.values())
         elif event.HasField("activity_task_scheduled_event_attributes"):
             kind = event.activity_task_scheduled_event_attributes.activity_type.name
+            by_type[kind] = by_type.get(kind, 0) + 1
+            if completing:
+                break
+        elif event.marker_recorded_event_attributes.marker_name == "core_local_activity":
+            data = event.marker_recorded_event_attributes.details["data"].payloads[0].data
+            kind = "local:" + json.loads(data)["activity_type"]
             by_type[kind] = by_type.get(kind, 0) + 1
             if completing:
                 break
@@ -639,7 +627,7 @@ async def _recording_stack(
         "api_url": base,
         "start_timeout_s": 120,
         "upload_timeout_s": 300,
-        "share_offer_expiry_s": 5,
+        "share_offer_expiry_s": 3600,  # the offer stays open: its expiry is after `complete`, not part of the figure
         "database_url": database_url,
     }
     settings = Settings(**values)  # type: ignore[arg-type]
@@ -724,6 +712,7 @@ async def lifecycle(
         await asyncio.sleep(0.05)
     by_type, events = await activities_until_complete(client, warm_up)
     activities = sum(by_type.values())
+    local = sum(n for kind, n in by_type.items() if kind.startswith("local:"))
     cpu = CpuMeter({name: pids[name] for name in ("temporal", "load generator + scripted recorder")})
     cpu.start()
     direct_before, chain_id = await direct_throughput(client, direct_queue, count, activities)
@@ -763,6 +752,7 @@ async def lifecycle(
 
     direct_after, _ = await direct_throughput(client, direct_queue, count, activities)
     direct = (direct_before + direct_after) / 2
+    mirrored, _ = await direct_throughput(client, direct_queue, count, activities, local)
     chain_events = len((await client.get_workflow_handle(chain_id).fetch_history()).events)
     mib = 1024 * 1024
     note = (
@@ -774,6 +764,8 @@ async def lifecycle(
         f"MiB before, peak {rss.peak / mib:.0f} MiB; direct = {count} concurrent bare workflows each running "
         f"{activities} no-op activities (what a recording ran up to `complete`: {by_type}), its worker in the "
         f"load generator, run before and after ours ({direct_before:.2f} and {direct_after:.2f}/s, mean taken); "
+        f"the same bare workflow with the same mix as ours ({activities - local} activities, {local} local "
+        f"activities): {mirrored:.2f}/s, ratio {ours / mirrored:.2f}; "
         f"history events: a recording {events} up to `complete`, a direct workflow {chain_events}; CPU s "
         f"({os.cpu_count()} cores): ours {cpu_ours}; direct (first run) {cpu_direct}"
     )

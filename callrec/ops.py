@@ -135,6 +135,20 @@ def _failure_message(attributes: Any) -> str | None:
     return None
 
 
+def _marker(attributes: Any) -> dict[str, Any]:
+    """A local activity (the catalog writes run as local activities) or a patch, by name."""
+    details = attributes.details
+    try:
+        if attributes.marker_name == "core_local_activity" and "data" in details:
+            data = json.loads(details["data"].payloads[0].data)
+            return {"activity": data["activity_type"], "local": True, "attempt": data["attempt"]}
+        if attributes.marker_name == "core_patch" and "patch-data" in details:
+            return {"patch": json.loads(details["patch-data"].payloads[0].data)["id"]}
+    except (IndexError, KeyError, ValueError):  # a marker of another shape: shown by its type alone
+        pass
+    return {}
+
+
 def summarize_event(event: HistoryEvent, activities: dict[int, str]) -> dict[str, Any] | None:
     """One line of history for people: type, time, and the activity, signal, update or failure it is about."""
     if event.event_type in _QUIET_EVENTS:
@@ -158,7 +172,9 @@ def summarize_event(event: HistoryEvent, activities: dict[int, str]) -> dict[str
             item["activity"] = name
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             item["attempt"] = attributes.attempt
-    if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+    if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+        item |= _marker(attributes)
+    elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
         item["signal"] = attributes.signal_name
     elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
         item["update"] = attributes.accepted_request.input.name

@@ -9,8 +9,9 @@ The room's chat gets Talk's system messages as the recording starts, stops or fa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -65,6 +66,10 @@ NOTIFY_PATCH = "notify-chat-share"
 SILENCE_PATCH = "recorder-silence"
 # ... and those started before webhooks existed, without emitting events.
 WEBHOOK_PATCH = "webhooks"
+# ... and those started before the catalog projection and chat messages ran as local activities, with
+# (regular) activities for them. Local: the worker runs them inside the workflow task, with no round trip
+# through the Temporal server; they are short, idempotent database writes (numbered projection, dedupe key).
+LOCAL_WRITES_PATCH = "local-catalog-writes"
 STATUS_EVENTS: dict[RecordingStatus, EventName] = {
     RecordingStatus.ACTIVE: "recordingStarted",
     RecordingStatus.COMPLETE: "recordingEnded",
@@ -106,11 +111,13 @@ class RecordingWorkflow:
         self.progress_reports = 0
         self.silent = False
         self.webhooks = False
+        self.local_writes = False
 
     @workflow.run
     async def run(self, input: StartRecordingInput) -> RecordingState:
         self.notifying = workflow.patched(NOTIFY_PATCH)
         self.webhooks = input.webhooks and workflow.patched(WEBHOOK_PATCH)
+        self.local_writes = workflow.patched(LOCAL_WRITES_PATCH)
         try:
             await workflow.execute_activity_method(
                 EgressActivities.start_egress,
@@ -383,12 +390,7 @@ class RecordingWorkflow:
         self.state.seq = max(self.state.seq + 1, self._now_ms())
         snapshot = self.state.model_copy(deep=True)
         workflow.upsert_search_attributes([STATUS_ATTR.value_set(snapshot.status.value)])
-        await workflow.execute_activity_method(
-            CatalogActivities.project_recording,
-            snapshot,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=DURABLE,
-        )
+        await self._write(CatalogActivities.project_recording, snapshot)
         self.projected = snapshot.status
         await self._emit(
             STATUS_EVENTS.get(snapshot.status, "recordingUpdated"), self._recording_data(snapshot), f"{snapshot.seq}"
@@ -455,7 +457,7 @@ class RecordingWorkflow:
             return
         if self.input.kind == RecordingKind.AUDIO and message != "recording_failed":
             message = f"audio_{message}"
-        await workflow.execute_activity_method(
+        await self._write(
             NotifyActivities.post_chat,
             ChatPost(
                 room_id=self.input.room_id,
@@ -463,9 +465,17 @@ class RecordingWorkflow:
                 actor=actor,
                 message=message,
             ),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=DURABLE,
         )
+
+    async def _write(self, activity: Callable[[Any, Any], Awaitable[Any]], arg: Any) -> None:
+        """A catalog write: a local activity (regular before LOCAL_WRITES_PATCH), retried until it lands."""
+        timeout = timedelta(seconds=30)
+        if self.local_writes:
+            await workflow.execute_local_activity_method(
+                activity, arg, start_to_close_timeout=timeout, retry_policy=DURABLE
+            )
+        else:
+            await workflow.execute_activity_method(activity, arg, start_to_close_timeout=timeout, retry_policy=DURABLE)
 
     async def _notify(self, subject: str, message: str, file_id: int | None = None) -> NotificationInfo:
         """For the owner and the room's moderators."""

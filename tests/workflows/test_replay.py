@@ -23,7 +23,11 @@ def test_histories_cover_each_ending() -> None:
     with_notifications = {"complete-shared", "complete-auto-shared", "complete-offer-expired", "failed-notified"}
     watching_for_silence = {"complete-with-progress", "aborted-silent"}
     later = {"complete-with-webhooks"}
-    assert {p.stem for p in HISTORIES} >= before_notifications | with_notifications | watching_for_silence | later
+    endings = ["complete-shared", "complete-offer-expired", "complete-with-webhooks", "complete-with-progress"]
+    endings += ["failed-invalid-file", "failed-recorder", "aborted-silent"]
+    local_writes = {f"local-writes-{ending}" for ending in endings}  # catalog writes as local activities
+    expected = before_notifications | with_notifications | watching_for_silence | later | local_writes
+    assert {p.stem for p in HISTORIES} >= expected
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
