@@ -71,8 +71,10 @@ DEFAULT_PART_SIZE = 8 * MiB
 # Name prefix of in-progress files written next to their final location.
 # Keys may not contain a segment starting with it, so listings can skip them.
 _TMP_PREFIX = ".callrec-tmp-"
-# Chunks the S3 upload may run ahead of the uploader thread.
-_UPLOAD_QUEUE_CHUNKS = 4
+# An S3 upload's data goes to the uploader thread in blocks of this size (not in the HTTP server's 64 KiB
+# reads, each of which would cost a round trip between the thread and the event loop), and up to one part
+# of blocks waits while the previous part is sent: receiving and sending overlap.
+_UPLOAD_BLOCK = MiB
 
 
 @dataclass(frozen=True)
@@ -706,10 +708,15 @@ class _QueueReader:
 
 
 async def _pump(chunks: AsyncIterator[bytes], queue: asyncio.Queue[_QueueItem]) -> None:
+    block = bytearray()
     try:
         async for chunk in chunks:
-            if chunk:
-                await queue.put(chunk if isinstance(chunk, bytes) else bytes(chunk))
+            block += chunk
+            if len(block) >= _UPLOAD_BLOCK:
+                await queue.put(bytes(block))
+                block.clear()
+        if block:
+            await queue.put(bytes(block))
     except Exception as exc:
         await queue.put(exc)
         raise
@@ -915,7 +922,7 @@ class S3ObjectStore(ObjectStore):
 
     async def put_stream(self, key: str, chunks: AsyncIterator[bytes]) -> PutResult:
         _validate_key(key)
-        queue: asyncio.Queue[_QueueItem] = asyncio.Queue(maxsize=_UPLOAD_QUEUE_CHUNKS)
+        queue: asyncio.Queue[_QueueItem] = asyncio.Queue(maxsize=max(1, self._part_size // _UPLOAD_BLOCK))
         loop = asyncio.get_running_loop()
         reader = _QueueReader(loop, queue)
         pump = asyncio.create_task(_pump(chunks, queue))
