@@ -392,12 +392,13 @@ class LocalObjectStore(ObjectStore):
         raise ObjectStoreError(f"cannot write {key!r}: {error}") from error
 
     @staticmethod
-    def _write(f: BinaryIO, hasher: hashlib._Hash, data: bytes | bytearray, key: str) -> None:
+    def _write(f: BinaryIO, hasher: hashlib._Hash, pieces: list[bytes], key: str) -> None:
         try:
-            f.write(data)
+            f.writelines(pieces)
         except OSError as exc:
             raise ObjectStoreError(f"cannot write {key!r}: {exc}") from exc
-        hasher.update(data)
+        for piece in pieces:
+            hasher.update(piece)
 
     def _commit(self, f: BinaryIO, tmp: Path, path: Path, state: _CommitState, key: str) -> None:
         try:
@@ -555,29 +556,27 @@ class LocalObjectStore(ObjectStore):
         state = _CommitState()
         hasher = hashlib.sha256()
         size = 0
-        # One write (and hash) runs in a thread while the next buffer arrives: the source is not held up by the
-        # disk. A chunk as big as the buffer goes as it is; smaller ones are gathered first.
+        # One write (and hash) runs in a thread while the next buffer's worth of chunks arrives: the source is not
+        # held up by the disk. The chunks are written as they came, without copying them into one buffer.
         writing: asyncio.Future[None] | None = None
         try:
-            buf = bytearray()
+            pieces: list[bytes] = []
+            gathered = 0
             async for chunk in chunks:
-                if buf or len(chunk) < self._write_buffer:
-                    buf += chunk
-                    if len(buf) < self._write_buffer:
-                        continue
-                    data: bytes | bytearray = buf
-                    buf = bytearray()
-                else:
-                    data = chunk
+                pieces.append(chunk)
+                gathered += len(chunk)
+                if gathered < self._write_buffer:
+                    continue
                 if writing is not None:
                     await writing
-                writing = asyncio.ensure_future(_in_thread(self._write, f, hasher, data, key))
-                size += len(data)
+                writing = asyncio.ensure_future(_in_thread(self._write, f, hasher, pieces, key))
+                size += gathered
+                pieces, gathered = [], 0
             if writing is not None:
                 await writing
-            if buf:
-                await _in_thread(self._write, f, hasher, buf, key)
-                size += len(buf)
+            if pieces:
+                await _in_thread(self._write, f, hasher, pieces, key)
+                size += gathered
             await _in_thread(self._commit, f, tmp, path, state, key)
         except BaseException:
             if writing is not None:
