@@ -34,10 +34,19 @@ SECRET = "test-recording-secret"
 POSTGRES_URL = os.environ.get("CALLREC_TEST_POSTGRES_URL")
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on, never the same one twice in this process: the OS may hand a port
+    out again once the probing socket is closed, and two servers given one port collide."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 @pytest.fixture(scope="session")
