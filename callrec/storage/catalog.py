@@ -215,10 +215,7 @@ class Catalog:
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
         """A session in a transaction that commits on success; SQLite's writers in this process take turns."""
-        async with contextlib.AsyncExitStack() as stack:
-            if self._write_lock is not None:
-                await stack.enter_async_context(self._write_lock)
-            session = await stack.enter_async_context(self.sessions.begin())
+        async with self._write_lock or contextlib.nullcontext(), self.sessions.begin() as session:
             yield session
 
     @classmethod

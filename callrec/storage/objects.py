@@ -707,15 +707,17 @@ class _QueueReader:
 
 
 async def _pump(chunks: AsyncIterator[bytes], queue: asyncio.Queue[_QueueItem]) -> None:
-    block = bytearray()
+    pieces: list[bytes] = []
+    gathered = 0
     try:
         async for chunk in chunks:
-            block += chunk
-            if len(block) >= _UPLOAD_BLOCK:
-                await queue.put(bytes(block))
-                block.clear()
-        if block:
-            await queue.put(bytes(block))
+            pieces.append(chunk)
+            gathered += len(chunk)
+            if gathered >= _UPLOAD_BLOCK:
+                await queue.put(b"".join(pieces))  # one copy into the block
+                pieces, gathered = [], 0
+        if gathered:
+            await queue.put(b"".join(pieces))
     except Exception as exc:
         await queue.put(exc)
         raise
