@@ -450,16 +450,13 @@ async def upload_throughput(stack: ApiStack, sizes: Sizes, recorder: FakeRecorde
         await stack.store.delete(key)
         return mb_per_s(size, t.elapsed)
 
-    async def ours() -> tuple[float, float]:
-        return await upload_once(stack, recorder, size)
-
     mine, theirs, growth = [], [], []
     cpu_ours, cpu_direct = CpuMeter(stack.pids()), CpuMeter(stack.pids())
     for _ in range(sizes.rounds):  # interleaved, so both see the same conditions
         with cpu_direct:
             theirs.append(await direct())
         with cpu_ours:
-            rate, grew = await ours()
+            rate, grew = await upload_once(stack, recorder, size)
         mine.append(rate)
         growth.append(grew)
     note = (

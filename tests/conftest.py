@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from bench.common import free_port  # one source of loopback ports for tests and benchmarks
 from callrec.api.services import Services
 from callrec.domain.recording import SEARCH_ATTRIBUTES
 from callrec.domain.settings import Settings
@@ -32,21 +32,6 @@ from callrec.worker.main import build_worker
 API_KEY = "test-api-key"
 SECRET = "test-recording-secret"
 POSTGRES_URL = os.environ.get("CALLREC_TEST_POSTGRES_URL")
-
-
-_HANDED_OUT: set[int] = set()
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on, never the same one twice in this process: the OS may hand a port
-    out again once the probing socket is closed, and two servers given one port collide."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
 
 
 @pytest.fixture(scope="session")
