@@ -12,7 +12,6 @@ from temporalio.client import WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
-from callrec.domain.recording import EXTENSIONS
 from callrec.api import errors
 from callrec.api.ids import new_recording_id
 from callrec.api.rooms import now_ms
@@ -20,6 +19,7 @@ from callrec.api.services import services
 from callrec.domain.layout import RecordingConfig
 from callrec.domain.participants import Participant
 from callrec.domain.recording import (
+    EXTENSIONS,
     ROOM_ID_ATTR,
     STATUS_ATTR,
     RecordingKind,
