@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
+from callrec.domain.errors import ServiceUnavailable
 from callrec.domain.settings import Settings
 
 
@@ -53,13 +54,10 @@ _TRANSIENT = frozenset(
         RPCStatusCode.UNKNOWN,
     }
 )
-RETRY_AFTER_S = 5
 
 
-class TemporalUnavailable(Exception):
+class TemporalUnavailable(ServiceUnavailable):
     """Temporal did not answer; try again in `retry_after_s`."""
-
-    retry_after_s = RETRY_AFTER_S
 
 
 class WorkflowNotFound(Exception):

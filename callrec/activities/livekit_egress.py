@@ -6,7 +6,7 @@ backend records:
 - `start_egress`: `Egress.StartRoomCompositeEgress` for the room (LiveKit room name = our room id), with the
   layout, encoding and kind mapped by `callrec.domain.livekit`, and one file output that LiveKit uploads into
   our own bucket at `staging/{recording_id}/livekit.{mp4|ogg}`; LiveKit's egress id goes into the catalog row
-  (`RecordingRow.egress_id`), where the stop and the webhook receiver (`callrec.api.livekit_webhook`) find it.
+  (`RecordingRow.egress_id`), where the stop and the webhook receiver (`callrec.api.webhooks.livekit`) find it.
 - `stop_egress`: `Egress.StopEgress` with that id.
 
 LiveKit answers errors as Twirp errors: a 4xx (`ServerError`, alias `TwirpError`) is final, `EgressRejected`,

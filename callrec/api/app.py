@@ -7,24 +7,17 @@ import logging
 from quart import Blueprint, Quart, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from callrec.api import (
-    files,
-    health,
-    inbox,
-    livekit_webhook,
-    media,
-    openapi,
-    recorder_backend,
-    recordings,
-    rooms,
-    sharing,
-    talk,
-    users,
-)
+from callrec.api import health, openapi
 from callrec.api.auth import authenticate
-from callrec.api.errors import ApiError, unauthorized
+from callrec.api.errors import ApiError, from_service, unauthorized
+from callrec.api.meet import files, inbox, media, recordings, rooms, sharing, users
+from callrec.api.recorder_backend import callbacks
+from callrec.api.recorder_backend.upload import StoreUpload
 from callrec.api.services import Services
-from callrec.api.upload import StoreUpload
+from callrec.api.talk import endpoints as talk
+from callrec.api.webhooks import livekit
+from callrec.domain.errors import ServiceUnavailable
+from callrec.recordings.errors import RecordingError
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +55,20 @@ def create_app(svc: Services) -> Quart:
     ):
         api_v1.register_blueprint(bp)
     app.register_blueprint(api_v1)
-    app.register_blueprint(recorder_backend.blueprint)
+    app.register_blueprint(callbacks.blueprint)
     app.register_blueprint(talk.blueprint)
-    app.register_blueprint(livekit_webhook.blueprint)  # signed by LiveKit; 404 unless its API key is set
+    app.register_blueprint(livekit.blueprint)  # signed by LiveKit; 404 unless its API key is set
     app.register_blueprint(health.blueprint)
     app.register_blueprint(openapi.blueprint)  # GET /openapi.json and /docs, no credentials
 
     @app.errorhandler(ApiError)
     async def api_error(exc: ApiError) -> tuple[Response, int, dict[str, str]]:
         return jsonify(exc.body()), exc.status, exc.headers
+
+    @app.errorhandler(RecordingError)
+    @app.errorhandler(ServiceUnavailable)
+    async def service_error(exc: RecordingError | ServiceUnavailable) -> tuple[Response, int, dict[str, str]]:
+        return await api_error(from_service(exc))
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> tuple[Response, int]:

@@ -6,6 +6,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from callrec.domain.errors import ServiceUnavailable
+from callrec.recordings import errors as service
+
 
 class ApiError(Exception):
     def __init__(
@@ -43,31 +46,39 @@ def malformed_body() -> ApiError:
 
 
 def room_not_found(room_id: str) -> ApiError:
-    return ApiError(404, "Room Error", f"Room '{room_id}' does not exist")
-
-
-def room_has_no_call(room_id: str) -> ApiError:
-    return ApiError(409, "Recording Error", f"Room '{room_id}' has no participants")
-
-
-def recording_disabled(room_id: str) -> ApiError:
-    return ApiError(403, "Recording Error", f"Recording is disabled for room '{room_id}'")
+    return from_service(service.RoomNotFound(room_id))
 
 
 def recording_not_found(recording_id: str) -> ApiError:
-    return ApiError(404, "Recording Error", f"Recording '{recording_id}' not found")
+    return from_service(service.RecordingNotFound(recording_id))
 
 
-def recording_already_started(room_id: str) -> ApiError:
-    return ApiError(409, "Recording Error", f"Room '{room_id}' is already being recorded")
+# The Meet-style answer to each of the recordings service's refusals: (status, error).
+SERVICE_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    service.RoomNotFound: (404, "Room Error"),
+    service.RecordingNotFound: (404, "Recording Error"),
+    service.RecordingDisabled: (403, "Recording Error"),
+    service.NoParticipants: (409, "Recording Error"),
+    service.RoomAlreadyRecording: (409, "Recording Error"),
+    service.RecordingNotActive: (409, "Recording Error"),
+    service.RecordingInProgress: (409, "Recording Error"),
+    service.NotExpectingFile: (409, "Recording Error"),
+    service.OfferClosed: (409, "Recording Error"),
+    service.ShareFailed: (503, "Recording Error"),
+    service.StartFailed: (503, "Recording Error"),
+}
+UNAVAILABLE_MESSAGES: dict[type[Exception], str] = {
+    service.StoreUnavailable: "The object store is not available; try again shortly",
+}
 
 
-def recording_start_failed(room_id: str, reason: str) -> ApiError:
-    return ApiError(503, "Recording Error", f"Recording in room '{room_id}' could not start: {reason}")
-
-
-def recording_not_active(recording_id: str, status: str) -> ApiError:
-    return ApiError(409, "Recording Error", f"Recording '{recording_id}' is not active (status: {status})")
+def from_service(exc: service.RecordingError | ServiceUnavailable) -> ApiError:
+    """The Meet-style error body of a service error."""
+    if isinstance(exc, ServiceUnavailable):
+        message = UNAVAILABLE_MESSAGES.get(type(exc), "The workflow service is not available; try again shortly")
+        return ApiError(503, "Service Unavailable", message, headers={"Retry-After": str(exc.retry_after_s)})
+    status, error = SERVICE_ERRORS.get(type(exc), (409, "Recording Error"))
+    return ApiError(status, error, str(exc))
 
 
 def recording_not_complete(recording_id: str, status: str) -> ApiError:
@@ -81,10 +92,6 @@ def range_not_satisfiable(recording_id: str, size: int) -> ApiError:
         f"Recording '{recording_id}' range not satisfiable. File size: {size}",
         headers={"Content-Range": f"bytes */{size}"},
     )
-
-
-def temporal_unavailable() -> ApiError:
-    return ApiError(503, "Service Unavailable", "The workflow service is not available; try again shortly")
 
 
 def invalid_parameter(field: str, message: str) -> ApiError:

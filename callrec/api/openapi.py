@@ -26,9 +26,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from quart import Blueprint, Quart, Response, current_app
 
-from callrec.api import inbox, recordings, rooms, schemas, sharing, users
 from callrec.api.auth import API_KEY_HEADER, MEMBER_TOKEN_HEADER
 from callrec.api.fields import FIELDS_HEADER, FIELDS_PARAM
+from callrec.api.meet import inbox, recordings, rooms, schemas, sharing, users
 from callrec.domain.recording import RECORDING_ID
 from callrec.media.sniff import CONTENT_TYPES
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from callrec.api.ids import new_recording_id, new_room_id
+from callrec.domain.ids import new_recording_id, new_room_id
 from callrec.domain.recording import RECORDING_ID
 from callrec.domain.signing import (
     CHECKSUM_HEADER,

@@ -22,23 +22,18 @@ from quart import Blueprint, Response, jsonify, request
 from zipstream import ZipStream
 
 from callrec.api import errors
-from callrec.api.access import authorized_recording, permitted_recording
 from callrec.api.auth import confine, require
-from callrec.api.media import PLAYABLE, content_type, stored_media
+from callrec.api.meet.access import authorized_recording, permitted_recording
+from callrec.api.meet.media import PLAYABLE, content_type, stored_media
 from callrec.api.services import services
 from callrec.domain.tokens import Permission, Principal
-from callrec.storage.catalog import IN_PROGRESS, RecordingRow
-from callrec.storage.objects import ObjectNotFound, ObjectStore, ObjectStoreError
+from callrec.storage.objects import ObjectNotFound
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("files", __name__)
 
-NOT_FOUND = "Recording not found"
-IN_PROGRESS_REASON = "Recording is in progress"
 OTHER_ROOM = "Recording belongs to another room"
-STORE_UNAVAILABLE = "The object store is not available; try again"
-BULK_DELETE_CONCURRENCY = 8
 
 # Threads that step ZIP generators: a step blocks on a store read, so they do not take the default executor's
 # threads from the stores' own async I/O.
@@ -64,59 +59,13 @@ def attachment(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def recording_in_progress(recording_id: str, status: str) -> errors.ApiError:
-    return errors.ApiError(409, "Recording Error", f"Recording '{recording_id}' is in progress (status: {status})")
-
-
-def store_unavailable() -> errors.ApiError:
-    return errors.ApiError(503, "Service Unavailable", "The object store is not available; try again shortly")
-
-
 # ------------------------------------------------------------------------- delete
-
-
-async def delete_objects(store: ObjectStore, row: RecordingRow) -> None:
-    """The final object and anything an upload or a finalize left behind for this recording."""
-    keys = set(await store.list_keys(f"staging/{row.recording_id}/"))
-    keys.update(await store.list_keys(f"recordings/{row.room_id}/{row.recording_id}."))
-    if row.object_key is not None:
-        keys.add(row.object_key)
-    for key in sorted(keys):
-        await store.delete(key)
-
-
-async def delete_one(row: RecordingRow | None) -> str | None:
-    """Deletes a finished recording: its objects first, then its row, so a failure half way can be retried.
-
-    Returns why it was not deleted, or None once it is gone.
-    """
-    if row is None:
-        return NOT_FOUND
-    if row.status in IN_PROGRESS:
-        return IN_PROGRESS_REASON
-    svc = services()
-    try:
-        await delete_objects(svc.store, row)
-    except ObjectStoreError as exc:
-        log.warning("deleting the objects of recording %s failed: %s", row.recording_id, exc)
-        return STORE_UNAVAILABLE
-    if await svc.catalog.delete_recording(row.recording_id):
-        log.info("recording %s deleted", row.recording_id)
-        return None
-    # Not deleted: gone meanwhile (a concurrent delete) or, in theory, in progress again.
-    return NOT_FOUND if await svc.catalog.get_recording(row.recording_id) is None else IN_PROGRESS_REASON
 
 
 @blueprint.delete("/recordings/<recording_id>")
 async def delete_recording(recording_id: str) -> Response:
     row = await permitted_recording(recording_id, Permission.DELETE)
-    reason = await delete_one(row)
-    if reason == NOT_FOUND:
-        raise errors.recording_not_found(recording_id)
-    if reason == IN_PROGRESS_REASON:
-        raise recording_in_progress(recording_id, row.status)
-    if reason is not None:
-        raise store_unavailable()
+    await services().recordings.delete(row)
     return jsonify({"message": f"Recording '{recording_id}' deleted successfully"})
 
 
@@ -124,23 +73,11 @@ async def delete_recording(recording_id: str) -> Response:
 async def bulk_delete_recordings() -> tuple[Response, int]:
     who = require(Permission.DELETE)
     ids = requested_ids()
-    rows = await services().catalog.recordings_by_id(ids)
-    limit = asyncio.Semaphore(BULK_DELETE_CONCURRENCY)
-
-    async def delete(recording_id: str) -> str | None:
-        row = rows.get(recording_id)
-        if row is not None and not confine(who, row.room_id):
-            return OTHER_ROOM
-        async with limit:
-            try:
-                return await delete_one(rows.get(recording_id))
-            except Exception:
-                log.exception("deleting recording %s failed", recording_id)
-                return "Unexpected error; see the server log"
-
-    reasons = await asyncio.gather(*(delete(i) for i in ids))
-    deleted = [i for i, reason in zip(ids, reasons, strict=True) if reason is None]
-    failed = [{"recordingId": i, "error": r} for i, r in zip(ids, reasons, strict=True) if r is not None]
+    reasons = await services().recordings.delete_many(
+        ids, refuse=lambda row: None if confine(who, row.room_id) else OTHER_ROOM
+    )
+    deleted = [i for i, reason in reasons.items() if reason is None]
+    failed = [{"recordingId": i, "error": r} for i, r in reasons.items() if r is not None]
     if not failed:
         return jsonify({"message": "All recordings deleted successfully", "deleted": deleted, "failed": []}), 200
     message = f"{len(failed)} recording(s) could not be deleted"

@@ -36,23 +36,18 @@ from livekit.protocol.egress import EgressInfo, EgressStatus, FileInfo
 from livekit.protocol.models import ParticipantInfo
 from livekit.protocol.webhook import WebhookEvent
 from quart import Blueprint, Response, current_app, jsonify, request
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError, RPCStatusCode
 
-from callrec.api.rooms import now_ms, stop_for
 from callrec.api.services import services
-from callrec.api.starting import auto_start
 from callrec.domain import livekit
 from callrec.domain.participants import Participant
 from callrec.domain.recording import (
     FileStored,
     RecorderFailed,
-    RecorderStarted,
-    RecorderStopped,
     RecordingKind,
 )
+from callrec.recordings.errors import NotExpectingFile, RecordingNotFound, ServiceUnavailable
+from callrec.recordings.service import Callback, now_ms
 from callrec.storage.catalog import RecordingRow, RoomNotFound
-from callrec.workflows.recording import RecordingWorkflow
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("livekit_webhook", __name__)
@@ -95,10 +90,6 @@ def _state() -> _State:
     return state
 
 
-class Unavailable(Exception):
-    """Temporal could not be reached: the event is answered 503 for LiveKit to send again."""
-
-
 def _answer(body: dict[str, Any], status: int = 200) -> tuple[Response, int]:
     return jsonify(body), status
 
@@ -127,10 +118,11 @@ async def receive() -> tuple[Response, int] | tuple[Response, int, dict[str, str
         return _answer({"ignored": "replayed event"})
     try:
         outcome = await handle(event)
-    except Unavailable as exc:
+    except ServiceUnavailable as exc:  # answered 503 for LiveKit to send the event again
         if event.id:
             seen.release(event.id)
-        return _answer({"error": "Service Unavailable", "message": str(exc)}, 503)
+        body, status = _answer({"error": "Service Unavailable", "message": str(exc)}, 503)
+        return body, status, {"Retry-After": str(exc.retry_after_s)}
     except BaseException:
         if event.id:
             seen.release(event.id)
@@ -168,8 +160,11 @@ async def recording_of(info: EgressInfo) -> RecordingRow | None:
         parsed = livekit.parse_staging_key(output.filepath)
         if parsed is None:
             continue
-        row = await catalog.get_recording(parsed[0])
-        if row is not None and row.room_id == info.room_name and row.egress_id in (None, info.egress_id):
+        try:
+            row = await services().recordings.for_callback(info.room_name, parsed[0])
+        except RecordingNotFound:
+            continue
+        if row.egress_id in (None, info.egress_id):
             return row
     return None
 
@@ -191,14 +186,11 @@ def stored_file(row: RecordingRow, file: FileInfo) -> FileStored:
     return FileStored(staging_key=key, size=file.size, sha256="", extension=extension)
 
 
-async def _signal(row: RecordingRow, name: str, arg: object) -> str | None:
-    handle = services().temporal.get_workflow_handle_for(RecordingWorkflow.run, row.recording_id)
+async def _signal(row: RecordingRow, callback: Callback, arg: object = None) -> str | None:
     try:
-        await handle.signal(name, arg)
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return f"recording {row.recording_id} is over"
-        raise Unavailable(f"Temporal: {exc.message}") from exc
+        await services().recordings.recorder_callback(row, callback, arg)
+    except RecordingNotFound:
+        return f"recording {row.recording_id} is over"
     return None
 
 
@@ -206,7 +198,7 @@ async def _egress_started(info: EgressInfo) -> str | None:
     row = await recording_of(info)
     if row is None:
         return f"unknown egress {info.egress_id!r}"
-    return await _signal(row, RecordingWorkflow.recorder_started.__name__, RecorderStarted())
+    return await _signal(row, "started")
 
 
 async def _egress_ended(info: EgressInfo) -> str | None:
@@ -216,27 +208,24 @@ async def _egress_ended(info: EgressInfo) -> str | None:
     status_name = EgressStatus.Name(info.status)
     if info.status in LOST:
         reason = f"LiveKit egress {info.egress_id} ended {status_name}: {info.error or 'no reason given'}"
-        return await _signal(row, RecordingWorkflow.recorder_failed.__name__, RecorderFailed(reason=reason))
+        return await _signal(row, "failed", RecorderFailed(reason=reason))
     if info.status not in STORED:
         return f"egress ended as {status_name}"
     file = _file_result(info)
     if file is None:
         reason = f"LiveKit egress {info.egress_id} ended {status_name} without a file"
-        return await _signal(row, RecordingWorkflow.recorder_failed.__name__, RecorderFailed(reason=reason))
+        return await _signal(row, "failed", RecorderFailed(reason=reason))
     stored = stored_file(row, file)
-    handle = services().temporal.get_workflow_handle_for(RecordingWorkflow.run, row.recording_id)
     try:
-        kept = await handle.execute_update(RecordingWorkflow.store_file, stored)
-    except WorkflowUpdateFailedError as exc:
-        log.warning("recording %s did not take LiveKit's file: %s", row.recording_id, exc.cause or exc)
+        kept = await services().recordings.store_file(row.recording_id, stored)
+    except NotExpectingFile as exc:
+        log.warning("recording %s did not take LiveKit's file: %s", row.recording_id, exc)
         return f"recording {row.recording_id} does not expect a file"
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return f"recording {row.recording_id} is over"
-        raise Unavailable(f"Temporal: {exc.message}") from exc
+    except RecordingNotFound:
+        return f"recording {row.recording_id} is over"
     if kept.staging_key != stored.staging_key:
         log.warning("recording %s already has the file %s", row.recording_id, kept.staging_key)
-    return await _signal(row, RecordingWorkflow.recorder_stopped.__name__, RecorderStopped())
+    return await _signal(row, "stopped")
 
 
 # ------------------------------------------------------------------ call presence
@@ -267,16 +256,12 @@ async def _presence(room_id: str, participant: ParticipantInfo, *, joined: bool)
         except RoomNotFound:
             return f"unknown room {room_id!r}"
     if joined:
-        await auto_start(room, [Participant.model_validate(p) for p in current], call)
+        await services().recordings.auto_start(room, [Participant.model_validate(p) for p in current], call)
     return None
 
 
 async def _room_finished(room_id: str) -> str | None:
-    catalog = services().catalog
-    if await catalog.get_room(room_id) is None:
+    if await services().catalog.get_room(room_id) is None:
         return f"unknown room {room_id!r}"
-    await catalog.end_call(room_id)
-    recording = await catalog.recording_in_progress(room_id)
-    if recording is not None:
-        await stop_for(recording.recording_id, "call_ended")
+    await services().recordings.end_call(room_id)
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from quart import Blueprint, Response, request
 
 from callrec.api import errors
-from callrec.api.access import authorized_recording
+from callrec.api.meet.access import authorized_recording
 from callrec.api.ranges import RangeNotSatisfiable, parse_range
 from callrec.api.services import services
 from callrec.domain.recording import RecordingStatus

@@ -22,8 +22,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
@@ -34,9 +32,9 @@ from callrec.domain import signing
 from callrec.domain.notifications import STORE_FAILED
 from callrec.domain.recording import FileStored, RecordingStatus
 from callrec.media.sniff import SNIFF_BYTES, UploadFormatError, check_upload
+from callrec.recordings.errors import NotExpectingFile, RecordingNotFound, ServiceUnavailable
 from callrec.storage.catalog import NotificationRow, RecordingRow
 from callrec.storage.objects import ObjectStoreError, PutResult
-from callrec.workflows.recording import RecordingWorkflow
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -94,6 +92,10 @@ class StoreUpload:
             log.exception("object store failed during an upload")
             await _respond(send, 503, {"error": "storage"}, "Object store unavailable")
             return
+        except ServiceUnavailable as exc:  # the recorder retries; a 404 would make it give the recording up
+            log.warning("upload refused for now: %s", exc)
+            await _respond(send, 503, {"error": "unavailable"}, "Try again", {"Retry-After": str(exc.retry_after_s)})
+            return
         except Exception:
             log.exception("upload failed")
             await _respond(send, 500, {"error": "system"}, "Internal error")
@@ -102,16 +104,11 @@ class StoreUpload:
 
     async def _find_recording(self, room_id: str, recording_id: str | None) -> RecordingRow:
         """The recording this upload is for: named by callrec's recorder, else the room's current one."""
-        catalog = self.svc.catalog
-        if recording_id is not None:
-            row = await catalog.get_recording(recording_id)
-            row = row if row is not None and row.room_id == room_id else None
-        else:
-            row = await catalog.recording_in_progress(room_id)
-            if row is None:
-                latest = await catalog.recordings(room_id=room_id, limit=1)
-                row = latest[0] if latest else None
-        if row is None or row.status not in UPLOADABLE | RETRYABLE:
+        try:
+            row = await self.svc.recordings.for_callback(room_id, recording_id, latest=True)
+        except RecordingNotFound as exc:
+            raise UploadRejected(404, "recording") from exc
+        if row.status not in UPLOADABLE | RETRYABLE:
             raise UploadRejected(404, "recording")
         return row
 
@@ -208,10 +205,9 @@ class StoreUpload:
 
     async def _hand_over(self, row: RecordingRow, file: FileStored) -> None:
         """Gives the file to the recording's workflow; a copy of a file it already has is dropped."""
-        handle = self.svc.temporal.get_workflow_handle_for(RecordingWorkflow.run, row.recording_id)
         try:
-            kept = await handle.execute_update(RecordingWorkflow.store_file, file)
-        except (WorkflowUpdateFailedError, RPCError) as exc:
+            kept = await self.svc.recordings.store_file(row.recording_id, file)
+        except (NotExpectingFile, RecordingNotFound) as exc:
             raise UploadRejected(404, "recording") from exc
         if kept.staging_key != file.staging_key:
             await self.svc.store.delete(file.staging_key)

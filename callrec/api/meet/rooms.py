@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import hmac
-import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quart import Blueprint, Response, jsonify, request
-from temporalio.service import RPCError
 
 from callrec.api import errors, pagetoken
 from callrec.api.auth import forbidden, principal, require
 from callrec.api.body import json_body
 from callrec.api.errors import ApiError, room_not_found
-from callrec.api.ids import new_room_id
+from callrec.api.meet.views import call_view, room_view
 from callrec.api.services import services
-from callrec.api.views import call_view, room_view
 from callrec.domain import tokens
+from callrec.domain.ids import new_room_id
 from callrec.domain.layout import AutoStart, Encoding, Layout, RecordingConfig
 from callrec.domain.participants import Participant
-from callrec.domain.recording import StopRequest
+from callrec.recordings.service import now_ms
 from callrec.storage.catalog import RoomNotFound, RoomRow
-from callrec.workflows.recording import RecordingWorkflow
 
 blueprint = Blueprint("rooms", __name__)
 
@@ -90,19 +87,12 @@ def show_room(room: RoomRow) -> dict[str, Any]:
     return room_view(room, with_secrets=who is not None and who.is_admin)
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _config_json(config: RecordingConfig) -> dict[str, Any]:
     return config.model_dump(mode="json", by_alias=True)
 
 
 async def get_room_or_404(room_id: str) -> RoomRow:
-    room = await services().catalog.get_room(room_id)
-    if room is None:
-        raise room_not_found(room_id)
-    return room
+    return await services().recordings.room(room_id)
 
 
 def room_closed(room_id: str) -> ApiError:
@@ -159,45 +149,42 @@ async def list_rooms() -> Response:
 async def get_room(room_id: str) -> Response:
     """The room, with `callRecording`: Talk's recording status 0-5 (none, video, audio, starting video,
     starting audio, failed)."""
-    from callrec.api.talk import call_recording_status  # talk -> starting -> rooms: imported when needed
-
     require(room_id=room_id)
     room = show_room(await get_room_or_404(room_id))
-    return jsonify(room | {"callRecording": await call_recording_status(room_id)})
+    return jsonify(room | {"callRecording": await services().recordings.talk_status(room_id)})
 
 
 @blueprint.delete("/rooms/<room_id>")
 async def delete_room(room_id: str) -> Response:
     """`withRecordings`: `fail` (409 if it has any), `force` (delete them too), `close` (keep them, close the room)."""
-    from callrec.api.files import delete_one  # files -> recordings -> rooms: imported when needed
-
     require_admin()
     try:
         mode = DeleteRoomQuery.model_validate(request.args.to_dict()).withRecordings
     except ValidationError as exc:
         raise errors.validation_failed(exc) from exc
     await get_room_or_404(room_id)
-    catalog = services().catalog
+    catalog, recordings = services().catalog, services().recordings
     in_progress = await catalog.recording_in_progress(room_id)
     if in_progress is not None and mode != "close":
         raise ApiError(409, "Room Error", f"Room '{room_id}' has a recording in progress; stop it first, "
                        "or close the room (withRecordings=close), which stops and stores it")  # fmt: skip
-    recordings = list(await catalog.recordings(room_id=room_id, limit=1_000_000))
+    rows = list(await catalog.recordings(room_id=room_id, limit=1_000_000))
     if mode == "close":
         await catalog.end_call(room_id)
         await catalog.set_room_status(room_id, "closed")
         if in_progress is not None:
-            await stop_for(in_progress.recording_id, "room_deleted")
-        return jsonify({"message": f"Room '{room_id}' closed", "recordings": len(recordings)})
-    if recordings and mode == "fail":
-        raise ApiError(409, "Room Error", f"Room '{room_id}' has {len(recordings)} recordings; "
+            await recordings.end(in_progress.recording_id, "room_deleted")
+        return jsonify({"message": f"Room '{room_id}' closed", "recordings": len(rows)})
+    if rows and mode == "fail":
+        raise ApiError(409, "Room Error", f"Room '{room_id}' has {len(rows)} recordings; "
                        "delete them, or use withRecordings=force or close")  # fmt: skip
-    failed = [(row.recording_id, reason) for row in recordings if (reason := await delete_one(row)) is not None]
+    reasons = await recordings.delete_many([row.recording_id for row in rows])
+    failed = [(recording_id, reason) for recording_id, reason in reasons.items() if reason is not None]
     if failed:
         raise ApiError(409, "Room Error", f"Room '{room_id}' kept: {len(failed)} recordings could not be deleted",
                        [{"field": recording_id, "message": reason} for recording_id, reason in failed])  # fmt: skip
     await catalog.delete_room(room_id)
-    return jsonify({"message": f"Room '{room_id}' deleted", "deletedRecordings": [r.recording_id for r in recordings]})
+    return jsonify({"message": f"Room '{room_id}' deleted", "deletedRecordings": [r.recording_id for r in rows]})
 
 
 @blueprint.post("/rooms/<room_id>/members/token")
@@ -261,8 +248,6 @@ async def get_call(room_id: str) -> Response:
 async def put_call(room_id: str) -> Response:
     require_admin()
     body = await json_body(PutCall)
-    from callrec.api.starting import auto_start  # starting -> rooms: imported when needed
-
     room = await get_room_or_404(room_id)
     if room.status == "closed":
         raise room_closed(room_id)
@@ -274,7 +259,7 @@ async def put_call(room_id: str) -> Response:
         call = await catalog.put_call(room_id, participants, now_ms())
     except RoomNotFound as exc:
         raise room_not_found(room_id) from exc
-    await auto_start(room, before, call)
+    await services().recordings.auto_start(room, before, call)
     return jsonify(call_view(call))
 
 
@@ -294,20 +279,7 @@ async def put_lobby(room_id: str) -> Response:
 async def end_call(room_id: str) -> tuple[str, int]:
     """Ends the call; a recording in progress stops and is stored."""
     require_admin()
-    svc = services()
     await get_room_or_404(room_id)
-    if not await svc.catalog.end_call(room_id):
+    if not await services().recordings.end_call(room_id):
         raise ApiError(404, "Call Error", f"Room '{room_id}' has no active call")
-    recording = await svc.catalog.recording_in_progress(room_id)
-    if recording is not None:
-        await stop_for(recording.recording_id, "call_ended")
     return "", 204
-
-
-async def stop_for(recording_id: str, reason: Literal["call_ended", "room_deleted"]) -> None:
-    """The recording stops and is stored (or is aborted if the recorder had not started)."""
-    handle = services().temporal.get_workflow_handle_for(RecordingWorkflow.run, recording_id)
-    try:
-        await handle.signal(RecordingWorkflow.end, StopRequest(reason=reason))
-    except RPCError:
-        pass  # the workflow already closed: nothing left to stop

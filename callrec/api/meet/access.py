@@ -22,10 +22,7 @@ SECRET_PARAM = "recordingSecret"
 
 
 async def get_recording_or_404(recording_id: str) -> RecordingRow:
-    row = await services().catalog.get_recording(recording_id)
-    if row is None:
-        raise errors.recording_not_found(recording_id)
-    return row
+    return await services().recordings.get(recording_id)
 
 
 def _same(given: str, expected: str) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 
 from quart import Blueprint, Response, request
-from temporalio.service import RPCError
 
 from callrec.api.ocs import OCS_BASE, ocs_response
 from callrec.api.services import services
@@ -22,27 +21,30 @@ from callrec.domain.recording import (
     RecorderProgress,
     RecorderStarted,
     RecorderStopped,
-    RecordingStatus,
 )
-from callrec.storage.catalog import RecordingRow
-from callrec.workflows.recording import RecordingWorkflow
+from callrec.recordings.errors import RecordingNotFound, ServiceUnavailable
+from callrec.recordings.service import Callback
 
 blueprint = Blueprint("recorder_backend", __name__, url_prefix=OCS_BASE)
-CALLBACKS = ("started", "stopped", "failed", "progress")
-
-
-async def find_recording(room_id: str, recording_id: object) -> RecordingRow | None:
-    catalog = services().catalog
-    if isinstance(recording_id, str):
-        row = await catalog.get_recording(recording_id)
-        return row if row is not None and row.room_id == room_id else None
-    return await catalog.recording_in_progress(room_id)
+CALLBACKS: tuple[Callback, ...] = ("started", "stopped", "failed", "progress")
 
 
 def actor_id(payload: dict[str, object]) -> str | None:
     actor = payload.get("actor")
     found = actor.get("id") if isinstance(actor, dict) else None
     return found if isinstance(found, str) and found else None
+
+
+def argument(kind: Callback, payload: dict[str, object]) -> object:
+    """What the callback carries, as the workflow takes it."""
+    if kind == "stopped":
+        return RecorderStopped(actor=actor_id(payload))
+    if kind == "progress":
+        return progress_of(payload)
+    if kind == "failed":
+        reason = payload.get("reason")
+        return RecorderFailed(reason=reason) if isinstance(reason, str) and reason else RecorderFailed()
+    return RecorderStarted()
 
 
 def progress_of(payload: dict[str, object]) -> RecorderProgress:
@@ -81,24 +83,14 @@ async def backend() -> Response:
         return ocs_response({"error": "type"}, 400, "Bad Request")
     if await svc.catalog.get_room(token) is None:
         return ocs_response({"error": "room"}, 404, "Not Found")
-    row = await find_recording(token, payload.get("recordingId"))
-    if row is None:
-        return ocs_response({"error": "recording"}, 404, "Not Found")
-
-    if kind == "started" and row.status != RecordingStatus.STARTING.value:
-        return ocs_response({"error": "recording"}, 404, "Not Found")  # only a starting room can start
-    handle = svc.temporal.get_workflow_handle_for(RecordingWorkflow.run, row.recording_id)
+    recording_id = payload.get("recordingId")
     try:
-        if kind == "started":
-            await handle.signal(RecordingWorkflow.recorder_started, RecorderStarted())
-        elif kind == "stopped":
-            await handle.signal(RecordingWorkflow.recorder_stopped, RecorderStopped(actor=actor_id(payload)))
-        elif kind == "progress":
-            await handle.signal(RecordingWorkflow.recorder_progress, progress_of(payload))
-        else:
-            reason = payload.get("reason")
-            failed = RecorderFailed(reason=reason) if isinstance(reason, str) and reason else RecorderFailed()
-            await handle.signal(RecordingWorkflow.recorder_failed, failed)
-    except RPCError:
+        row = await svc.recordings.for_callback(token, recording_id if isinstance(recording_id, str) else None)
+        await svc.recordings.recorder_callback(row, kind, argument(kind, payload))
+    except RecordingNotFound:
         return ocs_response({"error": "recording"}, 404, "Not Found")
+    except ServiceUnavailable as exc:  # never a 404: that would make the recorder give up a live recording
+        response = ocs_response({"error": "unavailable"}, 503, "Service Unavailable")
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
     return ocs_response([])

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from quart import Blueprint, Response, jsonify, request
 
 from callrec.api import errors
-from callrec.api.access import SECRET_PARAM, permitted_recording
+from callrec.api.meet.access import SECRET_PARAM, permitted_recording
 from callrec.api.services import services
 from callrec.domain.tokens import Permission
 

@@ -9,9 +9,9 @@ from quart import Blueprint, Response, jsonify, request
 
 from callrec.api import errors
 from callrec.api.auth import require
-from callrec.api.rooms import get_room_or_404
+from callrec.api.meet.rooms import get_room_or_404
+from callrec.api.meet.views import chat_message_view, notification_view
 from callrec.api.services import services
-from callrec.api.views import chat_message_view, notification_view
 
 blueprint = Blueprint("inbox", __name__)
 Q = TypeVar("Q", bound=BaseModel)

@@ -13,21 +13,18 @@ from __future__ import annotations
 from typing import Any
 
 from quart import Blueprint, Response, g, request
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 
 from callrec.api.auth import APPS_AND_MEMBERS, authenticate, require
 from callrec.api.errors import ApiError
 from callrec.api.ocs import OCS_BASE, ocs_response
 from callrec.api.services import services
-from callrec.api.starting import begin_recording
+from callrec.domain.errors import ServiceUnavailable
 from callrec.domain.layout import RecordingConfig
 from callrec.domain.notifications import FILE_STORED, Actor, DismissRequest, ShareRequest
-from callrec.domain.recording import RecordingKind, RecordingStatus, StopRequest, talk_status
+from callrec.domain.recording import RecordingKind
 from callrec.domain.tokens import Permission, Principal
-from callrec.storage.catalog import RecordingInProgress, RoomRow
-from callrec.workflows.recording import RecordingWorkflow
+from callrec.recordings import errors as service
+from callrec.storage.catalog import RoomRow
 
 blueprint = Blueprint("talk", __name__, url_prefix=OCS_BASE)
 
@@ -41,9 +38,33 @@ class TalkError(Exception):
         self.status = status
 
 
+# Talk's answer to each of the recordings service's refusals: (error, status).
+SERVICE_ERRORS: dict[type[Exception], tuple[str, int]] = {
+    service.RoomNotFound: ("room", 404),
+    service.RecordingDisabled: ("config", 400),
+    service.NoParticipants: ("call", 400),
+    service.RoomAlreadyRecording: ("recording", 400),
+    service.ShareFailed: ("system", 400),
+    service.OfferClosed: ("file", 400),
+}
+
+
 @blueprint.errorhandler(TalkError)
 async def talk_error(exc: TalkError) -> Response:
     return ocs_response({"error": exc.error}, exc.status, "Bad Request" if exc.status == 400 else "Failure")
+
+
+@blueprint.errorhandler(service.RecordingError)
+async def recording_error(exc: service.RecordingError) -> Response:
+    error, status = SERVICE_ERRORS.get(type(exc), ("recording", 400))
+    return await talk_error(TalkError(error, status))
+
+
+@blueprint.errorhandler(ServiceUnavailable)
+async def unavailable(exc: ServiceUnavailable) -> Response:
+    response = ocs_response({"error": "system"}, 503, "Service Unavailable")
+    response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
 
 
 @blueprint.errorhandler(ApiError)
@@ -89,16 +110,7 @@ async def start(token: str) -> Response:
     status = int(raw) if isinstance(raw, int | str) and str(raw) in ("1", "2") else None
     if status is None:
         raise TalkError("status")
-    config = RecordingConfig.model_validate(room.config)
-    if not config.enabled:
-        raise TalkError("config")
-    call = await services().catalog.get_call(room.room_id)
-    if call is None or not call.participants:
-        raise TalkError("call")
-    try:
-        await begin_recording(room, config, KINDS[status], call, who.subject)
-    except RecordingInProgress as exc:
-        raise TalkError("recording") from exc
+    await services().recordings.start(room, who.subject, KINDS[status])
     return ocs_response([])
 
 
@@ -111,17 +123,7 @@ async def stop(token: str) -> Response:
     catalog = services().catalog
     if await catalog.get_call(room.room_id) is None:
         raise TalkError("call")
-    row = await catalog.recording_in_progress(room.room_id)
-    if row is None:
-        return ocs_response([])
-    handle = services().temporal.get_workflow_handle_for(RecordingWorkflow.run, row.recording_id)
-    try:
-        if row.status == RecordingStatus.ACTIVE.value:
-            await handle.execute_update(RecordingWorkflow.stop, StopRequest(reason="requested", actor=who.subject))
-        else:
-            await handle.signal(RecordingWorkflow.end, StopRequest(reason="requested", actor=who.subject))
-    except (WorkflowUpdateFailedError, RPCError):
-        pass  # it ended meanwhile: nothing left to stop
+    await services().recordings.stop_room(room.room_id, who.subject)
     return ocs_response([])
 
 
@@ -141,16 +143,12 @@ async def share_chat(token: str) -> Response:
         raise TalkError("file")
     offer = offers[0]
     assert offer.recording_id is not None
-    handle = services().temporal.get_workflow_handle_for(RecordingWorkflow.run, offer.recording_id)
     share = ShareRequest(actor=Actor(id=who.subject), timestamp=timestamp, file_id=file_id)
     try:
-        await handle.execute_update(RecordingWorkflow.share_to_chat, share)
-    except (WorkflowUpdateFailedError, RPCError) as exc:  # refused, or the workflow ended with the offer
-        cause = exc.cause if isinstance(exc, WorkflowUpdateFailedError) else None
-        if isinstance(cause, ApplicationError) and cause.type == "ShareFailed":
-            raise TalkError("system") from exc
+        await services().recordings.share_to_chat(offer.recording_id, share)
+    except service.OfferClosed:  # refused, or the workflow ended with the offer
         if not await _already_shared(offer.notification_id, timestamp, room.room_id):
-            raise TalkError("file") from exc
+            raise
     return ocs_response([])
 
 
@@ -169,21 +167,10 @@ async def dismiss_notification(token: str) -> Response:
         if row.state != "open":
             continue
         if row.subject == FILE_STORED and row.recording_id is not None:
-            handle = services().temporal.get_workflow_handle_for(RecordingWorkflow.run, row.recording_id)
             try:
-                await handle.execute_update(RecordingWorkflow.dismiss, DismissRequest(timestamp=timestamp))
+                await services().recordings.dismiss(row.recording_id, DismissRequest(timestamp=timestamp))
                 continue
-            except (WorkflowUpdateFailedError, RPCError):
+            except service.OfferClosed:
                 pass  # the workflow no longer holds the offer: close the notification here
         await catalog.close_notifications("dismissed", notification_id=row.notification_id)
     return ocs_response([])
-
-
-async def call_recording_status(room_id: str) -> int:
-    """Talk's 0-5 for a room, from its recording in progress, else its latest one."""
-    catalog = services().catalog
-    row = await catalog.recording_in_progress(room_id)
-    if row is None:
-        latest = await catalog.recordings(room_id=room_id, limit=1)
-        row = latest[0] if latest else None
-    return 0 if row is None else talk_status(RecordingStatus(row.status), RecordingKind(row.kind))

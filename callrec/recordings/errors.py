@@ -1,0 +1,97 @@
+"""What can go wrong with a recording, as the front doors map it: one exception type per condition."""
+
+from __future__ import annotations
+
+from callrec.domain.errors import ServiceUnavailable
+
+__all__ = [
+    "NoParticipants",
+    "NotExpectingFile",
+    "OfferClosed",
+    "RecordingDisabled",
+    "RecordingError",
+    "RecordingInProgress",
+    "RecordingNotActive",
+    "RecordingNotFound",
+    "RoomAlreadyRecording",
+    "RoomNotFound",
+    "ServiceUnavailable",
+    "ShareFailed",
+    "StartFailed",
+    "StoreUnavailable",
+]
+
+
+class RecordingError(Exception):
+    """Base of the service's refusals; `str(exc)` is a sentence a person can act on."""
+
+
+class RoomNotFound(RecordingError):
+    def __init__(self, room_id: str) -> None:
+        super().__init__(f"Room '{room_id}' does not exist")
+        self.room_id = room_id
+
+
+class RecordingNotFound(RecordingError):
+    def __init__(self, recording_id: str) -> None:
+        super().__init__(f"Recording '{recording_id}' not found")
+        self.recording_id = recording_id
+
+
+class RecordingDisabled(RecordingError):
+    def __init__(self, room_id: str) -> None:
+        super().__init__(f"Recording is disabled for room '{room_id}'")
+        self.room_id = room_id
+
+
+class NoParticipants(RecordingError):
+    def __init__(self, room_id: str) -> None:
+        super().__init__(f"Room '{room_id}' has no participants")
+        self.room_id = room_id
+
+
+class RoomAlreadyRecording(RecordingError):
+    def __init__(self, room_id: str) -> None:
+        super().__init__(f"Room '{room_id}' is already being recorded")
+        self.room_id = room_id
+
+
+class StartFailed(RecordingError):
+    """The recorder did not report `started` (the workflow ends the recording by itself)."""
+
+    def __init__(self, room_id: str, reason: str) -> None:
+        super().__init__(f"Recording in room '{room_id}' could not start: {reason}")
+        self.room_id = room_id
+        self.reason = reason
+
+
+class RecordingNotActive(RecordingError):
+    def __init__(self, recording_id: str, status: str) -> None:
+        super().__init__(f"Recording '{recording_id}' is not active (status: {status})")
+        self.recording_id = recording_id
+        self.status = status
+
+
+class RecordingInProgress(RecordingError):
+    """It cannot be deleted while it records."""
+
+    def __init__(self, recording_id: str, status: str) -> None:
+        super().__init__(f"Recording '{recording_id}' is in progress (status: {status})")
+        self.recording_id = recording_id
+        self.status = status
+
+
+class NotExpectingFile(RecordingError):
+    """The recording takes no upload now (still starting, or over without waiting for one)."""
+
+
+class ShareFailed(RecordingError):
+    """Posting the recording to the chat failed."""
+
+
+class OfferClosed(RecordingError):
+    """The share offer is not open (another file, already shared or dismissed, or the workflow has ended)."""
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """The object store did not answer."""

@@ -1,0 +1,405 @@
+"""`RecordingsService`: start, stop, find, list and delete recordings, for every front door.
+
+The catalog row is the reservation: its insert fails when the room already has a recording in progress (a
+partial unique index), which holds across API processes. Then the workflow starts. Everything after that is
+the workflow's: the service only starts it, signals it, and asks it updates. Temporal's errors come out as
+`RecordingNotFound` (the workflow is gone or closed) or `ServiceUnavailable` (Temporal did not answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
+
+from callrec.domain.ids import new_recording_id
+from callrec.domain.layout import RecordingConfig, RecordingOverride, effective_config
+from callrec.domain.notifications import DismissRequest, ShareRequest, ShareResult
+from callrec.domain.participants import Participant
+from callrec.domain.recording import (
+    EXTENSIONS,
+    ROOM_ID_ATTR,
+    STATUS_ATTR,
+    FileStored,
+    RecorderFailed,
+    RecorderProgress,
+    RecorderStarted,
+    RecorderStopped,
+    RecordingKind,
+    RecordingState,
+    RecordingStatus,
+    StartRecordingInput,
+    StopRequest,
+    talk_status,
+)
+from callrec.domain.settings import Settings
+from callrec.recordings import errors
+from callrec.storage import catalog as catalog_rows
+from callrec.storage.catalog import IN_PROGRESS, CallRow, Catalog, RecordingRow, RoomRow
+from callrec.storage.listing import After, RecordingFilter, SortField, SortOrder, list_recordings
+from callrec.storage.objects import ObjectStore, ObjectStoreError
+from callrec.temporal import WorkflowNotFound, temporal_errors
+from callrec.workflows.recording import RecordingWorkflow
+
+log = logging.getLogger(__name__)
+
+StopReason = Literal["call_ended", "room_deleted"]
+Callback = Literal["started", "stopped", "failed", "progress"]
+BULK_DELETE_CONCURRENCY = 8
+# Why a recording was not deleted, as bulk answers name it.
+NOT_FOUND = "Recording not found"
+IN_PROGRESS_REASON = "Recording is in progress"
+STORE_UNAVAILABLE = "The object store is not available; try again"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class RecordingsService:
+    settings: Settings
+    catalog: Catalog
+    store: ObjectStore
+    temporal: Client
+
+    # ------------------------------------------------------------------ look up
+
+    async def get(self, recording_id: str) -> RecordingRow:
+        row = await self.catalog.get_recording(recording_id)
+        if row is None:
+            raise errors.RecordingNotFound(recording_id)
+        return row
+
+    async def room(self, room_id: str) -> RoomRow:
+        room = await self.catalog.get_room(room_id)
+        if room is None:
+            raise errors.RoomNotFound(room_id)
+        return room
+
+    async def for_callback(self, room_id: str, recording_id: str | None, *, latest: bool = False) -> RecordingRow:
+        """The recording a recorder's callback or upload is about.
+
+        callrec's own recorder names it (`recording_id`), so a late callback never reaches a newer recording of
+        the room; other recorders (Talk's, LiveKit's) mean the room's recording in progress, else (`latest`) the
+        room's latest one.
+        """
+        row: RecordingRow | None
+        if recording_id is not None:
+            row = await self.catalog.get_recording(recording_id)
+            row = row if row is not None and row.room_id == room_id else None
+        else:
+            row = await self.catalog.recording_in_progress(room_id)
+            if row is None and latest:
+                rows = await self.catalog.recordings(room_id=room_id, limit=1)
+                row = rows[0] if rows else None
+        if row is None:
+            raise errors.RecordingNotFound(recording_id or f"in room {room_id}")
+        return row
+
+    async def list(
+        self, filters: RecordingFilter, sort_field: SortField, sort_order: SortOrder, limit: int, after: After | None
+    ) -> tuple[list[RecordingRow], bool]:
+        """One page of recordings and whether more follow it."""
+        return await list_recordings(self.catalog, filters, sort_field, sort_order, limit, after)
+
+    async def talk_status(self, room_id: str) -> int:
+        """Talk's 0-5 for a room, from its recording in progress, else its latest one."""
+        row = await self.catalog.recording_in_progress(room_id)
+        if row is None:
+            latest = await self.catalog.recordings(room_id=room_id, limit=1)
+            row = latest[0] if latest else None
+        return 0 if row is None else talk_status(RecordingStatus(row.status), RecordingKind(row.kind))
+
+    # ------------------------------------------------------------------ start
+
+    async def start(
+        self,
+        room: RoomRow,
+        owner: str,
+        kind: RecordingKind = RecordingKind.VIDEO,
+        override: RecordingOverride | None = None,
+    ) -> str:
+        """Checks the room (recording enabled, participants in its call), reserves it and starts the workflow.
+
+        Returns the recording id at once: the recorder reports `started` later (see `wait_until_started`).
+        `owner` (who started it) gets the notifications and may upload its file.
+        """
+        config = effective_config(RecordingConfig.model_validate(room.config), override)
+        if not config.enabled:
+            raise errors.RecordingDisabled(room.room_id)
+        call = await self.catalog.get_call(room.room_id)
+        if call is None or not call.participants:
+            raise errors.NoParticipants(room.room_id)
+        return await self._begin(room, config, kind, call, owner)
+
+    async def wait_until_started(self, recording_id: str) -> RecordingRow:
+        """The recording once its recorder reported `started`; StartFailed when it did not in time."""
+        room_id = recording_id.split("--", 1)[0]
+        try:
+            with temporal_errors(recording_id):
+                state = await asyncio.wait_for(
+                    self._handle(recording_id).execute_update(RecordingWorkflow.wait_until_started),
+                    self.settings.start_timeout_s + 15,
+                )
+        except (TimeoutError, WorkflowUpdateFailedError, WorkflowNotFound) as exc:
+            # The workflow keeps its own start timeout: it ends `failed` and stops egress by itself.
+            raise errors.StartFailed(room_id, "no worker answered in time") from exc
+        if state.status != RecordingStatus.ACTIVE:
+            raise errors.StartFailed(room_id, state.details or state.status.value)
+        return await self.get(recording_id)
+
+    async def auto_start(self, room: RoomRow, before: Sequence[Participant], call: CallRow) -> None:
+        """Starts a recording when the call's change is the one the room's `autoStart` waits for."""
+        config = RecordingConfig.model_validate(room.config)
+        now = [Participant.model_validate(p) for p in call.participants]
+        owner = auto_start_owner(config, before, now)
+        if owner is None:
+            return
+        try:
+            await self._begin(room, config, RecordingKind.VIDEO, call, owner)
+        except errors.RoomAlreadyRecording:
+            pass  # someone started one already
+        except errors.ServiceUnavailable as exc:
+            log.warning("autoStart of room %s failed: %s", room.room_id, exc)
+
+    async def _begin(
+        self, room: RoomRow, config: RecordingConfig, kind: RecordingKind, call: CallRow, owner: str
+    ) -> str:
+        recording_id = new_recording_id(room.room_id)
+        row = RecordingRow(
+            recording_id=recording_id,
+            room_id=room.room_id,
+            room_name=room.room_name,
+            status=RecordingStatus.STARTING.value,
+            layout=config.layout.value,
+            encoding=config.model_dump(mode="json", by_alias=True)["encoding"],
+            filename=f"{recording_id}.{EXTENSIONS[kind]}",
+            kind=kind.value,
+            owner=owner,
+            participants=call.participants,
+            creation_date=now_ms(),
+        )
+        try:
+            await self.catalog.add_recording(row)
+        except catalog_rows.RecordingInProgress as exc:
+            raise errors.RoomAlreadyRecording(room.room_id) from exc
+
+        settings = self.settings
+        workflow_input = StartRecordingInput(
+            recording_id=recording_id,
+            room_id=room.room_id,
+            room_name=room.room_name,
+            kind=kind,
+            layout=config.layout,
+            encoding=config.encoding,
+            participants=[Participant.model_validate(p) for p in call.participants],
+            start_timeout_s=settings.start_timeout_s,
+            upload_timeout_s=settings.upload_timeout_s,
+            max_duration_s=settings.max_duration_s,
+            owner=owner,
+            auto_share_to_chat=config.autoShareToChat,
+            share_offer_expiry_s=settings.share_offer_expiry_s,
+            recorder_silence_timeout_s=settings.recorder_silence_timeout_s,
+            webhooks=bool(settings.webhooks),
+        )
+        try:
+            with temporal_errors(recording_id):
+                await self.temporal.start_workflow(
+                    RecordingWorkflow.run,
+                    workflow_input,
+                    id=recording_id,
+                    task_queue=settings.task_queue,
+                    search_attributes=TypedSearchAttributes(
+                        [
+                            SearchAttributePair(ROOM_ID_ATTR, room.room_id),
+                            SearchAttributePair(STATUS_ATTR, RecordingStatus.STARTING.value),
+                        ]
+                    ),
+                )
+        except errors.ServiceUnavailable as exc:
+            failed = {"status": RecordingStatus.FAILED.value, "error": "workflow_unavailable", "details": str(exc)}
+            await self.catalog.project_recording(recording_id, 1, failed)
+            raise
+        return recording_id
+
+    # ------------------------------------------------------------------ stop
+
+    async def stop(self, recording_id: str, actor: str) -> RecordingRow:
+        """Stops an active recording (`ending`: the recorder uploads and the file is stored)."""
+        row = await self.get(recording_id)
+        if row.status != RecordingStatus.ACTIVE.value:
+            raise errors.RecordingNotActive(recording_id, row.status)
+        try:
+            with temporal_errors(recording_id):
+                await self._handle(recording_id).execute_update(
+                    RecordingWorkflow.stop, StopRequest(reason="requested", actor=actor)
+                )
+        except (WorkflowUpdateFailedError, WorkflowNotFound) as exc:  # it left `active` meanwhile
+            raise errors.RecordingNotActive(recording_id, (await self.get(recording_id)).status) from exc
+        return await self.get(recording_id)
+
+    async def stop_room(self, room_id: str, actor: str) -> None:
+        """Stops the room's recording in progress, whatever its status; nothing to stop is no error."""
+        row = await self.catalog.recording_in_progress(room_id)
+        if row is None:
+            return
+        request = StopRequest(reason="requested", actor=actor)
+        handle = self._handle(row.recording_id)
+        try:
+            with temporal_errors(row.recording_id):
+                if row.status == RecordingStatus.ACTIVE.value:
+                    await handle.execute_update(RecordingWorkflow.stop, request)
+                else:
+                    await handle.signal(RecordingWorkflow.end, request)
+        except (WorkflowUpdateFailedError, WorkflowNotFound):
+            pass  # it ended meanwhile: nothing left to stop
+
+    async def end(self, recording_id: str, reason: StopReason) -> None:
+        """The call ended or the room went away: the recording stops and is stored (aborted if not started)."""
+        try:
+            with temporal_errors(recording_id):
+                await self._handle(recording_id).signal(RecordingWorkflow.end, StopRequest(reason=reason))
+        except WorkflowNotFound:
+            pass  # the workflow already closed: nothing left to stop
+
+    async def end_call(self, room_id: str) -> bool:
+        """Ends the room's call and stops its recording in progress; False when there was no call."""
+        if not await self.catalog.end_call(room_id):
+            return False
+        recording = await self.catalog.recording_in_progress(room_id)
+        if recording is not None:
+            await self.end(recording.recording_id, "call_ended")
+        return True
+
+    # ------------------------------------------------------------------ recorder callbacks
+
+    async def recorder_callback(self, row: RecordingRow, callback: Callback, argument: object = None) -> None:
+        """Hands a recorder's `started` / `stopped` / `failed` / `progress` report to the recording's workflow."""
+        if callback == "started" and row.status != RecordingStatus.STARTING.value:
+            raise errors.RecordingNotFound(row.recording_id)  # only a starting recording can start
+        signals = {
+            "started": (RecordingWorkflow.recorder_started, RecorderStarted),
+            "stopped": (RecordingWorkflow.recorder_stopped, RecorderStopped),
+            "failed": (RecordingWorkflow.recorder_failed, RecorderFailed),
+            "progress": (RecordingWorkflow.recorder_progress, RecorderProgress),
+        }
+        signal, model = signals[callback]
+        arg = argument if isinstance(argument, model) else model()
+        try:
+            with temporal_errors(row.recording_id):
+                await self._handle(row.recording_id).signal(signal, arg)
+        except WorkflowNotFound as exc:
+            raise errors.RecordingNotFound(row.recording_id) from exc
+
+    async def store_file(self, recording_id: str, file: FileStored) -> FileStored:
+        """Gives an uploaded file to the recording; returns the file it keeps (an earlier upload's, on a retry)."""
+        try:
+            with temporal_errors(recording_id):
+                return await self._handle(recording_id).execute_update(RecordingWorkflow.store_file, file)
+        except WorkflowUpdateFailedError as exc:
+            raise errors.NotExpectingFile(str(exc.cause or exc)) from exc
+        except WorkflowNotFound as exc:
+            raise errors.RecordingNotFound(recording_id) from exc
+
+    # ------------------------------------------------------------------ share offer
+
+    async def share_to_chat(self, recording_id: str, request: ShareRequest) -> ShareResult:
+        try:
+            with temporal_errors(recording_id):
+                return await self._handle(recording_id).execute_update(RecordingWorkflow.share_to_chat, request)
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            if isinstance(cause, ApplicationError) and cause.type == "ShareFailed":
+                raise errors.ShareFailed(cause.message) from exc
+            raise errors.OfferClosed(str(cause or exc)) from exc
+        except WorkflowNotFound as exc:
+            raise errors.OfferClosed(f"Recording '{recording_id}' no longer offers sharing") from exc
+
+    async def dismiss(self, recording_id: str, request: DismissRequest) -> None:
+        try:
+            with temporal_errors(recording_id):
+                await self._handle(recording_id).execute_update(RecordingWorkflow.dismiss, request)
+        except (WorkflowUpdateFailedError, WorkflowNotFound) as exc:
+            raise errors.OfferClosed(str(exc)) from exc
+
+    # ------------------------------------------------------------------ delete
+
+    async def delete(self, row: RecordingRow) -> None:
+        """Deletes a finished recording: its objects first, then its row, so a failure half way can be retried."""
+        reason = await self._delete(row)
+        if reason == NOT_FOUND:
+            raise errors.RecordingNotFound(row.recording_id)
+        if reason == IN_PROGRESS_REASON:
+            raise errors.RecordingInProgress(row.recording_id, row.status)
+        if reason is not None:
+            raise errors.StoreUnavailable(reason)
+
+    async def delete_many(
+        self, recording_ids: Sequence[str], refuse: Callable[[RecordingRow], str | None] = lambda _: None
+    ) -> dict[str, str | None]:
+        """Deletes each recording (`refuse` may keep one, saying why); by id, why it was not deleted or None."""
+        rows = await self.catalog.recordings_by_id(recording_ids)
+        limit = asyncio.Semaphore(BULK_DELETE_CONCURRENCY)
+
+        async def delete(recording_id: str) -> str | None:
+            row = rows.get(recording_id)
+            if row is None:
+                return NOT_FOUND
+            if (refused := refuse(row)) is not None:
+                return refused
+            async with limit:
+                try:
+                    return await self._delete(row)
+                except Exception:
+                    log.exception("deleting recording %s failed", recording_id)
+                    return "Unexpected error; see the server log"
+
+        reasons = await asyncio.gather(*(delete(i) for i in recording_ids))
+        return dict(zip(recording_ids, reasons, strict=True))
+
+    async def _delete(self, row: RecordingRow) -> str | None:
+        if row.status in IN_PROGRESS:
+            return IN_PROGRESS_REASON
+        try:
+            await self._delete_objects(row)
+        except ObjectStoreError as exc:
+            log.warning("deleting the objects of recording %s failed: %s", row.recording_id, exc)
+            return STORE_UNAVAILABLE
+        if await self.catalog.delete_recording(row.recording_id):
+            log.info("recording %s deleted", row.recording_id)
+            return None
+        # Not deleted: gone meanwhile (a concurrent delete) or, in theory, in progress again.
+        return NOT_FOUND if await self.catalog.get_recording(row.recording_id) is None else IN_PROGRESS_REASON
+
+    async def _delete_objects(self, row: RecordingRow) -> None:
+        """The final object and anything an upload or a finalize left behind for this recording."""
+        keys = set(await self.store.list_keys(f"staging/{row.recording_id}/"))
+        keys.update(await self.store.list_keys(f"recordings/{row.room_id}/{row.recording_id}."))
+        if row.object_key is not None:
+            keys.add(row.object_key)
+        for key in sorted(keys):
+            await self.store.delete(key)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _handle(self, recording_id: str) -> WorkflowHandle[RecordingWorkflow, RecordingState]:
+        return self.temporal.get_workflow_handle_for(RecordingWorkflow.run, recording_id)
+
+
+def auto_start_owner(config: RecordingConfig, before: Sequence[Participant], now: Sequence[Participant]) -> str | None:
+    """Who starts the recording by joining, under the room's `autoStart`; None when nobody does."""
+    if not config.enabled or config.autoStart == "off":
+        return None
+    if config.autoStart == "when_first_participant_joins":
+        joined = list(now) if not before else []
+    else:
+        joined = [p for p in now if p.role == "moderator"] if not any(p.role == "moderator" for p in before) else []
+    return (joined[0].id or joined[0].name) if joined else None
