@@ -7,6 +7,12 @@ from collections.abc import Awaitable
 
 from quart import Blueprint, Response, jsonify
 
+from callrec.api import schemas
+from callrec.api.operations import (
+    Answer,
+    Who,
+    declare,
+)
 from callrec.api.services import services
 
 blueprint = Blueprint("health", __name__)
@@ -22,6 +28,13 @@ async def _probe(check: Awaitable[object]) -> dict[str, str]:
 
 
 @blueprint.get("/health")
+@declare(
+    "getHealth",
+    "Health of the API and what it depends on",
+    tag="Health",
+    security=Who.NONE,
+    responses={200: Answer("Everything is up", schemas.Health), 503: Answer("Something is down", schemas.Health)},
+)
 async def health() -> tuple[Response, int]:
     svc = services()
     catalog, store, temporal = await asyncio.gather(

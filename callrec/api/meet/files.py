@@ -21,10 +21,21 @@ from zipfile import ZIP_STORED
 from quart import Blueprint, Response, jsonify, request
 from zipstream import ZipStream
 
-from callrec.api import errors
+from callrec.api import errors, schemas
 from callrec.api.auth import confine, require
 from callrec.api.meet.access import authorized_recording, permitted_recording
 from callrec.api.meet.media import PLAYABLE, content_type, stored_media
+from callrec.api.operations import (
+    FILE_HEADERS,
+    MEDIA_TYPES,
+    RECORDING_IDS,
+    RECORDING_SECRET,
+    Answer,
+    Who,
+    declare,
+    error,
+    header_doc,
+)
 from callrec.api.services import services
 from callrec.domain.tokens import Permission, Principal
 from callrec.storage.objects import ObjectNotFound
@@ -63,6 +74,19 @@ def attachment(filename: str) -> str:
 
 
 @blueprint.delete("/recordings/<recording_id>")
+@declare(
+    "deleteRecording",
+    "Delete a recording",
+    tag="Recordings",
+    security=Who.EVERYONE,
+    responses={
+        200: Answer("Deleted", schemas.Message),
+        403: error(),
+        404: error("No such recording"),
+        409: error("The recording is in progress"),
+        503: error("The object store is unavailable"),
+    },
+)
 async def delete_recording(recording_id: str) -> Response:
     row = await permitted_recording(recording_id, Permission.DELETE)
     await services().recordings.delete(row)
@@ -70,6 +94,19 @@ async def delete_recording(recording_id: str) -> Response:
 
 
 @blueprint.delete("/recordings")
+@declare(
+    "bulkDeleteRecordings",
+    "Delete recordings",
+    tag="Recordings",
+    security=Who.EVERYONE,
+    responses={
+        200: Answer("All deleted", schemas.BulkDeleteResult),
+        400: Answer("Some could not be deleted (the others were)", schemas.BulkDeleteResult),
+        403: error(),
+        422: error("No recording id given"),
+    },
+    parameters=(RECORDING_IDS,),
+)
 async def bulk_delete_recordings() -> tuple[Response, int]:
     who = require(Permission.DELETE)
     ids = requested_ids()
@@ -88,6 +125,24 @@ async def bulk_delete_recordings() -> tuple[Response, int]:
 
 
 @blueprint.get("/recordings/<recording_id>/download")
+@declare(
+    "downloadRecording",
+    "Download a recording",
+    tag="Recordings",
+    security=Who.EVERYONE_OR_SECRET,
+    responses={
+        200: Answer(
+            "The file, as an attachment",
+            binary=MEDIA_TYPES,
+            headers={"Content-Disposition": header_doc("`attachment` with the recording's filename.")} | FILE_HEADERS,
+        ),
+        400: error("`recordingSecret` is not one of the recording's secrets"),
+        403: error(),
+        404: error("No such recording, or its media is missing"),
+        409: error("The recording is not complete"),
+    },
+    parameters=(RECORDING_SECRET,),
+)
 async def download_recording(recording_id: str) -> Response:
     svc = services()
     row = await authorized_recording(recording_id, Permission.DOWNLOAD)
@@ -184,6 +239,29 @@ async def stream_zip(archive: Any, sources: list[Iterator[bytes]]) -> AsyncItera
 
 
 @blueprint.get("/recordings/download")
+@declare(
+    "downloadRecordings",
+    "Download recordings as a ZIP",
+    tag="Recordings",
+    security=Who.EVERYONE,
+    responses={
+        200: Answer(
+            "A ZIP (stored, not compressed) of the playable recordings within reach",
+            binary=("application/zip",),
+            headers={
+                "Content-Disposition": header_doc('`attachment; filename="recordings.zip"`.'),
+                "X-Skipped-Recordings": header_doc(
+                    "Comma-separated, URL-encoded ids left out of the ZIP.", required=False
+                ),
+            }
+            | FILE_HEADERS,
+        ),
+        400: error("None of the recordings is available"),
+        403: error(),
+        422: error("No recording id given"),
+    },
+    parameters=(RECORDING_IDS,),
+)
 async def download_recordings() -> Response:
     """A ZIP of the requested recordings that are playable and within reach; `X-Skipped-Recordings` lists the rest."""
     who = require(Permission.DOWNLOAD)

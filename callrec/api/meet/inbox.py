@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from quart import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field
+from quart import Blueprint, Response, jsonify
 
-from callrec.api import errors
+from callrec.api import schemas
 from callrec.api.auth import require
 from callrec.api.meet.rooms import get_room_or_404
 from callrec.api.meet.views import chat_message_view, notification_view
+from callrec.api.operations import (
+    Answer,
+    Who,
+    declare,
+    error,
+)
 from callrec.api.services import services
 
 blueprint = Blueprint("inbox", __name__)
@@ -28,22 +34,23 @@ class ChatQuery(BaseModel):
     limit: int = Field(default=100, ge=1, le=200)
 
 
-def query(model: type[Q]) -> Q:
-    try:
-        return model.model_validate(request.args.to_dict())
-    except ValidationError as exc:
-        raise errors.validation_failed(exc) from exc
-
-
 @blueprint.get("/notifications")
-async def list_notifications() -> Response:
+@declare(
+    "getNotifications",
+    "List the caller's notifications",
+    tag="Notifications",
+    security=Who.EVERYONE,
+    responses={200: Answer("Open notifications, newest first", schemas.NotificationList), 422: error()},
+    query=NotificationsQuery,
+)
+async def list_notifications(query: NotificationsQuery) -> Response:
     """The caller's open notifications, newest first.
 
     A member sees its own in its room, and a moderator also the room's moderator notifications; a user
     token its own in every room; the API key all of them.
     """
     who = require()
-    room_id = query(NotificationsQuery).roomId
+    room_id = query.roomId
     catalog = services().catalog
     if who.kind == "api_key":
         rows = await catalog.notifications(room_id=room_id)
@@ -55,10 +62,23 @@ async def list_notifications() -> Response:
 
 
 @blueprint.get("/rooms/<room_id>/chat")
-async def room_chat(room_id: str) -> Response:
+@declare(
+    "getRoomChat",
+    "Read a room's chat log",
+    tag="Rooms",
+    security=Who.EVERYONE,
+    responses={
+        200: Answer("Messages, oldest first", schemas.ChatLog),
+        403: error(),
+        404: error("No such room"),
+        422: error(),
+    },
+    query=ChatQuery,
+    auth=lambda room_id: require(room_id=room_id),
+)
+async def room_chat(room_id: str, query: ChatQuery) -> Response:
     """The room's chat log, oldest first: recordings started, stopped, failed and shared, as Talk posts them."""
-    require(room_id=room_id)
-    params = query(ChatQuery)
+    params = query
     await get_room_or_404(room_id)
     rows = await services().catalog.chat_messages(room_id, after=params.lastKnownMessageId, limit=params.limit)
     return jsonify({"messages": [chat_message_view(row) for row in rows]})

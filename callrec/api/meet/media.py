@@ -6,6 +6,17 @@ from quart import Blueprint, Response, request
 
 from callrec.api import errors
 from callrec.api.meet.access import authorized_recording
+from callrec.api.operations import (
+    FILE_HEADERS,
+    MEDIA_TYPES,
+    RANGE,
+    RECORDING_SECRET,
+    Answer,
+    Who,
+    declare,
+    error,
+    header_doc,
+)
 from callrec.api.ranges import RangeNotSatisfiable, parse_range
 from callrec.api.services import services
 from callrec.domain.recording import RecordingStatus
@@ -40,6 +51,34 @@ def content_type(key: str) -> str:
 
 
 @blueprint.get("/recordings/<recording_id>/media")
+@declare(
+    "getRecordingMedia",
+    "Get a recording's media",
+    tag="Recordings",
+    security=Who.EVERYONE_OR_SECRET,
+    responses={
+        200: Answer(
+            "The whole file",
+            binary=MEDIA_TYPES,
+            headers={"Accept-Ranges": header_doc("`bytes`.")} | FILE_HEADERS,
+        ),
+        206: Answer(
+            "The requested range",
+            binary=MEDIA_TYPES,
+            headers={
+                "Accept-Ranges": header_doc("`bytes`."),
+                "Content-Range": header_doc("`bytes start-end/size`."),
+            }
+            | FILE_HEADERS,
+        ),
+        400: error("`recordingSecret` is not one of the recording's secrets"),
+        403: error(),
+        404: error("No such recording, or its media is missing"),
+        409: error("The recording is not complete"),
+        416: error("Range not satisfiable", **{"Content-Range": header_doc("`bytes */size`.")}),
+    },
+    parameters=(RECORDING_SECRET, RANGE),
+)
 async def get_media(recording_id: str) -> Response:
     svc = services()
     row = await authorized_recording(recording_id, Permission.PLAY)

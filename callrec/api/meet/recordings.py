@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from quart import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field
+from quart import Blueprint, Response, jsonify
 
-from callrec.api import cursor, errors
+from callrec.api import cursor, errors, schemas
 from callrec.api.auth import APPS_AND_MEMBERS, require
-from callrec.api.body import json_body
 from callrec.api.fields import project, requested_fields
 from callrec.api.meet.access import authorized_recording, permitted_recording
 from callrec.api.meet.views import recording_view
+from callrec.api.operations import (
+    FIELDS,
+    LOCATION,
+    RECORDING_SECRET,
+    Answer,
+    Who,
+    declare,
+    error,
+    recording_answer,
+)
 from callrec.api.services import services
 from callrec.domain.layout import RecordingOverride
 from callrec.domain.recording import (
@@ -45,10 +54,24 @@ class ListQuery(BaseModel):
 
 
 @blueprint.post("/recordings")
-async def start_recording() -> tuple[Response, int, dict[str, str]]:
+@declare(
+    "startRecording",
+    "Start a recording",
+    tag="Recordings",
+    security=Who.APPS_AND_MEMBERS,
+    responses={
+        201: Answer("Started (`active`)", schemas.Recording, headers={"Location": LOCATION}),
+        403: error("No `recordingControl` permission, another room's token, or recording is disabled"),
+        404: error("No such room"),
+        409: error("The room has no participants, or is already being recorded"),
+        503: error("The recording could not start, or the workflow service is unavailable"),
+    },
+    body=StartRecording,
+    parameters=FIELDS,
+    auth=lambda: require(Permission.CONTROL, kinds=APPS_AND_MEMBERS),
+)
+async def start_recording(body: StartRecording) -> tuple[Response, int, dict[str, str]]:
     """Starts a recording and answers once the recorder reported `started` (201) or gave up (503)."""
-    require(Permission.CONTROL, kinds=APPS_AND_MEMBERS)
-    body = await json_body(StartRecording)
     who = require(Permission.CONTROL, kinds=APPS_AND_MEMBERS, room_id=body.roomId)
     recordings = services().recordings
     room = await recordings.room(body.roomId)
@@ -62,16 +85,22 @@ async def start_recording() -> tuple[Response, int, dict[str, str]]:
 
 
 @blueprint.get("/recordings")
-async def list_recordings() -> Response:
+@declare(
+    "getRecordings",
+    "List recordings",
+    tag="Recordings",
+    security=Who.EVERYONE,
+    responses={200: Answer("A page of recordings", schemas.RecordingList), 403: error(), 422: error()},
+    query=ListQuery,
+    parameters=FIELDS[1:],
+    auth=lambda: require(Permission.LIST),
+)
+async def list_recordings(query: ListQuery) -> Response:
     """Keyset-paged; `nextPageToken` continues the same listing (same filters, sortField and sortOrder).
 
     A member token sees its own room's recordings only, whatever `roomId` says.
     """
     who = require(Permission.LIST)
-    try:
-        query = ListQuery.model_validate(request.args.to_dict())
-    except ValidationError as exc:
-        raise errors.validation_failed(exc) from exc
     svc = services()
     limit = min(query.maxItems, 100)
     filters = RecordingFilter(
@@ -104,6 +133,19 @@ async def list_recordings() -> Response:
 
 
 @blueprint.get("/recordings/<recording_id>")
+@declare(
+    "getRecording",
+    "Get a recording",
+    tag="Recordings",
+    security=Who.EVERYONE_OR_SECRET,
+    responses={
+        200: recording_answer("The recording"),
+        400: error("`recordingSecret` is not one of the recording's secrets"),
+        403: error(),
+        404: error("No such recording"),
+    },
+    parameters=(RECORDING_SECRET, *FIELDS),
+)
 async def get_recording(recording_id: str) -> Response:
     return jsonify(
         project(recording_view(await authorized_recording(recording_id, Permission.LIST)), requested_fields())
@@ -111,6 +153,19 @@ async def get_recording(recording_id: str) -> Response:
 
 
 @blueprint.post("/recordings/<recording_id>/stop")
+@declare(
+    "stopRecording",
+    "Stop a recording",
+    tag="Recordings",
+    security=Who.APPS_AND_MEMBERS,
+    responses={
+        202: recording_answer("Stopping: the recording is being stored"),
+        403: error(),
+        404: error("No such recording"),
+        409: error("The recording is not active"),
+    },
+    parameters=FIELDS,
+)
 async def stop_recording(recording_id: str) -> tuple[Response, int]:
     await permitted_recording(recording_id, Permission.CONTROL, APPS_AND_MEMBERS)
     stopped = await services().recordings.stop(recording_id, require().subject)

@@ -5,14 +5,22 @@ from __future__ import annotations
 import hmac
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, jsonify, request
 
-from callrec.api import errors, pagetoken
+from callrec.api import errors, pagetoken, schemas
 from callrec.api.auth import forbidden, principal, require
-from callrec.api.body import json_body
 from callrec.api.errors import ApiError, room_not_found
 from callrec.api.meet.views import call_view, room_view
+from callrec.api.operations import (
+    LOCATION,
+    QUERY_DOCS,
+    Answer,
+    Who,
+    declare,
+    error,
+    query,
+)
 from callrec.api.services import services
 from callrec.domain import tokens
 from callrec.domain.ids import new_room_id
@@ -76,7 +84,7 @@ class DeleteRoomQuery(BaseModel):
     withRecordings: Literal["fail", "force", "close"] = "fail"
 
 
-def require_admin() -> None:
+def require_admin(**_: object) -> None:
     if not require(kinds=frozenset({"api_key", "user"})).is_admin:
         raise forbidden()
 
@@ -100,9 +108,16 @@ def room_closed(room_id: str) -> ApiError:
 
 
 @blueprint.post("/rooms")
-async def create_room() -> tuple[Response, int, dict[str, str]]:
-    require_admin()
-    body = await json_body(CreateRoom)
+@declare(
+    "createRoom",
+    "Create a room",
+    tag="Rooms",
+    security=Who.ADMINS,
+    responses={201: Answer("The room, with its secrets", schemas.Room, headers={"Location": LOCATION}), 403: error()},
+    body=CreateRoom,
+    auth=require_admin,
+)
+async def create_room(body: CreateRoom) -> tuple[Response, int, dict[str, str]]:
     room = RoomRow(
         room_id=new_room_id(body.roomName),
         room_name=body.roomName,
@@ -114,6 +129,21 @@ async def create_room() -> tuple[Response, int, dict[str, str]]:
 
 
 @blueprint.get("/rooms")
+@declare(
+    "getRooms",
+    "List rooms",
+    tag="Rooms",
+    security=Who.APPS_AND_USERS,
+    responses={
+        200: Answer("A page of rooms", schemas.RoomList),
+        403: error("Member tokens may not list rooms"),
+        422: error(),
+    },
+    parameters=(
+        query("maxItems", {"type": "integer", "minimum": 1, "default": 10}, QUERY_DOCS["maxItems"]),
+        query("nextPageToken", {"type": "string"}, QUERY_DOCS["nextPageToken"]),
+    ),
+)
 async def list_rooms() -> Response:
     """Rooms, newest first; `nextPageToken` continues where the last page ended."""
     require(kinds=frozenset({"api_key", "user"}))
@@ -146,6 +176,17 @@ async def list_rooms() -> Response:
 
 
 @blueprint.get("/rooms/<room_id>")
+@declare(
+    "getRoom",
+    "Get a room",
+    tag="Rooms",
+    security=Who.EVERYONE,
+    responses={
+        200: Answer("The room (secrets for admins only)", schemas.Room),
+        403: error(),
+        404: error("No such room"),
+    },
+)
 async def get_room(room_id: str) -> Response:
     """The room, with `callRecording`: Talk's recording status 0-5 (none, video, audio, starting video,
     starting audio, failed)."""
@@ -155,13 +196,24 @@ async def get_room(room_id: str) -> Response:
 
 
 @blueprint.delete("/rooms/<room_id>")
-async def delete_room(room_id: str) -> Response:
+@declare(
+    "deleteRoom",
+    "Delete or close a room",
+    tag="Rooms",
+    security=Who.ADMINS,
+    responses={
+        200: Answer("Deleted (with its recordings), or closed", one_of=(schemas.RoomDeleted, schemas.RoomClosed)),
+        403: error(),
+        404: error("No such room"),
+        409: error("A recording is in progress, the room has recordings (`fail`), or some could not be deleted"),
+        422: error(),
+    },
+    query=DeleteRoomQuery,
+    auth=require_admin,
+)
+async def delete_room(room_id: str, query: DeleteRoomQuery) -> Response:
     """`withRecordings`: `fail` (409 if it has any), `force` (delete them too), `close` (keep them, close the room)."""
-    require_admin()
-    try:
-        mode = DeleteRoomQuery.model_validate(request.args.to_dict()).withRecordings
-    except ValidationError as exc:
-        raise errors.validation_failed(exc) from exc
+    mode = query.withRecordings
     await get_room_or_404(room_id)
     catalog, recordings = services().catalog, services().recordings
     in_progress = await catalog.recording_in_progress(room_id)
@@ -188,9 +240,22 @@ async def delete_room(room_id: str) -> Response:
 
 
 @blueprint.post("/rooms/<room_id>/members/token")
-async def member_token(room_id: str) -> Response:
+@declare(
+    "createRoomMemberToken",
+    "Exchange a room secret for a member token",
+    tag="Rooms",
+    security=Who.NONE,
+    responses={
+        200: Answer("The token, its role and permissions", schemas.MemberToken),
+        400: error("Malformed body, or the secret is not one of the room's"),
+        404: error("No such room"),
+        409: error("The room is closed"),
+    },
+    body=MemberTokenRequest,
+    notes="No credential needed: the room's moderator or speaker secret stands in for one.",
+)
+async def member_token(room_id: str, body: MemberTokenRequest) -> Response:
     """Exchanges the room's moderator or speaker secret for a member token scoped to this room."""
-    body = await json_body(MemberTokenRequest)
     room = await get_room_or_404(room_id)
     if room.status == "closed":
         raise room_closed(room_id)
@@ -207,16 +272,35 @@ async def member_token(room_id: str) -> Response:
 
 
 @blueprint.get("/rooms/<room_id>/config")
+@declare(
+    "getRoomConfig",
+    "Get a room's config",
+    tag="Rooms",
+    security=Who.EVERYONE,
+    responses={200: Answer("The config", schemas.RoomConfig), 403: error(), 404: error("No such room")},
+)
 async def get_room_config(room_id: str) -> Response:
     require(room_id=room_id)
     return jsonify({"recording": (await get_room_or_404(room_id)).config})
 
 
 @blueprint.put("/rooms/<room_id>/config")
-async def put_room_config(room_id: str) -> Response:
+@declare(
+    "updateRoomConfig",
+    "Update a room's config",
+    tag="Rooms",
+    security=Who.ADMINS,
+    responses={
+        200: Answer("The config now", schemas.RoomConfig),
+        403: error(),
+        404: error("No such room"),
+        409: error("A recording runs and the change would alter its settings"),
+    },
+    body=UpdateRoomConfig,
+    auth=require_admin,
+)
+async def put_room_config(room_id: str, body: UpdateRoomConfig) -> Response:
     """Changes the given fields; 409 while a recording runs if the change would alter the recording settings."""
-    require_admin()
-    body = await json_body(UpdateRoomConfig)
     room = await get_room_or_404(room_id)
     current = RecordingConfig.model_validate(room.config)
     # A field left out, or given as null, keeps its value.
@@ -235,6 +319,13 @@ async def put_room_config(room_id: str) -> Response:
 
 
 @blueprint.get("/rooms/<room_id>/call")
+@declare(
+    "getRoomCall",
+    "Get a room's call",
+    tag="Rooms",
+    security=Who.EVERYONE,
+    responses={200: Answer("The call", schemas.Call), 403: error(), 404: error("No such room, or no active call")},
+)
 async def get_call(room_id: str) -> Response:
     require(room_id=room_id)
     await get_room_or_404(room_id)
@@ -245,9 +336,22 @@ async def get_call(room_id: str) -> Response:
 
 
 @blueprint.put("/rooms/<room_id>/call")
-async def put_call(room_id: str) -> Response:
-    require_admin()
-    body = await json_body(PutCall)
+@declare(
+    "putRoomCall",
+    "Set a room's call participants",
+    tag="Rooms",
+    security=Who.ADMINS,
+    responses={
+        200: Answer("The call", schemas.Call),
+        403: error(),
+        404: error("No such room"),
+        409: error("The room is closed"),
+    },
+    body=PutCall,
+    notes="What the conferencing side reports: who is in the call now. Starts the call if there is none.",
+    auth=require_admin,
+)
+async def put_call(room_id: str, body: PutCall) -> Response:
     room = await get_room_or_404(room_id)
     if room.status == "closed":
         raise room_closed(room_id)
@@ -264,10 +368,17 @@ async def put_call(room_id: str) -> Response:
 
 
 @blueprint.put("/rooms/<room_id>/lobby")
-async def put_lobby(room_id: str) -> Response:
+@declare(
+    "putRoomLobby",
+    "Turn a room's lobby on or off",
+    tag="Rooms",
+    security=Who.ADMINS,
+    responses={200: Answer("The lobby now", schemas.Lobby), 403: error(), 404: error("No such room")},
+    body=PutLobby,
+    auth=require_admin,
+)
+async def put_lobby(room_id: str, body: PutLobby) -> Response:
     """Turns the room's lobby on or off (Talk's webinar lobby, as far as recordings are concerned)."""
-    require_admin()
-    body = await json_body(PutLobby)
     try:
         room = await services().catalog.set_room_lobby(room_id, body.enabled)
     except RoomNotFound as exc:
@@ -276,6 +387,13 @@ async def put_lobby(room_id: str) -> Response:
 
 
 @blueprint.delete("/rooms/<room_id>/call")
+@declare(
+    "endRoomCall",
+    "End a room's call",
+    tag="Rooms",
+    security=Who.ADMINS,
+    responses={204: Answer("Ended"), 403: error(), 404: error("No such room, or no active call")},
+)
 async def end_call(room_id: str) -> tuple[str, int]:
     """Ends the call; a recording in progress stops and is stored."""
     require_admin()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-from quart import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, ConfigDict
+from quart import Blueprint, Response, jsonify
 
-from callrec.api import errors
+from callrec.api import schemas
 from callrec.api.meet.access import SECRET_PARAM, permitted_recording
+from callrec.api.operations import (
+    Answer,
+    Who,
+    declare,
+    error,
+)
 from callrec.api.services import services
 from callrec.domain.tokens import Permission
 
@@ -19,12 +25,22 @@ class UrlQuery(BaseModel):
 
 
 @blueprint.get("/recordings/<recording_id>/url")
-async def recording_url(recording_id: str) -> Response:
+@declare(
+    "getRecordingUrl",
+    "Get a shareable URL of a recording",
+    tag="Recordings",
+    security=Who.EVERYONE,
+    responses={
+        200: Answer("The URL", schemas.RecordingUrl),
+        403: error(),
+        404: error("No such recording"),
+        422: error(),
+    },
+    query=UrlQuery,
+)
+async def recording_url(recording_id: str, query: UrlQuery) -> Response:
     """A URL to play the recording: with its public secret, or with `privateAccess=true` its private one."""
-    try:
-        private = UrlQuery.model_validate(request.args.to_dict()).privateAccess
-    except ValidationError as exc:
-        raise errors.validation_failed(exc) from exc
+    private = query.privateAccess
     row = await permitted_recording(recording_id, Permission.PLAY)
     settings = services().settings
     base = (settings.public_url or settings.api_url).rstrip("/")

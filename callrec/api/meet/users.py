@@ -8,12 +8,23 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, jsonify
 
+from callrec.api import schemas
 from callrec.api.auth import forbidden, require
-from callrec.api.body import json_body
+from callrec.api.operations import (
+    Answer,
+    Who,
+    declare,
+    error,
+)
 from callrec.api.services import services
 from callrec.domain import tokens
 
 blueprint = Blueprint("users", __name__)
+
+
+def require_api_key() -> None:
+    if require().kind != "api_key":
+        raise forbidden()
 
 
 class TokenRequest(BaseModel):
@@ -23,11 +34,17 @@ class TokenRequest(BaseModel):
 
 
 @blueprint.post("/auth/token")
-async def user_token() -> Response:
+@declare(
+    "createUserToken",
+    "Create a user access token",
+    tag="Auth",
+    security=Who.API_KEY,
+    responses={200: Answer("The token", schemas.UserToken), 403: error("Only the API key may create user tokens")},
+    body=TokenRequest,
+    auth=require_api_key,
+)
+async def user_token(body: TokenRequest) -> Response:
     """A signed, expiring `Authorization: Bearer` token for a user with role `admin` or `user`."""
-    if require().kind != "api_key":
-        raise forbidden()
-    body = await json_body(TokenRequest)
     settings = services().settings
     token = tokens.user_token(settings.token_key, body.userId, body.role, settings.user_token_ttl_s)
     expires = int((time.time() + settings.user_token_ttl_s) * 1000)

@@ -13,7 +13,9 @@ import json
 
 from quart import Blueprint, Response, request
 
+from callrec.api import schemas
 from callrec.api.ocs import OCS_BASE, ocs_response
+from callrec.api.operations import Answer, Who, declare
 from callrec.api.services import services
 from callrec.domain import signing
 from callrec.domain.recording import (
@@ -56,6 +58,23 @@ def progress_of(payload: dict[str, object]) -> RecorderProgress:
 
 
 @blueprint.post("/recording/backend")
+@declare(
+    "recorderCallback",
+    "A recording server's callback",
+    tag="Recorder",
+    security=Who.NONE,
+    responses={
+        200: Answer("Taken", schemas.Ocs),
+        400: Answer("Not a callback (`body`, `type`)", schemas.Ocs),
+        403: Answer("Bad `Talk-Recording-Checksum` (`checksum`)", schemas.Ocs),
+        404: Answer("No such room (`room`) or recording (`recording`)", schemas.Ocs),
+        429: Answer("Too many bad checksums from this address (`bruteforce`)", schemas.Ocs),
+        503: Answer("Temporal is not available; send it again (`Retry-After`)", schemas.Ocs),
+    },
+    notes="Signed with `Talk-Recording-Random` and `Talk-Recording-Checksum` (HMAC-SHA256 of random + body with "
+    "the recording secret). The body is `{type, <type>: {token, recordingId?, ...}}` with type `started`, "
+    "`stopped`, `failed` or `progress`.",
+)
 async def backend() -> Response:
     svc = services()
     address = request.remote_addr or "unknown"

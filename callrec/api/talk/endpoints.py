@@ -14,9 +14,11 @@ from typing import Any
 
 from quart import Blueprint, Response, g, request
 
+from callrec.api import schemas
 from callrec.api.auth import APPS_AND_MEMBERS, authenticate, require
 from callrec.api.errors import ApiError
 from callrec.api.ocs import OCS_BASE, ocs_response
+from callrec.api.operations import Answer, Who, declare, query
 from callrec.api.services import services
 from callrec.domain.errors import ServiceUnavailable
 from callrec.domain.layout import RecordingConfig
@@ -29,6 +31,22 @@ from callrec.storage.catalog import RoomRow
 blueprint = Blueprint("talk", __name__, url_prefix=OCS_BASE)
 
 KINDS = {1: RecordingKind.VIDEO, 2: RecordingKind.AUDIO}  # Talk's `status` of a start
+
+
+def talk_answers(**more: str) -> dict[int, Answer]:
+    """What every Talk endpoint may answer, in OCS envelopes, with the endpoint's own reasons."""
+    reasons = {
+        200: "Done",
+        401: "No credential",
+        403: "No recording control of this room",
+        404: "No such room (`room`)",
+        503: "Temporal is not available; try again (`Retry-After`)",
+    } | {int(status.removeprefix("s")): text for status, text in more.items()}
+    return {status: Answer(text, schemas.Ocs) for status, text in reasons.items()}
+
+
+def talk_parameter(name: str, description: str) -> dict[str, object]:
+    return query(name, {"type": "integer", "minimum": 0}, description + " (also as a form field or in a JSON body)")
 
 
 class TalkError(Exception):
@@ -103,6 +121,17 @@ async def whole_number(name: str, error: str) -> int:
 
 
 @blueprint.post("/recording/<token>")
+@declare(
+    "talkStartRecording",
+    "Start recording the room (Talk)",
+    tag="Talk",
+    security=Who.APPS_AND_MEMBERS,
+    responses=talk_answers(
+        s400="`status` not 1 or 2, recording disabled (`config`), nobody in the call (`call`), or already recording",
+        s412="The lobby is on and the caller is not a moderator",
+    ),
+    parameters=(talk_parameter("status", "1: video, 2: audio"),),
+)
 async def start(token: str) -> Response:
     room, who = await controlled_room(token)
     check_lobby(room, who)
@@ -115,6 +144,16 @@ async def start(token: str) -> Response:
 
 
 @blueprint.delete("/recording/<token>")
+@declare(
+    "talkStopRecording",
+    "Stop recording the room (Talk)",
+    tag="Talk",
+    security=Who.APPS_AND_MEMBERS,
+    responses=talk_answers(
+        s400="Recording disabled (`config`) or no call (`call`)",
+        s412="The lobby is on and the caller is not a moderator",
+    ),
+)
 async def stop(token: str) -> Response:
     room, who = await controlled_room(token)
     check_lobby(room, who)
@@ -128,6 +167,17 @@ async def stop(token: str) -> Response:
 
 
 @blueprint.post("/recording/<token>/share-chat")
+@declare(
+    "talkShareRecording",
+    "Share a stored recording to the room's chat (Talk)",
+    tag="Talk",
+    security=Who.APPS_AND_MEMBERS,
+    responses=talk_answers(s400="No such offer (`file`), or posting failed (`system`)"),
+    parameters=(
+        talk_parameter("timestamp", "The notification's timestamp"),
+        talk_parameter("fileId", "The notification's file id"),
+    ),
+)
 async def share_chat(token: str) -> Response:
     """Posts a stored recording to the room's chat, once: repeating the request changes nothing."""
     room, who = await controlled_room(token)
@@ -158,6 +208,14 @@ async def _already_shared(notification_id: int, timestamp: int, room_id: str) ->
 
 
 @blueprint.delete("/recording/<token>/notification")
+@declare(
+    "talkDismissNotification",
+    "Dismiss the room's recording notifications of a timestamp (Talk)",
+    tag="Talk",
+    security=Who.APPS_AND_MEMBERS,
+    responses=talk_answers(s400="`timestamp` is not a whole number"),
+    parameters=(talk_parameter("timestamp", "The notification's timestamp"),),
+)
 async def dismiss_notification(token: str) -> Response:
     """Dismisses the room's notifications of that timestamp (a stored recording's closes its share offer)."""
     room, _ = await controlled_room(token)

@@ -37,6 +37,8 @@ from livekit.protocol.models import ParticipantInfo
 from livekit.protocol.webhook import WebhookEvent
 from quart import Blueprint, Response, current_app, jsonify, request
 
+from callrec.api import schemas
+from callrec.api.operations import Answer, Who, declare, error
 from callrec.api.services import services
 from callrec.domain import livekit
 from callrec.domain.participants import Participant
@@ -95,6 +97,20 @@ def _answer(body: dict[str, Any], status: int = 200) -> tuple[Response, int]:
 
 
 @blueprint.post("/livekit/webhook")
+@declare(
+    "livekitWebhook",
+    "LiveKit's webhook",
+    tag="Recorder",
+    security=Who.NONE,
+    responses={
+        200: Answer("Handled, or ignored with the reason", schemas.WebhookResult),
+        401: error("Bad signature"),
+        404: error("LiveKit webhooks are not configured"),
+        429: error("Too many bad signatures from this address"),
+        503: error("Temporal is not available; LiveKit sends the event again"),
+    },
+    notes="Signed by LiveKit (`Authorization`: a JWT over the body's SHA-256, with the LiveKit API key and secret).",
+)
 async def receive() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
     svc = services()
     settings = svc.settings

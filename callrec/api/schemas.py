@@ -241,7 +241,45 @@ class Health(_Body):
     temporal: HealthCheck
 
 
+# ------------------------------------------------------------------------- Talk OCS, recorders, webhooks
+
+
+class OcsMeta(_Body):
+    status: Literal["ok", "failure"]
+    statuscode: int
+    message: str
+
+
+class OcsError(_Body):
+    error: str = Field(description="Talk's error word: `status`, `config`, `call`, `recording`, `room`, `file`, ...")
+    message: str | None = omittable()
+
+
+class OcsEnvelope(_Body):
+    meta: OcsMeta
+    data: list[Any] | OcsError
+
+
+class Ocs(_Body):
+    """A Nextcloud OCS answer: `{ocs: {meta, data}}`."""
+
+    ocs: OcsEnvelope
+
+
+class WebhookResult(_Body):
+    handled: str | None = omittable("the event acted on")
+    ignored: str | None = omittable("why the event was not acted on")
+
+
+class OpenApiDocument(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    openapi: str
+
+
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
+    Ocs,
+    WebhookResult,
+    OpenApiDocument,
     Error,
     Message,
     Recording,
