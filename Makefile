@@ -38,6 +38,7 @@ lint: install-test
 	$(VENV)/bin/ruff check callrec tests bench
 	$(VENV)/bin/ruff format --check callrec tests bench
 	$(VENV)/bin/mypy callrec bench
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache

@@ -10,18 +10,6 @@ from callrec import ops
 from callrec.domain.settings import Settings
 
 
-async def migrate(settings: Settings) -> None:
-    from callrec.storage.catalog import create_schema, make_engine
-
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.catalog_url)
-    try:
-        await create_schema(engine)
-    finally:
-        await engine.dispose()
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="callrec", description="Durable call-recording service")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -42,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "ops":
         raise SystemExit(ops.main(args, settings))
     elif args.command == "migrate":
+        from callrec.storage.catalog import migrate
+
         asyncio.run(migrate(settings))
     elif args.command == "worker":
         from callrec.worker.main import main as worker_main

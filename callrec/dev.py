@@ -15,9 +15,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from callrec.cli import migrate
 from callrec.domain.recording import SEARCH_ATTRIBUTES
 from callrec.domain.settings import DEV_API_KEY, Settings
+from callrec.storage.catalog import migrate
 from callrec.temporal import bundled_binary, connect
 
 READY_TIMEOUT_S = 60.0

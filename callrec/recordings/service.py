@@ -32,6 +32,7 @@ from callrec.domain.recording import (
     RecorderProgress,
     RecorderStarted,
     RecorderStopped,
+    Recording,
     RecordingKind,
     RecordingState,
     RecordingStatus,
@@ -140,7 +141,7 @@ class RecordingsService:
             raise errors.NoParticipants(room.room_id)
         return await self._begin(room, config, kind, call, owner)
 
-    async def wait_until_started(self, recording_id: str) -> RecordingRow:
+    async def wait_until_started(self, recording_id: str) -> Recording:
         """The recording once its recorder reported `started`; StartFailed when it did not in time."""
         room_id = recording_id.split("--", 1)[0]
         try:
@@ -154,7 +155,7 @@ class RecordingsService:
             raise errors.StartFailed(room_id, "no worker answered in time") from exc
         if state.status != RecordingStatus.ACTIVE:
             raise errors.StartFailed(room_id, state.details or state.status.value)
-        return await self.get(recording_id)
+        return Recording.model_validate(await self.get(recording_id))
 
     async def auto_start(self, room: RoomRow, before: Sequence[Participant], call: CallRow) -> None:
         """Starts a recording when the call's change is the one the room's `autoStart` waits for."""
@@ -232,7 +233,7 @@ class RecordingsService:
 
     # ------------------------------------------------------------------ stop
 
-    async def stop(self, recording_id: str, actor: str) -> RecordingRow:
+    async def stop(self, recording_id: str, actor: str) -> Recording:
         """Stops an active recording (`ending`: the recorder uploads and the file is stored)."""
         row = await self.get(recording_id)
         if row.status != RecordingStatus.ACTIVE.value:
@@ -244,7 +245,7 @@ class RecordingsService:
                 )
         except (WorkflowUpdateFailedError, WorkflowNotFound) as exc:  # it left `active` meanwhile
             raise errors.RecordingNotActive(recording_id, (await self.get(recording_id)).status) from exc
-        return await self.get(recording_id)
+        return Recording.model_validate(await self.get(recording_id))
 
     async def stop_room(self, room_id: str, actor: str) -> None:
         """Stops the room's recording in progress, whatever its status; nothing to stop is no error."""

@@ -34,6 +34,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from callrec.domain.settings import Settings
+
 IN_PROGRESS = ("starting", "active", "ending")
 _IN_PROGRESS_SQL = text("status IN ('starting', 'active', 'ending')")
 
@@ -200,6 +202,17 @@ async def create_schema(engine: AsyncEngine) -> None:
     from callrec.storage.migrations import upgrade_engine
 
     await upgrade_engine(engine)
+
+
+async def migrate(settings: Settings) -> None:
+    """Creates or upgrades the catalog named by the settings (`callrec migrate`)."""
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.catalog_url)
+    try:
+        await create_schema(engine)
+    finally:
+        await engine.dispose()
 
 
 class Catalog:

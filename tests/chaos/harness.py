@@ -20,10 +20,9 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from callrec.cli import migrate
 from callrec.dev import temporal_argv, wait_for_temporal
 from callrec.domain.settings import Settings
-from callrec.storage.catalog import Catalog, ChatMessageRow, NotificationRow
+from callrec.storage.catalog import Catalog, ChatMessageRow, NotificationRow, migrate
 from callrec.storage.objects import ObjectStore
 from callrec.storage.stores import make_store
 from tests.conftest import API_KEY, SECRET, free_port

@@ -7,6 +7,7 @@ from typing import Any
 
 from callrec.api.ocs import OCS_BASE
 from callrec.domain.notifications import FILE_STORED
+from callrec.domain.recording import Recording
 from callrec.storage.catalog import CallRow, ChatMessageRow, NotificationRow, RecordingRow, RoomRow
 
 # How Talk clients show each system message ({actor} and {file} are messageParameters).
@@ -43,22 +44,24 @@ def call_view(call: CallRow) -> dict[str, Any]:
     }
 
 
-def recording_view(row: RecordingRow) -> dict[str, Any]:
+def recording_view(recording: Recording | RecordingRow) -> dict[str, Any]:
+    """A recording as the Meet-style API shows it (a catalog row is read as the `Recording` it holds)."""
+    rec = recording if isinstance(recording, Recording) else Recording.model_validate(recording)
     return {
-        "recordingId": row.recording_id,
-        "roomId": row.room_id,
-        "roomName": row.room_name,
-        "status": row.status,
-        "layout": row.layout,
-        "encoding": row.encoding,
-        "filename": row.filename,
-        "startDate": row.start_date,
-        "endDate": row.end_date,
-        "duration": row.duration,
-        "size": row.size,
-        "errorCode": row.error_code,
-        "error": row.error,
-        "details": row.details,
+        "recordingId": rec.recording_id,
+        "roomId": rec.room_id,
+        "roomName": rec.room_name,
+        "status": rec.status.value,
+        "layout": rec.layout,
+        "encoding": rec.encoding,
+        "filename": rec.filename,
+        "startDate": rec.start_date,
+        "endDate": rec.end_date,
+        "duration": rec.duration,
+        "size": rec.size,
+        "errorCode": rec.error_code,
+        "error": rec.error,
+        "details": rec.details,
     }
 
 
