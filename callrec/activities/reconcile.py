@@ -25,12 +25,12 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy import select
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistoryEventFilterType
-from temporalio.service import RPCError, RPCStatusCode
 
 from callrec.activities.catalog import projection_fields
 from callrec.domain.recording import RecordingState
 from callrec.storage.catalog import IN_PROGRESS, Catalog, RecordingRow
 from callrec.storage.objects import ObjectNotFound, ObjectStore
+from callrec.temporal import TemporalConflict, TemporalUnavailable, WorkflowNotFound, temporal_errors
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +148,9 @@ class ReconcileActivities:
         """Repairs one row in progress whose workflow is not running; returns the fix (also added to `report`)."""
         handle = self.client.get_workflow_handle(row.recording_id, result_type=RecordingState)
         try:
-            description = await handle.describe()
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
+            with temporal_errors(row.recording_id):
+                description = await handle.describe()
+        except WorkflowNotFound:
             status: WorkflowExecutionStatus | None = None
             close_ms: int | None = None
         else:
@@ -214,17 +213,18 @@ class ReconcileActivities:
         """The termination reason or failure message from the workflow's close event, if it has one."""
         handle = self.client.get_workflow_handle(workflow_id)
         try:
-            async for event in handle.fetch_history_events(
-                event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
-            ):
-                if status == WorkflowExecutionStatus.TERMINATED:
-                    reason = event.workflow_execution_terminated_event_attributes.reason
-                    return f"reason: {reason}" if reason else None
-                if status == WorkflowExecutionStatus.FAILED:
-                    message = event.workflow_execution_failed_event_attributes.failure.message
-                    return message or None
-                return None
-        except RPCError as err:
+            with temporal_errors():  # the log says which workflow
+                async for event in handle.fetch_history_events(
+                    event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
+                ):
+                    if status == WorkflowExecutionStatus.TERMINATED:
+                        reason = event.workflow_execution_terminated_event_attributes.reason
+                        return f"reason: {reason}" if reason else None
+                    if status == WorkflowExecutionStatus.FAILED:
+                        message = event.workflow_execution_failed_event_attributes.failure.message
+                        return message or None
+                    return None
+        except (WorkflowNotFound, TemporalUnavailable, TemporalConflict) as err:  # the details go without the reason
             log.warning("history of workflow %s unreadable: %s", workflow_id, err)
         return None
 

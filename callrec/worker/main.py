@@ -11,7 +11,6 @@ from typing import Any, Protocol
 
 import httpx
 from temporalio.client import Client
-from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from callrec.activities.catalog import CatalogActivities
@@ -26,7 +25,7 @@ from callrec.domain.settings import Settings
 from callrec.storage.catalog import Catalog
 from callrec.storage.objects import ObjectStore
 from callrec.storage.stores import make_store
-from callrec.temporal import connect
+from callrec.temporal import TemporalConflict, TemporalUnavailable, WorkflowNotFound, connect, temporal_errors
 from callrec.workflows.reconcile import ReconcileWorkflow, ensure_schedule
 from callrec.workflows.recording import RecordingWorkflow
 from callrec.workflows.webhooks import WebhookDeliveryWorkflow
@@ -88,10 +87,12 @@ async def run(settings: Settings) -> None:
     catalog = Catalog.from_url(settings.catalog_url)
     store = await make_store(settings)
     try:
-        await ensure_schedule(
-            client, settings.task_queue, settings.reconcile_every_s, min_age_s=settings.reconcile_min_age_s
-        )
-    except RPCError as err:  # recordings do not depend on it: run without the schedule, say so
+        with temporal_errors():
+            await ensure_schedule(
+                client, settings.task_queue, settings.reconcile_every_s, min_age_s=settings.reconcile_min_age_s
+            )
+    except (WorkflowNotFound, TemporalUnavailable, TemporalConflict) as err:
+        # Recordings do not depend on it: run without the schedule, say so. (One that exists already is no error.)
         log.warning("could not create the reconcile schedule: %s", err)
     async with httpx.AsyncClient(timeout=10) as http:
         worker = build_worker(client, settings, catalog, store, http)

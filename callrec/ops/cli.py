@@ -1,0 +1,100 @@
+"""The `callrec ops` command line: its arguments (`configure`), and running one command (`execute`, `main`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any, TextIO
+
+from callrec.domain.settings import Settings
+from callrec.ops.base import UnknownRecording
+from callrec.ops.commands import Ops
+from callrec.ops.output import format_abort, format_list, format_retry, format_show
+from callrec.ops.reset import RETRY_REASON
+from callrec.ops.retry import RetryRefused
+from callrec.temporal import TemporalUnavailable, temporal_errors
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Adds the `ops` subcommands to `parser` (cli.py's `ops` parser, or a test's own)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    sub = parser.add_subparsers(dest="ops_command", required=True)
+    listing = sub.add_parser("list", parents=[common], help="recordings from the catalog, newest first")
+    listing.add_argument("--status", choices=["starting", "active", "ending", "complete", "failed", "aborted",
+                                              "limit_reached"])  # fmt: skip
+    listing.add_argument("--room", help="room id")
+    listing.add_argument("--limit", type=int, default=50)
+    show = sub.add_parser("show", parents=[common], help="catalog row, workflow status, current state and history")
+    show.add_argument("recording_id")
+    abort = sub.add_parser("abort", parents=[common], help="stop a stuck recording (end signal, then terminate)")
+    abort.add_argument("recording_id")
+    abort.add_argument("--reason", default="aborted by an operator")
+    abort.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the workflow to end itself")
+    retry = sub.add_parser(
+        "retry", parents=[common], help="retry a failed or aborted recording from its last good step (Temporal reset)"
+    )
+    retry.add_argument("recording_id")
+    retry.add_argument("--reason", default=RETRY_REASON, help="the reset's reason, kept in the workflow's history")
+    retry.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the new run to take over")
+    reconcile = sub.add_parser("reconcile", parents=[common], help="repair catalog rows and staging objects now")
+    reconcile.add_argument("--min-age", type=float, default=None, help="seconds; default CALLREC_RECONCILE_MIN_AGE_S")
+
+
+async def execute(args: argparse.Namespace, ops: Ops, settings: Settings, out: TextIO = sys.stdout) -> int:
+    """Runs one parsed `ops` command; returns the exit status."""
+    try:
+        with temporal_errors():
+            result, text = await _command(args, ops, settings)
+    except (UnknownRecording, RetryRefused) as err:
+        print(f"callrec ops: {err}", file=sys.stderr)
+        return 1
+    except TemporalUnavailable as err:
+        return temporal_unavailable(settings, err)
+    print(json.dumps(result, indent=2) if args.json else text, file=out)
+    return 0
+
+
+async def _command(args: argparse.Namespace, ops: Ops, settings: Settings) -> tuple[Any, str]:
+    """The command's result (what `--json` prints) and its text."""
+    result: Any
+    if args.ops_command == "list":
+        result = await ops.list_recordings(status=args.status, room=args.room, limit=args.limit)
+        return result, format_list(result)
+    if args.ops_command == "show":
+        result = await ops.show(args.recording_id)
+        return result, format_show(result)
+    if args.ops_command == "abort":
+        result = await ops.abort(args.recording_id, reason=args.reason, wait_s=args.wait)
+        return result, format_abort(result)
+    if args.ops_command == "retry":
+        result = await ops.retry(args.recording_id, reason=args.reason, wait_s=args.wait)
+        return result, format_retry(result)
+    min_age = args.min_age if args.min_age is not None else settings.reconcile_min_age_s
+    report = await ops.reconcile(min_age_s=min_age)
+    return report.model_dump(mode="json", by_alias=True), report.summary()
+
+
+def temporal_unavailable(settings: Settings, err: TemporalUnavailable) -> int:
+    """One line on stderr instead of a traceback: where callrec looked for Temporal, and the setting that says so."""
+    why = " ".join(str(err).split())
+    print(
+        f"callrec ops: Temporal at {settings.temporal_address} is not available ({why}); is it running, "
+        "and is CALLREC_TEMPORAL_ADDRESS its address?",
+        file=sys.stderr,
+    )
+    return 1
+
+
+async def run(args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout) -> int:
+    try:
+        async with Ops.connect(settings) as ops:
+            return await execute(args, ops, settings, out)
+    except TemporalUnavailable as err:  # could not connect
+        return temporal_unavailable(settings, err)
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(run(args, settings))
