@@ -36,11 +36,15 @@ def bundled_binary(name: str) -> str:
 
 
 async def connect(settings: Settings) -> Client:
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-    )
+    """A client of the configured Temporal; TemporalUnavailable when nothing answers at its address."""
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=pydantic_data_converter,
+        )
+    except RuntimeError as err:  # the SDK's "Failed client connect: ..."
+        raise TemporalUnavailable(f"cannot connect to Temporal at {settings.temporal_address}: {err}") from err
 
 
 # Temporal (or the network to it) is down, overloaded or slow: the same call can succeed later.
@@ -54,6 +58,8 @@ _TRANSIENT = frozenset(
         RPCStatusCode.UNKNOWN,
     }
 )
+# Temporal answered, and refused: the call does not fit the workflow as it is.
+_REFUSED = frozenset({RPCStatusCode.ALREADY_EXISTS, RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.INVALID_ARGUMENT})
 
 
 class TemporalUnavailable(ServiceUnavailable):
@@ -65,7 +71,8 @@ class WorkflowNotFound(Exception):
 
 
 class TemporalConflict(Exception):
-    """Temporal refused the call for the workflow's state (it exists already, or a precondition failed)."""
+    """Temporal refused the call: the workflow exists already, a precondition failed, or an argument (a reset's
+    event, say) does not fit the workflow."""
 
 
 @contextmanager
@@ -76,7 +83,11 @@ def temporal_errors(what: str = "") -> Iterator[None]:
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise WorkflowNotFound(what or err.message) from err
-        if err.status in (RPCStatusCode.ALREADY_EXISTS, RPCStatusCode.FAILED_PRECONDITION):
+        if err.status in (
+            RPCStatusCode.ALREADY_EXISTS,
+            RPCStatusCode.FAILED_PRECONDITION,
+            RPCStatusCode.INVALID_ARGUMENT,
+        ):
             raise TemporalConflict(err.message) from err
         if err.status in _TRANSIENT:
             raise TemporalUnavailable(

@@ -19,7 +19,7 @@ from callrec.ops.output import recording_view, workflow_view
 from callrec.ops.retry import RetryCommands
 from callrec.storage.catalog import IN_PROGRESS, Catalog, RecordingRow
 from callrec.storage.stores import make_store
-from callrec.temporal import TemporalUnavailable, connect
+from callrec.temporal import connect
 from callrec.workflows.recording import RecordingWorkflow
 
 OPERATOR_ABORTED = "operator_aborted"
@@ -32,10 +32,7 @@ class Ops(RetryCommands):
     @classmethod
     @asynccontextmanager
     async def connect(cls, settings: Settings) -> AsyncIterator[Ops]:
-        try:
-            client = await connect(settings)
-        except RuntimeError as err:  # the SDK's "Failed client connect: ...": nothing answers at the address
-            raise TemporalUnavailable(f"cannot connect: {err}") from err
+        client = await connect(settings)
         catalog = Catalog.from_url(settings.catalog_url)
         try:
             yield cls(catalog=catalog, store=await make_store(settings), client=client)
