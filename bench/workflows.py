@@ -56,12 +56,11 @@ with workflow.unsafe.imports_passed_through():
 
     from bench.common import BenchResult, CpuMeter, PeakRss, free_port, profiled
     from callrec.api.ocs import OCS_BASE
-    from callrec.cli import migrate
     from callrec.dev import temporal_argv, wait_for_temporal
     from callrec.domain import signing
     from callrec.domain.settings import Settings
     from callrec.servers import serve_app
-    from callrec.storage.catalog import RecordingRow, create_schema, make_engine
+    from callrec.storage.catalog import RecordingRow, create_schema, make_engine, migrate
 
 
 API_KEY = "bench-api-key"

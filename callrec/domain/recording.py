@@ -76,7 +76,6 @@ class StartRecordingInput(BaseModel):
     start_timeout_s: float
     upload_timeout_s: float
     max_duration_s: float
-    # Added after the first release: defaults keep older workflow histories readable.
     owner: str | None = None  # who started it (member name, user id, or "api-key"); gets the notifications
     auto_share_to_chat: bool = False
     share_offer_expiry_s: float = 7 * 24 * 3600.0
@@ -191,3 +190,27 @@ class Recording(BaseModel):
     object_key: str | None = None
     egress_id: str | None = None
     creation_date: int | None = None
+
+    @classmethod
+    def of_workflow(cls, input: StartRecordingInput, state: RecordingState) -> Recording:
+        """The recording as its workflow knows it: what it was started with, and its state."""
+        file = state.file
+        return cls(
+            recording_id=state.recording_id,
+            room_id=input.room_id,
+            room_name=input.room_name,
+            status=state.status,
+            kind=input.kind,
+            layout=input.layout.value,
+            encoding=input.model_dump(mode="json", by_alias=True, include={"encoding"})["encoding"],
+            filename=file.filename if file else None,
+            owner=input.owner,
+            start_date=state.start_date,
+            end_date=state.end_date,
+            duration=file.duration if file else None,
+            size=file.size if file else None,
+            error_code=state.error_code,
+            error=state.error,
+            details=state.details,
+            object_key=file.object_key if file else None,
+        )

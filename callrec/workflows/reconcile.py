@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from temporalio.client import (
@@ -24,28 +23,16 @@ with workflow.unsafe.imports_passed_through():
     )
 
     from callrec.activities.reconcile import ReconcileActivities, ReconcileInput, ReconcileReport
+    from callrec.workflows.options import execute
 
 SCHEDULE_ID = "callrec-reconcile"
-# The catalog, the store or Temporal may be down for a while: back off, and leave the rest to the next run.
-RECONCILE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=2),
-    maximum_attempts=6,
-)
 
 
 @workflow.defn
 class ReconcileWorkflow:
     @workflow.run
     async def run(self, input: ReconcileInput) -> ReconcileReport:
-        return await workflow.execute_activity_method(
-            ReconcileActivities.reconcile,
-            input,
-            start_to_close_timeout=timedelta(minutes=30),
-            heartbeat_timeout=timedelta(minutes=1),
-            retry_policy=RECONCILE_RETRY,
-        )
+        return await execute(ReconcileActivities.reconcile, input)  # options: options.py
 
 
 async def ensure_schedule(client: Client, task_queue: str, every_s: float, *, min_age_s: float = 120.0) -> bool:

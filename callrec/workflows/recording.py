@@ -1,20 +1,21 @@
 """RecordingWorkflow: one durable workflow per recording, id = recording id.
 
-start egress -> wait `started` -> active -> wait stop / recorder stopped / failed / max duration
--> ending: stop egress, wait for the upload -> validate and store -> complete (or limit_reached)
--> notify the owner and moderators -> offer share-to-chat until shared, dismissed or expired.
-Every wait is bounded, every failure path ends in a terminal status with a reason and a notification.
-The room's chat gets Talk's system messages as the recording starts, stops or fails.
+`run` is the lifecycle of DESIGN.md, one phase method per step: start egress -> wait for `started`
+(active) -> record until stop / recorder stopped / failed / silent / max duration -> stop (ending, stop
+egress) -> receive the upload -> validate and store -> complete (or limit_reached), notify the owner and
+moderators, offer share-to-chat until shared, dismissed or expired.
+
+Each phase owns its waits (every one bounded) and its failure exits: it raises `_Ended`, which `run` turns
+into a terminal status with a reason, a catalog row that says why, and a notification. The room's chat gets
+Talk's system messages as the recording starts, stops or fails. Activity options: `options.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -47,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         RecorderProgress,
         RecorderStarted,
         RecorderStopped,
+        Recording,
         RecordingKind,
         RecordingState,
         RecordingStatus,
@@ -54,34 +56,20 @@ with workflow.unsafe.imports_passed_through():
         StopRequest,
         talk_status,
     )
-    from callrec.domain.webhooks import EventName, WebhookEvent
+    from callrec.domain.webhooks import EventName, WebhookEvent, notification_payload, recording_payload, status_event
+    from callrec.workflows.options import execute
 
-# The catalog and the object store come back eventually: retry for as long as it takes.
-DURABLE = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
-EGRESS_START = RetryPolicy(maximum_attempts=3, non_retryable_error_types=["EgressRejected"])
-EGRESS_STOP = RetryPolicy(maximum_attempts=5, non_retryable_error_types=["EgressRejected", "EgressNotFound"])
-# Recordings started before notifications and chat messages existed replay without them.
-NOTIFY_PATCH = "notify-chat-share"
-# ... and those started before recorders were watched for silence, with one timer for the whole recording.
-SILENCE_PATCH = "recorder-silence"
-# ... and those started before webhooks existed, without emitting events.
-WEBHOOK_PATCH = "webhooks"
-# ... and those started before the catalog projection and chat messages ran as local activities, with
-# (regular) activities for them. Local: the worker runs them inside the workflow task, with no round trip
-# through the Temporal server; they are short, idempotent database writes (numbered projection, dedupe key).
-LOCAL_WRITES_PATCH = "local-catalog-writes"
-STATUS_EVENTS: dict[RecordingStatus, EventName] = {
-    RecordingStatus.ACTIVE: "recordingStarted",
-    RecordingStatus.COMPLETE: "recordingEnded",
-    RecordingStatus.LIMIT_REACHED: "recordingEnded",
-    RecordingStatus.ABORTED: "recordingEnded",
-    RecordingStatus.FAILED: "recordingFailed",
-}
-FINALIZE = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=["InvalidRecordingFile"],
-)
+
+class _Ended(Exception):
+    """Raised by a phase that ends the recording early: `run` ends it with this status and reason."""
+
+    def __init__(self, status: RecordingStatus, code: ErrorCode, details: str) -> None:
+        super().__init__(details)
+        self.status, self.code, self.details = status, code, details
+
+    @classmethod
+    def failed(cls, code: ErrorCode, details: str) -> _Ended:
+        return cls(RecordingStatus.FAILED, code, details)
 
 
 def _reason(err: ActivityError) -> str:
@@ -104,74 +92,101 @@ class RecordingWorkflow:
         self.stop_reason: str | None = None
         self.stopped_by: str | None = None
         self.stored: FileStored | None = None
-        self.notifying = False
         self.offer: NotificationInfo | None = None
         self.offer_end: OfferEnd | None = None
         self.shared: ShareResult | None = None
         self.progress_reports = 0
-        self.silent = False
-        self.webhooks = False
-        self.local_writes = False
 
     @workflow.run
     async def run(self, input: StartRecordingInput) -> RecordingState:
-        self.notifying = workflow.patched(NOTIFY_PATCH)
-        self.webhooks = input.webhooks and workflow.patched(WEBHOOK_PATCH)
-        self.local_writes = workflow.patched(LOCAL_WRITES_PATCH)
         try:
-            await workflow.execute_activity_method(
-                EgressActivities.start_egress,
-                EgressStart(
-                    recording_id=input.recording_id,
-                    room_id=input.room_id,
-                    kind=input.kind,
-                    layout=input.layout,
-                    encoding=input.encoding,
-                    participants=input.participants,
-                    owner=input.owner,
-                ),
-                start_to_close_timeout=timedelta(seconds=15),
-                retry_policy=EGRESS_START,
-            )
-        except ActivityError as err:
-            return await self._end_failed(
-                ErrorCode.EGRESS_UNAVAILABLE, f"The recorder could not be started: {_reason(err)}"
-            )
+            await self._start_egress()
+            await self._wait_for_started()
+            within_limit = await self._record()
+            await self._stop()
+            stored = await self._receive_file()
+            await self._store(stored)
+        except _Ended as ended:
+            await self._end(ended)
+        else:
+            await self._complete(within_limit)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.state
 
+    # the phases, in order
+    async def _start_egress(self) -> None:
+        """Asks the egress backend to record the room, with the layout and kind."""
+        input = self.input
+        request = EgressStart(
+            recording_id=input.recording_id,
+            room_id=input.room_id,
+            kind=input.kind,
+            layout=input.layout,
+            encoding=input.encoding,
+            participants=input.participants,
+            owner=input.owner,
+        )
+        try:
+            await execute(EgressActivities.start_egress, request)
+        except ActivityError as err:
+            raise _Ended.failed(
+                ErrorCode.EGRESS_UNAVAILABLE, f"The recorder could not be started: {_reason(err)}"
+            ) from err
+
+    async def _wait_for_started(self) -> None:
+        """Until the recorder reports `started` (-> active), fails, or the recording is stopped before."""
+        timeout_s = self.input.start_timeout_s
         in_time = await self._wait(
-            lambda: self.started or self.failure is not None or self.stop_reason is not None, input.start_timeout_s
+            lambda: self.started or self.failure is not None or self.stop_reason is not None, timeout_s
         )
         if self.failure is not None:
-            return await self._end_failed(ErrorCode.RECORDER_FAILED, self.failure)
+            raise _Ended.failed(ErrorCode.RECORDER_FAILED, self.failure)
         if not in_time:
             await self._stop_egress()
-            return await self._end_failed(
-                ErrorCode.START_TIMEOUT, f"The recorder did not report 'started' within {input.start_timeout_s:g} s."
+            raise _Ended.failed(
+                ErrorCode.START_TIMEOUT, f"The recorder did not report 'started' within {timeout_s:g} s."
             )
         if not self.started:
             await self._stop_egress()
-            return await self._end(
+            raise _Ended(
                 RecordingStatus.ABORTED,
                 ErrorCode.NOTHING_RECORDED,
                 f"The recording was stopped ({self.stop_reason}) before the recorder started.",
             )
-
         self.state.start_date = self._now_ms()
         await self._set_status(RecordingStatus.ACTIVE)
         await self._chat("recording_started", self._owner())
 
-        within_limit = await self._record()
-        if self.silent:
-            await self._stop_egress()
-            return await self._end(
-                RecordingStatus.ABORTED,
-                ErrorCode.RECORDER_SILENT,
-                f"The recorder stopped reporting progress for {input.recorder_silence_timeout_s:g} s; "
-                "it was stopped and nothing it recorded was kept.",
-            )
+    async def _record(self) -> bool:
+        """Waits while recording: until stopped, the recorder stopped or failed, or the maximum duration
+        (then False). A recorder that reports progress and then falls silent for the silence timeout is
+        stopped and the recording aborted; recorders that never report progress (Talk's) are not watched.
+        """
+        input = self.input
+
+        def over() -> bool:
+            return self.stop_reason is not None or self.recorder_done or self.failure is not None
+
+        deadline = workflow.now() + timedelta(seconds=input.max_duration_s)
+        within_limit = False
+        while not within_limit and (left := (deadline - workflow.now()).total_seconds()) > 0:
+            reports_before = self.progress_reports
+            within_limit = await self._wait(over, min(left, input.recorder_silence_timeout_s))
+            if not within_limit and reports_before > 0 and self.progress_reports == reports_before:
+                await self._stop_egress()
+                raise _Ended(
+                    RecordingStatus.ABORTED,
+                    ErrorCode.RECORDER_SILENT,
+                    f"The recorder stopped reporting progress for {input.recorder_silence_timeout_s:g} s; "
+                    "it was stopped and nothing it recorded was kept.",
+                )
         if self.failure is not None:
             await self._stop_egress()
-            return await self._end_failed(ErrorCode.RECORDER_FAILED, self.failure)
+            raise _Ended.failed(ErrorCode.RECORDER_FAILED, self.failure)
+        return within_limit
+
+    async def _stop(self) -> None:
+        """Ending: says who stopped it in the chat and asks the recorder to stop (unless it stopped already)."""
         if self.state.end_date is None:
             self.state.end_date = self._now_ms()
         if self.state.status != RecordingStatus.ENDING:
@@ -179,70 +194,39 @@ class RecordingWorkflow:
         if self.stopped_by is not None:  # Talk says nothing when the call ended without anyone stopping it
             await self._chat("recording_stopped", Actor(id=self.stopped_by))
         if not self.recorder_done and not await self._stop_egress() and self.stored is None:
-            return await self._end_failed(
+            raise _Ended.failed(
                 ErrorCode.RECORDER_FAILED, "The recorder does not know this recording any more (404 on stop)."
             )
 
-        await self._wait(lambda: self.stored is not None or self.failure is not None, input.upload_timeout_s)
-        if self.stored is None:
-            if self.failure is not None:
-                return await self._end_failed(ErrorCode.RECORDER_FAILED, self.failure)
-            return await self._end_failed(
-                ErrorCode.UPLOAD_TIMEOUT, f"The recorder did not upload the file within {input.upload_timeout_s:g} s."
-            )
+    async def _receive_file(self) -> FileStored:
+        """Until the recorder's upload is staged (the `store_file` update)."""
+        timeout_s = self.input.upload_timeout_s
+        await self._wait(lambda: self.stored is not None or self.failure is not None, timeout_s)
+        if self.stored is not None:
+            return self.stored
+        if self.failure is not None:
+            raise _Ended.failed(ErrorCode.RECORDER_FAILED, self.failure)
+        raise _Ended.failed(ErrorCode.UPLOAD_TIMEOUT, f"The recorder did not upload the file within {timeout_s:g} s.")
 
-        try:
-            self.state.file = await workflow.execute_activity_method(
-                FileActivities.finalize,
-                FinalizeInput(
-                    recording_id=input.recording_id,
-                    room_id=input.room_id,
-                    kind=input.kind,
-                    staging_key=self.stored.staging_key,
-                    extension=self.stored.extension,
-                ),
-                start_to_close_timeout=timedelta(hours=1),
-                heartbeat_timeout=timedelta(seconds=20),  # it beats every 5 s: a dead worker is noticed soon
-                retry_policy=FINALIZE,
-            )
-        except ActivityError as err:
-            return await self._end_failed(ErrorCode.INVALID_FILE, _reason(err))
-
-        status = RecordingStatus.COMPLETE if within_limit else RecordingStatus.LIMIT_REACHED
-        if not self.notifying:
-            return await self._end(status)
-        await self._set_status(status)
-        await self._offer_share_to_chat()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.state
-
-    async def _record(self) -> bool:
-        """Waits while recording; False when the maximum duration was reached.
-
-        A recorder that reports progress and then falls silent for the silence timeout is given up
-        (`self.silent`). Recorders that never report progress (Talk's) are not watched.
-        """
+    async def _store(self, stored: FileStored) -> None:
+        """Validates the upload and moves it to its final key."""
         input = self.input
+        request = FinalizeInput(
+            recording_id=input.recording_id,
+            room_id=input.room_id,
+            kind=input.kind,
+            staging_key=stored.staging_key,
+            extension=stored.extension,
+        )
+        try:
+            self.state.file = await execute(FileActivities.finalize, request)
+        except ActivityError as err:
+            raise _Ended.failed(ErrorCode.INVALID_FILE, _reason(err)) from err
 
-        def over() -> bool:
-            return self.stop_reason is not None or self.recorder_done or self.failure is not None
-
-        if not workflow.patched(SILENCE_PATCH):
-            return await self._wait(over, input.max_duration_s)
-        deadline = workflow.now() + timedelta(seconds=input.max_duration_s)
-        while True:
-            left = (deadline - workflow.now()).total_seconds()
-            if left <= 0:
-                return False
-            reports_before = self.progress_reports
-            if await self._wait(over, min(left, input.recorder_silence_timeout_s)):
-                return True
-            if reports_before > 0 and self.progress_reports == reports_before:
-                self.silent = True
-                return True
-
-    async def _offer_share_to_chat(self) -> None:
-        """DESIGN.md steps 6-7: tell the owner and moderators, then keep the offer open until it is taken."""
+    async def _complete(self, within_limit: bool) -> None:
+        """Complete (or limit_reached): tells the owner and moderators, then keeps the offer to share it to the
+        chat open until it is taken, dismissed or expires."""
+        await self._set_status(RecordingStatus.COMPLETE if within_limit else RecordingStatus.LIMIT_REACHED)
         input = self.input
         kind = "audio" if input.kind == RecordingKind.AUDIO else "video"
         self.offer = await self._notify(
@@ -260,6 +244,24 @@ class RecordingWorkflow:
         if not await self._wait(lambda: self.offer_end is not None, input.share_offer_expiry_s):
             self.offer_end = "expired"
             await self._close_offer("expired")
+
+    async def _end(self, ended: _Ended) -> None:
+        """A terminal status other than complete; a recording that was lost tells the chat and the moderators."""
+        self.state.error_code = int(ended.code)
+        self.state.error = ended.code.name.lower()
+        self.state.details = ended.details
+        if self.state.end_date is None:
+            self.state.end_date = self._now_ms()
+        was_recording = self.state.status in (RecordingStatus.ACTIVE, RecordingStatus.ENDING)
+        await self._set_status(ended.status)
+        if ended.status == RecordingStatus.FAILED or ended.code == ErrorCode.RECORDER_SILENT:  # not a call that ended
+            if was_recording:
+                await self._chat("recording_failed", notifications.SYSTEM)
+            await self._notify(
+                notifications.RECORDING_FAILED,
+                f"The recording of {self.input.room_name} failed: {ended.details} "
+                "Ask your administrators to check the recording server.",
+            )
 
     # recorder callbacks (signals)
     @workflow.signal
@@ -281,12 +283,6 @@ class RecordingWorkflow:
     def recorder_failed(self, failed: RecorderFailed) -> None:
         if self.failure is None and self.state.status.in_progress:
             self.failure = failed.reason
-
-    @workflow.signal
-    def file_stored(self, stored: FileStored) -> None:
-        """Superseded by the `store_file` update; kept so that recordings that got it still replay."""
-        if self.stored is None:
-            self.stored = stored
 
     @workflow.update
     def store_file(self, stored: FileStored) -> FileStored:
@@ -373,6 +369,9 @@ class RecordingWorkflow:
     def _now_ms(self) -> int:
         return int(workflow.now().timestamp() * 1000)
 
+    def _owner(self) -> Actor:
+        return Actor(id=self.input.owner or "callrec")
+
     async def _wait(self, condition: Callable[[], bool], seconds: float) -> bool:
         try:
             await workflow.wait_condition(condition, timeout=timedelta(seconds=seconds))
@@ -385,62 +384,34 @@ class RecordingWorkflow:
         await self._project()
 
     async def _project(self) -> None:
+        """Writes the state to the catalog and the search attribute, then announces it (webhooks)."""
         # Numbered by workflow time, so a run started by a Temporal reset (which replays an older state)
         # still outnumbers what the catalog got before the reset.
         self.state.seq = max(self.state.seq + 1, self._now_ms())
         snapshot = self.state.model_copy(deep=True)
         workflow.upsert_search_attributes([STATUS_ATTR.value_set(snapshot.status.value)])
-        await self._write(CatalogActivities.project_recording, snapshot)
+        await execute(CatalogActivities.project_recording, snapshot)
         self.projected = snapshot.status
-        await self._emit(
-            STATUS_EVENTS.get(snapshot.status, "recordingUpdated"), self._recording_data(snapshot), f"{snapshot.seq}"
-        )
-
-    def _recording_data(self, state: RecordingState) -> dict[str, object]:
-        """A recording as webhook receivers get it: the REST API's fields."""
-        file = state.file
-        return {
-            "recordingId": state.recording_id,
-            "roomId": self.input.room_id,
-            "roomName": self.input.room_name,
-            "status": state.status.value,
-            "startDate": state.start_date,
-            "endDate": state.end_date,
-            "duration": file.duration if file else None,
-            "size": file.size if file else None,
-            "filename": file.filename if file else None,
-            "errorCode": state.error_code,
-            "error": state.error,
-            "details": state.details,
-        }
+        payload = recording_payload(Recording.of_workflow(self.input, snapshot))
+        await self._emit(status_event(snapshot.status), payload, f"{snapshot.seq}")
 
     async def _emit(self, event: EventName, data: dict[str, object], key: str) -> None:
         """Hands the event to webhook delivery (its own workflow, so a receiver that is down delays nothing here)."""
-        if not self.webhooks:
+        if not self.input.webhooks:
             return
-        await workflow.execute_activity_method(
+        idempotency_key = f"{self.input.recording_id}:{event}:{key}"
+        await execute(
             WebhookActivities.emit_webhook,
-            WebhookEvent(
-                event=event,
-                creation_date=self._now_ms(),
-                data=data,
-                idempotency_key=f"{self.input.recording_id}:{event}:{key}",
-            ),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=DURABLE,
+            WebhookEvent(event=event, creation_date=self._now_ms(), data=data, idempotency_key=idempotency_key),
         )
 
     async def _stop_egress(self) -> bool:
-        """Best effort: a recorder that cannot be reached is not recording for us either.
-
-        Returns False when the recorder answered that it does not know this recording (it will never upload).
-        """
+        """Best effort: a recorder that cannot be reached is not recording for us either. False: the recorder
+        answered that it does not know this recording (it will never upload)."""
         try:
-            await workflow.execute_activity_method(
+            await execute(
                 EgressActivities.stop_egress,
                 EgressStop(recording_id=self.input.recording_id, room_id=self.input.room_id),
-                start_to_close_timeout=timedelta(seconds=15),
-                retry_policy=EGRESS_STOP,
             )
         except ActivityError as err:
             workflow.logger.warning("stopping egress failed: %s", _reason(err))
@@ -448,106 +419,42 @@ class RecordingWorkflow:
             return not (isinstance(cause, ApplicationError) and cause.type == "EgressNotFound")
         return True
 
-    def _owner(self) -> Actor:
-        return Actor(id=self.input.owner or "callrec")
-
     async def _chat(self, message: str, actor: Actor) -> None:
         """A Talk system message in the room's chat (`audio_` prefixed for audio recordings)."""
-        if not self.notifying:
-            return
         if self.input.kind == RecordingKind.AUDIO and message != "recording_failed":
             message = f"audio_{message}"
-        await self._write(
+        dedupe_key = f"{self.input.recording_id}:{message}"
+        await execute(
             NotifyActivities.post_chat,
-            ChatPost(
-                room_id=self.input.room_id,
-                dedupe_key=f"{self.input.recording_id}:{message}",
-                actor=actor,
-                message=message,
-            ),
+            ChatPost(room_id=self.input.room_id, dedupe_key=dedupe_key, actor=actor, message=message),
         )
-
-    async def _write(self, activity: Callable[[Any, Any], Awaitable[Any]], arg: Any) -> None:
-        """A catalog write: a local activity (regular before LOCAL_WRITES_PATCH), retried until it lands."""
-        timeout = timedelta(seconds=30)
-        if self.local_writes:
-            await workflow.execute_local_activity_method(
-                activity, arg, start_to_close_timeout=timeout, retry_policy=DURABLE
-            )
-        else:
-            await workflow.execute_activity_method(activity, arg, start_to_close_timeout=timeout, retry_policy=DURABLE)
 
     async def _notify(self, subject: str, message: str, file_id: int | None = None) -> NotificationInfo:
         """For the owner and the room's moderators."""
-        info = await workflow.execute_activity_method(
-            NotifyActivities.notify,
-            NotificationPost(
-                room_id=self.input.room_id,
-                recording_id=self.input.recording_id,
-                dedupe_key=f"{self.input.recording_id}:{subject}",
-                user=self.input.owner,
-                moderators=True,
-                subject=subject,
-                message=message,
-                file_id=file_id,
-            ),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=DURABLE,
+        input = self.input
+        post = NotificationPost(
+            room_id=input.room_id,
+            recording_id=input.recording_id,
+            dedupe_key=f"{input.recording_id}:{subject}",
+            user=input.owner,
+            moderators=True,
+            subject=subject,
+            message=message,
+            file_id=file_id,
         )
-        notification = {
-            "notificationId": info.notification_id,
-            "timestamp": info.timestamp,
-            "subject": subject,
-            "message": message,
-            "user": self.input.owner,
-            "roomId": self.input.room_id,
-            "recordingId": self.input.recording_id,
-            "fileId": file_id,
-        }
-        await self._emit("notificationCreated", notification, subject)
+        info = await execute(NotifyActivities.notify, post)
+        await self._emit("notificationCreated", notification_payload(post, info), subject)
         return info
 
     async def _share(self, actor: Actor) -> ShareResult:
-        message_id = await workflow.execute_activity_method(
+        input = self.input
+        message_id = await execute(
             NotifyActivities.share_to_chat,
-            ShareToChat(room_id=self.input.room_id, recording_id=self.input.recording_id, actor=actor),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=DURABLE,
+            ShareToChat(room_id=input.room_id, recording_id=input.recording_id, actor=actor),
         )
-        shared = {"recordingId": self.input.recording_id, "roomId": self.input.room_id, "messageId": message_id}
+        shared = {"recordingId": input.recording_id, "roomId": input.room_id, "messageId": message_id}
         await self._emit("recordingShared", shared | {"actor": actor.model_dump()}, "chat")
         return ShareResult(message_id=message_id)
 
     async def _close_offer(self, end: OfferEnd) -> None:
-        await workflow.execute_activity_method(
-            NotifyActivities.close_offer,
-            CloseOffer(recording_id=self.input.recording_id, end=end),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=DURABLE,
-        )
-
-    async def _end_failed(self, code: ErrorCode, details: str) -> RecordingState:
-        return await self._end(RecordingStatus.FAILED, code, details)
-
-    async def _end(
-        self, status: RecordingStatus, code: ErrorCode | None = None, details: str | None = None
-    ) -> RecordingState:
-        if code is not None:
-            self.state.error_code = int(code)
-            self.state.error = code.name.lower()
-            self.state.details = details
-        if self.state.end_date is None:
-            self.state.end_date = self._now_ms()
-        was_recording = self.state.status in (RecordingStatus.ACTIVE, RecordingStatus.ENDING)
-        await self._set_status(status)
-        lost = status == RecordingStatus.FAILED or code == ErrorCode.RECORDER_SILENT  # not a call that just ended
-        if self.notifying and lost:
-            if was_recording:
-                await self._chat("recording_failed", notifications.SYSTEM)
-            await self._notify(
-                notifications.RECORDING_FAILED,
-                f"The recording of {self.input.room_name} failed: {details} "
-                "Ask your administrators to check the recording server.",
-            )
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.state
+        await execute(NotifyActivities.close_offer, CloseOffer(recording_id=self.input.recording_id, end=end))

@@ -7,9 +7,10 @@ loopback that the test scripts.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from bench.common import free_port
 from callrec.activities.egress import EgressActivities
 from callrec.domain.layout import AdvancedEncoding, Layout, render_spec
 from callrec.domain.participants import Participant
@@ -71,6 +73,7 @@ class Harness:
     recorder: ScriptedRecordingServer
     task_queue: str
     tmp_path: Path
+    handles: list[WorkflowHandle[RecordingWorkflow, RecordingState]] = field(default_factory=list)
 
     async def start(self, **timeouts: float) -> WorkflowHandle[RecordingWorkflow, RecordingState]:
         room_id = "room-1"
@@ -88,7 +91,7 @@ class Harness:
             )
         )
         values = {"start_timeout_s": 20.0, "upload_timeout_s": 300.0, "max_duration_s": HOUR} | timeouts
-        return await self.client.start_workflow(
+        handle = await self.client.start_workflow(
             RecordingWorkflow.run,
             StartRecordingInput(
                 recording_id=recording_id,
@@ -102,6 +105,16 @@ class Harness:
             id=recording_id,
             task_queue=self.task_queue,
         )
+        self.handles.append(handle)
+        return handle
+
+    async def save_histories(self, directory: Path) -> None:
+        """Keeps the closed workflows' histories for the replay tests (CALLREC_SAVE_HISTORIES=dir), as the stacks do."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for handle in self.handles:
+            if (await handle.describe()).close_time is not None:
+                history = await handle.fetch_history()
+                (directory / f"{handle.id}.json").write_text(history.to_json())
 
     async def status_becomes(self, handle: WorkflowHandle[RecordingWorkflow, RecordingState], status: str) -> None:
         for _ in range(200):
@@ -130,7 +143,10 @@ async def harness(
             activities=recording_activities(catalog, store, egress),
         )
         async with worker:
-            yield Harness(skipping_env.client, skipping_env, catalog, store, scripted, task_queue, tmp_path)
+            harness = Harness(skipping_env.client, skipping_env, catalog, store, scripted, task_queue, tmp_path)
+            yield harness
+            if target := os.environ.get("CALLREC_SAVE_HISTORIES"):
+                await harness.save_histories(Path(target))
     await catalog.close()
 
 
@@ -143,6 +159,24 @@ async def test_start_timeout_fails_the_recording_and_stops_egress(harness: Harne
     row = await harness.catalog.get_recording(handle.id)
     assert row is not None and (row.status, row.error_code) == ("failed", 504)
     assert [r["type"] for r in harness.recorder.requests] == ["start", "stop"]
+
+
+async def test_a_recorder_that_cannot_be_reached_fails_the_recording(harness: Harness) -> None:
+    nowhere = replace(harness, task_queue=f"timers-{uuid.uuid4().hex[:8]}")  # its own worker, egress to a dead port
+    async with httpx.AsyncClient() as http:
+        egress = EgressActivities(f"http://127.0.0.1:{free_port()}", "http://127.0.0.1:9", SECRET, http)
+        activities = recording_activities(harness.catalog, harness.store, egress)
+        async with Worker(
+            harness.client, task_queue=nowhere.task_queue, workflows=[RecordingWorkflow], activities=activities
+        ):
+            handle = await nowhere.start()
+            state = await handle.result()  # three attempts, then it gives up
+
+    assert (state.status, state.error, state.error_code) == ("failed", "egress_unavailable", 503)
+    assert state.details is not None and state.details.startswith("The recorder could not be started: recording server")
+    row = await harness.catalog.get_recording(handle.id)
+    assert row is not None and (row.status, row.error) == ("failed", "egress_unavailable")
+    assert [n.subject for n in await harness.catalog.notifications(room_id="room-1")] == ["recording_failed"]
 
 
 async def test_max_duration_ends_as_limit_reached_with_the_file_stored(harness: Harness) -> None:

@@ -1,0 +1,97 @@
+"""How the workflows run each activity: one table, keyed by the activity, and `execute`, which looks it up.
+
+Every activity has a start-to-close timeout and a retry policy that names its non-retryable errors. Local
+activities run inside the workflow task, with no round trip through the Temporal server: the catalog
+projection and the chat messages, short idempotent database writes (numbered projection, dedupe key).
+
+(WebhookDeliveryWorkflow's `deliver_webhook` is not here: each delivery brings its own retry schedule.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from callrec.activities.catalog import CatalogActivities
+    from callrec.activities.egress import EgressActivities
+    from callrec.activities.files import FileActivities
+    from callrec.activities.notify import NotifyActivities
+    from callrec.activities.reconcile import ReconcileActivities
+    from callrec.activities.webhooks import WebhookActivities
+
+ArgT = TypeVar("ArgT")
+ResultT = TypeVar("ResultT")
+
+
+@dataclass(frozen=True)
+class ActivityOptions:
+    start_to_close: timedelta
+    retry: RetryPolicy
+    heartbeat: timedelta | None = None  # regular activities only
+    local: bool = False
+
+
+# The catalog and the object store come back eventually: retry for as long as it takes.
+DURABLE = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+# Talk's backend tries a recording server three times; any answer but 5xx is final.
+EGRESS_START = RetryPolicy(maximum_attempts=3, non_retryable_error_types=["EgressRejected"])
+EGRESS_STOP = RetryPolicy(maximum_attempts=5, non_retryable_error_types=["EgressRejected", "EgressNotFound"])
+# A file that is not a playable recording stays so; the store and the catalog come back.
+FINALIZE = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=["InvalidRecordingFile"],
+)
+# The catalog, the store or Temporal may be down for a while: back off, and leave the rest to the next run.
+RECONCILE = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=2),
+    maximum_attempts=6,
+)
+
+SECONDS_15 = timedelta(seconds=15)
+SECONDS_30 = timedelta(seconds=30)
+WRITE = ActivityOptions(SECONDS_30, DURABLE, local=True)  # a catalog write, retried until it lands
+DURABLE_CALL = ActivityOptions(SECONDS_30, DURABLE)
+
+ACTIVITY_OPTIONS: dict[Callable[..., Any], ActivityOptions] = {
+    # egress.py
+    EgressActivities.start_egress: ActivityOptions(SECONDS_15, EGRESS_START),
+    EgressActivities.stop_egress: ActivityOptions(SECONDS_15, EGRESS_STOP),
+    # files.py: it beats every 5 s, so a dead worker is noticed soon
+    FileActivities.finalize: ActivityOptions(timedelta(hours=1), FINALIZE, heartbeat=timedelta(seconds=20)),
+    # catalog.py
+    CatalogActivities.project_recording: WRITE,
+    # notify.py
+    NotifyActivities.post_chat: WRITE,
+    NotifyActivities.notify: DURABLE_CALL,
+    NotifyActivities.close_offer: DURABLE_CALL,
+    NotifyActivities.share_to_chat: DURABLE_CALL,
+    # webhooks.py: starts the event's delivery workflow (delivery itself has its own schedule)
+    WebhookActivities.emit_webhook: DURABLE_CALL,
+    # reconcile.py
+    ReconcileActivities.reconcile: ActivityOptions(timedelta(minutes=30), RECONCILE, heartbeat=timedelta(minutes=1)),
+}
+
+
+async def execute(activity: Callable[[Any, ArgT], Awaitable[ResultT]], arg: ArgT) -> ResultT:
+    """Runs `activity` (a method of an activities class) from a workflow with its options from the table."""
+    options = ACTIVITY_OPTIONS[activity]
+    if options.local:
+        return await workflow.execute_local_activity_method(
+            activity, arg, start_to_close_timeout=options.start_to_close, retry_policy=options.retry
+        )
+    return await workflow.execute_activity_method(
+        activity,
+        arg,
+        start_to_close_timeout=options.start_to_close,
+        heartbeat_timeout=options.heartbeat,
+        retry_policy=options.retry,
+    )
