@@ -48,6 +48,20 @@ class ErrorDetail(_Body):
 class Error(_Body):
     """Every error answer: `{error, message, details?}`."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"error": "Recording Error", "message": "Room 'weekly-sync-a1b2c3d4' is already being recorded"},
+                {
+                    "error": "Unprocessable Entity",
+                    "message": "Invalid request",
+                    "details": [{"field": "roomId", "message": "Field required"}],
+                },
+            ]
+        },
+    )
+
     error: str = Field(description="error family, e.g. `Room Error`, `Authentication Error`, `Unprocessable Entity`")
     message: str
     details: list[ErrorDetail] | None = omittable("per-field reasons (validation errors)")
@@ -62,6 +76,30 @@ class Message(_Body):
 
 class Recording(_Body):
     """A recording. Every key is present unless `fields` (or `X-Fields`) selects some, then only those are."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "recordingId": "weekly-sync-a1b2c3d4--EG_x7Kq2mZpR4aB--Tz9Qw",
+                    "roomId": "weekly-sync-a1b2c3d4",
+                    "roomName": "Weekly sync",
+                    "status": "complete",
+                    "layout": "speaker",
+                    "encoding": "H264_720P_30",
+                    "filename": "weekly-sync-a1b2c3d4--EG_x7Kq2mZpR4aB--Tz9Qw.mp4",
+                    "startDate": 1796500000000,
+                    "endDate": 1796500312000,
+                    "duration": 311.8,
+                    "size": 48213112,
+                    "errorCode": None,
+                    "error": None,
+                    "details": None,
+                }
+            ]
+        },
+    )
 
     recordingId: str | None = omittable()
     roomId: str | None = omittable()
@@ -262,6 +300,21 @@ class OcsEnvelope(_Body):
 
 class Ocs(_Body):
     """A Nextcloud OCS answer: `{ocs: {meta, data}}`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"ocs": {"meta": {"status": "ok", "statuscode": 200, "message": "OK"}, "data": []}},
+                {
+                    "ocs": {
+                        "meta": {"status": "failure", "statuscode": 400, "message": "Bad Request"},
+                        "data": {"error": "recording"},
+                    }
+                },
+            ]
+        },
+    )
 
     ocs: OcsEnvelope
 

@@ -32,7 +32,10 @@ blueprint = Blueprint("recordings", __name__)
 
 
 class StartRecording(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"roomId": "weekly-sync-a1b2c3d4", "config": {"layout": "speaker"}}]},
+    )
     roomId: str = Field(min_length=1, max_length=128)
     config: RecordingOverride | None = None
 

@@ -38,7 +38,12 @@ class RoomConfig(BaseModel):
 
 
 class CreateRoom(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"roomName": "Weekly sync", "config": {"recording": {"enabled": True, "layout": "grid"}}}]
+        },
+    )
     roomName: str = Field(default="Room", min_length=1, max_length=128)
     config: RoomConfig = RoomConfig()
 
@@ -59,23 +64,34 @@ class RoomConfigPatch(BaseModel):
 
 
 class UpdateRoomConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"config": {"recording": {"layout": "speaker", "autoShareToChat": True}}}]},
+    )
     config: RoomConfigPatch
 
 
 class PutCall(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"participants": [{"id": "alice", "name": "Alice", "role": "moderator"}, {"name": "Bob"}]}]
+        },
+    )
     participants: list[Participant] = Field(max_length=256)
 
 
 class MemberTokenRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"secret": "<the room's moderatorSecret>", "participantName": "Alice"}]},
+    )
     secret: str = Field(min_length=1, max_length=256)
     participantName: str = Field(default="participant", min_length=1, max_length=128)
 
 
 class PutLobby(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"enabled": True}]})
     enabled: bool = Field(description="only moderators may start or stop recordings while the lobby is on")
 
 

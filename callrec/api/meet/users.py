@@ -28,7 +28,7 @@ def require_api_key() -> None:
 
 
 class TokenRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"userId": "alice", "role": "user"}]})
     userId: str = Field(min_length=1, max_length=128)
     role: Literal["admin", "user"] = "user"
 

@@ -113,3 +113,32 @@ async def backend() -> Response:
         response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
     return ocs_response([])
+
+
+@blueprint.post("/recording/<token>/store")
+@declare(
+    "recorderUpload",
+    "A recording server's upload of the file",
+    tag="Recorder",
+    security=Who.NONE,
+    responses={
+        200: Answer("Stored (or a retry of a file already stored)", schemas.Ocs),
+        400: Answer(
+            "Refused: `size`, `owner_invalid`, `owner_participant`, `owner_permission`, `empty_file`, `file_name`, "
+            "`file_mimetype`, `file_extension`, `invalid_file`",
+            schemas.Ocs,
+        ),
+        401: Answer("Bad `Talk-Recording-Checksum` (`checksum`)", schemas.Ocs),
+        404: Answer("No such room (`room`) or no recording to store (`recording`)", schemas.Ocs),
+        409: Answer("The recording already has another file (`recording`)", schemas.Ocs),
+        429: Answer("Too many bad checksums from this address (`bruteforce`)", schemas.Ocs),
+        503: Answer(
+            "Temporal (`unavailable`, with `Retry-After`) or the object store (`storage`) is down", schemas.Ocs
+        ),
+    },
+    notes="multipart/form-data with `owner` and `file`; signed with `Talk-Recording-Random` and "
+    "`Talk-Recording-Checksum` (HMAC-SHA256 of random + the room's token).",
+)
+async def store(token: str) -> Response:
+    """Declared here, served by `upload.StoreUpload` ahead of Quart, which streams the body into the store."""
+    raise RuntimeError("POST .../store is served by StoreUpload, which the app factory installs")
