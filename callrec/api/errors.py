@@ -49,10 +49,6 @@ def room_not_found(room_id: str) -> ApiError:
     return from_service(service.RoomNotFound(room_id))
 
 
-def recording_not_found(recording_id: str) -> ApiError:
-    return from_service(service.RecordingNotFound(recording_id))
-
-
 # The Meet-style answer to each of the recordings service's refusals: (status, error).
 SERVICE_ERRORS: dict[type[Exception], tuple[int, str]] = {
     service.RoomNotFound: (404, "Room Error"),
