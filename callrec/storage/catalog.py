@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar
@@ -60,6 +61,8 @@ class RoomRow(Base):
     lobby: Mapped[bool] = mapped_column(Boolean, default=False)
     moderator_secret: Mapped[str] = mapped_column(String(64), default=new_secret)
     speaker_secret: Mapped[str] = mapped_column(String(64), default=new_secret)
+    # Member tokens carry the generation they were minted in; closing the room or rotating its secrets bumps it.
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class CallRow(Base):
@@ -166,6 +169,15 @@ class ChatMessageRow(Base):
     timestamp: Mapped[int] = mapped_column(BigInteger)
 
 
+class NonceRow(Base):
+    """A recorder-protocol `random` that was accepted (as its SHA-256), kept for the replay window."""
+
+    __tablename__ = "nonces"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[int] = mapped_column(BigInteger, index=True)  # seconds, UTC
+
+
 Deduped = TypeVar("Deduped", NotificationRow, ChatMessageRow)
 
 
@@ -241,6 +253,18 @@ class Catalog:
     async def check(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+
+    # recorder-protocol nonces
+    async def remember_nonce(self, random: str, now_s: int, keep_s: float) -> bool:
+        """True the first time `random` is seen within `keep_s`; False for a replay. Forgets older ones."""
+        digest = hashlib.sha256(random.encode()).hexdigest()
+        try:
+            async with self.writing() as session:
+                await session.execute(sql_delete(NonceRow).where(NonceRow.seen_at < now_s - int(keep_s)))
+                session.add(NonceRow(digest=digest, seen_at=now_s))
+        except IntegrityError:
+            return False
+        return True
 
     # rooms
     async def add_room(self, room: RoomRow) -> RoomRow:

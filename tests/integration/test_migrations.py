@@ -10,6 +10,7 @@ PostgreSQL's reflection drops their COLLATE "C", and it ignores `Index.ddl_if`.
 from __future__ import annotations
 
 import asyncio
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from callrec.storage import migrations
 from callrec.storage.catalog import Base, Catalog, RoomRow, create_schema, make_engine
 
-MODEL_TABLES = {"rooms", "calls", "recordings", "notifications", "chat_messages"}
+MODEL_TABLES = {"rooms", "calls", "recordings", "notifications", "chat_messages", "nonces"}
 KEYSET_INDEXES = {
     "sqlite": {
         "ix_recordings_by_start_date",
@@ -64,7 +65,8 @@ async def structure(conn: AsyncConnection, schema: str = "public") -> dict[str, 
         rows = await conn.execute(
             text("SELECT type || ' ' || name, sql FROM sqlite_master WHERE tbl_name <> 'alembic_version'")
         )
-        return dict(rows.all())
+        # A table that a migration rebuilt (batch "recreate") is named in quotes: the same table.
+        return {key: re.sub(r'^CREATE TABLE "(\w+)"', r"CREATE TABLE \1", sql or "") for key, sql in rows.all()}
     query = f"""
         SELECT 'index ' || indexname, indexdef FROM pg_indexes
          WHERE schemaname = '{schema}' AND tablename <> 'alembic_version'
