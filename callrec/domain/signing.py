@@ -14,6 +14,7 @@ RANDOM_HEADER = "Talk-Recording-Random"
 CHECKSUM_HEADER = "Talk-Recording-Checksum"
 BACKEND_HEADER = "Talk-Recording-Backend"
 MIN_RANDOM_LENGTH = 32
+MAX_RANDOM_LENGTH = 256  # Talk's recording server sends 86 characters (token_urlsafe(64)), callrec's 64
 
 
 def checksum(secret: str, random: str, payload: bytes) -> str:
@@ -25,7 +26,13 @@ def signed_headers(secret: str, payload: bytes) -> dict[str, str]:
     return {RANDOM_HEADER: random, CHECKSUM_HEADER: checksum(secret, random, payload)}
 
 
+def plausible_random(random: str) -> bool:
+    """32 to 256 printable ASCII characters: what a random may be (it is remembered to refuse replays)."""
+    return MIN_RANDOM_LENGTH <= len(random) <= MAX_RANDOM_LENGTH and random.isascii() and random.isprintable()
+
+
 def verify(secret: str, random: str | None, given: str | None, payload: bytes) -> bool:
-    if not random or not given or len(random) < MIN_RANDOM_LENGTH:
+    """Whether `given` is the checksum of `random` + `payload`; a random that is not plausible never is."""
+    if random is None or not plausible_random(random) or given is None or len(given) != 64 or not given.isascii():
         return False
     return hmac.compare_digest(checksum(secret, random, payload), given.lower())

@@ -5,18 +5,25 @@ callrec's own recorder also sends `progress` (`{token, recordingId, duration, by
 Authenticated by Talk-Recording-Random + Talk-Recording-Checksum (HMAC over random + body); each
 callback becomes a signal to the recording's workflow. callrec's own recorder adds `recordingId` so a
 late callback can never reach a newer recording of the same room.
+
+The checksum is verified before anything else: a correctly signed request is never throttled; bad ones
+count against their address (`bruteforce.Throttle`). An accepted random is remembered in the catalog (shared
+by every API process) for `CALLREC_RECORDER_NONCE_TTL_S`, and a request that repeats it is refused
+(`replay`), so a captured request cannot be played again. A request answered 503 (try again) forgets its
+random: Talk's recording server retries with the same headers.
 """
 
 from __future__ import annotations
 
 import json
+import time
 
 from quart import Blueprint, Response, request
 
 from callrec.api import schemas
 from callrec.api.ocs import OCS_BASE, ocs_response
 from callrec.api.operations import Answer, Who, declare
-from callrec.api.services import services
+from callrec.api.services import Services, services
 from callrec.domain import signing
 from callrec.domain.recording import (
     RecorderFailed,
@@ -29,6 +36,11 @@ from callrec.recordings.service import Callback
 
 blueprint = Blueprint("recorder_backend", __name__, url_prefix=OCS_BASE)
 CALLBACKS: tuple[Callback, ...] = ("started", "stopped", "failed", "progress")
+
+
+async def remember_random(svc: Services, random: str) -> bool:
+    """False if `random` was accepted before (within the nonce TTL): the request is a replay."""
+    return await svc.catalog.remember_nonce(random, int(time.time()), svc.settings.recorder_nonce_ttl_s)
 
 
 def actor_id(payload: dict[str, object]) -> str | None:
@@ -66,31 +78,33 @@ def progress_of(payload: dict[str, object]) -> RecorderProgress:
     responses={
         200: Answer("Taken", schemas.Ocs),
         400: Answer("Not a callback (`body`, `type`)", schemas.Ocs),
-        403: Answer("Bad `Talk-Recording-Checksum` (`checksum`)", schemas.Ocs),
+        403: Answer(
+            "Bad `Talk-Recording-Checksum` (`checksum`), or a `Talk-Recording-Random` already used (`replay`)",
+            schemas.Ocs,
+        ),
         404: Answer("No such room (`room`) or recording (`recording`)", schemas.Ocs),
-        429: Answer("Too many bad checksums from this address (`bruteforce`)", schemas.Ocs),
+        429: Answer("Too many refused requests from this address (`bruteforce`); signed ones still pass", schemas.Ocs),
         503: Answer("Temporal is not available; send it again (`Retry-After`)", schemas.Ocs),
     },
     notes="Signed with `Talk-Recording-Random` and `Talk-Recording-Checksum` (HMAC-SHA256 of random + body with "
-    "the recording secret). The body is `{type, <type>: {token, recordingId?, ...}}` with type `started`, "
-    "`stopped`, `failed` or `progress`.",
+    "the recording secret; the random 32 to 256 ASCII characters, fresh for every request). The body is "
+    "`{type, <type>: {token, recordingId?, ...}}` with type `started`, `stopped`, `failed` or `progress`.",
 )
 async def backend() -> Response:
     svc = services()
-    address = request.remote_addr or "unknown"
-    if (wait_s := svc.throttle.retry_after(address)) is not None:
-        response = ocs_response({"error": "bruteforce"}, 429, "Too Many Requests")
-        response.headers["Retry-After"] = str(wait_s)
-        return response
     raw: bytes = await request.body
-    if not signing.verify(
-        svc.settings.require_recording_secret(),
-        request.headers.get(signing.RANDOM_HEADER),
-        request.headers.get(signing.CHECKSUM_HEADER),
-        raw,
-    ):
-        svc.throttle.failed(address)
-        return ocs_response({"error": "checksum"}, 403, "Forbidden")
+    random = request.headers.get(signing.RANDOM_HEADER)
+    signed = signing.verify(
+        svc.settings.require_recording_secret(), random, request.headers.get(signing.CHECKSUM_HEADER), raw
+    )
+    replay = signed and random is not None and not await remember_random(svc, random)
+    if not signed or replay:
+        if (wait_s := svc.throttle.refused(request.remote_addr or "unknown")) is not None:
+            response = ocs_response({"error": "bruteforce"}, 429, "Too Many Requests")
+            response.headers["Retry-After"] = str(wait_s)
+            return response
+        return ocs_response({"error": "replay" if replay else "checksum"}, 403, "Forbidden")
+    assert random is not None  # verified
     try:
         message = json.loads(raw)
         kind = message["type"]
@@ -109,6 +123,7 @@ async def backend() -> Response:
     except RecordingNotFound:
         return ocs_response({"error": "recording"}, 404, "Not Found")
     except ServiceUnavailable as exc:  # never a 404: that would make the recorder give up a live recording
+        await svc.catalog.forget_nonce(random)  # its retry may carry the same random
         response = ocs_response({"error": "unavailable"}, 503, "Service Unavailable")
         response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
@@ -128,16 +143,25 @@ async def backend() -> Response:
             "`file_mimetype`, `file_extension`, `invalid_file`",
             schemas.Ocs,
         ),
-        401: Answer("Bad `Talk-Recording-Checksum` (`checksum`)", schemas.Ocs),
+        401: Answer(
+            "Bad `Talk-Recording-Checksum` (`checksum`), or a `Talk-Recording-Random` already used (`replay`)",
+            schemas.Ocs,
+        ),
         404: Answer("No such room (`room`) or no recording to store (`recording`)", schemas.Ocs),
+        408: Answer("The body stalled or took too long (`timeout`)", schemas.Ocs),
         409: Answer("The recording already has another file (`recording`)", schemas.Ocs),
-        429: Answer("Too many bad checksums from this address (`bruteforce`)", schemas.Ocs),
+        429: Answer("Too many refused requests from this address (`bruteforce`); signed ones still pass", schemas.Ocs),
         503: Answer(
-            "Temporal (`unavailable`, with `Retry-After`) or the object store (`storage`) is down", schemas.Ocs
+            "Temporal (`unavailable`), too many uploads at once (`busy`), both with `Retry-After`; or the object "
+            "store (`storage`) is down",
+            schemas.Ocs,
         ),
     },
-    notes="multipart/form-data with `owner` and `file`; signed with `Talk-Recording-Random` and "
-    "`Talk-Recording-Checksum` (HMAC-SHA256 of random + the room's token).",
+    notes="multipart/form-data with `owner`, `file` and (callrec's recorder) `recordingId`; other fields are "
+    "ignored, more than a few parts are refused. Signed with `Talk-Recording-Random` and "
+    "`Talk-Recording-Checksum` (HMAC-SHA256 of random + the room's token); a random is accepted once. The body "
+    "is counted as it streams: beyond `CALLREC_MAX_UPLOAD_BYTES` it is refused (`size`) at once. Any refusal "
+    "carries `Connection: close`.",
 )
 async def store(token: str) -> Response:
     """Declared here, served by `upload.StoreUpload` ahead of Quart, which streams the body into the store."""

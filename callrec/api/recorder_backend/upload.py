@@ -4,16 +4,28 @@ Handled at the ASGI level, ahead of Quart: Quart buffers request bodies as fast 
 pulling each chunk with `receive()` lets the object store pace the client, so memory stays flat
 whatever the file size. The multipart body is parsed incrementally with werkzeug's sans-IO decoder.
 
-Checks, with Talk's error codes: checksum (401, counted for brute force: 429), room (404), the recording
+Checks, with Talk's error codes: checksum (401; verified first, so a signed upload is never throttled; bad
+ones are counted for brute force: 429), a random used before (401 `replay`), room (404), the recording
 (404), `owner` (missing: `size` and a "failed to upload" notification; `owner_invalid`,
 `owner_participant`, `owner_permission`), `empty_file`, and the file's sniffed type against its name
 (`file_name`, `file_mimetype`, `file_extension`). Nothing rejected stays in the object store. A retried
 upload of a file already stored is answered 200 and not stored twice.
+
+Bounds: the body is counted as it streams (chunked ones too) and refused at `CALLREC_MAX_UPLOAD_BYTES`
+(`size`); at most `MAX_PARTS` multipart parts, fields other than `owner` and `recordingId` are skipped
+unread, and a field over `MAX_FIELD_BYTES` is refused; a body that stalls `CALLREC_UPLOAD_IDLE_TIMEOUT_S` or
+lasts `CALLREC_UPLOAD_BODY_TIMEOUT_S` is refused (408 `timeout`); beyond `CALLREC_MAX_CONCURRENT_UPLOADS`
+signed uploads at once the next gets 503 `busy` before its body is read.
+
+A refusal is answered at once, while the client may still be sending: the whole answer goes out, then up to
+`DRAIN_BYTES` / `DRAIN_S` of the rest of the body is read and dropped (so the client reads the answer before
+the socket closes), and the connection is closed (`Connection: close`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -24,9 +36,10 @@ from typing import Any, Literal
 
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
-from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+from werkzeug.sansio.multipart import Data, Epilogue, Event, Field, File, MultipartDecoder, NeedData
 
 from callrec.api.ocs import OCS_BASE, encode
+from callrec.api.recorder_backend.callbacks import remember_random
 from callrec.api.services import Services
 from callrec.domain import signing
 from callrec.domain.notifications import STORE_FAILED
@@ -47,6 +60,14 @@ UPLOADABLE = {s.value for s in RecordingStatus if s.in_progress and s != Recordi
 RETRYABLE = {RecordingStatus.COMPLETE.value, RecordingStatus.LIMIT_REACHED.value}  # a retry of a stored upload
 MAX_OWNER_LENGTH = 128
 MAX_FIELD_BYTES = 4096
+MAX_PARTS = 8  # the protocol has three: owner, recordingId (callrec's recorder), file
+FIELDS = ("owner", "recordingId")  # the form fields kept; others are skipped unread
+# After a refusal, up to this much more of the body is read and dropped, for at most this long; then the
+# connection is closed. A client that sends its whole body before it reads (requests, httpx) finds the answer
+# if the rest of its body fits; a larger one sees the connection reset (closing with unread bytes resets it).
+DRAIN_BYTES = 16 << 20
+DRAIN_S = 2.0
+BUSY_RETRY_S = 5
 DECODER_BUFFER_BYTES = 1 << 20
 QUEUE_CHUNKS = 16
 log = logging.getLogger(__name__)
@@ -60,55 +81,134 @@ class UploadRejected(Exception):
         self.headers = headers or {}
 
 
+class _Body:
+    """The request body as it streams in: counts it against the size cap, times out a stalled or slow one,
+    and knows whether the client sent all of it (`done`) or went away (`disconnected`)."""
+
+    def __init__(self, receive: Receive, limit: int, idle_s: float, total_s: float) -> None:
+        self._receive = receive
+        self.limit = limit
+        self.idle_s = idle_s
+        self.deadline = time.monotonic() + total_s
+        self.received = 0
+        self.done = False
+        self.disconnected = False
+        self.after_answer: list[Awaitable[None]] = []  # what a refusal does once it is answered (notify)
+
+    async def run_after_answer(self) -> None:
+        while self.after_answer:
+            try:
+                await self.after_answer.pop(0)
+            except Exception:
+                log.exception("after refusing an upload")
+
+    async def next(self, idle_s: float | None = None) -> tuple[bytes, bool]:
+        """The next piece of the body and whether more follows; refuses a body over the cap or too slow."""
+        if self.done:
+            return b"", False
+        wait_s = min(self.idle_s if idle_s is None else idle_s, self.deadline - time.monotonic())
+        try:
+            async with asyncio.timeout(max(wait_s, 0.0)):
+                message = await self._receive()
+        except TimeoutError as exc:
+            raise UploadRejected(408, "timeout") from exc
+        if message["type"] == "http.disconnect":
+            self.done = self.disconnected = True
+            raise UploadRejected(400, "invalid_file")
+        data: bytes = message.get("body", b"")
+        self.received += len(data)
+        self.done = not message.get("more_body", False)
+        if self.received > self.limit:
+            raise UploadRejected(400, "size")
+        return data, not self.done
+
+    async def drain(self, max_bytes: int = DRAIN_BYTES, max_s: float = DRAIN_S) -> None:
+        """Reads and drops the rest of the body, up to `max_bytes` or `max_s`: a client that sends its whole
+        body before it reads the answer (most do) then finds the answer waiting when the connection closes."""
+        until = time.monotonic() + max_s
+        drained = 0
+        self.limit = self.received + max_bytes + 1  # the drain is not refused for size
+        with contextlib.suppress(UploadRejected):
+            while not self.done and drained < max_bytes and (left := until - time.monotonic()) > 0:
+                data, _ = await self.next(idle_s=left)
+                drained += len(data)
+
+
 async def _respond(
-    send: Send, status: int, data: Any, message: str = "OK", extra: dict[str, str] | None = None
+    send: Send,
+    status: int,
+    data: Any,
+    message: str = "OK",
+    extra: dict[str, str] | None = None,
+    body: _Body | None = None,
 ) -> None:
-    body = encode(data, status, message)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    """Answers; a refusal (or an answer before the client sent all of its body) closes the connection after
+    at most a short drain of the rest of the body, never waiting for all of it."""
+    payload = encode(data, status, message)
+    close = status != 200 or (body is not None and not body.done)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": payload, "more_body": close and body is not None})
+    if body is not None:
+        await body.run_after_answer()
+    if close and body is not None:  # the client has the whole answer now; the connection ends after the drain
+        if not body.disconnected:
+            await body.drain()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class StoreUpload:
     def __init__(self, app: ASGIApp, svc: Services) -> None:
         self.app = app
         self.svc = svc
+        self.uploads = 0  # signed uploads being received now
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = STORE_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
         if match is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        settings = self.svc.settings
+        body = _Body(receive, settings.max_upload_bytes, settings.upload_idle_timeout_s, settings.upload_body_timeout_s)
         try:
-            await self._store(match["token"], scope, receive)
+            await self._store(match["token"], scope, body)
         except UploadRejected as exc:
-            await _respond(send, exc.status, {"error": exc.error}, "Upload rejected", exc.headers)
+            try:
+                await _respond(send, exc.status, {"error": exc.error}, "Upload rejected", exc.headers, body)
+            finally:
+                await body.run_after_answer()  # also when the answer could not be sent
             return
         except RequestEntityTooLarge:
-            await _respond(send, 400, {"error": "size"}, "Upload rejected")
+            await _respond(send, 400, {"error": "size"}, "Upload rejected", body=body)
             return
         except ObjectStoreError:
             log.exception("object store failed during an upload")
-            await _respond(send, 503, {"error": "storage"}, "Object store unavailable")
+            await _respond(send, 503, {"error": "storage"}, "Object store unavailable", body=body)
             return
         except ServiceUnavailable as exc:  # the recorder retries; a 404 would make it give the recording up
             log.warning("upload refused for now: %s", exc)
-            await _respond(send, 503, {"error": "unavailable"}, "Try again", {"Retry-After": str(exc.retry_after_s)})
+            retry = {"Retry-After": str(exc.retry_after_s)}
+            await _respond(send, 503, {"error": "unavailable"}, "Try again", retry, body)
             return
         except Exception:
             log.exception("upload failed")
-            await _respond(send, 500, {"error": "system"}, "Internal error")
+            await _respond(send, 500, {"error": "system"}, "Internal error", body=body)
             return
-        await _respond(send, 200, [])
+        await _respond(send, 200, [], body=body)
 
     async def _find_recording(self, room_id: str, recording_id: str | None) -> RecordingRow:
-        """The recording this upload is for: named by callrec's recorder, else the room's current one."""
+        """The recording this upload is for: named by callrec's recorder, else the room's one waiting for its file,
+        else its latest: one that gave up waiting for it (failed, upload timeout: its workflow still takes a late
+        upload within `CALLREC_LATE_UPLOAD_WINDOW_S`) or stored it (a retried upload)."""
         try:
-            row = await self.svc.recordings.for_callback(room_id, recording_id, latest=True)
+            row = await self.svc.recordings.for_upload(room_id, recording_id)
         except RecordingNotFound as exc:
             raise UploadRejected(404, "recording") from exc
-        if row.status not in UPLOADABLE | RETRYABLE:
+        late = row.status == RecordingStatus.FAILED.value and row.error == "upload_timeout"
+        if row.status not in UPLOADABLE | RETRYABLE and not late:
             raise UploadRejected(404, "recording")
         return row
 
@@ -139,23 +239,41 @@ class StoreUpload:
             )
         )
 
-    async def _authenticate(self, token: str, scope: Scope, headers: dict[str, str]) -> None:
-        address = (scope.get("client") or ("unknown",))[0]
-        throttle = self.svc.throttle
-        if (wait_s := throttle.retry_after(address)) is not None:
-            raise UploadRejected(429, "bruteforce", {"Retry-After": str(wait_s)})
-        if not signing.verify(
-            self.svc.settings.require_recording_secret(),
-            headers.get(signing.RANDOM_HEADER.lower()),
-            headers.get(signing.CHECKSUM_HEADER.lower()),
-            token.encode(),
-        ):
-            throttle.failed(address)
-            raise UploadRejected(401, "checksum")
+    def _refuse(self, scope: Scope, error: str) -> UploadRejected:
+        """A refused signature or random, counted for its address: 429 once the address is blocked."""
+        if (wait_s := self.svc.throttle.refused((scope.get("client") or ("unknown",))[0])) is not None:
+            return UploadRejected(429, "bruteforce", {"Retry-After": str(wait_s)})
+        return UploadRejected(401, error)
 
-    async def _store(self, token: str, scope: Scope, receive: Receive) -> None:
+    def _authenticate(self, token: str, scope: Scope, headers: dict[str, str]) -> str:
+        """The request's random, once its checksum is right; never throttled when it is."""
+        random = headers.get(signing.RANDOM_HEADER.lower())
+        given = headers.get(signing.CHECKSUM_HEADER.lower())
+        if random is None or not signing.verify(self.svc.settings.require_recording_secret(), random, given,
+                                                token.encode()):  # fmt: skip
+            raise self._refuse(scope, "checksum")
+        return random
+
+    async def _store(self, token: str, scope: Scope, body: _Body) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        await self._authenticate(token, scope, headers)
+        random = self._authenticate(token, scope, headers)
+        if self.uploads >= self.svc.settings.max_concurrent_uploads:
+            raise UploadRejected(503, "busy", {"Retry-After": str(BUSY_RETRY_S)})
+        self.uploads += 1
+        try:
+            if not await remember_random(self.svc, random):
+                raise self._refuse(scope, "replay")
+            try:
+                await self._receive_file(token, headers, body)
+            except BaseException as exc:
+                if body.disconnected or not isinstance(exc, UploadRejected) or exc.status >= 500:
+                    with contextlib.suppress(Exception):  # the client may send it again with the same random
+                        await self.svc.catalog.forget_nonce(random)
+                raise
+        finally:
+            self.uploads -= 1
+
+    async def _receive_file(self, token: str, headers: dict[str, str], body: _Body) -> None:
         if await self.svc.catalog.get_room(token) is None:
             raise UploadRejected(404, "room")
         mimetype, options = parse_options_header(headers.get("content-type", ""))
@@ -167,11 +285,11 @@ class StoreUpload:
         owner_checked = False
         staged: tuple[str, str] | None = None  # key, extension
         try:
-            length = headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > self.svc.settings.max_upload_bytes:
+            length = headers.get("content-length", "")
+            if length.isascii() and length.isdigit() and int(length) > body.limit:
                 row = await self._find_recording(token, None)
                 raise UploadRejected(400, "size")
-            async for head in upload.events(receive):
+            async for head in upload.events(body):
                 row = await self._find_recording(token, upload.fields.get("recordingId"))
                 if (owner := upload.fields.get("owner")) is not None:
                     await self._check_owner(row, owner)
@@ -196,23 +314,33 @@ class StoreUpload:
             await self._hand_over(row, FileStored(staging_key=staged[0], size=result.size, sha256=result.sha256,
                                                   extension=staged[1]))  # fmt: skip
         except BaseException as exc:
-            await upload.cancel()
+            await upload.cancel()  # nothing stays in the store once the client has its answer
             if staged is not None:
                 await self.svc.store.delete(staged[0])
             if isinstance(exc, UploadRejected) and exc.error == "size" and row is not None:
-                await self._notify_failed_upload(row)
+                body.after_answer.append(self._notify_failed_upload(row))  # a catalog write: after the answer
             raise
 
     async def _hand_over(self, row: RecordingRow, file: FileStored) -> None:
-        """Gives the file to the recording's workflow; a copy of a file it already has is dropped."""
-        try:
-            kept = await self.svc.recordings.store_file(row.recording_id, file)
-        except (NotExpectingFile, RecordingNotFound) as exc:
-            raise UploadRejected(404, "recording") from exc
-        if kept.staging_key != file.staging_key:
-            await self.svc.store.delete(file.staging_key)
-            if kept.sha256 != file.sha256:
-                raise UploadRejected(409, "recording")  # the recording already has another file
+        """Gives the file to the recording's workflow. An upload never replaces a file: a copy of the file the
+        recording has (a recorder retrying an upload whose answer it lost) is dropped with a 200; another file gets
+        Talk's answer to a store it cannot take, 400 `recording`."""
+        has = row.sha256  # the stored file's
+        if row.status not in RETRYABLE:
+            try:
+                kept = await self.svc.recordings.store_file(row.recording_id, file)
+            except (NotExpectingFile, RecordingNotFound) as exc:
+                now = await self.svc.catalog.get_recording(row.recording_id)  # stored meanwhile (a racing retry)?
+                if now is None or now.status not in RETRYABLE:
+                    raise UploadRejected(404, "recording") from exc
+                has = now.sha256
+            else:
+                if kept.staging_key == file.staging_key:
+                    return
+                has = kept.sha256
+        await self.svc.store.delete(file.staging_key)
+        if has != file.sha256:
+            raise UploadRejected(400, "recording")  # the recording has another file already
 
 
 @dataclass(frozen=True)
@@ -230,7 +358,7 @@ class _MultipartUpload:
     """
 
     def __init__(self, boundary: bytes) -> None:
-        self.decoder = MultipartDecoder(boundary, max_form_memory_size=DECODER_BUFFER_BYTES)
+        self.decoder = MultipartDecoder(boundary, max_form_memory_size=DECODER_BUFFER_BYTES, max_parts=MAX_PARTS)
         self.fields: dict[str, str] = {}
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=QUEUE_CHUNKS)
         self.task: asyncio.Task[PutResult] | None = None
@@ -265,22 +393,30 @@ class _MultipartUpload:
             except BaseException:  # noqa: BLE001 - cancelled or failed: either way it cleaned up
                 pass
 
-    async def events(self, receive: Receive) -> AsyncIterator[FileHead]:
-        """Reads the body; yields the file part's head once. Later data goes to the queue, fields to `fields`."""
+    def _next_event(self) -> Event:
+        """The decoder's next event; a malformed body or too many parts is the client's fault (400)."""
+        try:
+            return self.decoder.next_event()
+        except (ValueError, RequestEntityTooLarge) as exc:
+            raise UploadRejected(400, "invalid_file") from exc
+
+    async def events(self, body: _Body) -> AsyncIterator[FileHead]:
+        """Reads the body; yields the file part's head once. Later data goes to the queue, the protocol's fields
+        to `fields`; other parts are skipped without keeping them."""
         part: Literal["head", "file", "field", "other"] = "other"
         filename = ""
         head = bytearray()
         field: tuple[str, bytearray] | None = None
         seen_file = False
         while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise UploadRejected(400, "invalid_file")
-            more = message.get("more_body", False)
-            self.decoder.receive_data(message.get("body", b""))
-            if not more:
-                self.decoder.receive_data(None)
-            event = self.decoder.next_event()
+            data, more = await body.next()
+            try:
+                self.decoder.receive_data(data)
+                if not more:
+                    self.decoder.receive_data(None)
+            except RequestEntityTooLarge as exc:  # a part's headers over DECODER_BUFFER_BYTES
+                raise UploadRejected(400, "invalid_file") from exc
+            event = self._next_event()
             while not isinstance(event, NeedData):
                 if isinstance(event, Epilogue):
                     return
@@ -289,7 +425,8 @@ class _MultipartUpload:
                     seen_file = seen_file or part == "head"
                     filename = event.filename
                 elif isinstance(event, Field):
-                    part, field = "field", (event.name, bytearray())
+                    keep = event.name in FIELDS and event.name not in self.fields
+                    part, field = ("field", (event.name, bytearray())) if keep else ("other", None)
                 elif isinstance(event, Data):
                     if part == "head":
                         head.extend(event.data)
@@ -311,6 +448,6 @@ class _MultipartUpload:
                     if part == "file" and not event.more_data:
                         await self._feed(None)
                         part = "other"
-                event = self.decoder.next_event()
+                event = self._next_event()
             if not more:
                 raise UploadRejected(400, "invalid_file")
