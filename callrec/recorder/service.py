@@ -12,7 +12,15 @@ after a stop it finishes the file, calls back `stopped`, and uploads the file to
 endpoint (multipart `owner` and `file`, checksum over random + token). callrec's own additions: the start
 carries `recordingId`, `layout`, `encoding` and `participants`; callbacks and the upload carry
 `recordingId`, and `failed` a `reason`. Unlike the Talk recording server it also accepts a start without
-`owner` / `actor` or `Talk-Recording-Backend` (falling back to placeholders and its configured backend).
+`owner` / `actor` or `Talk-Recording-Backend` (falling back to placeholders and its first configured backend).
+
+Hardening (`protocol.py`): `Talk-Recording-Backend` only picks one of the configured back ends (403 `backend`
+otherwise, as the Talk recording server answers a backend it has no secret for); a repeated
+`Talk-Recording-Random` is refused (403 `replayed`) and every request it sends carries a fresh one; recording ids
+and room tokens must be plain identifiers (400). Its files are 0600 in a 0700 directory, and at start-up it
+removes whatever a previous process left there. When the backend answers 404 or 410 to `started` or `progress`,
+the recording is an orphan: it stops it and discards the file. A retried start of a recording it is recording
+sends `started` again (the Talk recording server stays silent), so a caller that retried learns it started.
 """
 
 from __future__ import annotations
@@ -21,7 +29,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +45,7 @@ from callrec.domain import signing
 from callrec.domain.layout import Encoding, EncodingPreset, Layout, render_spec
 from callrec.domain.participants import Participant
 from callrec.media.render import LiveRecording
+from callrec.recorder.protocol import Backends, Refused, ReplayGuard, is_plain_id
 
 log = logging.getLogger(__name__)
 OCS_BASE = "/ocs/v2.php/apps/spreed/api/v1"
@@ -43,6 +55,8 @@ PLACEHOLDER_OWNER = "callrec-recorder"
 PLACEHOLDER_ACTOR = {"type": "users", "id": PLACEHOLDER_OWNER}
 # The Talk recording server sends these on every callback and upload.
 OCS_HEADERS = {"OCS-APIRequest": "true"}
+# What the backend answers to a callback of a recording it no longer has: the recording is an orphan.
+GONE = (404, 410)
 
 
 class Actor(BaseModel):
@@ -79,44 +93,76 @@ class Session:
     opened: asyncio.Task[bool] | None = field(default=None)
 
 
+def private_file(path: Path) -> None:
+    """Creates `path` 0600 (the encoder then opens it for writing, which keeps the mode of an existing file)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600))
+    path.chmod(0o600)
+
+
 class Recorder:
     def __init__(
         self,
         secret: str,
-        default_backend: str,
+        backends: Sequence[str],
         workdir: Path,
         http: httpx.AsyncClient,
         progress_every_s: float = 15.0,
+        replay_window_s: float = 7 * 24 * 3600.0,
+        replay_max_entries: int = 100_000,
     ) -> None:
+        """`backends`: where it may call back and upload (the first when a start names none); `workdir`: its
+        own directory (one recorder per directory: what is in it at start-up is removed)."""
         self.secret = secret
         self.progress_every_s = progress_every_s
-        self.default_backend = default_backend.rstrip("/")
+        self.backends = Backends(backends)
+        self.replays = ReplayGuard(replay_window_s, replay_max_entries)
         self.workdir = workdir
         self.http = http
         self.sessions: dict[str, Session] = {}
-        self.stopping: dict[str, Session] = {}  # stopped, still finishing or uploading
+        self.stopping: dict[str, Session] = {}  # stopped, still finishing or uploading (or being discarded)
         self.tasks: set[asyncio.Task[None]] = set()
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        workdir.chmod(0o700)
+        self._remove_leftovers()
+
+    def _remove_leftovers(self) -> None:
+        """A new process knows no recording: whatever is in its directory is a partial file of a lost one."""
+        for entry in sorted(self.workdir.iterdir()):
+            log.warning("removing %s: left by an earlier recorder process, no recording of this one", entry)
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
 
     def spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _post(self, url: str, **kwargs: Any) -> httpx.Response | None:
-        """POST with retries and backoff; None when every attempt failed."""
+    async def _post(self, url: str, body: bytes) -> tuple[httpx.Response | None, bool]:
+        """POST a signed JSON body with retries and backoff, each attempt with a fresh random. The answer (None
+        when every attempt failed) and whether an earlier attempt may have arrived (it failed without one)."""
+        unanswered = False
         for attempt in range(ATTEMPTS):
+            headers = {"Content-Type": "application/json"} | OCS_HEADERS | signing.signed_headers(self.secret, body)
             try:
-                response = await self.http.post(url, **kwargs)
+                response = await self.http.post(url, content=body, headers=headers)
                 if response.status_code < 500:
-                    return response
+                    return response, unanswered
                 log.warning("POST %s answered %s", url, response.status_code)
             except httpx.HTTPError as exc:
                 log.warning("POST %s failed: %r", url, exc)
-            await asyncio.sleep(0.5 * 2**attempt)
-        return None
+                unanswered = unanswered or not isinstance(exc, httpx.ConnectError)
+            if attempt + 1 < ATTEMPTS:
+                await asyncio.sleep(0.5 * 2**attempt)
+        return None, unanswered
 
-    async def callback(self, session: Session, kind: str, extra: dict[str, Any] | None = None) -> None:
+    async def callback(
+        self, session: Session, kind: str, extra: dict[str, Any] | None = None, *, first: bool = True
+    ) -> None:
+        """Reports to the backend. A 404 or 410 to `progress`, or to the first `started` (not a retry of one the
+        backend may have taken already: it refuses a second), means the backend no longer has the recording."""
         payload: dict[str, Any] = {"token": session.room_id, "recordingId": session.recording_id}
         if kind == "started":
             payload |= {"status": session.status, "actor": session.actor}
@@ -124,14 +170,45 @@ class Recorder:
             payload["actor"] = session.stopped_by
         payload |= extra or {}
         body = json.dumps({"type": kind, kind: payload}).encode()
-        headers = {"Content-Type": "application/json"} | OCS_HEADERS | signing.signed_headers(self.secret, body)
-        response = await self._post(f"{session.backend}{OCS_BASE}/recording/backend", content=body, headers=headers)
+        response, unanswered = await self._post(f"{session.backend}{OCS_BASE}/recording/backend", body)
         if response is None or response.status_code != 200:
             log.error("callback %s for %s not accepted", kind, session.recording_id)
+        if response is None or response.status_code not in GONE:
+            return
+        if kind == "progress" or (kind == "started" and first and not unanswered):
+            self.discard(session, f"the backend answered {response.status_code} to {kind}")
+
+    def discard(self, session: Session, why: str) -> None:
+        """Stops a recording the backend no longer has (an orphan) and deletes its file; nothing is sent back."""
+        if self.sessions.get(session.recording_id) is not session:
+            return  # already stopping or gone
+        log.warning("discarding recording %s of room %s: %s", session.recording_id, session.room_id, why)
+        self.sessions.pop(session.recording_id)
+        self.stopping[session.recording_id] = session  # a stop meanwhile is answered as a retried stop
+        self.spawn(self._discard(session))
+
+    async def _discard(self, session: Session) -> None:
+        try:
+            if session.opened is None or await session.opened:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(session.live.stop)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                session.path.unlink()
+            self.stopping.pop(session.recording_id, None)
 
     async def start(self, room_id: str, backend: str, body: StartBody) -> None:
-        if body.recordingId in self.sessions:
-            return  # a retried start: already recording
+        """Starts recording; `Refused` for a recording id that is no plain identifier or is in use."""
+        if not is_plain_id(body.recordingId):
+            raise Refused(400, "recordingId", "recordingId must be 1 to 128 letters, digits, '_' or '-'")
+        if (current := self.sessions.get(body.recordingId)) is not None:
+            if current.room_id != room_id:
+                raise Refused(409, "recording", f"recording {body.recordingId} is being recorded in another room")
+            log.info("start of %s again: sending started again", body.recordingId)
+            self.spawn(self._started_again(current))
+            return
+        if body.recordingId in self.stopping:
+            raise Refused(409, "recording", f"recording {body.recordingId} is stopping; it cannot start again")
         spec = render_spec(body.encoding)
         audio_only = body.status == 2
         path = self.workdir / f"{body.recordingId}.{'ogg' if audio_only else 'mp4'}"
@@ -145,12 +222,19 @@ class Recorder:
         self.sessions[body.recordingId] = session
         session.opened = asyncio.ensure_future(self._open(session))
 
+    async def _started_again(self, session: Session) -> None:
+        if session.opened is not None and await session.opened and self.sessions.get(session.recording_id) is session:
+            await self.callback(session, "started", first=False)
+
     async def _open(self, session: Session) -> bool:
         try:
+            await asyncio.to_thread(private_file, session.path)
             await asyncio.to_thread(session.live.start)
         except Exception as exc:  # noqa: BLE001 - reported to the backend as `failed`
             log.exception("could not start %s", session.recording_id)
             self.sessions.pop(session.recording_id, None)
+            with contextlib.suppress(FileNotFoundError):
+                session.path.unlink()
             self.spawn(self.callback(session, "failed", {"reason": f"The recorder could not start encoding: {exc}"}))
             return False
         self.spawn(self._watch(session))
@@ -164,6 +248,8 @@ class Recorder:
             if session.live.error is not None:
                 log.error("encoding of %s died: %r", session.recording_id, session.live.error)
                 self.sessions.pop(session.recording_id, None)
+                with contextlib.suppress(FileNotFoundError):
+                    session.path.unlink()
                 await self.callback(session, "failed", {"reason": f"Encoding failed: {session.live.error}"})
                 return
             if time.monotonic() - last_report >= self.progress_every_s:
@@ -189,6 +275,8 @@ class Recorder:
         try:
             await self._finish_and_upload(session)
         finally:
+            with contextlib.suppress(FileNotFoundError):
+                session.path.unlink()
             self.stopping.pop(session.recording_id, None)
 
     async def _finish_and_upload(self, session: Session) -> None:
@@ -201,12 +289,8 @@ class Recorder:
             await self.callback(session, "failed", {"reason": f"The recorder could not finish the file: {exc}"})
             return
         await self.callback(session, "stopped")
-        try:
-            if not await self.upload(session):
-                await self.callback(session, "failed", {"reason": "The recorder could not upload the file."})
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                session.path.unlink()
+        if not await self.upload(session):
+            await self.callback(session, "failed", {"reason": "The recorder could not upload the file."})
 
     async def upload(self, session: Session) -> bool:
         mimetype = "audio/ogg" if session.path.suffix == ".ogg" else "video/mp4"
@@ -244,19 +328,26 @@ def create_recorder_app(recorder: Recorder) -> Quart:
     @app.post("/api/v1/room/<token>")
     async def room(token: str) -> tuple[Response, int]:
         raw: bytes = await request.body
-        if not signing.verify(
-            recorder.secret,
-            request.headers.get(signing.RANDOM_HEADER),
-            request.headers.get(signing.CHECKSUM_HEADER),
-            raw,
-        ):
+        random = request.headers.get(signing.RANDOM_HEADER)
+        if not signing.verify(recorder.secret, random, request.headers.get(signing.CHECKSUM_HEADER), raw):
             return jsonify({"error": "checksum"}), 403
-        backend = (request.headers.get(signing.BACKEND_HEADER) or recorder.default_backend).rstrip("/")
+        try:
+            return await handle(token, raw, random or "")
+        except Refused as refused:
+            log.warning("refused a request for room %r: %s", token[:200], refused.message)
+            return jsonify(refused.body()), refused.status
+
+    async def handle(token: str, raw: bytes, random: str) -> tuple[Response, int]:
+        if not recorder.replays.first_use(random):
+            raise Refused(403, "replayed", "this Talk-Recording-Random was used before: sign each request anew")
+        backend = recorder.backends.pick(request.headers.get(signing.BACKEND_HEADER))
+        if not is_plain_id(token):
+            raise Refused(400, "token", "the room token must be 1 to 128 letters, digits, '_' or '-'")
         try:
             message = json.loads(raw)
             kind = message["type"]
             payload = message[kind]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return jsonify({"error": "body"}), 400
         if kind == "start":
             try:
@@ -268,6 +359,8 @@ def create_recorder_app(recorder: Recorder) -> Quart:
             # Talk sends `"stop": []` (PHP's empty array) when nobody in particular stopped the recording.
             fields = payload if isinstance(payload, dict) else {}
             recording_id = fields.get("recordingId")
+            if recording_id is not None and not is_plain_id(recording_id):
+                raise Refused(400, "recordingId", "recordingId must be 1 to 128 letters, digits, '_' or '-'")
             session = recorder.find(token, recording_id)
             if session is None:
                 if recorder.find(token, recording_id, stopping=True) is not None:

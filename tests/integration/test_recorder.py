@@ -6,8 +6,10 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +30,15 @@ class Backend:
     port: int = field(default_factory=free_port)
     callbacks: list[dict[str, object]] = field(default_factory=list)
     uploads: list[tuple[str, bytes]] = field(default_factory=list)
+    randoms: list[str] = field(default_factory=list)  # of every request received, retries too
+    answers: dict[str, list[int]] = field(default_factory=dict)  # callback type -> statuses to answer first
+    refused: list[tuple[str, int]] = field(default_factory=list)  # the callbacks answered so, in order
+    watch: Path | None = None  # the recorder's directory: modes of its entries while an upload comes in
+    modes_at_upload: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def app(self) -> Quart:
         app = Quart("backend")
@@ -36,19 +47,27 @@ class Backend:
         async def backend() -> tuple[str, int]:
             raw = await request.get_data()
             headers = request.headers
+            self.randoms.append(headers.get(signing.RANDOM_HEADER, ""))
             if not signing.verify(
                 SECRET, headers.get(signing.RANDOM_HEADER), headers.get(signing.CHECKSUM_HEADER), raw
             ):
                 return "bad checksum", 403
-            self.callbacks.append(json.loads(raw))
+            message = json.loads(raw)
+            if queued := self.answers.get(message["type"]):
+                self.refused.append((message["type"], queued[0]))
+                return "{}", queued.pop(0)
+            self.callbacks.append(message)
             return "{}", 200
 
         @app.post(f"{OCS}/recording/<token>/store")
         async def store(token: str) -> tuple[str, int]:
             headers = request.headers
             random, given = headers.get(signing.RANDOM_HEADER), headers.get(signing.CHECKSUM_HEADER)
+            self.randoms.append(random or "")
             if not signing.verify(SECRET, random, given, token.encode()):
                 return "bad checksum", 401
+            if self.watch is not None:
+                self.modes_at_upload = {p.name: p.stat().st_mode & 0o777 for p in [self.watch, *self.watch.iterdir()]}
             files = await request.files
             self.uploads.append((files["file"].filename or "", files["file"].read()))
             return "{}", 200
@@ -70,32 +89,50 @@ class Running:
     url: str
 
 
-@pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    backend = Backend()
+@asynccontextmanager
+async def run_recorder(
+    workdir: Path, *backends: Backend, allowed: list[str] | None = None, **options: Any
+) -> AsyncIterator[Running]:
+    """The recorder app on loopback with the given backends (allowed: all of them, unless told)."""
     stop = asyncio.Event()
     port = free_port()
     async with httpx.AsyncClient(timeout=30) as http:
-        recorder = Recorder(SECRET, f"http://127.0.0.1:{backend.port}", tmp_path / "work", http)
-        app = backend.app()
-        app.config["MAX_CONTENT_LENGTH"] = None
-        tasks = [
-            asyncio.create_task(serve_app(app, "127.0.0.1", backend.port, stop.wait)),
-            asyncio.create_task(serve_app(create_recorder_app(recorder), "127.0.0.1", port, stop.wait)),
-        ]
-        await wait_until_up(f"http://127.0.0.1:{backend.port}/health")
+        urls = allowed if allowed is not None else [b.url for b in backends]
+        recorder = Recorder(SECRET, urls, workdir, http, **options)
+        tasks = [asyncio.create_task(serve_app(create_recorder_app(recorder), "127.0.0.1", port, stop.wait))]
+        for backend in backends:
+            app = backend.app()
+            app.config["MAX_CONTENT_LENGTH"] = None
+            tasks.append(asyncio.create_task(serve_app(app, "127.0.0.1", backend.port, stop.wait)))
+            await wait_until_up(f"{backend.url}/health")
         await wait_until_up(f"http://127.0.0.1:{port}/health")
-        yield Running(backend, recorder, f"http://127.0.0.1:{port}")
-        stop.set()
-        await asyncio.gather(*tasks)
+        try:
+            yield Running(backends[0], recorder, f"http://127.0.0.1:{port}")
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
 
 
-async def send(url: str, room: str, body: dict[str, object], secret: str = SECRET) -> httpx.Response:
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[Running]:
+    async with run_recorder(tmp_path / "work", Backend()) as running:
+        yield running
+
+
+def signed(body: dict[str, object], secret: str = SECRET, backend: str | None = None) -> tuple[bytes, dict[str, str]]:
     payload = json.dumps(body).encode()
+    headers = signing.signed_headers(secret, payload)
+    if backend is not None:
+        headers[signing.BACKEND_HEADER] = backend
+    return payload, headers
+
+
+async def send(
+    url: str, room: str, body: dict[str, object], secret: str = SECRET, backend: str | None = None
+) -> httpx.Response:
+    payload, headers = signed(body, secret, backend)
     async with httpx.AsyncClient() as http:
-        return await http.post(
-            f"{url}/api/v1/room/{room}", content=payload, headers=signing.signed_headers(secret, payload)
-        )
+        return await http.post(f"{url}/api/v1/room/{room}", content=payload, headers=headers)
 
 
 def start_body(recording_id: str) -> dict[str, object]:
@@ -123,7 +160,7 @@ async def test_start_then_stop_reports_and_uploads_a_playable_file(running: Runn
     assert (await send(running.url, "room-1", stop)).status_code == 200
 
     await until(lambda: len(running.backend.uploads) == 1)
-    assert running.backend.kinds() == ["started", "stopped"]
+    assert running.backend.kinds() == ["started", "started", "stopped"]  # the retried start is told again
     started = running.backend.callbacks[0]["started"]
     assert started == {  # type: ignore[comparison-overlap]
         "token": "room-1", "recordingId": "rec-1", "status": 1, "actor": {"type": "users", "id": "callrec-recorder"},
@@ -140,7 +177,7 @@ async def test_start_then_stop_reports_and_uploads_a_playable_file(running: Runn
 async def test_a_stop_right_after_the_start_still_ends_cleanly(running: Running) -> None:
     # The stop comes in the same event-loop turn as the start, while the encoder is still being opened.
     body = StartBody.model_validate(start_body("rec-2")["start"])
-    await running.recorder.start("room-2", f"http://127.0.0.1:{running.backend.port}", body)
+    await running.recorder.start("room-2", running.backend.url, body)
     session = running.recorder.find("room-2", "rec-2")
     assert session is not None
     await running.recorder.stop(session)
