@@ -34,15 +34,20 @@ class ApiError(Exception):
 
 
 def unauthorized() -> ApiError:
-    return ApiError(401, "Authentication Error", "Unauthorized")
+    """No credential: the answer names the headers that carry one."""
+    message = (
+        "Unauthorized: send `X-API-KEY: <api key>`, `Authorization: Bearer <user token>` "
+        "or `X-Room-Member-Token: <member token>`"
+    )
+    return ApiError(401, "Authentication Error", message, headers={"WWW-Authenticate": 'Bearer realm="callrec"'})
 
 
 def invalid_api_key() -> ApiError:
-    return ApiError(401, "Authentication Error", "Invalid API key")
+    return ApiError(401, "Authentication Error", "Invalid API key: X-API-KEY does not match the configured key")
 
 
-def malformed_body() -> ApiError:
-    return ApiError(400, "Bad Request", "Malformed body")
+def malformed_body(message: str = "Malformed body") -> ApiError:
+    return ApiError(400, "Bad Request", message)
 
 
 def room_not_found(room_id: str) -> ApiError:
@@ -72,6 +77,8 @@ def from_service(exc: service.RecordingError | ServiceUnavailable) -> ApiError:
     """The Meet-style error body of a service error."""
     if isinstance(exc, ServiceUnavailable):
         message = UNAVAILABLE_MESSAGES.get(type(exc), "The workflow service is not available; try again shortly")
+        if isinstance(exc, service.WorkerUnavailable):  # names the recording and what became of the request
+            message = str(exc)
         return ApiError(503, "Service Unavailable", message, headers={"Retry-After": str(exc.retry_after_s)})
     status, error = SERVICE_ERRORS.get(type(exc), (409, "Recording Error"))
     return ApiError(status, error, str(exc))

@@ -1,11 +1,15 @@
 """Signed access tokens (JWT, HS256): user tokens (roles admin, user) and room member tokens.
 
-A member token is scoped to one room and carries its role (moderator, speaker) and recording
-permissions. The old Meet permission names are accepted as aliases when tokens are read.
+A member token is scoped to one room and carries its role (moderator, speaker), its recording permissions
+and the room's token generation when it was minted (closing the room or rotating its secrets bumps the
+generation, which revokes the tokens of earlier ones). Its subject is an identity minted with the token
+(`member:<random>`), never the display name the participant chose, which travels as `name`; notifications
+are addressed to subjects. The old Meet permission names are accepted as aliases when tokens are read.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -15,6 +19,7 @@ import jwt
 
 ALGORITHM = "HS256"
 ISSUER = "callrec"
+MEMBER_PREFIX = "member:"
 
 
 class Permission(StrEnum):
@@ -54,6 +59,8 @@ class Principal:
     role: str
     permissions: frozenset[Permission]
     room_id: str | None = None  # member tokens only
+    name: str | None = None  # member tokens only: the display name the participant chose (not an identity)
+    generation: int = 0  # member tokens only: the room's token generation at minting
 
     @property
     def is_admin(self) -> bool:
@@ -86,6 +93,11 @@ def user_token(secret: str, user_id: str, role: Literal["admin", "user"], ttl_s:
     return _encode(secret, {"typ": "user", "sub": user_id, "role": role}, ttl_s)
 
 
+def new_member_id() -> str:
+    """A member token's subject: an identity nobody can choose, so nobody can claim another's notifications."""
+    return MEMBER_PREFIX + secrets.token_urlsafe(16)
+
+
 def member_token(
     secret: str,
     room_id: str,
@@ -93,9 +105,21 @@ def member_token(
     role: Literal["moderator", "speaker"],
     ttl_s: float,
     permissions: frozenset[Permission] | None = None,
+    *,
+    member_id: str | None = None,
+    generation: int = 0,
 ) -> str:
+    """A token for `participant` (a display name) in `room_id`; its subject is `member_id`, a fresh one by default."""
     granted = ROLE_PERMISSIONS[role] if permissions is None else permissions
-    claims = {"typ": "member", "sub": participant, "room": room_id, "role": role, "permissions": sorted(granted)}
+    claims = {
+        "typ": "member",
+        "sub": member_id or new_member_id(),
+        "name": participant,
+        "room": room_id,
+        "gen": generation,
+        "role": role,
+        "permissions": sorted(granted),
+    }
     return _encode(secret, claims, ttl_s)
 
 
@@ -116,13 +140,17 @@ def read_token(secret: str, token: str, expected: Literal["user", "member"]) -> 
         if role not in ("admin", "user"):
             raise InvalidToken("invalid role")
         return Principal(kind="user", subject=subject, role=role, permissions=ROLE_PERMISSIONS[role])
-    room = claims.get("room")
+    room, name, generation = claims.get("room"), claims.get("name"), claims.get("gen", 0)
     if role not in ("moderator", "speaker") or not isinstance(room, str):
         raise InvalidToken("invalid member token")
+    if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
+        raise InvalidToken("invalid member token generation")
     return Principal(
         kind="member",
         subject=subject,
         role=role,
         permissions=parse_permissions(claims.get("permissions")),
         room_id=room,
+        name=name if isinstance(name, str) else None,
+        generation=generation,
     )

@@ -83,7 +83,7 @@ async def test_credentials_permissions_and_room_confinement(stacks: StackFactory
     assert await call(anonymous, "GET", "/api/v1/recordings") == 401
     bad_bearer = client(admin, {"Authorization": "Bearer nope"})
     assert (await bad_bearer.get("/api/v1/recordings")).json() == {
-        "error": "Authentication Error", "message": "Invalid token"
+        "error": "Authentication Error", "message": "Invalid token in Authorization: Bearer: invalid token"
     }  # fmt: skip
     assert await call(client(admin, {"Authorization": "Basic abc"}), "GET", "/api/v1/recordings") == 401
     assert await call(client(admin, {"X-Room-Member-Token": "nope"}), "GET", "/api/v1/recordings") == 401

@@ -1,16 +1,21 @@
-"""Which recording server the worker drives, and which backend URL it announces."""
+"""Which recording server the worker drives, which backend URL it announces, and the secrets the API needs."""
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 import pytest
 
+from callrec.domain.local_secrets import kept_secret
 from callrec.domain.settings import Settings
 
 
 @pytest.fixture(autouse=True)
 def no_callrec_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only what a test passes counts, whatever the shell running the suite exports."""
-    for name in ("EGRESS", "TALK_RECORDING_SERVER", "RECORDER_URL", "PUBLIC_URL", "API_URL"):
+    for name in ("EGRESS", "TALK_RECORDING_SERVER", "RECORDER_URL", "PUBLIC_URL", "API_URL", "API_KEY",
+                 "TOKEN_SECRET", "DEV_MODE"):  # fmt: skip
         monkeypatch.delenv(f"CALLREC_{name}", raising=False)
 
 
@@ -38,3 +43,50 @@ def test_backend_url_is_the_public_url_else_the_api_url() -> None:
     assert Settings(api_url="http://127.0.0.1:8080/").backend_url == "http://127.0.0.1:8080"
     public = Settings(api_url="http://127.0.0.1:8080", public_url="https://rec.example.com/")
     assert public.backend_url == "https://rec.example.com"
+
+
+GOOD_KEY = "k" * 32
+GOOD_TOKEN_SECRET = "t" * 32
+
+
+@pytest.mark.parametrize(
+    ("values", "setting", "problem"),
+    [
+        ({"token_secret": GOOD_TOKEN_SECRET}, "CALLREC_API_KEY", "not set"),
+        ({"api_key": "k" * 31, "token_secret": GOOD_TOKEN_SECRET}, "CALLREC_API_KEY", "too short"),
+        ({"api_key": GOOD_KEY}, "CALLREC_TOKEN_SECRET", "not set"),
+        ({"api_key": GOOD_KEY, "token_secret": "t" * 31}, "CALLREC_TOKEN_SECRET", "too short"),
+        ({"api_key": GOOD_KEY, "token_secret": "é" * 15}, "CALLREC_TOKEN_SECRET", "too short"),  # 30 bytes
+        ({"api_key": GOOD_KEY, "token_secret": GOOD_KEY}, "CALLREC_TOKEN_SECRET", "not be the API key"),
+        ({"api_key": "short", "dev_mode": True}, "CALLREC_TOKEN_SECRET", "not set"),
+    ],
+)
+def test_the_api_refuses_missing_or_weak_secrets(values: dict[str, object], setting: str, problem: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        Settings(**values).require_api_secrets()  # type: ignore[arg-type]
+    message = str(exc.value)
+    assert setting in message and problem in message and "\n" not in message
+
+
+def test_good_secrets_pass_and_dev_mode_allows_the_dev_key() -> None:
+    Settings(api_key=GOOD_KEY, token_secret=GOOD_TOKEN_SECRET).require_api_secrets()
+    Settings(api_key="callrec-dev-key", token_secret=GOOD_TOKEN_SECRET, dev_mode=True).require_api_secrets()
+
+
+def test_the_token_key_is_never_derived_from_the_api_key() -> None:
+    assert Settings(api_key=GOOD_KEY, token_secret=GOOD_TOKEN_SECRET).token_key == GOOD_TOKEN_SECRET
+    with pytest.raises(SystemExit, match="CALLREC_TOKEN_SECRET is not set"):
+        _ = Settings(api_key=GOOD_KEY).token_key
+
+
+def test_kept_secrets_are_private_and_stable(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first = kept_secret(data_dir, "token-secret")
+    assert len(first.encode()) >= 32 and kept_secret(data_dir, "token-secret") == first
+    assert stat.S_IMODE((data_dir / "token-secret").stat().st_mode) == 0o600
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    assert kept_secret(data_dir, "recording-secret") != first
+    (data_dir / "token-secret").chmod(0o644)
+    assert kept_secret(data_dir, "token-secret") == first
+    assert stat.S_IMODE((data_dir / "token-secret").stat().st_mode) == 0o600
+    assert [p.name for p in data_dir.iterdir() if p.name.startswith(".")] == []  # no staged leftovers

@@ -77,3 +77,27 @@ def test_refused_tokens() -> None:
         read_token(SECRET, jwt.encode(bad_permission, SECRET, algorithm="HS256"), "member")
     with pytest.raises(InvalidToken):
         read_token(SECRET, "not-a-jwt", "user")
+
+
+def test_member_subject_is_a_minted_identity_not_the_chosen_name() -> None:
+    first = read_token(SECRET, member_token(SECRET, "room-a", "Alice", "moderator", 60), "member")
+    second = read_token(SECRET, member_token(SECRET, "room-a", "Alice", "moderator", 60), "member")
+    assert first.name == second.name == "Alice"
+    assert first.subject.startswith("member:") and second.subject.startswith("member:")
+    assert first.subject != second.subject and "Alice" not in first.subject
+    given = member_token(SECRET, "room-a", "Alice", "speaker", 60, member_id="member:abc", generation=3)
+    assert (read_token(SECRET, given, "member").subject, read_token(SECRET, given, "member").generation) == (
+        "member:abc",
+        3,
+    )
+
+
+def test_member_token_generation() -> None:
+    now = int(time.time())
+    claims = {"iss": "callrec", "iat": now, "exp": now + 60, "typ": "member", "sub": "x", "room": "r",
+              "role": "speaker", "permissions": []}  # fmt: skip
+    # Tokens from before generations existed count as generation 0 (every room's first).
+    assert read_token(SECRET, jwt.encode(claims, SECRET, algorithm="HS256"), "member").generation == 0
+    for bad in (-1, "1", True, 1.5):
+        with pytest.raises(InvalidToken, match="generation"):
+            read_token(SECRET, jwt.encode(claims | {"gen": bad}, SECRET, algorithm="HS256"), "member")

@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("files", __name__)
 
 OTHER_ROOM = "Recording belongs to another room"
+MAX_RECORDING_IDS = 100  # per bulk delete or ZIP download
+# `X-Skipped-Recordings` lists skipped ids (URL-encoded, comma-separated, in request order) until the next one
+# would take it past this many bytes; `X-Skipped-Recordings-Count` always says how many were skipped in all.
+SKIPPED_HEADER_MAX_BYTES = 3072
 
 # Threads that step ZIP generators: a step blocks on a store read, so they do not take the default executor's
 # threads from the stores' own async I/O.
@@ -55,12 +59,40 @@ _ZIP_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name
 
 
 def requested_ids() -> list[str]:
-    """`recordingIds` (comma-separated, the parameter may repeat), without blanks and duplicates, in order."""
+    """`recordingIds` (comma-separated, the parameter may repeat), without blanks and duplicates, in order.
+
+    At most `MAX_RECORDING_IDS` distinct ids (422 beyond, before any is looked at)."""
     ids = [part.strip() for value in request.args.getlist("recordingIds") for part in value.split(",")]
     unique = list(dict.fromkeys(i for i in ids if i))
     if not unique:
         raise errors.invalid_parameter("recordingIds", "At least one recording id is required")
+    if len(unique) > MAX_RECORDING_IDS:
+        raise errors.invalid_parameter(
+            "recordingIds", f"At most {MAX_RECORDING_IDS} recording ids per request ({len(unique)} given)"
+        )
     return unique
+
+
+def skipped_headers(skipped: list[str]) -> dict[str, str]:
+    """`X-Skipped-Recordings` (as many URL-encoded ids as fit in `SKIPPED_HEADER_MAX_BYTES`) and
+    `X-Skipped-Recordings-Count` (all of them); nothing when none was skipped."""
+    if not skipped:
+        return {}
+    listed: list[str] = []
+    size = 0
+    for recording_id in skipped:
+        encoded = quote(recording_id, safe="")
+        size += len(encoded) + (1 if listed else 0)
+        if size > SKIPPED_HEADER_MAX_BYTES:
+            break
+        listed.append(encoded)
+    return {"X-Skipped-Recordings": ",".join(listed), "X-Skipped-Recordings-Count": str(len(skipped))}
+
+
+def _sample(ids: list[str], limit: int = 10) -> str:
+    """Ids for a log line: the first `limit`, then how many more."""
+    shown = ", ".join(ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
 def attachment(filename: str) -> str:
@@ -103,7 +135,7 @@ async def delete_recording(recording_id: str) -> Response:
         200: Answer("All deleted", schemas.BulkDeleteResult),
         400: Answer("Some could not be deleted (the others were)", schemas.BulkDeleteResult),
         403: error(),
-        422: error("No recording id given"),
+        422: error(f"No recording id given, or more than {MAX_RECORDING_IDS}"),
     },
     parameters=(RECORDING_IDS,),
 )
@@ -115,6 +147,7 @@ async def bulk_delete_recordings() -> tuple[Response, int]:
     )
     deleted = [i for i, reason in reasons.items() if reason is None]
     failed = [{"recordingId": i, "error": r} for i, r in reasons.items() if r is not None]
+    log.info("bulk delete by %s: %d of %d deleted", who.subject, len(deleted), len(ids))
     if not failed:
         return jsonify({"message": "All recordings deleted successfully", "deleted": deleted, "failed": []}), 200
     message = f"{len(failed)} recording(s) could not be deleted"
@@ -171,19 +204,27 @@ async def zip_entries(ids: list[str], who: Principal) -> list[ZipEntry]:
     svc = services()
     rows = await svc.catalog.recordings_by_id(ids)
 
+    unavailable: list[str] = []
+    missing_media: list[str] = []
+
     async def entry(recording_id: str) -> ZipEntry | None:
         row = rows.get(recording_id)
         if row is None or not confine(who, row.room_id) or row.status not in PLAYABLE or row.object_key is None:
-            log.info("recording %s is not available for a ZIP download; skipped", recording_id)
+            unavailable.append(recording_id)
             return None
         try:
             size = (await svc.store.stat(row.object_key)).size
         except ObjectNotFound:
-            log.warning("recording %s has no media in the object store; skipped", recording_id)
+            missing_media.append(recording_id)
             return None
         return ZipEntry(recording_id, row.filename or f"{recording_id}.mp4", row.object_key, size)
 
     found = await asyncio.gather(*(entry(i) for i in ids))
+    if missing_media:  # one line per request, whatever the number of ids
+        log.warning("ZIP download: %d recordings have no media in the object store: %s",
+                    len(missing_media), _sample(missing_media))  # fmt: skip
+    if unavailable:
+        log.info("ZIP download: %d of %d recordings not available, skipped", len(unavailable), len(ids))
     entries: list[ZipEntry] = []
     names: set[str] = set()
     for e in found:
@@ -251,14 +292,20 @@ async def stream_zip(archive: Any, sources: list[Iterator[bytes]]) -> AsyncItera
             headers={
                 "Content-Disposition": header_doc('`attachment; filename="recordings.zip"`.'),
                 "X-Skipped-Recordings": header_doc(
-                    "Comma-separated, URL-encoded ids left out of the ZIP.", required=False
+                    "Comma-separated, URL-encoded ids left out of the ZIP, in request order; cut after the last "
+                    f"whole id that fits in {SKIPPED_HEADER_MAX_BYTES} bytes (compare with the count).",
+                    required=False,
+                ),
+                "X-Skipped-Recordings-Count": header_doc(
+                    "How many ids were left out in all (more than `X-Skipped-Recordings` lists when it was cut).",
+                    required=False,
                 ),
             }
             | FILE_HEADERS,
         ),
         400: error("None of the recordings is available"),
         403: error(),
-        422: error("No recording id given"),
+        422: error(f"No recording id given, or more than {MAX_RECORDING_IDS}"),
     },
     parameters=(RECORDING_IDS,),
 )
@@ -281,8 +328,7 @@ async def download_recordings() -> Response:
         "Cache-Control": "private, no-cache",
     }
     included = {e.recording_id for e in entries}
-    if skipped := [i for i in ids if i not in included]:
-        headers["X-Skipped-Recordings"] = ",".join(quote(i, safe="") for i in skipped)  # ids as URL-encoded
+    headers |= skipped_headers([i for i in ids if i not in included])
     response = Response(stream_zip(archive, sources), status=200, headers=headers)
     response.timeout = None  # a long download is not a hung handler
     return response

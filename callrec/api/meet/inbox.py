@@ -46,8 +46,10 @@ class ChatQuery(BaseModel):
 async def list_notifications(query: NotificationsQuery) -> Response:
     """The caller's open notifications, newest first.
 
-    A member sees its own in its room, and a moderator also the room's moderator notifications; a user
-    token its own in every room; the API key all of them.
+    Addressed by authenticated identity, never by a name the caller chose: a user token's `userId`, a member
+    token's `memberId` (minted with the token; its `participantName` is only a display name). A member sees its
+    own in its room, and a moderator also the room's moderator notifications; a user token its own in every
+    room; the API key all of them.
     """
     who = require()
     room_id = query.roomId

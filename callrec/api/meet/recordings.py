@@ -166,6 +166,7 @@ async def get_recording(recording_id: str) -> Response:
         403: error(),
         404: error("No such recording"),
         409: error("The recording is not active"),
+        503: error("Temporal is unavailable, or no worker took the stop in time (the stop is queued; `Retry-After`)"),
     },
     parameters=FIELDS,
 )

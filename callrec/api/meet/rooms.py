@@ -8,8 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, jsonify, request
 
-from callrec.api import errors, pagetoken, schemas
-from callrec.api.auth import forbidden, principal, require
+from callrec.api import auth, errors, pagetoken, schemas
+from callrec.api.auth import principal, require
 from callrec.api.errors import ApiError, room_not_found
 from callrec.api.meet.views import call_view, room_view
 from callrec.api.operations import (
@@ -101,8 +101,7 @@ class DeleteRoomQuery(BaseModel):
 
 
 def require_admin(**_: object) -> None:
-    if not require(kinds=frozenset({"api_key", "user"})).is_admin:
-        raise forbidden()
+    auth.require_admin()
 
 
 def show_room(room: RoomRow) -> dict[str, Any]:
@@ -163,10 +162,8 @@ async def create_room(body: CreateRoom) -> tuple[Response, int, dict[str, str]]:
 async def list_rooms() -> Response:
     """Rooms, newest first; `nextPageToken` continues where the last page ended."""
     require(kinds=frozenset({"api_key", "user"}))
-    try:
-        limit = min(int(request.args.get("maxItems", "10")), 100)
-    except ValueError:
-        limit = 0
+    raw = request.args.get("maxItems", "10")
+    limit = min(int(raw), 100) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
     if limit < 1:
         raise errors.invalid_parameter("maxItems", "must be a whole number of at least 1")
     key = pagetoken.derive_key(services().settings.token_key, "rooms")
@@ -240,6 +237,7 @@ async def delete_room(room_id: str, query: DeleteRoomQuery) -> Response:
     if mode == "close":
         await catalog.end_call(room_id)
         await catalog.set_room_status(room_id, "closed")
+        await catalog.revoke_member_tokens(room_id)  # they stay refused even if the room opens again
         if in_progress is not None:
             await recordings.end(in_progress.recording_id, "room_deleted")
         return jsonify({"message": f"Room '{room_id}' closed", "recordings": len(rows)})
@@ -283,8 +281,42 @@ async def member_token(room_id: str, body: MemberTokenRequest) -> Response:
     else:
         raise ApiError(400, "Room Error", f"Secret is not recognized for room '{room_id}'")
     settings = services().settings
-    token = tokens.member_token(settings.token_key, room_id, body.participantName, role, settings.member_token_ttl_s)
-    return jsonify({"token": token, "role": role, "permissions": sorted(tokens.ROLE_PERMISSIONS[role])})
+    member_id = tokens.new_member_id()
+    token = tokens.member_token(
+        settings.token_key,
+        room_id,
+        body.participantName,
+        role,
+        settings.member_token_ttl_s,
+        member_id=member_id,
+        generation=room.token_generation,
+    )
+    permissions = sorted(tokens.ROLE_PERMISSIONS[role])
+    return jsonify({"token": token, "role": role, "permissions": permissions, "memberId": member_id})
+
+
+@blueprint.post("/rooms/<room_id>/secrets/rotate")
+@declare(
+    "rotateRoomSecrets",
+    "Rotate a room's secrets",
+    tag="Rooms",
+    security=Who.ADMINS,
+    responses={
+        200: Answer("The room, with its new secrets", schemas.Room),
+        403: error("Needs the admin role"),
+        404: error("No such room"),
+    },
+    auth=require_admin,
+    notes="New moderator and speaker secrets; the old ones no longer exchange for tokens, and every member token "
+    "issued before (from either secret) is refused from now on (401). Recordings and their secrets are unchanged.",
+)
+async def rotate_room_secrets(room_id: str) -> Response:
+    """Replaces both member secrets and revokes the room's member tokens (for a leaked link or a removed member)."""
+    try:
+        room = await services().catalog.revoke_member_tokens(room_id, new_secrets=True)
+    except RoomNotFound as exc:
+        raise room_not_found(room_id) from exc
+    return jsonify(show_room(room))
 
 
 @blueprint.get("/rooms/<room_id>/config")

@@ -24,7 +24,7 @@ blueprint = Blueprint("users", __name__)
 
 def require_api_key() -> None:
     if require().kind != "api_key":
-        raise forbidden()
+        raise forbidden("Insufficient permissions: only the API key (`X-API-KEY`) may create user tokens")
 
 
 class TokenRequest(BaseModel):
