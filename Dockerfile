@@ -38,7 +38,8 @@ LABEL org.opencontainers.image.title="callrec" \
 RUN groupadd --system --gid 10001 callrec \
     && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/callrec --shell /usr/sbin/nologin callrec \
     && mkdir -p /var/lib/callrec \
-    && chown 10001:10001 /var/lib/callrec
+    && chown 10001:10001 /var/lib/callrec \
+    && chmod 0700 /var/lib/callrec
 
 COPY --from=build /opt/callrec /opt/callrec
 
@@ -47,8 +48,9 @@ ENV PATH=/opt/callrec/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     CALLREC_DATA_DIR=/var/lib/callrec
 
-# Writable by the service user: the recorder's in-progress files (<data dir>/recorder), and the catalog and
-# objects only when no database and no S3 endpoint are configured (not what a deployment wants).
+# Writable by the service user only (0700; callrec creates its files 0600): the recorder's in-progress files
+# (<data dir>/recorder), and the catalog and objects only when no database and no S3 endpoint are configured
+# (not what a deployment wants).
 WORKDIR /var/lib/callrec
 USER 10001:10001
 

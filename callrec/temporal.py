@@ -17,7 +17,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from callrec.domain.errors import ServiceUnavailable
 from callrec.domain.settings import Settings
@@ -35,13 +35,66 @@ def bundled_binary(name: str) -> str:
     return found
 
 
+def _pem(setting: str, path: Path) -> bytes:
+    """The PEM file a TLS setting names; SystemExit with one line naming the setting when it cannot be used."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise SystemExit(f"{setting}: cannot read {path}: {err.strerror or err}") from err
+    if b"-----BEGIN " not in data:
+        raise SystemExit(f"{setting}: {path} is not a PEM file (no -----BEGIN line)")
+    return data
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool | None:
+    """What `Client.connect(tls=...)` gets from the CALLREC_TEMPORAL_TLS* settings.
+
+    `None` when nothing is set: plain TCP, or TLS when `temporal_api_key` is set (the SDK's own rule, which is
+    what Temporal Cloud needs). Files are read here, so a wrong path stops the process with one line naming the
+    setting instead of a TLS handshake error later.
+    """
+    named = {
+        "CALLREC_TEMPORAL_TLS_CERT": settings.temporal_tls_cert,
+        "CALLREC_TEMPORAL_TLS_KEY": settings.temporal_tls_key,
+        "CALLREC_TEMPORAL_TLS_CA": settings.temporal_tls_ca,
+        "CALLREC_TEMPORAL_TLS_SERVER_NAME": settings.temporal_tls_server_name,
+    }
+    given = [name for name, value in named.items() if value]
+    if settings.temporal_tls is False:
+        if given:
+            raise SystemExit(f"CALLREC_TEMPORAL_TLS is false but {given[0]} is set: unset one of them")
+        return False
+    if not given:
+        return True if settings.temporal_tls else None
+    cert, key = settings.temporal_tls_cert, settings.temporal_tls_key
+    if (cert is None) != (key is None):
+        have, missing = (
+            ("CALLREC_TEMPORAL_TLS_CERT", "CALLREC_TEMPORAL_TLS_KEY")
+            if key is None
+            else ("CALLREC_TEMPORAL_TLS_KEY", "CALLREC_TEMPORAL_TLS_CERT")
+        )
+        raise SystemExit(f"{have} is set but {missing} is not: a client certificate needs its key")
+    return TLSConfig(
+        server_root_ca_cert=_pem("CALLREC_TEMPORAL_TLS_CA", settings.temporal_tls_ca)
+        if settings.temporal_tls_ca
+        else None,
+        domain=settings.temporal_tls_server_name or None,
+        client_cert=_pem("CALLREC_TEMPORAL_TLS_CERT", cert) if cert else None,
+        client_private_key=_pem("CALLREC_TEMPORAL_TLS_KEY", key) if key else None,
+    )
+
+
 async def connect(settings: Settings) -> Client:
-    """A client of the configured Temporal; TemporalUnavailable when nothing answers at its address."""
+    """A client of the configured Temporal (TLS and API key as set); TemporalUnavailable when nothing answers at
+    its address."""
+    tls = tls_config(settings)
     try:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
             data_converter=pydantic_data_converter,
+            tls=tls,
+            api_key=settings.temporal_api_key or None,
         )
     except RuntimeError as err:  # the SDK's "Failed client connect: ..."
         raise TemporalUnavailable(f"cannot connect to Temporal at {settings.temporal_address}: {err}") from err

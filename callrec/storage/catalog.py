@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from callrec.domain.settings import Settings
+from callrec.storage.private import private_sqlite_file, restrict_dir
 
 IN_PROGRESS = ("starting", "active", "ending")
 _IN_PROGRESS_SQL = text("status IN ('starting', 'active', 'ending')")
@@ -191,6 +192,7 @@ class RecordingInProgress(Exception):
 
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
+        private_sqlite_file(url)  # 0600 (its -wal and -shm follow), not the umask's mode
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -219,7 +221,7 @@ async def create_schema(engine: AsyncEngine) -> None:
 async def migrate(settings: Settings) -> None:
     """Creates or upgrades the catalog named by the settings (`callrec migrate`)."""
     if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        restrict_dir(settings.data_dir)
     engine = make_engine(settings.catalog_url)
     try:
         await create_schema(engine)
@@ -265,6 +267,12 @@ class Catalog:
         except IntegrityError:
             return False
         return True
+
+    async def forget_nonce(self, random: str) -> None:
+        """Undoes `remember_nonce` for a request answered "try again" (5xx): its retry may carry the same random."""
+        digest = hashlib.sha256(random.encode()).hexdigest()
+        async with self.writing() as session:
+            await session.execute(sql_delete(NonceRow).where(NonceRow.digest == digest))
 
     # rooms
     async def add_room(self, room: RoomRow) -> RoomRow:
@@ -486,6 +494,22 @@ class Catalog:
             if room is None:
                 raise RoomNotFound(room_id)
             room.status = status
+
+    async def revoke_member_tokens(self, room_id: str, *, new_secrets: bool = False) -> RoomRow:
+        """Bumps the room's token generation (its member tokens stop working); with `new_secrets`, also replaces
+        the moderator and speaker secrets (the old ones no longer exchange for tokens). One statement each way,
+        so concurrent bumps never lose one."""
+        values: dict[str, Any] = {"token_generation": RoomRow.token_generation + 1}
+        if new_secrets:
+            values |= {"moderator_secret": new_secret(), "speaker_secret": new_secret()}
+        async with self.writing() as session:
+            result = await session.execute(update(RoomRow).where(RoomRow.room_id == room_id).values(**values))
+            if not getattr(result, "rowcount", 0):
+                raise RoomNotFound(room_id)
+        room = await self.get_room(room_id)
+        if room is None:
+            raise RoomNotFound(room_id)
+        return room
 
     async def delete_room(self, room_id: str) -> bool:
         """Deletes the room and its call; its recordings must be gone already."""

@@ -34,6 +34,7 @@ PRODUCTION_SETTINGS = {
     "CALLREC_S3_SECRET_KEY",
     "CALLREC_API_KEY",
     "CALLREC_RECORDING_SECRET",
+    "CALLREC_TOKEN_SECRET",
     "CALLREC_API_URL",
     "CALLREC_RECORDER_URL",
     "CALLREC_PUBLIC_URL",
@@ -129,6 +130,18 @@ def test_published_ports(services: dict[str, dict[str, Any]]) -> None:
     assert published_host_ports(services["callrec-recorder"]) == {8090: 8090}
     assert published_host_ports(services["temporal-ui"]) == {8233: 8080}
     assert 9001 in published_container_ports(services["minio"])  # the console
+
+
+def test_nothing_is_published_beyond_the_hosts_loopback(services: dict[str, dict[str, Any]]) -> None:
+    """The API (keys, tokens, recordings) and the consoles speak plain HTTP: reachable from other machines only
+    through a TLS-terminating proxy on the host, never on every interface."""
+    assert services["callrec-api"]["ports"] == ["127.0.0.1:8080:8080"]
+    for name, service in services.items():
+        for entry in service.get("ports") or []:
+            if isinstance(entry, dict):  # long syntax
+                assert entry.get("host_ip") == "127.0.0.1", (name, entry)
+            else:
+                assert str(entry).startswith("127.0.0.1:") and str(entry).count(":") == 2, (name, entry)
 
 
 def test_the_worker_can_scale(services: dict[str, dict[str, Any]]) -> None:
@@ -247,7 +260,7 @@ def test_secrets_come_from_required_variables_only(
     compose: dict[str, Any], services: dict[str, dict[str, Any]]
 ) -> None:
     shared = compose["x-callrec-env"]
-    for name in ("CALLREC_API_KEY", "CALLREC_RECORDING_SECRET", "CALLREC_PUBLIC_URL"):
+    for name in ("CALLREC_API_KEY", "CALLREC_RECORDING_SECRET", "CALLREC_TOKEN_SECRET", "CALLREC_PUBLIC_URL"):
         assert REQUIRED_VARIABLE.fullmatch(shared[name]), f"{name} must be ${{{name}:?...}}"
     for name in ("CALLREC_S3_ACCESS_KEY", "CALLREC_S3_SECRET_KEY"):
         assert REQUIRED_VARIABLE.fullmatch(shared[name]), name

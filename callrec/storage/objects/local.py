@@ -32,6 +32,7 @@ from callrec.storage.objects.threads import (
     unlink_quietly,
     wait_quietly,
 )
+from callrec.storage.private import FILE_MODE, private_dirs, restrict_dir
 
 
 @dataclass
@@ -45,11 +46,12 @@ class LocalObjectStore(ObjectStore):
     New objects are written to a temporary file in the destination directory,
     fsynced (unless ``fsync=False``) and renamed into place.  Directories left
     empty by ``delete``/``move`` are removed.
+    Objects are 0600 files in 0700 directories, the root included (when this process owns it).
     """
 
     def __init__(self, root: Path, *, fsync: bool = True, write_buffer: int = MiB) -> None:
         self._root = Path(os.path.abspath(root))
-        self._root.mkdir(parents=True, exist_ok=True)
+        restrict_dir(self._root)
         self._fsync = fsync
         self._write_buffer = write_buffer
 
@@ -67,9 +69,10 @@ class LocalObjectStore(ObjectStore):
         error: OSError | None = None
         for _ in range(10):
             try:
-                directory.mkdir(parents=True, exist_ok=True)
+                private_dirs(directory)
                 tmp = directory / f"{TMP_PREFIX}{uuid4().hex}"
-                return open(tmp, "xb"), tmp
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
+                return os.fdopen(fd, "wb"), tmp
             except FileNotFoundError as exc:
                 # A concurrent delete pruned the (empty) directory; recreate it.
                 error = exc
@@ -151,7 +154,7 @@ class LocalObjectStore(ObjectStore):
         error: OSError | None = None
         for _ in range(10):
             try:
-                dst_path.parent.mkdir(parents=True, exist_ok=True)
+                private_dirs(dst_path.parent)
                 os.replace(src_path, dst_path)
                 break
             except FileNotFoundError as exc:

@@ -7,6 +7,8 @@ Create Date: 2026-12-06
 
 from __future__ import annotations
 
+from typing import Literal
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -24,7 +26,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_nonces_seen_at", "nonces", ["seen_at"])
     # SQLite rebuilds the table ("always"), so its schema reads exactly as a fresh one would.
-    recreate = "always" if op.get_context().dialect.name == "sqlite" else "auto"
+    recreate: Literal["always", "auto"] = "always" if op.get_context().dialect.name == "sqlite" else "auto"
     with op.batch_alter_table("rooms", recreate=recreate) as batch:
         batch.add_column(sa.Column("token_generation", sa.Integer(), nullable=False, server_default="0"))
 
