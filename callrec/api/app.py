@@ -8,8 +8,9 @@ from quart import Blueprint, Quart, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from callrec.api import health, openapi
-from callrec.api.auth import authenticate
+from callrec.api.auth import authenticate, refuse_revoked_member_token
 from callrec.api.errors import ApiError, from_service, unauthorized
+from callrec.api.guard import BoundedJSONProvider, HttpGuard
 from callrec.api.meet import files, inbox, media, recordings, rooms, sharing, users
 from callrec.api.recorder_backend import callbacks
 from callrec.api.recorder_backend.upload import StoreUpload
@@ -34,8 +35,11 @@ def create_app(svc: Services) -> Quart:
     app = Quart("callrec")
     app.config.update(MAX_CONTENT_LENGTH=1024 * 1024, RESPONSE_TIMEOUT=None, BODY_TIMEOUT=60)
     app.extensions["callrec"] = svc
+    app.json = BoundedJSONProvider(app)  # too deeply nested JSON is malformed (400), not a crash
     svc.settings.require_api_key()
 
+    # Member tokens of a closed or deleted room, or from before a secret rotation, are refused at every door.
+    app.before_request(refuse_revoked_member_token)
     api_v1 = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 
     @api_v1.before_request
@@ -81,4 +85,6 @@ def create_app(svc: Services) -> Quart:
         return jsonify({"error": "Internal Server Error", "message": "Unexpected error; see the server log"}), 500
 
     app.asgi_app = StoreUpload(app.asgi_app, svc)  # type: ignore[method-assign,assignment,arg-type]
+    # Outermost, so that it covers /store too: framing checks, security headers, CORS (preflight before auth).
+    app.asgi_app = HttpGuard(app.asgi_app, svc.settings.cors_origins)  # type: ignore[method-assign,assignment,arg-type]
     return app

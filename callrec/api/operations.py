@@ -21,6 +21,7 @@ from callrec.api import schemas
 from callrec.api.auth import API_KEY_HEADER, MEMBER_TOKEN_HEADER
 from callrec.api.errors import malformed_body, validation_failed
 from callrec.api.fields import FIELDS_HEADER, FIELDS_PARAM
+from callrec.api.guard import NESTED_TOO_DEEPLY
 from callrec.domain.recording import RECORDING_ID
 from callrec.media.sniff import CONTENT_TYPES
 
@@ -94,8 +95,14 @@ RECORDING_IDS = {
     "name": "recordingIds",
     "in": "query",
     "required": True,
-    "description": "Comma-separated recording ids (the parameter may also repeat); blanks and repeats are dropped.",
-    "schema": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": RECORDING_ID.pattern}},
+    "description": "Comma-separated recording ids (the parameter may also repeat); blanks and repeats are dropped; "
+    "at most 100 (422 beyond).",
+    "schema": {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 100,
+        "items": {"type": "string", "pattern": RECORDING_ID.pattern},
+    },
     "style": "form",
     "explode": False,
 }
@@ -210,8 +217,10 @@ async def json_body(model: type[M]) -> M:
     raw = await request.get_data()
     try:
         data = json.loads(raw or b"{}")
-    except ValueError as exc:
+    except ValueError as exc:  # also UnicodeDecodeError
         raise malformed_body() from exc
+    except RecursionError as exc:
+        raise malformed_body(NESTED_TOO_DEEPLY) from exc
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -6,6 +6,11 @@ tokens, ...), then generated requests for every operation, then the deleting req
 checked for: no 5xx, a documented status code, a documented content type, a body and headers that fit the
 documented schema. All failures are collected and reported together, each with a curl line to reproduce it.
 
+Then hostile requests for every operation (`hostile`): a generated request with one input (a query or path
+parameter, a header the API reads, or the whole body) replaced by a value that once crashed a handler:
+digits of other scripts, numbers beyond `int()`, non-ASCII text, JSON nested too deeply. Those are
+checked for one thing: no 5xx.
+
 The stack runs in this test's event loop, so schemathesis (synchronous `requests`) runs in a worker thread.
 """
 
@@ -62,6 +67,21 @@ NEGATIVE_EXAMPLES = 10 * SCALE  # for operations that have something to get wron
 ADMIN = {"X-API-KEY": API_KEY}
 AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}
 PLACEHOLDER = re.compile(r"<[^<>]+>|\{[^{}]+\}")
+HOSTILE_VALUES = (
+    "\u00b2",  # SUPERSCRIPT TWO: str.isdigit() is true, int() refuses it
+    "\u0663",  # ARABIC-INDIC DIGIT THREE: int() takes it, HTTP does not
+    "\uff11\uff12",  # FULLWIDTH DIGITS
+    "9" * 5000,  # beyond what int() converts (4300 digits)
+    "99999999999999999999999",
+    "-1",
+    "\u00e9\u202e\U0001f600",  # non-ASCII, a bidi override, outside the BMP
+    "bytes=" + "9" * 5000 + "-",
+    "bytes=\u0663-\u00b2",
+    "1e999",
+)
+# Headers the recorder protocol's routes read besides those the document declares; sent UTF-8 encoded.
+TALK_HEADERS = ("Talk-Recording-Random", "Talk-Recording-Checksum", "Talk-Recording-Backend")
+DEEP_JSON = b"[" * 10_000 + b"]" * 10_000  # nested beyond the JSON parser's recursion limit
 
 
 # ------------------------------------------------------------------------- the document itself
@@ -156,14 +176,16 @@ class Live:
     def op(self, method: str, path: str) -> Any:
         return self.schema[path][method]
 
-    def send(self, case: Case) -> schemathesis.Response | None:
-        """Sends a case and checks its response; failures are recorded, not raised."""
+    def send(
+        self, case: Case, *, checks: list[Any] = CHECKS, kind: str = "", **call: Any
+    ) -> schemathesis.Response | None:
+        """Sends a case and checks its response; failures are recorded, not raised. `call`: e.g. a raw `data`."""
         self.findings.requests += 1
-        label = f"{case.operation.method.upper()} {case.operation.path}"
+        label = f"{case.operation.method.upper()} {case.operation.path}{kind}"
         try:
-            response = case.call(base_url=self.base_url, session=self.session)
+            response = case.call(base_url=self.base_url, session=self.session, **call)
             self.findings.statuses[label][response.status_code] += 1
-            case.validate_response(response, checks=CHECKS, transport_kwargs={"base_url": self.base_url})
+            case.validate_response(response, checks=checks, transport_kwargs={"base_url": self.base_url})
         except FailureGroup as exc:
             self.findings.record(label, exc)
             return None
@@ -197,6 +219,8 @@ class Seeded:
     # kept out of the generated requests until the deleting part of the scenario has used them
     spare_room: str = ""
     spare_recording: str = ""
+    # an empty room only the hostile requests name (as Talk's `token`), so that deletes do not take it first
+    talk_room: str = ""
 
 
 def load_schema(base_url: str) -> Any:
@@ -229,8 +253,9 @@ def scenario(live: Live) -> Seeded:
         return live.expect(201, "POST", rooms, body=body)
 
     called, spare, empty = create("Seeded call"), create("Seeded spare"), create("Seeded empty")
+    talk = create("Seeded talk")
     disabled = create("Seeded disabled", enabled=False)
-    assert called and spare and empty and disabled, live.findings.report()
+    assert called and spare and empty and disabled and talk, live.findings.report()
     people = {"participants": [{"id": "alice", "name": "Alice"}, {"name": "Bob", "role": "moderator"}]}
     for target in (called, spare, disabled):
         live.expect(200, "PUT", f"{room}/call", path_parameters={"roomId": target["roomId"]}, body=people)
@@ -326,6 +351,7 @@ def scenario(live: Live) -> Seeded:
         rooms=[called["roomId"], empty["roomId"], disabled["roomId"]],
         recordings=[ids[0]],
         spare_room=spare["roomId"],
+        talk_room=talk["roomId"],
         spare_recording=ids[1],
     )
 
@@ -402,6 +428,68 @@ def fuzz(live: Live, operation: Any, seeded: Seeded) -> None:
             live.findings.record(f"{label} ({mode.value})", exc)
 
 
+def hostile_slots(operation: Any) -> list[tuple[str, str]]:
+    """Where `operation` takes input: its parameters, the headers routes read, its body (`("body", "")`)."""
+    slots = [("query", p.name) for p in operation.query] + [("path", p.name) for p in operation.path_parameters]
+    slots += [("header", p.name) for p in operation.headers]
+    if operation.definition.raw.get("security") == [] and operation.path.startswith("/ocs/"):
+        slots += [("header", name) for name in TALK_HEADERS]  # the recorder protocol's signature
+    if operation.method.upper() != "GET":  # also where no body is declared: Talk's endpoints read JSON bodies too
+        slots += [("header", "Content-Type"), ("body", "")]
+    return slots
+
+
+def hostile(live: Live, operation: Any, seeded: Seeded) -> None:
+    """Every input of `operation` with every hostile value, each in a generated request of its own: no 5xx."""
+    label = f"{operation.method.upper()} {operation.path} (hostile)"
+    combos = [(slot, value) for slot in hostile_slots(operation) for value in HOSTILE_VALUES]
+    combos += [(("body", ""), "")]  # a too deeply nested body, once (for GET too: it must be ignored)
+    todo = iter(combos)
+
+    plain = operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
+    # Requests on existing rooms and recordings, so that a hostile value reaches the code that parses it
+    # (with random ids most would stop at a 404). Talk's `token` is an empty room's id: a Talk start fails there.
+    existing = strategies(operation, GenerationMode.POSITIVE, seeded)[1:]
+    if "token" in {parameter.name for parameter in operation.path_parameters}:
+        existing.append(operation.as_strategy(path_parameters={"token": seeded.talk_room}))
+
+    @hypothesis.given(data=st.data(), _=st.integers())  # the integer: never "all examples tried" for a bare GET
+    @hypothesis.settings(
+        max_examples=2 * len(combos),  # room for rejected examples; the requests stop once every combination ran
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    def run(data: st.DataObject, _: int) -> None:
+        # Both drawn every time: Hypothesis wants the same draws whatever the counter says.
+        random_ids = data.draw(plain)
+        existing_ids = data.draw(st.one_of(existing)) if existing else random_ids
+        combo = next(todo, None)
+        if combo is None:
+            return
+        (where, name), value = combo
+        case = random_ids if where == "path" else existing_ids
+        call: dict[str, Any] = {}
+        if where == "query":
+            case.query = {**(case.query or {}), name: value}
+        elif where == "path":
+            case.path_parameters = {**(case.path_parameters or {}), name: value}
+        elif where == "header":  # as UTF-8 on the wire (requests sends header strings as Latin-1)
+            case.headers[name] = value.encode().decode("latin-1")
+        else:
+            case.headers["Content-Type"] = "application/json"
+            call["data"] = DEEP_JSON
+        live.send(case, checks=[not_a_server_error], kind=" (hostile)", **call)
+
+    try:
+        run()
+    except hypothesis.errors.Unsatisfiable as exc:
+        live.findings.record(label, exc)
+    if (left := sum(1 for _ in todo)) > 0:
+        live.findings.found[(label, "not run")] = f"{label}: {left} hostile combinations were not sent"
+
+
 def operations_in_order(schema: Any) -> Iterator[Any]:
     """Reading first, then creating and changing, then deleting: deletes would leave little to read."""
     order = {"get": 0, "put": 1, "post": 1, "delete": 2}
@@ -430,10 +518,12 @@ async def test_live_stack_answers_as_documented(stacks: StackFactory) -> None:
         for operation in ordered:
             if operation.method.lower() != "delete":
                 fuzz(live, operation, seeded)
+                hostile(live, operation, seeded)
         deleting_scenario(live, seeded)
         for operation in ordered:
             if operation.method.lower() == "delete":
                 fuzz(live, operation, seeded)
+                hostile(live, operation, seeded)
         live.session.close()
         return live.findings, time.monotonic() - started
 

@@ -97,3 +97,39 @@ def test_malformed_or_multiple_ranges_serve_the_whole_file(header: str) -> None:
 
 def test_malformed_range_on_an_empty_file_serves_the_whole_file() -> None:
     assert parse_range("bytes=0-1,4-5", 0) is None
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes=\u0663-",  # ARABIC-INDIC DIGIT THREE: int() takes it, HTTP does not
+        "bytes=0-\u0663",
+        "bytes=-\u0663",
+        "bytes=\uff10-1",  # FULLWIDTH DIGIT ZERO
+        "bytes=\u00b2-",  # SUPERSCRIPT TWO: isdigit() is true, int() refuses it
+    ],
+)
+def test_non_ascii_digits_are_not_positions(header: str) -> None:
+    assert parse_range(header, SIZE) is None
+
+
+HUGE = "9" * 5000  # beyond what int() converts (4300 digits)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("bytes=0-99999999999999999999999", ByteRange(0, 99)),
+        (f"bytes=0-{HUGE}", ByteRange(0, 99)),
+        (f"bytes=-{HUGE}", ByteRange(0, 99)),
+        (f"bytes={'0' * 40}5-{'0' * 40}9", ByteRange(5, 9)),  # leading zeros are not magnitude
+    ],
+)
+def test_huge_positions_reach_past_the_end(header: str, expected: ByteRange) -> None:
+    assert parse_range(header, SIZE) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=99999999999999999999999-", f"bytes={HUGE}-", f"bytes={HUGE}-{HUGE}"])
+def test_a_huge_start_is_unsatisfiable(header: str) -> None:
+    with pytest.raises(RangeNotSatisfiable):
+        parse_range(header, SIZE)

@@ -1,0 +1,131 @@
+"""The API's outermost ASGI layer, ahead of Quart and of the `/store` upload: HTTP hygiene for every request.
+
+- A request with both `Content-Length` and `Transfer-Encoding` is refused (400) and its connection closed:
+  the two disagree on where the body ends, which is how requests are smuggled past a proxy (RFC 9112 6.1).
+- Every response carries `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`: media is never
+  sniffed into something a browser runs, and a recording URL with its secret never leaks in a `Referer`.
+- CORS for browser apps (`CALLREC_CORS_ORIGINS`): a preflight from an allowed origin is answered here, before
+  authentication (a preflight carries no credentials); answers to an allowed origin carry its
+  `Access-Control-Allow-Origin`. Other origins get no CORS headers, so browsers keep them out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+from quart.json.provider import DefaultJSONProvider
+
+from callrec.domain.cors import ANY_ORIGIN
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+SECURITY_HEADERS: Headers = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
+CORS_REQUEST_HEADERS = "X-API-KEY, Authorization, X-Room-Member-Token, X-Fields, Range, Content-Type"
+CORS_EXPOSED_HEADERS = (
+    "Content-Range, Content-Length, Accept-Ranges, Content-Disposition, Location, Retry-After, WWW-Authenticate, "
+    "X-Skipped-Recordings"
+)
+CORS_MAX_AGE_S = 600
+AMBIGUOUS_LENGTH = "Send either Content-Length or Transfer-Encoding, not both"
+NESTED_TOO_DEEPLY = "Malformed body: JSON nested too deeply"
+
+
+class HttpGuard:
+    def __init__(self, app: ASGIApp, cors_origins: Sequence[str] = ()) -> None:
+        self.app = app
+        self.any_origin = ANY_ORIGIN in cors_origins
+        self.origins = frozenset(o.encode() for o in cors_origins if o != ANY_ORIGIN)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        names: set[bytes] = set()
+        origin: bytes | None = None
+        for name, value in scope["headers"]:
+            name = name.lower()
+            names.add(name)
+            if name == b"origin":
+                origin = value
+        if b"content-length" in names and b"transfer-encoding" in names:
+            await self._refuse(send, 400, "Bad Request", AMBIGUOUS_LENGTH)
+            return
+        cors = self._cors_headers(origin)
+        if cors is not None and scope["method"] == "OPTIONS" and b"access-control-request-method" in names:
+            await self._preflight(send, cors)
+            return
+        extra = SECURITY_HEADERS + (cors or []) + self._vary()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                added = [(name, value) for name, value in extra if name not in present or name == b"vary"]
+                message = {**message, "headers": [*message.get("headers", []), *added]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _cors_headers(self, origin: bytes | None) -> Headers | None:
+        """The CORS headers for a request from `origin`, or None if that origin is not allowed (or not a browser)."""
+        if origin is None:
+            return None
+        if self.any_origin:
+            allowed = b"*"
+        elif origin.lower() in self.origins:
+            allowed = origin
+        else:
+            return None
+        return [
+            (b"access-control-allow-origin", allowed),
+            (b"access-control-expose-headers", CORS_EXPOSED_HEADERS.encode()),
+        ]
+
+    def _vary(self) -> Headers:
+        """Answers that depend on the Origin say so, so that caches do not serve one origin's answer to another."""
+        return [(b"vary", b"Origin")] if self.origins else []
+
+    async def _preflight(self, send: Send, cors: Headers) -> None:
+        headers = cors + [
+            (b"access-control-allow-methods", CORS_METHODS.encode()),
+            (b"access-control-allow-headers", CORS_REQUEST_HEADERS.encode()),
+            (b"access-control-max-age", str(CORS_MAX_AGE_S).encode()),
+            (b"content-length", b"0"),
+            *SECURITY_HEADERS,
+            *self._vary(),
+        ]
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    @staticmethod
+    async def _refuse(send: Send, status: int, error: str, message: str) -> None:
+        """An error answer after which the connection is closed: the rest of the request cannot be trusted."""
+        body = json.dumps({"error": error, "message": message}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+            *SECURITY_HEADERS,
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class BoundedJSONProvider(DefaultJSONProvider):
+    """Quart's JSON, where a document nested too deeply for the parser is malformed (ValueError), not a crash."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError as exc:
+            raise ValueError(NESTED_TOO_DEEPLY) from exc

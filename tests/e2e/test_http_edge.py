@@ -1,0 +1,172 @@
+"""HTTP at its edges, against the real API on loopback: framing, security headers, CORS, and hostile input.
+
+Each case here once answered wrongly: a request with both Content-Length and Transfer-Encoding was served
+(the framing a proxy and the API disagree on), responses carried no `nosniff`, browsers could not call the API,
+and deeply nested JSON or a 5000-digit `Range` gave a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from tests.conftest import API_KEY, StackFactory
+from tests.helpers import OCS, create_room, join, record
+
+ALLOWED = "https://app.example.com"
+DEEP_JSON = b"[" * 10_000 + b"]" * 10_000
+SECURITY = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
+
+
+async def exchange(port: int, request: bytes) -> bytes:
+    """Everything the server sends back before it closes the connection (fails if it keeps it open)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+def has_security_headers(response: httpx.Response) -> bool:
+    return all(response.headers.get(name) == value for name, value in SECURITY.items())
+
+
+async def test_content_length_with_transfer_encoding_is_refused_and_the_connection_closed(
+    stacks: StackFactory,
+) -> None:
+    stack = await stacks.start(recorder=False)
+    room_id = await create_room(stack.api, "Framing")
+    before = (await stack.api.get("/api/v1/rooms")).json()["rooms"]
+    smuggled = b"GET /api/v1/rooms HTTP/1.1\r\nHost: x\r\nX-API-KEY: " + API_KEY.encode() + b"\r\n\r\n"
+    body = b'{"roomName": "Smuggled"}'
+    chunked = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    for path in (b"/api/v1/rooms", f"{OCS}/recording/{room_id}/store".encode()):
+        request = (
+            b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nX-API-KEY: " + API_KEY.encode() + b"\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + chunked
+            + smuggled
+        )
+        answer = await exchange(stack.settings.api_port, request)
+        assert answer.startswith(b"HTTP/1.1 400"), answer
+        assert b"Content-Length or Transfer-Encoding, not both" in answer, answer
+        assert answer.count(b"HTTP/1.1 ") == 1, answer  # closed: the smuggled request is never answered
+        assert b"x-content-type-options: nosniff" in answer.lower(), answer
+    assert (await stack.api.get("/api/v1/rooms")).json()["rooms"] == before  # nothing was created
+
+    # Either header alone is fine.
+    for framing in (
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body,
+        b"Transfer-Encoding: chunked\r\n\r\n" + chunked,
+    ):
+        request = (
+            b"POST /api/v1/rooms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"X-API-KEY: " + API_KEY.encode() + b"\r\nContent-Type: application/json\r\n" + framing
+        )
+        answer = await exchange(stack.settings.api_port, request)
+        assert answer.startswith(b"HTTP/1.1 201"), answer
+
+
+async def test_media_and_downloads_are_nosniff_and_ranges_with_odd_numbers_are_not_errors(
+    stacks: StackFactory,
+) -> None:
+    stack = await stacks.start()
+    api = stack.api
+    room_id = await create_room(api, "Headers")
+    await join(api, room_id, "Alice")
+    recording_id = (await record(api, room_id, seconds=0.5))["recordingId"]
+    media = f"/api/v1/recordings/{recording_id}/media"
+    size = int((await api.get(media)).headers["content-length"])
+
+    for response in (
+        await api.get(media),
+        await api.get(media, headers={"Range": "bytes=0-9"}),
+        await api.get(f"/api/v1/recordings/{recording_id}/download"),
+        await api.get("/api/v1/recordings/download", params={"recordingIds": recording_id}),
+        await api.get("/api/v1/rooms", headers={"X-API-KEY": ""}),  # an error answer too
+        await api.post(f"{OCS}/recording/{room_id}/store"),  # and the upload's own answers
+    ):
+        assert has_security_headers(response), (response.request.url, response.status_code, response.headers)
+
+    # A position of 5000 digits is beyond any file: as a start unsatisfiable, as an end the last byte.
+    huge = "9" * 5000
+    beyond = await api.get(media, headers={"Range": f"bytes={huge}-"})
+    assert beyond.status_code == 416, beyond.text
+    assert "range not satisfiable" in beyond.json()["message"] and beyond.headers["content-range"] == f"bytes */{size}"
+    to_the_end = await api.get(media, headers={"Range": f"bytes=0-{huge}"})
+    assert to_the_end.status_code == 206 and to_the_end.headers["content-range"] == f"bytes 0-{size - 1}/{size}"
+    suffix = await api.get(media, headers={"Range": "bytes=-99999999999999999999999"})
+    assert suffix.status_code == 206 and len(suffix.content) == size
+    # Digits of other scripts are not digits in HTTP: the Range is ignored and the whole file served.
+    for odd in ("bytes=\u0663-", "bytes=0-\u00b2", "bytes=\uff10-1"):
+        whole = await api.get(media, headers={b"Range": odd.encode()})
+        assert whole.status_code == 200 and len(whole.content) == size, (odd, whole.status_code)
+
+
+async def test_cors_preflight_is_answered_before_auth_for_allowed_origins_only(stacks: StackFactory) -> None:
+    stack = await stacks.start(recorder=False, cors_origins=[ALLOWED, "http://localhost:3000"])
+    port = stack.settings.api_port
+    preflight = {
+        "Origin": ALLOWED,
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "x-api-key, range",
+    }
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as browser:  # no credentials
+        answer = await browser.options("/api/v1/recordings/anything/media", headers=preflight)
+        assert answer.status_code == 204, answer.text
+        assert answer.headers["access-control-allow-origin"] == ALLOWED
+        allowed_headers = {h.strip().lower() for h in answer.headers["access-control-allow-headers"].split(",")}
+        assert {"x-api-key", "authorization", "range", "content-type"} <= allowed_headers
+        assert "DELETE" in answer.headers["access-control-allow-methods"]
+
+        refused = await browser.options("/api/v1/rooms", headers=preflight | {"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in refused.headers and refused.status_code != 204
+
+        rooms = await browser.get("/api/v1/rooms", headers={"Origin": ALLOWED, "X-API-KEY": API_KEY})
+        assert rooms.status_code == 200 and rooms.headers["access-control-allow-origin"] == ALLOWED
+        exposed = {h.strip() for h in rooms.headers["access-control-expose-headers"].split(",")}
+        assert {"Content-Range", "Content-Length", "Accept-Ranges", "Location", "X-Skipped-Recordings"} <= exposed
+        assert "Origin" in rooms.headers["vary"]
+        # A refused answer still tells the browser's app why (its body is readable).
+        anonymous = await browser.get("/api/v1/rooms", headers={"Origin": ALLOWED})
+        assert anonymous.status_code == 401 and anonymous.headers["access-control-allow-origin"] == ALLOWED
+        other = await browser.get("/api/v1/rooms", headers={"Origin": "https://evil.example", "X-API-KEY": API_KEY})
+        assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
+
+    # Without CALLREC_CORS_ORIGINS (the default) no origin gets CORS headers, and a preflight is not answered.
+    plain = await stacks.start(recorder=False)
+    answer = await plain.api.options("/api/v1/rooms", headers=preflight)
+    assert answer.status_code != 204 and "access-control-allow-origin" not in answer.headers
+    rooms = await plain.api.get("/api/v1/rooms", headers={"Origin": ALLOWED})
+    assert rooms.status_code == 200 and "access-control-allow-origin" not in rooms.headers
+
+
+async def test_deeply_nested_json_is_a_bad_request(stacks: StackFactory) -> None:
+    stack = await stacks.start(recorder=False)
+    api = stack.api
+    room_id = await create_room(api, "Nested")
+    json_type = {"Content-Type": "application/json"}
+    for method, path in (("POST", "/api/v1/rooms"), ("PUT", f"/api/v1/rooms/{room_id}/call")):
+        response = await api.request(method, path, content=DEEP_JSON, headers=json_type)
+        assert response.status_code == 400, response.text
+        assert response.json() == {"error": "Bad Request", "message": "Malformed body: JSON nested too deeply"}
+    nested_value = b'{"roomName": ' + DEEP_JSON + b"}"
+    assert (await api.post("/api/v1/rooms", content=nested_value, headers=json_type)).status_code == 400
+    # Talk's endpoints read JSON through Quart: the same body is Talk's error, not a crash.
+    talk = await api.post(f"{OCS}/recording/{room_id}", content=b'{"status": ' + DEEP_JSON + b"}", headers=json_type)
+    assert talk.status_code == 400, talk.text
+    assert (await api.get(f"/api/v1/rooms/{room_id}")).status_code == 200  # and the API goes on serving
+
+
+async def test_non_ascii_checksums_are_refused_not_crashed(stacks: StackFactory) -> None:
+    stack = await stacks.start(recorder=False)
+    room_id = await create_room(stack.api, "Checksums")
+    signed = {"Talk-Recording-Random": "r" * 32, "Talk-Recording-Checksum": "\u00e9" * 64}
+    for path in (f"{OCS}/recording/backend", f"{OCS}/recording/{room_id}/store"):
+        headers = {name.encode(): value.encode() for name, value in signed.items()}
+        response = await stack.api.post(path, content=b"{}", headers=headers)
+        assert 400 <= response.status_code < 500, (path, response.status_code, response.text)
+        assert response.json()["ocs"]["data"]["error"] == "checksum", response.text
