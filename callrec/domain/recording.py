@@ -81,6 +81,8 @@ class StartRecordingInput(BaseModel):
     share_offer_expiry_s: float = 7 * 24 * 3600.0
     recorder_silence_timeout_s: float = 60.0
     webhooks: bool = False  # whether any webhook endpoint was configured when it started
+    # After the upload timeout the recording is failed, but a late upload still completes it within this long.
+    late_upload_window_s: float = 0.0
 
 
 class RecorderStarted(BaseModel):
@@ -103,7 +105,8 @@ class RecorderFailed(BaseModel):
 
 
 class StopRequest(BaseModel):
-    reason: Literal["requested", "call_ended", "room_deleted"] = "requested"
+    # no_worker: the API gave up waiting for a worker to take the start (it answered 503): abort, record nothing
+    reason: Literal["requested", "call_ended", "room_deleted", "no_worker"] = "requested"
     actor: str | None = None  # who asked (a member's name, a user id); None: the recording's owner
 
 
@@ -112,6 +115,8 @@ class FileStored(BaseModel):
     size: int
     sha256: str
     extension: str | None = None  # as uploaded (mp4, ogg, ogv, webm, mkv); None: by kind
+    # The uploader is told 503 (and retries) when no worker takes the file by then: the workflow refuses it after.
+    offered_until_ms: int | None = None
 
 
 class EgressStart(BaseModel):

@@ -145,7 +145,14 @@ def choose_reset_point(history: RunHistory, ending: RunEnding) -> ResetPoint:
         task = start.activity_task_scheduled_event_attributes.workflow_task_completed_event_id
         return history.point(task, "start over: ask the recorder to start again", reapply=False)
     if error == ErrorCode.UPLOAD_TIMEOUT.name.lower():
-        fired = history.last_of(EventType.EVENT_TYPE_TIMER_FIRED)
+        # The upload timer is the first timer that fired after the recorder was asked to stop (a late-upload
+        # window that closed after it fired later).
+        stop = history.last_scheduled("stop_egress")
+        after = stop.event_id if stop is not None else 0
+        fired = next(
+            (e for e in history.events if e.event_id > after and e.event_type == EventType.EVENT_TYPE_TIMER_FIRED),
+            None,
+        )
         timer = history.by_id.get(fired.timer_fired_event_attributes.started_event_id) if fired else None
         if timer is None:
             raise NoResetPoint("its history has no upload timer to start over")

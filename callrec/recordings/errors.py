@@ -19,6 +19,7 @@ __all__ = [
     "ShareFailed",
     "StartFailed",
     "StoreUnavailable",
+    "WorkerUnavailable",
 ]
 
 
@@ -95,3 +96,14 @@ class OfferClosed(RecordingError):
 
 class StoreUnavailable(ServiceUnavailable):
     """The object store did not answer."""
+
+
+class WorkerUnavailable(ServiceUnavailable):
+    """Temporal answered, but no worker took the recording's update in time (none is polling the task queue).
+
+    `str(exc)` names the recording and says what became of the request, so a client can find it again.
+    """
+
+    def __init__(self, recording_id: str, message: str) -> None:
+        super().__init__(message)
+        self.recording_id = recording_id

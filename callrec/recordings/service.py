@@ -4,6 +4,12 @@ The catalog row is the reservation: its insert fails when the room already has a
 partial unique index), which holds across API processes. Then the workflow starts. Everything after that is
 the workflow's: the service only starts it, signals it, and asks it updates. Temporal's errors come out as
 `RecordingNotFound` (the workflow is gone or closed) or `ServiceUnavailable` (Temporal did not answer).
+
+An update needs a worker to take it: one that no worker accepts within `update_timeout_s` (none is polling the
+task queue) is `WorkerUnavailable` (503) naming the recording, and what it asked for is left in a state the
+client can find: a start is aborted (the durable `end` signal; the workflow never asks the recorder once a worker
+runs it, and the catalog says `aborted` at once), a stop is queued (`end`), an upload is refused (the workflow
+refuses that copy later too, `offered_until_ms`) so the recorder uploads again.
 """
 
 from __future__ import annotations
@@ -13,9 +19,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, cast
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
@@ -62,6 +74,21 @@ STORE_UNAVAILABLE = "The object store is not available; try again"
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+class _NotTaken(Exception):
+    """No worker accepted the update within `update_timeout_s`."""
+
+
+def _unless_cancelled() -> None:
+    """The SDK reports a cancelled update call as timed out: a cancelled request (the client went) stays cancelled."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+# Clocks and transit: the workflow refuses a file a little before the API stops waiting for the worker to take it.
+HAND_OVER_MARGIN_S = 2.0
 
 
 @dataclass
@@ -142,20 +169,50 @@ class RecordingsService:
         return await self._begin(room, config, kind, call, owner)
 
     async def wait_until_started(self, recording_id: str) -> Recording:
-        """The recording once its recorder reported `started`; StartFailed when it did not in time."""
+        """The recording once its recorder reported `started`; StartFailed when it did not in time, and
+        WorkerUnavailable when no worker took the start (then the recording is aborted, never left starting)."""
         room_id = recording_id.split("--", 1)[0]
         try:
-            with temporal_errors(recording_id):
-                state = await asyncio.wait_for(
-                    self._handle(recording_id).execute_update(RecordingWorkflow.wait_until_started),
-                    self.settings.start_timeout_s + 15,
-                )
+            state = await self._update(
+                recording_id, RecordingWorkflow.wait_until_started, None, self.settings.start_timeout_s + 15
+            )
+        except _NotTaken:
+            raise await self._abandon_start(recording_id) from None
         except (TimeoutError, WorkflowUpdateFailedError, WorkflowNotFound) as exc:
             # The workflow keeps its own start timeout: it ends `failed` and stops egress by itself.
             raise errors.StartFailed(room_id, "no worker answered in time") from exc
         if state.status != RecordingStatus.ACTIVE:
             raise errors.StartFailed(room_id, state.details or state.status.value)
         return Recording.model_validate(await self.get(recording_id))
+
+    async def _abandon_start(self, recording_id: str) -> errors.WorkerUnavailable:
+        """No worker took the start: the workflow is told to abort (durably, for when a worker runs it: it then
+        never asks the recorder to start), and the catalog says so now, numbered below anything the workflow
+        projects (so a run that did start meanwhile wins). Returns the error to answer."""
+        wait_s = self.settings.update_timeout_s
+        try:
+            with temporal_errors(recording_id):
+                await self._handle(recording_id).signal(RecordingWorkflow.end, StopRequest(reason="no_worker"))
+        except (errors.ServiceUnavailable, WorkflowNotFound):
+            return errors.WorkerUnavailable(
+                recording_id,
+                f"No worker took recording '{recording_id}' within {wait_s:g} s, and it could not be aborted: it "
+                "starts once a worker runs; GET /api/v1/recordings/{recordingId} shows its status.",
+            )
+        aborted = {
+            "status": RecordingStatus.ABORTED.value,
+            "error": "nothing_recorded",
+            "error_code": 410,
+            "details": f"No worker took the start within {wait_s:g} s; nothing was recorded.",
+            "end_date": now_ms(),
+        }
+        await self.catalog.project_recording(recording_id, 1, aborted)
+        log.warning("no worker took the start of %s within %g s: aborted", recording_id, wait_s)
+        return errors.WorkerUnavailable(
+            recording_id,
+            f"No worker took recording '{recording_id}' within {wait_s:g} s (is the worker running?): it was "
+            "aborted before the recorder was asked to start. Start it again once a worker runs.",
+        )
 
     async def auto_start(self, room: RoomRow, before: Sequence[Participant], call: CallRow) -> None:
         """Starts a recording when the call's change is the one the room's `autoStart` waits for."""
@@ -210,6 +267,7 @@ class RecordingsService:
             share_offer_expiry_s=settings.share_offer_expiry_s,
             recorder_silence_timeout_s=settings.recorder_silence_timeout_s,
             webhooks=bool(settings.webhooks),
+            late_upload_window_s=settings.late_upload_window_s,
         )
         try:
             with temporal_errors(recording_id):
@@ -238,14 +296,31 @@ class RecordingsService:
         row = await self.get(recording_id)
         if row.status != RecordingStatus.ACTIVE.value:
             raise errors.RecordingNotActive(recording_id, row.status)
+        request = StopRequest(reason="requested", actor=actor)
         try:
-            with temporal_errors(recording_id):
-                await self._handle(recording_id).execute_update(
-                    RecordingWorkflow.stop, StopRequest(reason="requested", actor=actor)
-                )
+            await self._update(recording_id, RecordingWorkflow.stop, request)
+        except _NotTaken:
+            raise await self._queue_stop(recording_id, request) from None
         except (WorkflowUpdateFailedError, WorkflowNotFound) as exc:  # it left `active` meanwhile
             raise errors.RecordingNotActive(recording_id, (await self.get(recording_id)).status) from exc
         return Recording.model_validate(await self.get(recording_id))
+
+    async def _queue_stop(self, recording_id: str, request: StopRequest) -> errors.WorkerUnavailable:
+        """No worker took the stop: it goes as the durable `end` signal, which the workflow gets once a worker
+        runs (the recorder records until then). Returns the error to answer."""
+        wait_s = self.settings.update_timeout_s
+        try:
+            with temporal_errors(recording_id):
+                await self._handle(recording_id).signal(RecordingWorkflow.end, request)
+        except errors.ServiceUnavailable:
+            what = "it could not be queued either: stop it again"
+        except WorkflowNotFound:
+            what = "it has ended meanwhile"
+        else:
+            what = "the stop is queued and takes effect once a worker runs"
+        return errors.WorkerUnavailable(
+            recording_id, f"No worker took the stop of recording '{recording_id}' within {wait_s:g} s: {what}."
+        )
 
     async def stop_room(self, room_id: str, actor: str) -> None:
         """Stops the room's recording in progress, whatever its status; nothing to stop is no error."""
@@ -253,13 +328,16 @@ class RecordingsService:
         if row is None:
             return
         request = StopRequest(reason="requested", actor=actor)
-        handle = self._handle(row.recording_id)
         try:
-            with temporal_errors(row.recording_id):
-                if row.status == RecordingStatus.ACTIVE.value:
-                    await handle.execute_update(RecordingWorkflow.stop, request)
-                else:
-                    await handle.signal(RecordingWorkflow.end, request)
+            if row.status == RecordingStatus.ACTIVE.value:
+                await self._update(row.recording_id, RecordingWorkflow.stop, request)
+            else:
+                with temporal_errors(row.recording_id):
+                    await self._handle(row.recording_id).signal(RecordingWorkflow.end, request)
+        except _NotTaken:
+            # Talk's stop answers once the request is accepted: the queued stop is durable, and the room's status
+            # changes when the recorder reports it stopped (Meet's `stop` answers 503 instead).
+            log.warning("%s", await self._queue_stop(row.recording_id, request))
         except (WorkflowUpdateFailedError, WorkflowNotFound):
             pass  # it ended meanwhile: nothing left to stop
 
@@ -300,11 +378,38 @@ class RecordingsService:
         except WorkflowNotFound as exc:
             raise errors.RecordingNotFound(row.recording_id) from exc
 
+    async def for_upload(self, room_id: str, recording_id: str | None) -> RecordingRow:
+        """The recording an upload is for: the one callrec's recorder names; else the room's recording waiting for
+        its file (active or ending), else the room's latest one that is not starting (one that gave up waiting for
+        its file, or stored it: a retried upload)."""
+        if recording_id is not None:
+            return await self.for_callback(room_id, recording_id)
+        starting = RecordingStatus.STARTING.value
+        row = await self.catalog.recording_in_progress(room_id)
+        if row is not None and row.status != starting:
+            return row
+        for row in await self.catalog.recordings(room_id=room_id, limit=2):  # at most one is in progress
+            if row.status != starting:
+                return row
+        raise errors.RecordingNotFound(f"in room {room_id}")
+
     async def store_file(self, recording_id: str, file: FileStored) -> FileStored:
-        """Gives an uploaded file to the recording; returns the file it keeps (an earlier upload's, on a retry)."""
+        """Gives an uploaded file to the recording; returns the file it keeps (an earlier upload's, on a retry).
+
+        WorkerUnavailable when no worker takes it in time: the workflow will refuse this copy (the caller drops it)
+        and the recorder uploads again."""
+        wait_s = self.settings.update_timeout_s
+        offer = file.model_copy(update={"offered_until_ms": now_ms() + int(wait_s * 1000)})
         try:
-            with temporal_errors(recording_id):
-                return await self._handle(recording_id).execute_update(RecordingWorkflow.store_file, file)
+            kept = await self._update(
+                recording_id, RecordingWorkflow.store_file, offer, wait_s=wait_s + HAND_OVER_MARGIN_S
+            )
+            return cast(FileStored, kept)
+        except _NotTaken:
+            raise errors.WorkerUnavailable(
+                recording_id,
+                f"No worker took the upload of recording '{recording_id}' within {wait_s:g} s; upload it again",
+            ) from None
         except WorkflowUpdateFailedError as exc:
             raise errors.NotExpectingFile(str(exc.cause or exc)) from exc
         except WorkflowNotFound as exc:
@@ -314,8 +419,9 @@ class RecordingsService:
 
     async def share_to_chat(self, recording_id: str, request: ShareRequest) -> ShareResult:
         try:
-            with temporal_errors(recording_id):
-                return await self._handle(recording_id).execute_update(RecordingWorkflow.share_to_chat, request)
+            return cast(ShareResult, await self._update(recording_id, RecordingWorkflow.share_to_chat, request))
+        except _NotTaken:
+            raise self._not_taken(recording_id, "sharing") from None
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             if isinstance(cause, ApplicationError) and cause.type == "ShareFailed":
@@ -326,8 +432,9 @@ class RecordingsService:
 
     async def dismiss(self, recording_id: str, request: DismissRequest) -> None:
         try:
-            with temporal_errors(recording_id):
-                await self._handle(recording_id).execute_update(RecordingWorkflow.dismiss, request)
+            await self._update(recording_id, RecordingWorkflow.dismiss, request)
+        except _NotTaken:
+            raise self._not_taken(recording_id, "dismissal") from None
         except (WorkflowUpdateFailedError, WorkflowNotFound) as exc:
             raise errors.OfferClosed(str(exc)) from exc
 
@@ -393,6 +500,41 @@ class RecordingsService:
 
     def _handle(self, recording_id: str) -> WorkflowHandle[RecordingWorkflow, RecordingState]:
         return self.temporal.get_workflow_handle_for(RecordingWorkflow.run, recording_id)
+
+    async def _update(
+        self,
+        recording_id: str,
+        update: Any,  # a RecordingWorkflow update method
+        arg: object = None,
+        result_timeout_s: float | None = None,
+        *,
+        wait_s: float | None = None,
+    ) -> Any:
+        """Asks the workflow an update: _NotTaken when no worker accepts it within `wait_s` (default
+        `update_timeout_s`), TimeoutError when its result takes longer than `result_timeout_s` (default: no limit);
+        WorkflowUpdateFailedError when the workflow refuses it, WorkflowNotFound when it has closed."""
+        handle = self._handle(recording_id)
+        args = () if arg is None else (arg,)
+        with temporal_errors(recording_id):
+            try:
+                taken = await asyncio.wait_for(
+                    handle.start_update(update, args=args, wait_for_stage=WorkflowUpdateStage.ACCEPTED),
+                    wait_s if wait_s is not None else self.settings.update_timeout_s,
+                )
+            except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:  # the SDK's word for timed out
+                _unless_cancelled()
+                raise _NotTaken(recording_id) from exc
+            try:
+                return await asyncio.wait_for(taken.result(), result_timeout_s)
+            except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+                _unless_cancelled()
+                raise TimeoutError(f"the update of {recording_id} did not complete in time") from exc
+
+    def _not_taken(self, recording_id: str, what: str) -> errors.WorkerUnavailable:
+        wait_s = self.settings.update_timeout_s
+        return errors.WorkerUnavailable(
+            recording_id, f"No worker took the {what} of recording '{recording_id}' within {wait_s:g} s; try again"
+        )
 
 
 def auto_start_owner(config: RecordingConfig, before: Sequence[Participant], now: Sequence[Participant]) -> str | None:

@@ -42,6 +42,13 @@ DURABLE = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=ti
 # Talk's backend tries a recording server three times; any answer but 5xx is final.
 EGRESS_START = RetryPolicy(maximum_attempts=3, non_retryable_error_types=["EgressRejected"])
 EGRESS_STOP = RetryPolicy(maximum_attempts=5, non_retryable_error_types=["EgressRejected", "EgressNotFound"])
+# The stop sent after a start given up (it may have reached a recorder that then never answered): best effort, and
+# brief, since the recording's failure waits for it.
+EGRESS_GIVE_UP = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_attempts=3,
+    non_retryable_error_types=["EgressRejected", "EgressNotFound"],
+)
 # A file that is not a playable recording stays so; the store and the catalog come back.
 FINALIZE = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -81,9 +88,15 @@ ACTIVITY_OPTIONS: dict[Callable[..., Any], ActivityOptions] = {
 }
 
 
-async def execute(activity: Callable[[Any, ArgT], Awaitable[ResultT]], arg: ArgT) -> ResultT:
-    """Runs `activity` (a method of an activities class) from a workflow with its options from the table."""
-    options = ACTIVITY_OPTIONS[activity]
+GIVE_UP_STOP = ActivityOptions(SECONDS_15, EGRESS_GIVE_UP)  # stop_egress after a start given up
+
+
+async def execute(
+    activity: Callable[[Any, ArgT], Awaitable[ResultT]], arg: ArgT, options: ActivityOptions | None = None
+) -> ResultT:
+    """Runs `activity` (a method of an activities class) from a workflow with its options from the table (or
+    `options`, for a call that needs others)."""
+    options = options or ACTIVITY_OPTIONS[activity]
     if options.local:
         return await workflow.execute_local_activity_method(
             activity, arg, start_to_close_timeout=options.start_to_close, retry_policy=options.retry

@@ -8,6 +8,12 @@ moderators, offer share-to-chat until shared, dismissed or expired.
 Each phase owns its waits (every one bounded) and its failure exits: it raises `_Ended`, which `run` turns
 into a terminal status with a reason, a catalog row that says why, and a notification. The room's chat gets
 Talk's system messages as the recording starts, stops or fails. Activity options: `options.py`.
+
+No orphans: a start given up (the recorder unreachable, failed, or silent past the start timeout) is followed by
+a stop to the recorder (best effort, three attempts), before the failure is recorded. A start stopped before a
+worker ran it (the API answered 503 and sent `end`, or the call ended) never asks the recorder at all.
+A recording whose upload did not come within the upload timeout is failed at once, and then keeps a bounded
+window open (`late_upload_window_s`) in which a late upload (a long call's slow one) still completes it.
 """
 
 from __future__ import annotations
@@ -57,19 +63,27 @@ with workflow.unsafe.imports_passed_through():
         talk_status,
     )
     from callrec.domain.webhooks import EventName, WebhookEvent, notification_payload, recording_payload, status_event
-    from callrec.workflows.options import execute
+    from callrec.workflows.options import GIVE_UP_STOP, ActivityOptions, execute
 
 
 class _Ended(Exception):
-    """Raised by a phase that ends the recording early: `run` ends it with this status and reason."""
+    """Raised by a phase that ends the recording early: `run` ends it with this status and reason (unless
+    `recorded`: the phase ended it already)."""
 
     def __init__(self, status: RecordingStatus, code: ErrorCode, details: str) -> None:
         super().__init__(details)
         self.status, self.code, self.details = status, code, details
+        self.recorded = False
 
     @classmethod
     def failed(cls, code: ErrorCode, details: str) -> _Ended:
         return cls(RecordingStatus.FAILED, code, details)
+
+
+# Why a stop came before the recorder was asked to start, in the recording's details.
+_STOPPED_BEFORE_START = {
+    "no_worker": "No worker took the start in time, so the API gave up on it (it answered 503)",
+}
 
 
 def _reason(err: ActivityError) -> str:
@@ -96,6 +110,7 @@ class RecordingWorkflow:
         self.offer_end: OfferEnd | None = None
         self.shared: ShareResult | None = None
         self.progress_reports = 0
+        self.awaiting_late_file = False
 
     @workflow.run
     async def run(self, input: StartRecordingInput) -> RecordingState:
@@ -107,7 +122,8 @@ class RecordingWorkflow:
             stored = await self._receive_file()
             await self._store(stored)
         except _Ended as ended:
-            await self._end(ended)
+            if not ended.recorded:
+                await self._end(ended)
         else:
             await self._complete(within_limit)
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -115,8 +131,16 @@ class RecordingWorkflow:
 
     # the phases, in order
     async def _start_egress(self) -> None:
-        """Asks the egress backend to record the room, with the layout and kind."""
+        """Asks the egress backend to record the room, with the layout and kind; not when it was stopped before a
+        worker ran it (the API gave up waiting for one and answered 503, or the call ended meanwhile)."""
         input = self.input
+        if self.stop_reason is not None:
+            why = _STOPPED_BEFORE_START.get(self.stop_reason, f"The recording was stopped ({self.stop_reason})")
+            raise _Ended(
+                RecordingStatus.ABORTED,
+                ErrorCode.NOTHING_RECORDED,
+                f"{why}; the recorder was not asked to start and nothing was recorded.",
+            )
         request = EgressStart(
             recording_id=input.recording_id,
             room_id=input.room_id,
@@ -129,6 +153,7 @@ class RecordingWorkflow:
         try:
             await execute(EgressActivities.start_egress, request)
         except ActivityError as err:
+            await self._stop_egress(GIVE_UP_STOP)  # the start may have reached it, and its answer got lost
             raise _Ended.failed(
                 ErrorCode.EGRESS_UNAVAILABLE, f"The recorder could not be started: {_reason(err)}"
             ) from err
@@ -140,9 +165,10 @@ class RecordingWorkflow:
             lambda: self.started or self.failure is not None or self.stop_reason is not None, timeout_s
         )
         if self.failure is not None:
+            await self._stop_egress(GIVE_UP_STOP)
             raise _Ended.failed(ErrorCode.RECORDER_FAILED, self.failure)
         if not in_time:
-            await self._stop_egress()
+            await self._stop_egress(GIVE_UP_STOP)
             raise _Ended.failed(
                 ErrorCode.START_TIMEOUT, f"The recorder did not report 'started' within {timeout_s:g} s."
             )
@@ -199,14 +225,33 @@ class RecordingWorkflow:
             )
 
     async def _receive_file(self) -> FileStored:
-        """Until the recorder's upload is staged (the `store_file` update)."""
+        """Until the recorder's upload is staged (the `store_file` update). Past the upload timeout the recording is
+        failed (the owner is told), yet an upload within the late window still completes it."""
         timeout_s = self.input.upload_timeout_s
         await self._wait(lambda: self.stored is not None or self.failure is not None, timeout_s)
         if self.stored is not None:
             return self.stored
         if self.failure is not None:
             raise _Ended.failed(ErrorCode.RECORDER_FAILED, self.failure)
-        raise _Ended.failed(ErrorCode.UPLOAD_TIMEOUT, f"The recorder did not upload the file within {timeout_s:g} s.")
+        timed_out = _Ended.failed(
+            ErrorCode.UPLOAD_TIMEOUT, f"The recorder did not upload the file within {timeout_s:g} s."
+        )
+        window_s = self.input.late_upload_window_s
+        if window_s <= 0:
+            raise timed_out
+        await self._end(timed_out)
+        until = workflow.now() + timedelta(seconds=window_s)
+        workflow.set_current_details(
+            f"Failed (upload timeout); a late upload still completes it until {until.isoformat(timespec='seconds')}."
+        )
+        self.awaiting_late_file = True
+        arrived = await self._wait(lambda: self.stored is not None, window_s)
+        self.awaiting_late_file = False
+        workflow.set_current_details("")
+        if not arrived or self.stored is None:
+            timed_out.recorded = True
+            raise timed_out
+        return self.stored
 
     async def _store(self, stored: FileStored) -> None:
         """Validates the upload and moves it to its final key."""
@@ -226,6 +271,7 @@ class RecordingWorkflow:
     async def _complete(self, within_limit: bool) -> None:
         """Complete (or limit_reached): tells the owner and moderators, then keeps the offer to share it to the
         chat open until it is taken, dismissed or expires."""
+        self.state.error_code = self.state.error = self.state.details = None  # a late upload after a failure
         await self._set_status(RecordingStatus.COMPLETE if within_limit else RecordingStatus.LIMIT_REACHED)
         input = self.input
         kind = "audio" if input.kind == RecordingKind.AUDIO else "video"
@@ -293,14 +339,22 @@ class RecordingWorkflow:
 
     @store_file.validator
     def _validate_store_file(self, stored: FileStored) -> None:
+        if stored.offered_until_ms is not None and self._now_ms() > stored.offered_until_ms:
+            # No worker took it in time: the uploader got 503, dropped this staged copy, and uploads again.
+            raise ApplicationError("The upload was offered too late", type="NotExpectingUpload")
+        if self.stored is None and self.awaiting_late_file:
+            return
         if self.state.status == RecordingStatus.STARTING or (self.stored is None and not self.state.status.in_progress):
             raise ApplicationError(f"Recording is {self.state.status.value}", type="NotExpectingUpload")
 
     @workflow.signal
     def end(self, request: StopRequest) -> None:
-        """The call ended or the room went away: stop whatever the status."""
+        """The call ended, the room went away, or the API could not get a stop or start to a worker in time (it
+        answered 503 and sent this instead, which waits durably for a worker): stop whatever the status."""
         if self.stop_reason is None:
             self.stop_reason = request.reason
+            if request.actor is not None and self.stopped_by is None and self.state.status == RecordingStatus.ACTIVE:
+                self.stopped_by = request.actor
 
     # API
     @workflow.update
@@ -405,13 +459,14 @@ class RecordingWorkflow:
             WebhookEvent(event=event, creation_date=self._now_ms(), data=data, idempotency_key=idempotency_key),
         )
 
-    async def _stop_egress(self) -> bool:
+    async def _stop_egress(self, options: ActivityOptions | None = None) -> bool:
         """Best effort: a recorder that cannot be reached is not recording for us either. False: the recorder
         answered that it does not know this recording (it will never upload)."""
         try:
             await execute(
                 EgressActivities.stop_egress,
                 EgressStop(recording_id=self.input.recording_id, room_id=self.input.room_id),
+                options,
             )
         except ActivityError as err:
             workflow.logger.warning("stopping egress failed: %s", _reason(err))

@@ -9,11 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from callrec.api.app import create_app
-from callrec.api.services import Services
 from callrec.domain import signing
-from callrec.storage.catalog import Catalog, create_schema
-from callrec.storage.objects import S3ObjectStore
 from tests.conftest import SECRET, Stack, StackFactory, free_port
 from tests.helpers import (
     OCS,
@@ -155,9 +151,11 @@ async def test_request_errors(stacks: StackFactory) -> None:
     async with httpx.AsyncClient(base_url=base) as anonymous:
         missing = await anonymous.get("/api/v1/recordings")
         assert missing.status_code == 401
-        assert missing.json() == {"error": "Authentication Error", "message": "Unauthorized"}
+        assert missing.json()["error"] == "Authentication Error"
+        assert "X-API-KEY" in missing.json()["message"]  # it names what to send
         wrong = await anonymous.get("/api/v1/recordings", headers={"X-API-KEY": "nope"})
-        assert (wrong.status_code, wrong.json()["message"]) == (401, "Invalid API key")
+        assert wrong.status_code == 401
+        assert wrong.json()["message"].startswith("Invalid API key")
 
     invalid = await api.post("/api/v1/recordings", json={})
     assert invalid.status_code == 422
@@ -224,29 +222,6 @@ async def test_racing_starts_across_two_api_processes_give_one_recording(stacks:
     assert [r["recordingId"] for r in listed] == [winner.json()["recordingId"]]
     await stack.api.post(f"/api/v1/recordings/{winner.json()['recordingId']}/stop")
     await wait_for_status(stack.api, winner.json()["recordingId"], {"complete"})
-
-
-async def test_health_reports_each_part(stacks: StackFactory, tmp_path: Path) -> None:
-    stack = await stacks.start()
-    healthy = await stack.api.get("/health")
-    assert healthy.status_code == 200
-    assert healthy.json() == {
-        "status": "up",
-        "catalog": {"status": "up"},
-        "objectStore": {"status": "up"},
-        "temporal": {"status": "up"},
-    }
-
-    catalog = Catalog.from_url(f"sqlite+aiosqlite:///{tmp_path / 'other.db'}")
-    await create_schema(catalog.engine)
-    dead_store = S3ObjectStore(f"127.0.0.1:{free_port()}", "k", "s", "bucket")
-    app = create_app(Services(settings=stack.settings, catalog=catalog, store=dead_store, temporal=stack.client))
-    response = await app.test_client().get("/health")
-    body = await response.get_json()
-    assert response.status_code == 503
-    assert body["status"] == "down" and body["objectStore"]["status"] == "down"
-    assert body["catalog"]["status"] == "up" and body["temporal"]["status"] == "up"
-    await catalog.close()
 
 
 async def test_a_recorder_that_lost_the_recording_fails_it_at_once(

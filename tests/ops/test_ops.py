@@ -539,7 +539,9 @@ async def test_retry_starts_over_once_the_recorder_is_back(
 async def test_retry_after_an_upload_timeout_waits_for_the_upload_again(
     stacks: StackFactory, scripted: ScriptedRecordingServer, tmp_path: Path
 ) -> None:
-    stack = await stacks.start(recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}", upload_timeout_s=3)
+    stack = await stacks.start(
+        recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}", upload_timeout_s=3, late_upload_window_s=0
+    )
     room_id = await create_room(stack.api)
     await join(stack.api, room_id, "Alice")
     pending = asyncio.create_task(stack.api.post("/api/v1/recordings", json={"roomId": room_id}))

@@ -32,13 +32,19 @@ ENDINGS = {
     "complete-with-webhooks": "e2e/test_webhook_events.py::test_events_arrive_once_the_endpoint_is_back",
     "limit-reached": "workflows/test_timers.py::test_max_duration_ends_as_limit_reached_with_the_file_stored",
     "failed-egress-unavailable": "workflows/test_timers.py::test_a_recorder_that_cannot_be_reached_fails_the_recording",
-    "failed-start-timeout": "workflows/test_timers.py::test_start_timeout_fails_the_recording_and_stops_egress",
+    "failed-start-timeout": "e2e/test_failures.py::test_recorder_that_never_reports_started_gives_503_and_failed",
     "failed-recorder": "e2e/test_failures.py::test_recorder_failure_fails_the_recording_and_a_new_one_can_start",
     "failed-recorder-lost": "e2e/test_failures.py::test_a_recorder_that_lost_the_recording_fails_it_at_once",
     "failed-upload-timeout": "workflows/test_timers.py::test_missing_upload_after_stop_fails_the_recording",
     "failed-invalid-file": "e2e/test_failures.py::test_a_cut_off_mp4_fails_with_the_reason",
     "aborted-nothing-recorded": "workflows/test_timers.py::test_call_ending_before_the_recorder_started_aborts",
     "aborted-silent": "e2e/test_failures.py::test_a_recorder_that_falls_silent_is_aborted",
+    "aborted-no-worker": "workflows/test_timers.py::test_a_start_the_api_gave_up_on_never_reaches_the_recorder",
+    "complete-late-upload": "workflows/test_timers.py::"
+    "test_a_late_upload_after_the_upload_timeout_still_completes_the_recording",
+    "failed-upload-timeout-late-window": "workflows/test_timers.py::test_the_late_upload_window_closes",
+    "failed-recorder-before-start": "workflows/test_timers.py::"
+    "test_a_recorder_that_fails_before_it_started_is_stopped_all_the_same",
 }
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -29,6 +29,7 @@ from callrec.domain.participants import Participant
 from callrec.domain.recording import (
     SEARCH_ATTRIBUTES,
     FileStored,
+    RecorderFailed,
     RecorderProgress,
     RecorderStarted,
     RecordingState,
@@ -250,3 +251,73 @@ async def test_recorder_that_falls_silent_is_aborted_and_stopped(harness: Harnes
     assert (state.status, state.error, state.error_code) == ("aborted", "recorder_silent", 408)
     assert state.details is not None and "60 s" in state.details
     assert [r["type"] for r in harness.recorder.requests] == ["start", "stop"]
+
+
+async def test_a_late_upload_after_the_upload_timeout_still_completes_the_recording(harness: Harness) -> None:
+    handle = await harness.start(late_upload_window_s=24 * HOUR)
+    await harness.recorder.wait_for("start")
+    await handle.signal(RecordingWorkflow.recorder_started, RecorderStarted())
+    await harness.status_becomes(handle, "active")
+    await handle.execute_update(RecordingWorkflow.stop, StopRequest())
+
+    await harness.env.sleep(301)  # the upload timeout passes: failed, and the owner is told
+    await harness.status_becomes(handle, "failed")
+    row = await harness.catalog.get_recording(handle.id)
+    assert row is not None and row.error == "upload_timeout"
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING  # it still takes the file
+
+    await harness.env.sleep(5 * HOUR)  # a long call's upload, hours late
+    video = harness.tmp_path / "late.mp4"
+    await asyncio.to_thread(
+        render_file, video, Layout.GRID, [("alice", "Alice")], render_spec(AdvancedEncoding.model_validate(SMALL)), 1.0
+    )
+    staged = await harness.store.put_file(f"staging/{handle.id}/late.mp4", video)
+    late = FileStored(staging_key=f"staging/{handle.id}/late.mp4", size=staged.size, sha256=staged.sha256)
+    assert await handle.execute_update(RecordingWorkflow.store_file, late) == late
+    state = await handle.result()
+
+    assert (state.status, state.error, state.details) == ("complete", None, None)
+    row = await harness.catalog.get_recording(handle.id)
+    assert row is not None and (row.status, row.error, row.sha256) == ("complete", None, staged.sha256)
+    assert await harness.store.list_keys("recordings/") == [f"recordings/room-1/{handle.id}.mp4"]
+
+
+async def test_the_late_upload_window_closes(harness: Harness) -> None:
+    handle = await harness.start(late_upload_window_s=HOUR)
+    await harness.recorder.wait_for("start")
+    await handle.signal(RecordingWorkflow.recorder_started, RecorderStarted())
+    await harness.status_becomes(handle, "active")
+    await handle.execute_update(RecordingWorkflow.stop, StopRequest())
+
+    state = await handle.result()  # upload timeout, then the late window, pass in no time
+
+    assert (state.status, state.error) == ("failed", "upload_timeout")
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+
+async def test_a_recorder_that_fails_before_it_started_is_stopped_all_the_same(harness: Harness) -> None:
+    handle = await harness.start()
+    await harness.recorder.wait_for("start")
+    await handle.signal(RecordingWorkflow.recorder_failed, RecorderFailed(reason="No camera"))
+
+    state = await handle.result()
+
+    assert (state.status, state.error, state.details) == ("failed", "recorder_failed", "No camera")
+    assert [r["type"] for r in harness.recorder.requests] == ["start", "stop"]  # no orphan left recording
+
+
+async def test_a_start_the_api_gave_up_on_never_reaches_the_recorder(harness: Harness) -> None:
+    idle = replace(harness, task_queue=f"timers-{uuid.uuid4().hex[:8]}")  # no worker polls it yet
+    handle = await idle.start()
+    await handle.signal(RecordingWorkflow.end, StopRequest(reason="no_worker"))
+    async with httpx.AsyncClient() as http:
+        egress = EgressActivities(f"http://127.0.0.1:{harness.recorder.port}", "http://127.0.0.1:9", SECRET, http)
+        activities = recording_activities(harness.catalog, harness.store, egress)
+        async with Worker(
+            harness.client, task_queue=idle.task_queue, workflows=[RecordingWorkflow], activities=activities
+        ):
+            state = await handle.result()
+
+    assert (state.status, state.error) == ("aborted", "nothing_recorded")
+    assert state.details is not None and state.details.startswith("No worker took the start in time")
+    assert harness.recorder.requests == []

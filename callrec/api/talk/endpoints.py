@@ -80,7 +80,11 @@ async def recording_error(exc: service.RecordingError) -> Response:
 
 @blueprint.errorhandler(ServiceUnavailable)
 async def unavailable(exc: ServiceUnavailable) -> Response:
-    response = ocs_response({"error": "system"}, 503, "Service Unavailable")
+    if isinstance(exc, service.WorkerUnavailable):  # no worker took it: the answer names the recording
+        data = {"error": "system", "recordingId": exc.recording_id, "message": str(exc)}
+        response = ocs_response(data, 503, str(exc))
+    else:
+        response = ocs_response({"error": "system"}, 503, "Service Unavailable")
     response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
 
@@ -115,9 +119,11 @@ async def param(name: str) -> object:
 
 async def whole_number(name: str, error: str) -> int:
     raw = await param(name)
-    if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).isdigit() or len(str(raw)) > 18:
+    text = str(raw)
+    digits = isinstance(raw, int | str) and not isinstance(raw, bool) and text.isascii() and text.isdigit()
+    if not digits or len(text) > 18:
         raise TalkError(error)  # 18 digits: any timestamp or file id, and it fits the database's 64 bits
-    return int(raw)
+    return int(text)
 
 
 @blueprint.post("/recording/<token>")
