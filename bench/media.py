@@ -47,7 +47,8 @@ from bench.common import (
 )
 from callrec.storage.objects import LocalObjectStore, S3ObjectStore
 
-API_KEY = "bench-api-key"
+API_KEY = "bench-api-key-0123456789abcdef01234567"  # `callrec api` wants at least 32 characters
+TOKEN_SECRET = "bench-token-secret-0123456789abcdef0123"
 SECRET = "bench-recording-secret"
 OCS = "/ocs/v2.php/apps/spreed/api/v1"
 CHUNK = MiB  # what the load generator sends and what the direct path reads: the store's default chunk
@@ -161,6 +162,7 @@ class ApiStack:
         values: dict[str, str] = {
             "CALLREC_DATA_DIR": str(workdir),
             "CALLREC_API_KEY": API_KEY,
+            "CALLREC_TOKEN_SECRET": TOKEN_SECRET,
             "CALLREC_RECORDING_SECRET": SECRET,
             "CALLREC_TEMPORAL_ADDRESS": temporal,
             "CALLREC_TASK_QUEUE": f"bench-{uuid.uuid4().hex[:8]}",
@@ -212,9 +214,15 @@ class ApiStack:
             await wait_http(f"{self.files_url}/", self.files)
         await wait_http(f"{self.base}/health", self.api)
         self.http = httpx.AsyncClient(base_url=self.base, headers={"X-API-KEY": API_KEY}, timeout=300)
-        health = await self.http.get("/health")
-        if health.status_code != 200:
-            raise RuntimeError(f"the API is not healthy: {health.text}")
+        # The media benches need no recorder, and the worker shows in /health once it has polled: wait for the rest.
+        needed = ("catalog", "objectStore", "temporal")
+        for _ in range(100):
+            health = (await self.http.get("/health")).json()
+            if all(health.get(part, {}).get("status") == "up" for part in needed):
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise RuntimeError(f"the API is not healthy: {health}")
 
     async def close(self) -> None:
         if hasattr(self, "http"):

@@ -63,7 +63,8 @@ with workflow.unsafe.imports_passed_through():
     from callrec.storage.catalog import RecordingRow, create_schema, make_engine, migrate
 
 
-API_KEY = "bench-api-key"
+API_KEY = "bench-api-key-0123456789abcdef01234567"  # `callrec api` wants at least 32 characters
+TOKEN_SECRET = "bench-token-secret-0123456789abcdef0123"
 SECRET = "bench-recording-secret"
 SMALL_ENCODING = {"video": {"width": 320, "height": 180, "framerate": 10, "keyFrameInterval": 1}}
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -296,6 +297,7 @@ async def deep_page(procs: Processes, database: str, sizes: Sizes, quick: bool) 
             data_dir=procs.workdir / f"deep-{database}",
             database_url=url,
             api_key=API_KEY,
+            token_secret=TOKEN_SECRET,
             recording_secret=SECRET,
             temporal_address=procs.temporal_address,
             api_port=port,
@@ -619,6 +621,7 @@ async def _recording_stack(
     values: dict[str, object] = {
         "data_dir": directory,
         "api_key": API_KEY,
+        "token_secret": TOKEN_SECRET,
         "recording_secret": SECRET,
         "temporal_address": procs.temporal_address,
         "task_queue": task_queue,

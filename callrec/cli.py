@@ -1,28 +1,185 @@
-"""`callrec dev | api | worker | recorder | migrate | ops`."""
+"""`callrec dev | api | worker | recorder | migrate | ops`, `callrec --version`.
+
+Each command's `--help` lists the `CALLREC_*` settings it reads, from the descriptions in `Settings` (one source
+of truth). A Temporal that does not answer, or a setting that does not parse, is one line naming what to change,
+never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
+import sys
+import textwrap
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from callrec import ops
 from callrec.domain.settings import Settings
+from callrec.temporal import TemporalUnavailable
+
+# What each command reads besides the settings no list names (those are shown for every command but migrate).
+_STORAGE = {"data_dir", "database_url", "s3_endpoint", "s3_access_key", "s3_secret_key", "s3_bucket", "s3_secure",
+            "s3_region"}  # fmt: skip
+_TEMPORAL = {"temporal_address", "temporal_namespace", "task_queue"}  # and any other temporal_* but the UI port
+_RECORDINGS = {"start_timeout_s", "upload_timeout_s", "late_upload_window_s", "update_timeout_s", "max_duration_s",
+               "recorder_silence_timeout_s", "share_offer_expiry_s", "webhooks"}  # fmt: skip
+COMMAND_SETTINGS: dict[str, set[str]] = {
+    "api": _STORAGE | _TEMPORAL | _RECORDINGS | {
+        "api_key", "recording_secret", "token_secret", "dev_mode", "user_token_ttl_s", "member_token_ttl_s",
+        "public_url", "api_host", "api_port", "api_url", "livekit_api_key", "livekit_api_secret", "max_upload_bytes",
+        "bruteforce_max_failures", "bruteforce_window_s", "recorder_nonce_ttl_s", "max_concurrent_uploads",
+        "upload_idle_timeout_s", "upload_body_timeout_s", "cors_origins",
+    },
+    "worker": _STORAGE | _TEMPORAL | {
+        "egress", "recorder_url", "talk_recording_server", "livekit_url", "livekit_api_key", "livekit_api_secret",
+        "recording_secret", "api_url", "public_url", "reconcile_every_s", "reconcile_min_age_s", "webhooks",
+    },
+    "recorder": {
+        "data_dir", "recording_secret", "api_url", "public_url", "recorder_host", "recorder_port",
+        "recorder_silence_timeout_s", "recorder_backends", "recorder_replay_max_entries", "recorder_nonce_ttl_s",
+    },
+    "migrate": {"data_dir", "database_url"},
+    "ops": _STORAGE | _TEMPORAL | {"reconcile_min_age_s"},
+}  # fmt: skip
+SECRET_SUFFIXES = ("_key", "_secret", "_password")
+
+
+def settings_read(command: str) -> list[str]:
+    """The Settings fields `command` reads, in their declaration order; `dev` reads them all (it runs every part)."""
+    known = set().union(*COMMAND_SETTINGS.values())
+    chosen = []
+    for name in Settings.model_fields:
+        temporal = name.startswith("temporal_") and name != "temporal_ui_port"
+        if (
+            command == "dev"
+            or name in COMMAND_SETTINGS[command]
+            or (temporal and command in ("api", "worker", "ops"))
+            or (name not in known and not temporal and command != "migrate")
+        ):
+            chosen.append(name)
+    return chosen
+
+
+def _default(name: str, info: FieldInfo) -> str:
+    if name.endswith(SECRET_SUFFIXES) or name == "webhooks":
+        return "secret" + ("" if info.default is None else ", has a default")
+    if info.default is PydanticUndefined:
+        return "derived"  # a default_factory: its description says from what
+    if info.default is None:
+        return "default unset"
+    if isinstance(info.default, bool):
+        return f"default {str(info.default).lower()}"
+    if isinstance(info.default, float) and info.default.is_integer():
+        return f"default {int(info.default)}"
+    if isinstance(info.default, Path | str):
+        return f"default {info.default}" if str(info.default) else "default empty"
+    return f"default {info.default!r}"
+
+
+def settings_epilog(command: str) -> str:
+    """What `callrec <command> --help` prints after the options: each setting, its default and description."""
+    lines = [f"settings read by `callrec {command}` (environment variables; secrets' values are never shown):"]
+    for name in settings_read(command):
+        info = Settings.model_fields[name]
+        lines.append(f"  CALLREC_{name.upper()}  ({_default(name, info)})")
+        if info.description:
+            lines += textwrap.wrap(info.description, width=100, initial_indent=" " * 6, subsequent_indent=" " * 6)
+    return "\n".join(lines)
+
+
+def package_version() -> str:
+    try:
+        return version("callrec")
+    except PackageNotFoundError:  # a source tree that is not installed
+        return "unknown (not installed)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="callrec", description="Durable call-recording service")
+    parser.add_argument("--version", action="version", version=f"callrec {package_version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=settings_epilog(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    command("dev", "run Temporal, the worker, the API and the recorder until Ctrl-C")
+    command("api", "serve the REST and recorder-backend API")
+    command("worker", "run the Temporal worker")
+    command("recorder", "serve the built-in recorder")
+    command("migrate", "create or upgrade the catalog schema")
+    ops.configure(command("ops", "operator tools: list, show, abort, retry, reconcile recordings"))
+    return parser
+
+
+def load_settings(command: str) -> Settings:
+    """The settings from the environment; one line per setting that does not parse, then exit 2."""
+    try:
+        return Settings()
+    except ValidationError as err:
+        for error in err.errors():
+            if error["type"] == "default_factory_not_called":  # follows from another setting's error
+                continue
+            name = f"CALLREC_{str(error['loc'][0]).upper()}" if error["loc"] else "settings"
+            print(f"callrec {command}: {name}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def temporal_unavailable(command: str, settings: Settings, err: TemporalUnavailable) -> None:
+    """One line instead of a traceback: where callrec looked for Temporal, and the setting that says so."""
+    why = " ".join(str(err).split())
+    print(
+        f"callrec {command}: Temporal at {settings.temporal_address} does not answer: is it running, and is "
+        f"CALLREC_TEMPORAL_ADDRESS its address? ({why})",
+        file=sys.stderr,
+    )
+    raise SystemExit(1)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="callrec", description="Durable call-recording service")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("dev", help="run Temporal, the worker, the API and the recorder until Ctrl-C")
-    sub.add_parser("api", help="serve the REST and recorder-backend API")
-    sub.add_parser("worker", help="run the Temporal worker")
-    sub.add_parser("recorder", help="serve the built-in recorder")
-    sub.add_parser("migrate", help="create or upgrade the catalog schema")
-    ops.configure(sub.add_parser("ops", help="operator tools: list, show, abort, retry, reconcile recordings"))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = Settings()
+    settings = load_settings(args.command)
+    try:
+        try:
+            run(args, settings)
+        except TemporalUnavailable as err:
+            temporal_unavailable(args.command, settings, err)
+        except KeyboardInterrupt:  # Ctrl-C before a command's own handler is in place: stop, without a traceback
+            raise SystemExit(130) from None
+    except SystemExit as done:
+        if args.command == "migrate":  # no Temporal client: an ordinary exit
+            raise
+        status = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if not isinstance(done.code, int | None):
+            print(done.code, file=sys.stderr)
+        _exit(status)
+    if args.command != "migrate":
+        _exit(0)
 
+
+def _exit(status: int) -> None:
+    """Ends the process without interpreter teardown, once output is flushed: the Temporal SDK's Rust threads
+    can abort a finalizing interpreter ("Fatal Python error: PyGILState_Release", temporalio/sdk-python#300)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "dev":
         from callrec.dev import run_dev
 

@@ -1,27 +1,56 @@
 """`callrec dev`: the whole stack on one machine, each part its own child process, until Ctrl-C.
 
-Temporal dev server (SQLite file under the data dir, web UI), then the worker, the API and the
-built-in recorder. A child that dies is restarted with backoff; Ctrl-C stops them all.
+It refuses to start broken. Before anything starts, every port it will listen on is checked: a busy one is
+named with the setting that moves it, and nothing is left running. A Temporal server already answering on
+Temporal's port is used only when `CALLREC_TEMPORAL_ADDRESS` was set to point at it; otherwise `callrec dev`
+starts its own dev server (SQLite file under the data dir, web UI). Then the worker, the API and the built-in
+recorder, and "up" is printed once each answers its health check: the API's `/health`, the recorder's, and a
+worker polling the task queue. A child that dies afterwards is restarted with backoff. Ctrl-C (or SIGTERM,
+SIGHUP) stops every part: SIGTERM, then SIGKILL for what is still running after the grace period. The children
+run in their own process group, so the terminal's Ctrl-C reaches only this supervisor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import os
-import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+import httpx
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+from callrec.domain.local_secrets import kept_secret
 from callrec.domain.recording import SEARCH_ATTRIBUTES
-from callrec.domain.settings import DEV_API_KEY, Settings
+from callrec.domain.settings import DEV_API_KEY, Settings, local_url
 from callrec.storage.catalog import migrate
 from callrec.temporal import bundled_binary, connect
 
-READY_TIMEOUT_S = 60.0
+READY_TIMEOUT_S = 90.0  # from the first child started to "up"
+PROBE_TIMEOUT_S = 3.0
+STOP_GRACE_S = 2.5  # SIGTERM, then this long for the callrec parts, then Temporal gets its SIGTERM
+TEMPORAL_GRACE_S = 1.5  # ... and this long before SIGKILL: every part is gone within 5 s of Ctrl-C
 MAX_BACKOFF_S = 30.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class DevRefused(Exception):
+    """`callrec dev` cannot run as configured; each line of the message says what to change."""
+
+
+class Stopped(Exception):
+    """Ctrl-C (or SIGTERM) arrived before the stack was up."""
 
 
 @dataclass
@@ -32,29 +61,50 @@ class Child:
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = field(default=0.0)
+    restart_at: float | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, env=self.env)
+        # Its own process group: the terminal's Ctrl-C reaches the supervisor, which stops the children in order.
+        self.process = subprocess.Popen(self.argv, env=self.env, process_group=0)
         self.started_at = time.monotonic()
+        self.restart_at = None
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+    def exit_code(self) -> int | None:
+        """The exit status once it has exited (or was never started: -1), else None."""
+        return -1 if self.process is None else self.process.poll()
+
+    def terminate(self) -> None:
+        if self.exit_code() is None:
+            assert self.process is not None
+            self.process.terminate()
+
+    def kill(self) -> None:
+        if self.exit_code() is None:
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait()
 
 
 def dev_secret(settings: Settings) -> str:
     """The recording secret shared with the children: the configured one, else one kept in the data dir."""
-    if settings.recording_secret:
-        return settings.recording_secret
-    path = settings.data_dir / "recording-secret"
-    if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return settings.recording_secret or kept_secret(settings.data_dir, "recording-secret")
+
+
+def dev_token_secret(settings: Settings) -> str:
+    """The access-token secret for the children: the configured one, else one kept in the data dir."""
+    return settings.token_secret or kept_secret(settings.data_dir, "token-secret")
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    try:
+        return host.strip("[]") or "127.0.0.1", int(port)
+    except ValueError:
+        raise DevRefused(f"CALLREC_TEMPORAL_ADDRESS is {address!r}: set it to host:port") from None
 
 
 def temporal_argv(settings: Settings) -> list[str]:
-    host, _, port = settings.temporal_address.rpartition(":")
+    host, port = split_address(settings.temporal_address)
     argv = [
         bundled_binary("temporal"),
         "server",
@@ -62,105 +112,321 @@ def temporal_argv(settings: Settings) -> list[str]:
         "--db-filename",
         str(settings.data_dir / "temporal.db"),
         "--ip",
-        host or "127.0.0.1",
+        host,
         "--port",
-        port,
+        str(port),
         "--ui-port",
         str(settings.temporal_ui_port),
         "--namespace",
         settings.temporal_namespace,
         "--log-level",
-        "warn",
-    ]
+        "error",  # not its warnings about clients that go away while it stops
+    ]  # its HTTP API and metrics ports are random free ones, so they cannot collide
     for attribute in SEARCH_ATTRIBUTES:
         argv += ["--search-attribute", f"{attribute.name}=Keyword"]
     return argv
 
 
-async def wait_for_temporal(settings: Settings) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
+# --- before anything starts: ports and an existing Temporal ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listener:
+    what: str
+    host: str
+    port: int
+    setting: str
+
+
+def listeners(settings: Settings, own_temporal: bool) -> list[Listener]:
+    """Every host:port `callrec dev` will listen on, with the setting that moves it."""
+    parts = [
+        Listener("API", settings.api_host, settings.api_port, "CALLREC_API_PORT"),
+        Listener("recorder", settings.recorder_host, settings.recorder_port, "CALLREC_RECORDER_PORT"),
+    ]
+    if own_temporal:
+        host, port = split_address(settings.temporal_address)
+        parts += [
+            Listener("Temporal", host, port, "CALLREC_TEMPORAL_ADDRESS"),
+            Listener("Temporal UI", host, settings.temporal_ui_port, "CALLREC_TEMPORAL_UI_PORT"),
+        ]
+    return parts
+
+
+def bind_error(host: str, port: int) -> OSError | None:
+    """None when something could listen on host:port now, else why not (EADDRINUSE: something does)."""
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        return OSError(errno.EADDRNOTAVAIL, f"cannot resolve {host!r}: {err.strerror}")
+    error: OSError | None = None
+    bound = False
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no owner
+            try:
+                sock.bind(address)
+                bound = True
+            except OSError as err:
+                if err.errno == errno.EADDRINUSE:
+                    return err
+                error = err
+    return None if bound else error
+
+
+def port_problems(planned: list[Listener]) -> list[str]:
+    """One line per port that cannot be listened on, naming the setting to change."""
+    problems: list[str] = []
+    seen: dict[int, Listener] = {}
+    for part in planned:
+        if part.port in seen:
+            first = seen[part.port]
+            problems.append(
+                f"port {part.port} is set for both the {first.what} ({first.setting}) and the {part.what}: "
+                f"set {part.setting} to another port"
+            )
+            continue
+        seen[part.port] = part
+        err = bind_error(part.host, part.port)
+        if err is None:
+            continue
+        if err.errno == errno.EADDRINUSE:
+            problems.append(f"port {part.port} is in use: set {part.setting} to a free port")
+        else:
+            problems.append(
+                f"the {part.what} cannot listen on {part.host}:{part.port} ({err.strerror}): set {part.setting}"
+            )
+    return problems
+
+
+async def temporal_answers(settings: Settings) -> bool:
+    try:
+        client = await asyncio.wait_for(connect(settings), PROBE_TIMEOUT_S)
+        await asyncio.wait_for(client.service_client.check_health(), PROBE_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 - whatever failed, no Temporal answers there
+        return False
+    return True
+
+
+async def wait_for_temporal(settings: Settings, timeout_s: float = 60.0) -> None:
+    """Until the Temporal at `CALLREC_TEMPORAL_ADDRESS` answers its health check (benchmarks and chaos tests)."""
+    deadline = time.monotonic() + timeout_s
+    while not await temporal_answers(settings):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Temporal did not answer at {settings.temporal_address} within {timeout_s:.0f} s")
+        await asyncio.sleep(0.2)
+
+
+async def starts_own_temporal(settings: Settings) -> bool:
+    """False when a Temporal that `CALLREC_TEMPORAL_ADDRESS` points at on purpose answers (dev uses it); True when
+    dev starts its own; DevRefused when the port is taken by anything else, or by a Temporal nobody asked for."""
+    address = settings.temporal_address
+    host, port = split_address(address)
+    err = bind_error(host, port)
+    if err is None:
+        return True
+    explicit = "temporal_address" in settings.model_fields_set
+    if await temporal_answers(settings):
+        if explicit:
+            return False
+        raise DevRefused(
+            f"a Temporal server already answers on port {port} (another callrec dev?): stop it, or set "
+            f"CALLREC_TEMPORAL_ADDRESS={address} to use that one, or set CALLREC_TEMPORAL_ADDRESS to a free port"
+        )
+    if err.errno == errno.EADDRINUSE:
+        raise DevRefused(f"port {port} is in use: set CALLREC_TEMPORAL_ADDRESS to an address with a free port")
+    raise DevRefused(
+        f"no Temporal answers at {address}, and callrec dev cannot start one there ({err.strerror}): "
+        "set CALLREC_TEMPORAL_ADDRESS"
+    )
+
+
+# --- start-up: each part answers its health check before "up" -------------------------------------------------
+
+
+async def _worker_polling(client: Client, settings: Settings, worker: Child) -> bool:
+    """Whether the worker child polls the task queue (its SDK identity is `pid@host`: not a stale poller
+    of an earlier run, which Temporal lists for minutes, nor another worker on a shared server)."""
+    described = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=settings.temporal_namespace,
+            task_queue=TaskQueue(name=settings.task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        ),
+        timeout=timedelta(seconds=PROBE_TIMEOUT_S),
+    )
+    pid = worker.process.pid if worker.process else None
+    return any(poller.identity.startswith(f"{pid}@") for poller in described.pollers)
+
+
+async def _answers(http: httpx.AsyncClient, url: str) -> bool:
+    try:
+        return (await http.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class Startup:
+    """Waits for one part after another, watching for Ctrl-C, a child that exits, and the deadline."""
+
+    def __init__(self, children: list[Child], stop: asyncio.Event) -> None:
+        self.children = children
+        self.stop = stop
+        self.deadline = time.monotonic() + READY_TIMEOUT_S
+
+    async def until(self, what: str, check: Callable[[], Awaitable[bool]]) -> None:
+        while True:
+            if self.stop.is_set():
+                raise Stopped
+            for child in self.children:
+                code = child.exit_code()
+                if child.process is not None and code is not None:
+                    raise DevRefused(f"the {child.name} exited with status {code} before it was up (see its output)")
+            try:
+                if await asyncio.wait_for(check(), PROBE_TIMEOUT_S + 1):
+                    return
+            except Exception:  # noqa: BLE001, S110 - not answering yet
+                pass
+            if time.monotonic() > self.deadline:
+                raise DevRefused(f"the {what} did not answer within {READY_TIMEOUT_S:g} s")
+            try:
+                await asyncio.wait_for(self.stop.wait(), 0.25)
+            except TimeoutError:
+                pass
+
+
+async def bring_up(settings: Settings, temporal: Child | None, parts: list[Child], stop: asyncio.Event) -> None:
+    watched = [temporal] if temporal else []
+    if temporal:
+        temporal.start()
+    startup = Startup(watched, stop)
+    await startup.until("Temporal server", lambda: temporal_answers(settings))
+    for part in parts:
+        part.start()
+    startup.children = [*watched, *parts]
+    client = await connect(settings)
+    worker = next(part for part in parts if part.name == "worker")
+    async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S) as http:
+        api = local_url(settings.api_host, settings.api_port)
+        recorder = local_url(settings.recorder_host, settings.recorder_port)
+        await startup.until("worker (polling the task queue)", lambda: _worker_polling(client, settings, worker))
+        await startup.until(f"recorder ({recorder}/health)", lambda: _answers(http, f"{recorder}/health"))
+        await startup.until(f"API ({api}/health)", lambda: _answers(http, f"{api}/health"))
+
+
+async def supervise(children: list[Child], stop: asyncio.Event) -> None:
+    """Restarts a child that exits (backoff doubling to MAX_BACKOFF_S) until `stop` is set."""
+    while not stop.is_set():
         try:
-            client = await connect(settings)
-            await client.service_client.check_health()
+            await asyncio.wait_for(stop.wait(), 0.5)
             return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
-
-
-def supervise(children: list[Child]) -> None:
-    for child in children:
-        if child.process is None:
-            child.start()
-    while True:
-        time.sleep(0.5)
+        except TimeoutError:
+            pass
+        now = time.monotonic()
         for child in children:
-            assert child.process is not None
-            code = child.process.poll()
+            code = child.exit_code()
             if code is None:
                 continue
-            if time.monotonic() - child.started_at > 60:
-                child.restarts = 0
-            delay = min(2**child.restarts, MAX_BACKOFF_S)
-            child.restarts += 1
-            print(f"callrec dev: {child.name} exited with {code}; restarting in {delay:g} s", flush=True)
-            time.sleep(delay)
-            child.start()
+            if child.restart_at is None:
+                if now - child.started_at > 60:
+                    child.restarts = 0
+                delay = min(2**child.restarts, MAX_BACKOFF_S)
+                child.restarts += 1
+                child.restart_at = now + delay
+                print(f"callrec dev: {child.name} exited with {code}; restarting in {delay:g} s", flush=True)
+            elif now >= child.restart_at:
+                child.start()
 
 
-def _stop_requested(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
+async def stop_all(parts: list[Child], temporal: Child | None) -> None:
+    """SIGTERM to the callrec parts, then to Temporal once they are gone (or after STOP_GRACE_S); SIGKILL for
+    anything still running after TEMPORAL_GRACE_S more."""
+
+    async def wait(children: list[Child], grace_s: float) -> None:
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(child.exit_code() is None for child in children):
+            await asyncio.sleep(0.05)
+
+    for child in parts:
+        child.terminate()
+    await wait(parts, STOP_GRACE_S)
+    if temporal:
+        temporal.terminate()
+    everything = [*parts, *([temporal] if temporal else [])]
+    await wait(everything, TEMPORAL_GRACE_S)
+    for child in everything:
+        child.kill()
+
+
+def _up_message(settings: Settings, api_key: str, own_temporal: bool) -> str:
+    api = local_url(settings.api_host, settings.api_port)
+    recorder = local_url(settings.recorder_host, settings.recorder_port)
+    host, _ = split_address(settings.temporal_address)
+    ui = (
+        f"  Temporal UI    {local_url(host, settings.temporal_ui_port)}\n"
+        if own_temporal
+        else "  Temporal       not started: using the one at CALLREC_TEMPORAL_ADDRESS\n"
+    )
+    return (
+        "\ncallrec dev is up:\n"
+        f"  API            {api}  (X-API-KEY: {api_key})\n"
+        f"  health         {api}/health\n"
+        f"  recorder       {recorder}\n"
+        f"  callbacks      {settings.backend_url}  (CALLREC_API_URL / CALLREC_PUBLIC_URL)\n"
+        f"{ui}"
+        f"  Temporal gRPC  {settings.temporal_address}\n"
+        f"  data           {settings.data_dir.resolve()}\n"
+        "Ctrl-C stops everything.\n"
+    )
+
+
+async def _run(settings: Settings) -> int:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per health probe
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        own_temporal = await starts_own_temporal(settings)
+        problems = port_problems(listeners(settings, own_temporal))
+        if problems:
+            raise DevRefused("\n".join(problems))
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        await migrate(settings)
+        api_key = settings.api_key or DEV_API_KEY
+        env = dict(os.environ) | {
+            "CALLREC_API_KEY": api_key,
+            "CALLREC_RECORDING_SECRET": dev_secret(settings),
+            "CALLREC_TOKEN_SECRET": dev_token_secret(settings),
+            "CALLREC_DATA_DIR": str(settings.data_dir.resolve()),
+            "CALLREC_API_URL": settings.api_url,
+            "CALLREC_RECORDER_URL": settings.recorder_url,
+            "CALLREC_DEV_MODE": "true",
+        }
+    except DevRefused as err:
+        for line in str(err).splitlines():
+            print(f"callrec dev: {line}", file=sys.stderr, flush=True)
+        return 1
+    me = [sys.executable, "-m", "callrec.cli"]
+    temporal = Child("Temporal server", temporal_argv(settings), env) if own_temporal else None
+    parts = [Child(name, [*me, name], env) for name in ("worker", "api", "recorder")]
+    status = 0
+    try:
+        await bring_up(settings, temporal, parts, stop)
+        print(_up_message(settings, api_key, own_temporal), flush=True)
+        await supervise([*([temporal] if temporal else []), *parts], stop)
+    except Stopped:
+        pass
+    except DevRefused as err:
+        print(f"callrec dev: {err}; stopping", file=sys.stderr, flush=True)
+        status = 1
+    finally:
+        await stop_all(parts, temporal)
+        print("callrec dev: stopped", flush=True)
+    return status
 
 
 def run_dev(settings: Settings) -> None:
-    # Ctrl-C and SIGTERM both stop the stack, whatever the launcher left the signals set to.
-    signal.signal(signal.SIGINT, _stop_requested)
-    signal.signal(signal.SIGTERM, _stop_requested)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    api_key = settings.api_key or DEV_API_KEY
-    env |= {
-        "CALLREC_API_KEY": api_key,
-        "CALLREC_RECORDING_SECRET": dev_secret(settings),
-        "CALLREC_DATA_DIR": str(settings.data_dir.resolve()),
-    }
-    asyncio.run(migrate(settings))
-
-    temporal = Child("temporal", temporal_argv(settings), env)
-    me = [sys.executable, "-m", "callrec.cli"]
-    children = [
-        Child("worker", [*me, "worker"], env),
-        Child("api", [*me, "api"], env),
-        Child("recorder", [*me, "recorder"], env),
-    ]
-    temporal.start()
-    try:
-        asyncio.run(wait_for_temporal(settings))
-        print(
-            "\ncallrec dev is up:\n"
-            f"  API            http://{settings.api_host}:{settings.api_port}  (X-API-KEY: {api_key})\n"
-            f"  health         http://{settings.api_host}:{settings.api_port}/health\n"
-            f"  recorder       http://{settings.recorder_host}:{settings.recorder_port}\n"
-            f"  Temporal UI    http://127.0.0.1:{settings.temporal_ui_port}\n"
-            f"  Temporal gRPC  {settings.temporal_address}\n"
-            f"  data           {settings.data_dir.resolve()}\n"
-            "Ctrl-C stops everything.\n",
-            flush=True,
-        )
-        supervise([temporal, *children])
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for child in [*children, temporal]:
-            child.stop()
-        for child in [*children, temporal]:
-            if child.process is not None:
-                try:
-                    child.process.wait(timeout=40)
-                except subprocess.TimeoutExpired:
-                    child.process.kill()
-        print("callrec dev: stopped", flush=True)
+    status = asyncio.run(_run(settings))
+    if status:
+        raise SystemExit(status)

@@ -22,6 +22,7 @@ from callrec.temporal import connect
 
 
 async def build_api(settings: Settings) -> Quart:
+    settings.require_api_secrets()  # before anything connects: a missing or weak secret stops it with one line
     svc = Services(
         settings=settings,
         catalog=Catalog.from_url(settings.catalog_url),
@@ -38,13 +39,19 @@ async def build_api(settings: Settings) -> Quart:
 
 
 def build_recorder(settings: Settings, http: httpx.AsyncClient) -> Quart:
-    recorder = Recorder(
-        settings.require_recording_secret(),
-        settings.api_url,
-        Path(settings.data_dir) / "recorder",
-        http,
-        progress_every_s=settings.recorder_silence_timeout_s / 4,
-    )
+    try:
+        recorder = Recorder(
+            settings.require_recording_secret(),
+            settings.recorder_backend_urls,
+            Path(settings.data_dir) / "recorder",
+            http,
+            progress_every_s=settings.recorder_silence_timeout_s / 4,
+            replay_window_s=settings.recorder_nonce_ttl_s,
+            replay_max_entries=settings.recorder_replay_max_entries,
+        )
+    except ValueError as exc:
+        setting = "CALLREC_RECORDER_BACKENDS (default CALLREC_PUBLIC_URL and CALLREC_API_URL)"
+        raise SystemExit(f"the recorder's back ends, {setting}: {exc}") from None
     return create_recorder_app(recorder)
 
 

@@ -256,6 +256,9 @@ class MemberToken(_Body):
     token: str = Field(description="send it as `X-Room-Member-Token`")
     role: Literal["moderator", "speaker"]
     permissions: list[Permission]
+    memberId: str = Field(
+        description="the token's subject (`member:...`), minted with it: who its notifications and recordings are for"
+    )
 
 
 class UserToken(_Body):
@@ -269,14 +272,18 @@ class UserToken(_Body):
 
 class HealthCheck(_Body):
     status: Literal["up", "down"]
-    error: str | None = omittable("why it is down")
+    error: str | None = omittable("why it is down; only for a caller with the API key")
 
 
 class Health(_Body):
-    status: Literal["up", "down"]
+    status: Literal["up", "down"] = Field(description="`down` when any part is down (and the answer is 503)")
     catalog: HealthCheck
     objectStore: HealthCheck
     temporal: HealthCheck
+    worker: HealthCheck = Field(description="a worker polled the task queue within the last 2 minutes")
+    recorder: HealthCheck = Field(
+        description="the recording server answers (built-in recorder's /health, Talk recording server, LiveKit)"
+    )
 
 
 # ------------------------------------------------------------------------- Talk OCS, recorders, webhooks

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from functools import cached_property
 from pathlib import Path
@@ -11,46 +10,93 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from callrec.domain.cors import CorsOrigins
 from callrec.domain.webhooks import WebhookEndpoint
 
 DEV_API_KEY = "callrec-dev-key"
+MIN_SECRET_LENGTH = 32  # characters of CALLREC_API_KEY, bytes of CALLREC_TOKEN_SECRET
+
+
+def local_url(host: str, port: int) -> str:
+    """The URL of a server listening on host:port, as seen from this machine (a wildcard address is loopback)."""
+    reach = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{reach}]:{port}" if ":" in reach else f"http://{reach}:{port}"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CALLREC_", extra="ignore")
 
     # Where the embedded mode keeps its state (catalog, objects, Temporal's SQLite file).
-    data_dir: Path = Path(".callrec")
+    data_dir: Path = Field(
+        default=Path(".callrec"), description="local state: SQLite catalog, recordings without S3, kept secrets"
+    )
 
     api_key: str | None = Field(default=None, description="X-API-KEY for apps; required except for `callrec dev`")
     recording_secret: str | None = Field(default=None, description="HMAC secret shared with recording servers")
     token_secret: str | None = Field(
-        default=None, min_length=32, description="signs access tokens; default derived from api_key"
+        default=None,
+        description="signs user and member tokens: its own random secret of at least 32 bytes, never the API key; "
+        "required by `callrec api` (`callrec dev` generates one and keeps it in data_dir/token-secret)",
     )
-    user_token_ttl_s: float = Field(default=24 * 3600.0, gt=0)
-    member_token_ttl_s: float = Field(default=6 * 3600.0, gt=0)
+    dev_mode: bool = Field(
+        default=False,
+        description="set by `callrec dev` for the processes it starts (allows its short dev API key); "
+        "never set it in production",
+    )
+    user_token_ttl_s: float = Field(default=24 * 3600.0, gt=0, description="lifetime of a user access token")
+    member_token_ttl_s: float = Field(default=6 * 3600.0, gt=0, description="lifetime of a room member token")
     public_url: str | None = Field(default=None, description="base of shareable URLs; default api_url")
 
     database_url: str | None = Field(default=None, description="SQLAlchemy async URL; default SQLite under data_dir")
 
-    s3_endpoint: str | None = None
-    s3_access_key: str | None = None
-    s3_secret_key: str | None = None
-    s3_bucket: str = "callrec"
-    s3_secure: bool = False
-    s3_region: str | None = None
+    s3_endpoint: str | None = Field(default=None, description="S3 host:port; unset: recordings are kept under data_dir")
+    s3_access_key: str | None = Field(default=None, description="S3 access key")
+    s3_secret_key: str | None = Field(default=None, description="S3 secret key")
+    s3_bucket: str = Field(default="callrec", description="S3 bucket for recordings")
+    s3_secure: bool = Field(default=False, description="talk to S3 over TLS")
+    s3_region: str | None = Field(default=None, description="S3 region")
 
-    temporal_address: str = "127.0.0.1:7233"
-    temporal_namespace: str = "default"
-    temporal_ui_port: int = 8233
-    task_queue: str = "callrec"
+    temporal_address: str = Field(default="127.0.0.1:7233", description="host:port of the Temporal frontend")
+    temporal_namespace: str = Field(default="default", description="Temporal namespace")
+    temporal_ui_port: int = Field(default=8233, description="port of the Temporal web UI `callrec dev` starts")
+    task_queue: str = Field(default="callrec", description="Temporal task queue of the worker")
+    temporal_tls: bool | None = Field(
+        default=None,
+        description="connect to Temporal over TLS; default: on when a TLS file, server name or "
+        "temporal_api_key is set, off otherwise",
+    )
+    temporal_tls_cert: Path | None = Field(
+        default=None, description="PEM client certificate for mutual TLS to Temporal (with temporal_tls_key)"
+    )
+    temporal_tls_key: Path | None = Field(
+        default=None, description="PEM private key of temporal_tls_cert (mutual TLS to Temporal)"
+    )
+    temporal_tls_ca: Path | None = Field(
+        default=None,
+        description="PEM CA certificate(s) Temporal's server certificate is checked against; "
+        "default the system's roots",
+    )
+    temporal_tls_server_name: str | None = Field(
+        default=None,
+        description="name Temporal's server certificate is checked against (and sent as SNI); "
+        "default the host of temporal_address",
+    )
+    temporal_api_key: str | None = Field(
+        default=None, description="API key for Temporal Cloud (sent as a bearer token; turns TLS on)"
+    )
 
-    api_host: str = "127.0.0.1"
-    api_port: int = 8080
-    api_url: str = Field(default="http://127.0.0.1:8080", description="how recording servers reach the API")
-    recorder_host: str = "127.0.0.1"
-    recorder_port: int = 8090
-    recorder_url: str = Field(default="http://127.0.0.1:8090", description="how the worker reaches the recorder")
+    api_host: str = Field(default="127.0.0.1", description="address the API listens on")
+    api_port: int = Field(default=8080, description="port the API listens on")
+    api_url: str = Field(
+        default_factory=lambda data: local_url(data["api_host"], data["api_port"]),
+        description="how recording servers reach the API; default http://<api_host>:<api_port>",
+    )
+    recorder_host: str = Field(default="127.0.0.1", description="address the built-in recorder listens on")
+    recorder_port: int = Field(default=8090, description="port the built-in recorder listens on")
+    recorder_url: str = Field(
+        default_factory=lambda data: local_url(data["recorder_host"], data["recorder_port"]),
+        description="how the worker reaches the recorder; default http://<recorder_host>:<recorder_port>",
+    )
     egress: Literal["builtin", "talk", "livekit"] = Field(
         default="builtin",
         description="who records: the built-in recorder, an external Talk recording server, or LiveKit Egress",
@@ -64,8 +110,20 @@ class Settings(BaseSettings):
 
     start_timeout_s: float = Field(default=20.0, gt=0, description="recorder must report started within this")
     upload_timeout_s: float = Field(default=300.0, gt=0, description="recorder must upload within this after stop")
+    late_upload_window_s: float = Field(
+        default=24 * 3600.0,
+        ge=0,
+        description="after the upload timeout the recording is failed, but an upload within this long still "
+        "completes it (a long call's slow upload); 0: none",
+    )
+    update_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="how long the API waits for a worker to take a start, stop, upload or share (a workflow "
+        "update; a restarted worker takes its tasks back after about 10 s); beyond it 503 naming the recording",
+    )
     max_duration_s: float = Field(default=4 * 3600.0, gt=0, description="recordings stop as limit_reached after this")
-    max_upload_bytes: int = Field(default=20 * 1024**3, gt=0)
+    max_upload_bytes: int = Field(default=20 * 1024**3, gt=0, description="largest recording upload accepted")
     share_offer_expiry_s: float = Field(
         default=7 * 24 * 3600.0, gt=0, description="the share-to-chat offer of a stored recording stays open this long"
     )
@@ -79,28 +137,64 @@ class Settings(BaseSettings):
         default=10, gt=0, description="bad recording-server checksums from one address before it gets 429"
     )
     bruteforce_window_s: float = Field(default=300.0, gt=0, description="how long a bad checksum counts")
+    recorder_nonce_ttl_s: float = Field(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description="how long an accepted Talk-Recording-Random is remembered to refuse its replay (older replays "
+        "are not detected: the protocol has no timestamp); keep it above max_duration_s + upload_timeout_s",
+    )
+    max_concurrent_uploads: int = Field(
+        default=32, gt=0, description="recorder uploads (/store) at once; beyond it 503 with Retry-After"
+    )
+    upload_idle_timeout_s: float = Field(
+        default=60.0, gt=0, description="an upload that sends no body bytes this long is refused (408)"
+    )
+    upload_body_timeout_s: float = Field(
+        default=6 * 3600.0, gt=0, description="an upload whose body takes longer than this is refused (408)"
+    )
+    cors_origins: CorsOrigins = Field(
+        default=[],
+        description="browser origins allowed to call the API (CORS), comma-separated or a JSON list, e.g. "
+        "https://app.example.com; `*` allows any origin; empty: no CORS headers at all",
+    )
     webhooks: list[WebhookEndpoint] = Field(
         default=[], description='JSON list of {"url", "secret", "events"?}: where recording events are POSTed'
     )
     recorder_silence_timeout_s: float = Field(
         default=60.0, gt=0, description="a recorder that sent progress and then goes quiet this long is given up"
     )
+    recorder_backends: list[str] = Field(
+        default=[],
+        description="JSON list of the back-end URLs the built-in recorder may call back and upload to; a start's "
+        "Talk-Recording-Backend picks one, the first when it names none; default the public URL and the API URL",
+    )
+    recorder_replay_max_entries: int = Field(
+        default=100_000,
+        gt=0,
+        description="how many Talk-Recording-Randoms the built-in recorder remembers (for recorder_nonce_ttl_s) "
+        "to refuse replayed requests; beyond it the oldest are forgotten",
+    )
 
     @cached_property
     def catalog_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'catalog.db').resolve()}"
 
-    @cached_property
+    @property
     def token_key(self) -> str:
-        if self.token_secret:
-            return self.token_secret
-        derived = hmac.new(self.require_api_key().encode(), b"callrec access tokens", hashlib.sha256)
-        return derived.hexdigest()
+        """The token-signing secret; `callrec api` checked it at start-up (`require_api_secrets`)."""
+        if not self.token_secret:
+            raise SystemExit("CALLREC_TOKEN_SECRET is not set (a random secret of at least 32 bytes)")
+        return self.token_secret
 
     @property
     def backend_url(self) -> str:
         """Where recording servers call back and upload (`Talk-Recording-Backend`)."""
         return (self.public_url or self.api_url).rstrip("/")
+
+    @property
+    def recorder_backend_urls(self) -> list[str]:
+        """The built-in recorder's allow-list of back ends (the first is its default)."""
+        return self.recorder_backends or list(dict.fromkeys([self.backend_url, self.api_url.rstrip("/")]))
 
     @property
     def egress_url(self) -> str:
@@ -119,6 +213,23 @@ class Settings(BaseSettings):
         if not self.api_key:
             raise SystemExit("CALLREC_API_KEY is not set (only `callrec dev` falls back to a dev key)")
         return self.api_key
+
+    def require_api_secrets(self) -> None:
+        """What `callrec api` checks before serving: stops with one line naming the setting to fix."""
+        key, token = self.api_key or "", self.token_secret or ""
+        if not key:
+            raise SystemExit("CALLREC_API_KEY is not set (only `callrec dev` falls back to a dev key)")
+        if len(key) < MIN_SECRET_LENGTH and not self.dev_mode:
+            raise SystemExit(f"CALLREC_API_KEY is too short: {len(key)} characters, at least {MIN_SECRET_LENGTH} "
+                             "needed (make one with: openssl rand -hex 32)")  # fmt: skip
+        if not token:
+            raise SystemExit("CALLREC_TOKEN_SECRET is not set: it signs access tokens; set a random secret of at "
+                             f"least {MIN_SECRET_LENGTH} bytes (openssl rand -hex 32)")  # fmt: skip
+        if len(token.encode()) < MIN_SECRET_LENGTH:
+            raise SystemExit(f"CALLREC_TOKEN_SECRET is too short: {len(token.encode())} bytes, at least "
+                             f"{MIN_SECRET_LENGTH} needed (make one with: openssl rand -hex 32)")  # fmt: skip
+        if hmac.compare_digest(token.encode(), key.encode()):
+            raise SystemExit("CALLREC_TOKEN_SECRET must not be the API key: give it its own random value")
 
     def require_recording_secret(self) -> str:
         if not self.recording_secret:

@@ -101,7 +101,15 @@ async def run(settings: Settings) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with worker:
+            log.info(
+                "worker polling task queue %r on Temporal %s (namespace %s); recording with %s",
+                settings.task_queue,
+                settings.temporal_address,
+                settings.temporal_namespace,
+                settings.egress,
+            )
             await stop.wait()
+            log.info("worker stopping")
     await catalog.close()
 
 

@@ -74,7 +74,8 @@ async def record_and_store(
     await talk_start(stack, people, room_id, who)
     start = await scripted.wait_for("start")
     recording_id = str(start["start"]["recordingId"])  # type: ignore[index]
-    assert start["start"]["owner"] == "Alice"  # type: ignore[index]
+    # A member is known by the identity its token was minted with, never by the name it chose.
+    assert str(start["start"]["owner"]).startswith("member:")  # type: ignore[index]
     assert (await backend_callback(stack.api, SECRET, "started", {"token": room_id, "status": 1})).status_code == 200
     await wait_for_status(stack.api, recording_id, {"active"})
     stopped = await people.delete(url(stack, f"{OCS}/recording/{room_id}"), headers=OCS_HEADERS | who)
@@ -139,10 +140,12 @@ async def test_stored_recording_is_offered_and_shared_to_the_chat_once(
         assert shared.status_code == 200, shared.text
 
     messages = await chat(stack, room_id)
+    alice_id = messages[0]["actorId"]
+    assert alice_id.startswith("member:")
     assert [(m["systemMessage"], m["actorId"]) for m in messages] == [
-        ("recording_started", "Alice"),
-        ("recording_stopped", "Alice"),
-        ("file_shared", "Alice"),
+        ("recording_started", alice_id),
+        ("recording_stopped", alice_id),
+        ("file_shared", alice_id),
     ]
     file_message = messages[-1]
     assert file_message["messageType"] == "record-video"
@@ -289,10 +292,12 @@ async def test_store_rejects_each_bad_upload_and_keeps_nothing(
     for _ in range(3):
         bad = await people.post(store, headers=forged, data={"owner": "Alice"}, files=files)
         assert (bad.status_code, bad.json()["ocs"]["data"]) == (401, {"error": "checksum"})
-    blocked = await people.post(store, headers=signing.signed_headers(SECRET, room_id.encode()), files=files)
+    blocked = await people.post(store, headers=forged, data={"owner": "Alice"}, files=files)
     assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
     backend = await people.post(url(stack, f"{OCS}/recording/backend"), content=b"{}", headers=forged)
     assert backend.status_code == 429  # one count for all recording-server endpoints
+    signed = await people.post(store, headers=signing.signed_headers(SECRET, room_id.encode()), files=files)
+    assert signed.status_code == 400  # a signed request is never throttled: refused for its own fault (no owner)
     async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(local_address="127.0.0.2")) as elsewhere:
         other = await elsewhere.post(
             store,
@@ -316,7 +321,7 @@ async def test_retried_upload_is_stored_once(
     again = await upload(stack.api, SECRET, room_id, "Recording.mp4", video, owner="Alice")
     assert again.status_code == 200, again.text
     other = await upload(stack.api, SECRET, room_id, "Other.mp4", mp4_bytes(tmp_path, 2.0), owner="Alice")
-    assert (other.status_code, other.json()["ocs"]["data"]) == (409, {"error": "recording"})
+    assert (other.status_code, other.json()["ocs"]["data"]) == (400, {"error": "recording"})
     assert await stack.store.list_keys("staging/") == []
     assert await stack.store.list_keys("recordings/") == [f"recordings/{room_id}/{recording_id}.mp4"]
     media = await stack.api.get(f"/api/v1/recordings/{recording_id}/media")
