@@ -413,6 +413,9 @@ async def _run(settings: Settings) -> int:
     status = 0
     try:
         await bring_up(settings, temporal, parts, stop)
+        if own_temporal:  # Temporal creates its database with the umask's mode (in the 0700 data dir)
+            for path in settings.data_dir.glob("temporal.db*"):
+                path.chmod(0o600)
         print(_up_message(settings, api_key, own_temporal), flush=True)
         await supervise([*([temporal] if temporal else []), *parts], stop)
     except Stopped:

@@ -168,6 +168,7 @@ async def test_dev_comes_up_when_every_part_answers_works_on_changed_ports_and_s
         secret = dev.data_dir / name
         assert len(secret.read_text().strip()) >= 32
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert stat.S_IMODE((dev.data_dir / "temporal.db").stat().st_mode) == 0o600  # Temporal's state is private too
 
     dev.process.send_signal(signal.SIGINT)
     assert dev.finish(timeout=5) == 0, dev.output  # every part stopped within 5 s of Ctrl-C
