@@ -23,19 +23,15 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import httpx
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from callrec.domain.local_secrets import kept_secret
 from callrec.domain.recording import SEARCH_ATTRIBUTES
 from callrec.domain.settings import DEV_API_KEY, Settings, local_url
 from callrec.storage.catalog import migrate
-from callrec.temporal import bundled_binary, connect
+from callrec.storage.private import kept_secret
+from callrec.temporal import bundled_binary, connect, workflow_pollers
 
 READY_TIMEOUT_S = 90.0  # from the first child started to "up"
 PROBE_TIMEOUT_S = 3.0
@@ -247,16 +243,9 @@ async def starts_own_temporal(settings: Settings) -> bool:
 async def _worker_polling(client: Client, settings: Settings, worker: Child) -> bool:
     """Whether the worker child polls the task queue (its SDK identity is `pid@host`: not a stale poller
     of an earlier run, which Temporal lists for minutes, nor another worker on a shared server)."""
-    described = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=settings.temporal_namespace,
-            task_queue=TaskQueue(name=settings.task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        ),
-        timeout=timedelta(seconds=PROBE_TIMEOUT_S),
-    )
+    pollers = await workflow_pollers(client, settings, PROBE_TIMEOUT_S)
     pid = worker.process.pid if worker.process else None
-    return any(poller.identity.startswith(f"{pid}@") for poller in described.pollers)
+    return any(poller.identity.startswith(f"{pid}@") for poller in pollers)
 
 
 async def _answers(http: httpx.AsyncClient, url: str) -> bool:

@@ -11,10 +11,14 @@ from __future__ import annotations
 import shutil
 import sys
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
@@ -147,3 +151,16 @@ def temporal_errors(what: str = "") -> Iterator[None]:
                 f"Temporal did not answer{f' about {what}' if what else ''}: {err.message}"
             ) from err
         raise
+
+
+async def workflow_pollers(client: Client, settings: Settings, timeout_s: float) -> Sequence[PollerInfo]:
+    """The workers Temporal lists as polling the task queue for workflow tasks (DescribeTaskQueue)."""
+    described = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=settings.temporal_namespace,
+            task_queue=TaskQueue(name=settings.task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        ),
+        timeout=timedelta(seconds=timeout_s),
+    )
+    return described.pollers

@@ -16,9 +16,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from quart import Blueprint, Response, jsonify, request
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from callrec.api import schemas
@@ -27,6 +24,7 @@ from callrec.api.errors import invalid_api_key
 from callrec.api.operations import Answer, Who, declare, error
 from callrec.api.services import services
 from callrec.domain.settings import Settings
+from callrec.temporal import workflow_pollers
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("health", __name__)
@@ -59,17 +57,10 @@ async def _probe(name: str, check: Awaitable[object]) -> dict[str, str]:
 
 async def worker_polling(client: Client, settings: Settings) -> None:
     """Down unless some worker polled the task queue for workflow tasks within `WORKER_SEEN_WITHIN_S`."""
-    described = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=settings.temporal_namespace,
-            task_queue=TaskQueue(name=settings.task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        ),
-        timeout=timedelta(seconds=CHECK_TIMEOUT_S),
-    )
+    pollers = await workflow_pollers(client, settings, CHECK_TIMEOUT_S)
     now = datetime.now(UTC)
     horizon = now - timedelta(seconds=WORKER_SEEN_WITHIN_S)
-    if not any(poller.last_access_time.ToDatetime(UTC) >= horizon for poller in described.pollers):
+    if not any(poller.last_access_time.ToDatetime(UTC) >= horizon for poller in pollers):
         raise Down(
             f"no worker polled task queue {settings.task_queue!r} in the last {WORKER_SEEN_WITHIN_S:g} s "
             "(is `callrec worker` running, with the same CALLREC_TASK_QUEUE and CALLREC_TEMPORAL_ADDRESS?)"

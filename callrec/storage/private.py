@@ -2,13 +2,16 @@
 
 Modes are given at creation (not left to the process umask, and not fixed afterwards with a window in
 between): the local object store's objects and directories, the SQLite catalog (whose `-wal` and `-shm`
-files SQLite creates with the database file's mode) and the data directory.
+files SQLite creates with the database file's mode), the data directory, and the secrets `callrec dev` generates
+(production gets its secrets from the environment; the embedded mode keeps its own, so that a restart keeps the
+tokens and recorder signatures it issued valid).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -51,3 +54,27 @@ def private_sqlite_file(url: str) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
     with contextlib.suppress(PermissionError):
         path.chmod(FILE_MODE)
+
+
+def kept_secret(data_dir: Path, name: str, nbytes: int = 32) -> str:
+    """The secret kept in `data_dir/name` (`nbytes` random bytes, hex), generated on first use.
+
+    The file appears whole and at mode 0600 (written under a temporary name, then linked into place), so
+    processes starting at once agree on one secret and nobody else can read it, not even for a moment.
+    An existing file is re-restricted to 0600.
+    """
+    private_dirs(data_dir)
+    data_dir.chmod(DIR_MODE)
+    path = data_dir / name
+    if not path.exists():
+        staged = path.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_hex(nbytes) + "\n")
+            with contextlib.suppress(FileExistsError):  # another process was first: its secret wins
+                os.link(staged, path)
+        finally:
+            staged.unlink()
+    path.chmod(FILE_MODE)
+    return path.read_text().strip()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from callrec.domain.local_secrets import kept_secret
 from callrec.domain.settings import Settings
+from callrec.storage.private import kept_secret
 
 
 @pytest.fixture(autouse=True)
