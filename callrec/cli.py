@@ -35,7 +35,8 @@ COMMAND_SETTINGS: dict[str, set[str]] = {
         "api_key", "recording_secret", "token_secret", "dev_mode", "user_token_ttl_s", "member_token_ttl_s",
         "public_url", "api_host", "api_port", "api_url", "livekit_api_key", "livekit_api_secret", "max_upload_bytes",
         "bruteforce_max_failures", "bruteforce_window_s", "recorder_nonce_ttl_s", "max_concurrent_uploads",
-        "upload_idle_timeout_s", "upload_body_timeout_s", "cors_origins",
+        "upload_idle_timeout_s", "upload_body_timeout_s", "cors_origins", "publish_secret", "publish_token_ttl_s",
+        "egress", "recorder_url",
     },
     "worker": _STORAGE | _TEMPORAL | {
         "egress", "recorder_url", "talk_recording_server", "livekit_url", "livekit_api_key", "livekit_api_secret",
@@ -44,6 +45,8 @@ COMMAND_SETTINGS: dict[str, set[str]] = {
     "recorder": {
         "data_dir", "recording_secret", "api_url", "public_url", "recorder_host", "recorder_port",
         "recorder_silence_timeout_s", "recorder_backends", "recorder_replay_max_entries", "recorder_nonce_ttl_s",
+        "publish_secret", "max_publishers_per_room", "whip_ice_servers", "whip_connect_timeout_s",
+        "whip_media_timeout_s",
     },
     "migrate": {"data_dir", "database_url"},
     "ops": _STORAGE | _TEMPORAL | {"reconcile_min_age_s"},

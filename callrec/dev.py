@@ -91,6 +91,11 @@ def dev_token_secret(settings: Settings) -> str:
     return settings.token_secret or kept_secret(settings.data_dir, "token-secret")
 
 
+def dev_publish_secret(settings: Settings) -> str:
+    """The WHIP publish-token secret shared by the API and the recorder: configured, else kept in the data dir."""
+    return settings.publish_secret or kept_secret(settings.data_dir, "publish-secret")
+
+
 def split_address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     try:
@@ -387,6 +392,7 @@ async def _run(settings: Settings) -> int:
             "CALLREC_API_KEY": api_key,
             "CALLREC_RECORDING_SECRET": dev_secret(settings),
             "CALLREC_TOKEN_SECRET": dev_token_secret(settings),
+            "CALLREC_PUBLISH_SECRET": dev_publish_secret(settings),
             "CALLREC_DATA_DIR": str(settings.data_dir.resolve()),
             "CALLREC_API_URL": settings.api_url,
             "CALLREC_RECORDER_URL": settings.recorder_url,

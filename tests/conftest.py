@@ -31,6 +31,7 @@ from callrec.worker.main import build_worker
 
 API_KEY = "test-api-key-0123456789abcdef0123456789"  # at least 32 characters, as `callrec api` demands
 TOKEN_SECRET = "test-token-secret-0123456789abcdef012345"  # its own secret, at least 32 bytes
+PUBLISH_SECRET = "test-publish-secret-0123456789abcdef0123"  # WHIP publish tokens: its own secret too
 SECRET = "test-recording-secret"
 POSTGRES_URL = os.environ.get("CALLREC_TEST_POSTGRES_URL")
 
@@ -100,6 +101,7 @@ def make_settings(tmp_path: Path, temporal_address: str, **overrides: object) ->
         "data_dir": tmp_path,
         "api_key": API_KEY,
         "token_secret": TOKEN_SECRET,
+        "publish_secret": PUBLISH_SECRET,
         "recording_secret": SECRET,
         "temporal_address": temporal_address,
         "task_queue": f"callrec-{uuid.uuid4().hex[:8]}",

@@ -7,7 +7,7 @@ import logging
 from quart import Blueprint, Quart, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from callrec.api import health, openapi
+from callrec.api import health, openapi, publish_page, whip
 from callrec.api.auth import authenticate, refuse_revoked_member_token
 from callrec.api.errors import ApiError, from_service, unauthorized
 from callrec.api.guard import BoundedJSONProvider, HttpGuard
@@ -28,6 +28,8 @@ ANONYMOUS_ENDPOINTS = {
     "api_v1.recordings.get_recording",  # a recording's secret (sharing.authorized_recording)
     "api_v1.media.get_media",
     "api_v1.files.download_recording",
+    "api_v1.whip.whip_options",  # WHIP: what the endpoint takes
+    "api_v1.whip.whip_patch",  # WHIP: 405, no trickle ICE
 }
 
 
@@ -44,6 +46,9 @@ def create_app(svc: Services) -> Quart:
 
     @api_v1.before_request
     async def authenticate_caller() -> None:
+        if request.endpoint in whip.PUBLISH_TOKEN_ENDPOINTS:
+            g.principal = None  # `Authorization: Bearer` carries a publish token here (`whip.publisher_of`)
+            return
         g.principal = authenticate()
         if g.principal is None and request.endpoint not in ANONYMOUS_ENDPOINTS:
             raise unauthorized()
@@ -56,6 +61,7 @@ def create_app(svc: Services) -> Quart:
         sharing.blueprint,
         recordings.blueprint,
         media.blueprint,
+        whip.blueprint,
     ):
         api_v1.register_blueprint(bp)
     app.register_blueprint(api_v1)
@@ -64,6 +70,7 @@ def create_app(svc: Services) -> Quart:
     app.register_blueprint(livekit.blueprint)  # signed by LiveKit; 404 unless its API key is set
     app.register_blueprint(health.blueprint)
     app.register_blueprint(openapi.blueprint)  # GET /openapi.json and /docs, no credentials
+    app.register_blueprint(publish_page.blueprint)  # GET /rooms/<id>/publish: the WHIP page, no credentials
 
     @app.errorhandler(ApiError)
     async def api_error(exc: ApiError) -> tuple[Response, int, dict[str, str]]:

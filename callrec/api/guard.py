@@ -34,7 +34,7 @@ CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 CORS_REQUEST_HEADERS = "X-API-KEY, Authorization, X-Room-Member-Token, X-Fields, Range, Content-Type"
 CORS_EXPOSED_HEADERS = (
     "Content-Range, Content-Length, Accept-Ranges, Content-Disposition, Location, Retry-After, WWW-Authenticate, "
-    "X-Skipped-Recordings"
+    "X-Skipped-Recordings, Link, Accept-Post"
 )
 CORS_MAX_AGE_S = 600
 AMBIGUOUS_LENGTH = "Send either Content-Length or Transfer-Encoding, not both"

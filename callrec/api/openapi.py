@@ -51,6 +51,11 @@ PATH_PARAMETERS: dict[str, tuple[str, dict[str, Any], str]] = {
         {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$", "maxLength": 128},
         "The room's id, as `POST /api/v1/rooms` returned it.",
     ),
+    "session_id": (
+        "sessionId",
+        {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
+        "A WHIP session, from the `Location` of its offer's answer.",
+    ),
     "token": (
         "token",
         {"type": "string", "maxLength": 128},

@@ -52,6 +52,13 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "description": "A room member token from `POST /api/v1/rooms/{roomId}/members/token`: one room, "
         "the permissions of its role (moderator or speaker).",
     },
+    "publishToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A WHIP publish token from `POST /api/v1/rooms/{roomId}/publish-token`: one participant "
+        "publishing into one room.",
+    },
 }
 Security = list[dict[str, list[str]]]
 
@@ -66,6 +73,7 @@ class Who:
     EVERYONE: Security = ADMINS + [{"roomMemberTokenHeader": []}]
     # `{}`: no credential needed, with the recording's secret in `recordingSecret` (see `meet.access`).
     EVERYONE_OR_SECRET: Security = EVERYONE + [{}]
+    PUBLISHERS: Security = [{"publishToken": []}]
     # Signed another way (the recorder's HMAC, LiveKit's JWT), or open to anyone.
     NONE: Security = []
 

@@ -261,6 +261,18 @@ class MemberToken(_Body):
     )
 
 
+class PublishToken(_Body):
+    token: str = Field(description="send it as `Authorization: Bearer <token>` with the WHIP offer")
+    whipUrl: str = Field(description="the WHIP endpoint: POST the SDP offer here")
+    expiresAt: int = Field(description="ms since the epoch; a session started before keeps going")
+    participantId: str = Field(description="who the token publishes as (tile and call presence)")
+
+
+class PublishStatus(_Body):
+    recording: bool = Field(description="a recording of the room is in progress")
+    status: str | None = Field(description="that recording's status, if any")
+
+
 class UserToken(_Body):
     token: str = Field(description="send it as `Authorization: Bearer <token>`")
     role: Literal["admin", "user"]
@@ -357,5 +369,7 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     ChatLog,
     MemberToken,
     UserToken,
+    PublishToken,
+    PublishStatus,
     Health,
 )

@@ -8,6 +8,8 @@ import string
 
 _ALPHABET = string.ascii_lowercase + string.digits
 _ALNUM = string.ascii_letters + string.digits
+# Identifiers that go into paths and file names: nothing to escape, no `.` and no `/`.
+PLAIN_ID = r"^[A-Za-z0-9_-]{1,128}$"
 
 
 def _random(alphabet: str, length: int) -> str:
@@ -22,3 +24,8 @@ def new_room_id(room_name: str) -> str:
 
 def new_recording_id(room_id: str) -> str:
     return f"{room_id}--EG_{_random(_ALNUM, 12)}--{_random(_ALNUM, 5)}"
+
+
+def is_plain_id(value: object) -> bool:
+    """Letters, digits, `_` and `-`, 1 to 128 of them: no `.`, no `/`, nothing to escape."""
+    return isinstance(value, str) and re.fullmatch(PLAIN_ID, value) is not None

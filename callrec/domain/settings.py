@@ -168,6 +168,27 @@ class Settings(BaseSettings):
         description="JSON list of the back-end URLs the built-in recorder may call back and upload to; a start's "
         "Talk-Recording-Backend picks one, the first when it names none; default the public URL and the API URL",
     )
+    publish_secret: str | None = Field(
+        default=None,
+        description="signs WHIP publish tokens: its own random secret of at least 32 bytes, shared by the API (which "
+        "mints them) and the built-in recorder (which checks them); `callrec dev` generates one",
+    )
+    publish_token_ttl_s: float = Field(
+        default=3600.0, gt=0, description="how long a publish token may start a WHIP session"
+    )
+    max_publishers_per_room: int = Field(
+        default=16, gt=0, description="WHIP publishers in one room at once; one more is refused (409 `publishers`)"
+    )
+    whip_ice_servers: list[str] = Field(
+        default=[],
+        description='JSON list of STUN/TURN URLs given to WHIP clients as Link headers, e.g. ["stun:stun.example.org"]',
+    )
+    whip_connect_timeout_s: float = Field(
+        default=15.0, gt=0, description="a WHIP session whose ICE/DTLS has not connected by then is dropped"
+    )
+    whip_media_timeout_s: float = Field(
+        default=10.0, gt=0, description="a WHIP publisher that sends no media this long leaves the call"
+    )
     recorder_replay_max_entries: int = Field(
         default=100_000,
         gt=0,
@@ -230,6 +251,15 @@ class Settings(BaseSettings):
                              f"{MIN_SECRET_LENGTH} needed (make one with: openssl rand -hex 32)")  # fmt: skip
         if hmac.compare_digest(token.encode(), key.encode()):
             raise SystemExit("CALLREC_TOKEN_SECRET must not be the API key: give it its own random value")
+
+    def require_publish_secret(self) -> str:
+        """The publish-token secret; SystemExit naming the setting when it is missing or weak."""
+        secret = self.publish_secret or ""
+        if len(secret.encode()) < MIN_SECRET_LENGTH:
+            state = "is not set" if not secret else f"is too short ({len(secret.encode())} bytes)"
+            raise SystemExit(f"CALLREC_PUBLISH_SECRET {state}: it signs WHIP publish tokens; set a random secret of "
+                             f"at least {MIN_SECRET_LENGTH} bytes (openssl rand -hex 32)")  # fmt: skip
+        return secret
 
     def require_recording_secret(self) -> str:
         if not self.recording_secret:

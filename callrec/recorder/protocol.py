@@ -4,26 +4,18 @@
   request is not covered by the checksum, so it can only pick one of them (compared as scheme, host, port
   and path without a trailing slash), never add one; the configured spelling is the one used.
 - `ReplayGuard`: each accepted `Talk-Recording-Random` once, within a window and up to a number of entries.
-- `is_plain_id`: recording ids and room tokens become file names and URL paths, so only plain identifiers.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 UrlKey = tuple[str, str, int, str]
-
-
-def is_plain_id(value: object) -> bool:
-    """Letters, digits, `_` and `-`, 1 to 128 of them: no `.`, no `/`, nothing to escape."""
-    return isinstance(value, str) and PLAIN_ID.fullmatch(value) is not None
 
 
 def url_key(url: str) -> UrlKey | None:

@@ -358,6 +358,15 @@ class RecordingsService:
             await self.end(recording.recording_id, "call_ended")
         return True
 
+    async def publisher_joined(self, room_id: str, participant: Participant) -> None:
+        """A WHIP publisher's media reached the recorder: it is in the call (and may start an autoStart)."""
+        room = await self.room(room_id)
+        before, call = await self.catalog.join_call(room_id, participant.model_dump(mode="json"), now_ms())
+        await self.auto_start(room, [Participant.model_validate(p) for p in before], call)
+
+    async def publisher_left(self, room_id: str, participant_id: str) -> None:
+        await self.catalog.leave_call(room_id, participant_id, now_ms())
+
     # ------------------------------------------------------------------ recorder callbacks
 
     async def recorder_callback(self, row: RecordingRow, callback: Callback, argument: object = None) -> None:

@@ -306,6 +306,31 @@ class Catalog:
                 call.updated_date = now_ms
         return call
 
+    async def join_call(self, room_id: str, participant: dict[str, Any], now_ms: int) -> tuple[list[Any], CallRow]:
+        """Adds (or replaces, by id) one participant, starting the call if there is none; the participants
+        before, and the call now. Read and written in one transaction, so joins and leaves never lose each other."""
+        async with self.writing() as session:
+            if await session.get(RoomRow, room_id) is None:
+                raise RoomNotFound(room_id)
+            call = await session.get(CallRow, room_id, with_for_update=True)
+            if call is None:
+                call = CallRow(room_id=room_id, participants=[], started_date=now_ms, updated_date=now_ms)
+                session.add(call)
+            before = list(call.participants)
+            call.participants = [p for p in before if p.get("id") != participant["id"]] + [participant]
+            call.updated_date = now_ms
+        return before, call
+
+    async def leave_call(self, room_id: str, participant_id: str, now_ms: int) -> bool:
+        """Removes one participant from the call; False when it was not in it."""
+        async with self.writing() as session:
+            call = await session.get(CallRow, room_id, with_for_update=True)
+            if call is None or not any(p.get("id") == participant_id for p in call.participants):
+                return False
+            call.participants = [p for p in call.participants if p.get("id") != participant_id]
+            call.updated_date = now_ms
+        return True
+
     async def get_call(self, room_id: str) -> CallRow | None:
         async with self.sessions() as session:
             return await session.get(CallRow, room_id)

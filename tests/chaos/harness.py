@@ -25,7 +25,7 @@ from callrec.domain.settings import Settings
 from callrec.storage.catalog import Catalog, ChatMessageRow, NotificationRow, migrate
 from callrec.storage.objects import ObjectStore
 from callrec.storage.stores import make_store
-from tests.conftest import API_KEY, SECRET, TOKEN_SECRET, free_port
+from tests.conftest import API_KEY, PUBLISH_SECRET, SECRET, TOKEN_SECRET, free_port
 from tests.helpers import SMALL
 
 PARTS = ("worker", "api", "recorder")
@@ -41,6 +41,7 @@ class ChaosStack:
             "data_dir": tmp_path / "data",
             "api_key": API_KEY,
             "token_secret": TOKEN_SECRET,
+            "publish_secret": PUBLISH_SECRET,
             "recording_secret": SECRET,
             "temporal_address": f"127.0.0.1:{free_port()}",
             "temporal_ui_port": free_port(),

@@ -12,7 +12,7 @@ import pytest
 
 from callrec.domain.settings import Settings
 from callrec.servers import build_recorder
-from tests.conftest import SECRET
+from tests.conftest import PUBLISH_SECRET, SECRET
 from tests.integration.test_recorder import Backend, Running, run_recorder, send, signed, start_body, until
 
 
@@ -104,7 +104,9 @@ async def test_partial_files_of_an_earlier_process_are_removed_at_start(
     (workdir / "sub").mkdir(parents=True)
     (workdir / "room-1--EG_abc--1.mp4").write_bytes(b"partial")
     (workdir / "sub" / "part").write_bytes(b"partial")
-    settings = Settings(data_dir=tmp_path, recording_secret=SECRET, api_url="http://127.0.0.1:9")
+    settings = Settings(
+        data_dir=tmp_path, recording_secret=SECRET, publish_secret=PUBLISH_SECRET, api_url="http://127.0.0.1:9"
+    )
     with caplog.at_level(logging.WARNING, logger="callrec.recorder.service"):
         async with httpx.AsyncClient() as http:
             build_recorder(settings, http)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 
+from pydantic import ValidationError
 from quart import Blueprint, Response, request
 
 from callrec.api import schemas
@@ -25,6 +26,7 @@ from callrec.api.ocs import OCS_BASE, ocs_response
 from callrec.api.operations import Answer, Who, declare
 from callrec.api.services import Services, services
 from callrec.domain import signing
+from callrec.domain.participants import Participant
 from callrec.domain.recording import (
     RecorderFailed,
     RecorderProgress,
@@ -36,6 +38,7 @@ from callrec.recordings.service import Callback
 
 blueprint = Blueprint("recorder_backend", __name__, url_prefix=OCS_BASE)
 CALLBACKS: tuple[Callback, ...] = ("started", "stopped", "failed", "progress")
+PUBLISHER = "publisher"  # callrec's recorder: a WHIP publisher joined or left the call
 
 
 async def remember_random(svc: Services, random: str) -> bool:
@@ -69,6 +72,22 @@ def progress_of(payload: dict[str, object]) -> RecorderProgress:
     )
 
 
+async def publisher_presence(svc: Services, room_id: str, payload: dict[str, object]) -> Response:
+    """`{token, participant: {id, name, role}, state: joined | left}`: the call's presence follows real media."""
+    state = payload.get("state")
+    try:
+        participant = Participant.model_validate(payload.get("participant"))
+    except ValidationError:
+        return ocs_response({"error": "body"}, 400, "Bad Request")
+    if participant.id is None or state not in ("joined", "left"):
+        return ocs_response({"error": "body"}, 400, "Bad Request")
+    if state == "joined":
+        await svc.recordings.publisher_joined(room_id, participant)
+    else:
+        await svc.recordings.publisher_left(room_id, participant.id)
+    return ocs_response([])
+
+
 @blueprint.post("/recording/backend")
 @declare(
     "recorderCallback",
@@ -88,7 +107,8 @@ def progress_of(payload: dict[str, object]) -> RecorderProgress:
     },
     notes="Signed with `Talk-Recording-Random` and `Talk-Recording-Checksum` (HMAC-SHA256 of random + body with "
     "the recording secret; the random 32 to 256 ASCII characters, fresh for every request). The body is "
-    "`{type, <type>: {token, recordingId?, ...}}` with type `started`, `stopped`, `failed` or `progress`.",
+    "`{type, <type>: {token, recordingId?, ...}}` with type `started`, `stopped`, `failed` or `progress`; "
+    "callrec's recorder also sends `publisher` (`{token, participant: {id, name, role}, state: joined|left}`).",
 )
 async def backend() -> Response:
     svc = services()
@@ -112,10 +132,12 @@ async def backend() -> Response:
         token = payload["token"]
     except (ValueError, KeyError, TypeError):
         return ocs_response({"error": "body"}, 400, "Bad Request")
-    if kind not in CALLBACKS or not isinstance(token, str) or not isinstance(payload, dict):
+    if kind not in (*CALLBACKS, PUBLISHER) or not isinstance(token, str) or not isinstance(payload, dict):
         return ocs_response({"error": "type"}, 400, "Bad Request")
     if await svc.catalog.get_room(token) is None:
         return ocs_response({"error": "room"}, 404, "Not Found")
+    if kind == PUBLISHER:
+        return await publisher_presence(svc, token, payload)
     recording_id = payload.get("recordingId")
     try:
         row = await svc.recordings.for_callback(token, recording_id if isinstance(recording_id, str) else None)

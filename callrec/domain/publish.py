@@ -1,0 +1,86 @@
+"""WHIP publish tokens: one room, one participant, an expiry; HS256 with CALLREC_PUBLISH_SECRET.
+
+The API mints them (`POST /api/v1/rooms/{roomId}/publish-token`); the built-in recorder checks them before it
+takes an offer. The secret is their own (never the access-token secret), so a publish token is no access token
+and an access token never publishes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+import jwt
+
+ALGORITHM = "HS256"
+AUDIENCE = "callrec:publish"
+Role = Literal["moderator", "speaker"]
+
+
+class PublishTokenError(Exception):
+    """A publish token that does not publish: `status` 401 (missing, malformed, expired, bad signature) or 403
+    (valid, but for another room)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Publisher:
+    room_id: str
+    participant_id: str
+    name: str
+    role: Role
+    expires_at: int  # epoch seconds
+
+
+def new_participant_id() -> str:
+    return f"pub_{secrets.token_urlsafe(12)}"
+
+
+def mint(secret: str, publisher: Publisher) -> str:
+    claims = {
+        "aud": AUDIENCE,
+        "room": publisher.room_id,
+        "sub": publisher.participant_id,
+        "name": publisher.name,
+        "role": publisher.role,
+        "exp": publisher.expires_at,
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def bearer(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer …` header; 401 without one."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise PublishTokenError(401, "send the publish token as 'Authorization: Bearer <token>'")
+    return token.strip()
+
+
+def verify(secret: str, token: str, room_id: str) -> Publisher:
+    """The publisher a token names, if it is valid and for `room_id`."""
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], audience=AUDIENCE, options={"require": ["exp", "aud", "sub"]}
+        )
+    except jwt.ExpiredSignatureError:
+        raise PublishTokenError(401, "the publish token has expired: ask for a new one") from None
+    except jwt.InvalidTokenError:
+        raise PublishTokenError(401, "not a valid publish token") from None
+    room, sub, name, role = claims.get("room"), claims.get("sub"), claims.get("name"), claims.get("role")
+    if not (
+        isinstance(room, str) and isinstance(sub, str) and isinstance(name, str) and role in ("moderator", "speaker")
+    ):
+        raise PublishTokenError(401, "not a valid publish token")
+    if room != room_id:
+        raise PublishTokenError(403, "this publish token is for another room")
+    return Publisher(room, sub, name, role, int(claims["exp"]))
+
+
+def ice_server_links(urls: list[str] | tuple[str, ...]) -> list[str]:
+    """RFC 9725 `Link` header values naming the ICE servers a publisher should use."""
+    return [f'<{url}>; rel="ice-server"' for url in urls]
