@@ -1,4 +1,4 @@
-"""Render a call recording with PyAV: a composed layout of participant tiles plus one sine tone each.
+"""The synthetic test source: a composed layout of participant tiles plus one sine tone each, encoded with PyAV.
 
 Video goes to MP4 (H.264 + AAC); audio-only recordings go to Ogg/Opus. `LiveRecording` encodes in
 real time on a background thread; `render_file` produces the same output as fast as possible.
@@ -7,14 +7,11 @@ real time on a background thread; `render_file` produces the same output as fast
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
 from pathlib import Path
 
 import av
@@ -23,13 +20,15 @@ import numpy.typing as npt
 from av.audio.stream import AudioStream
 from av.container import OutputContainer
 from av.video.stream import VideoStream
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from callrec.domain.layout import Layout, RenderSpec
+from callrec.media.tiles import BACKGROUND as BACKGROUND
+from callrec.media.tiles import Tile as Tile
+from callrec.media.tiles import draw_name, participant_color, tile_rects
 
-BACKGROUND: tuple[int, int, int] = (16, 16, 16)
+__all__ = ["BACKGROUND", "LiveRecording", "Tile", "compose_frame", "participant_color", "render_file", "tile_rects"]
 
-SPEAKER_SHARE = 0.75  # fraction of the long side given to the speaker tile
 OPUS_SAMPLE_RATE = 48_000
 TONE_BASE_HZ = 220.0
 MIX_PEAK = 0.3  # the mixed tones never exceed this amplitude (full scale = 1.0)
@@ -38,141 +37,6 @@ MAX_LAG_S = 2.0  # a live recording this far behind skips frames rather than cat
 MAX_BATCH_S = 0.25  # a live recording encodes at most this much media per loop iteration
 
 _RGB = npt.NDArray[np.uint8]
-
-
-@dataclass(frozen=True)
-class Tile:
-    """A rectangle in pixels; x/y is the top-left corner."""
-
-    x: int
-    y: int
-    width: int
-    height: int
-
-
-def _gap(width: int, height: int) -> int:
-    """Even gap between neighbouring tiles (half of it at the frame edges)."""
-    return 2 * max(1, min(width, height) // 240)
-
-
-def _cell(x0: float, y0: float, x1: float, y1: float, gap: int) -> Tile:
-    left, top, right, bottom = round(x0), round(y0), round(x1), round(y1)
-    inset = gap // 2
-    if right - left <= 2 * inset or bottom - top <= 2 * inset:
-        inset = 0
-    return Tile(
-        left + inset,
-        top + inset,
-        max(1, right - left - 2 * inset),
-        max(1, bottom - top - 2 * inset),
-    )
-
-
-def _grid(count: int, width: int, height: int, gap: int) -> list[Tile]:
-    cols = math.ceil(math.sqrt(count))
-    rows = math.ceil(count / cols)
-    cell_w, cell_h = width / cols, height / rows
-    tiles: list[Tile] = []
-    for i in range(count):
-        row, col = divmod(i, cols)
-        in_row = min(cols, count - row * cols)
-        offset = (cols - in_row) * cell_w / 2  # centre an incomplete last row
-        x0 = offset + col * cell_w
-        tiles.append(_cell(x0, row * cell_h, x0 + cell_w, (row + 1) * cell_h, gap))
-    return tiles
-
-
-def _speaker(count: int, width: int, height: int, gap: int) -> list[Tile]:
-    if count == 1:
-        return [_cell(0, 0, width, height, gap)]
-    others = count - 1
-    if height > width:  # portrait: speaker on top, the others side by side underneath
-        split = height * SPEAKER_SHARE
-        strip_w = width / others
-        return [_cell(0, 0, width, split, gap)] + [
-            _cell(i * strip_w, split, (i + 1) * strip_w, height, gap) for i in range(others)
-        ]
-    split = width * SPEAKER_SHARE
-    strip_h = height / others
-    return [_cell(0, 0, split, height, gap)] + [
-        _cell(split, i * strip_h, width, (i + 1) * strip_h, gap) for i in range(others)
-    ]
-
-
-def tile_rects(layout: Layout, count: int, width: int, height: int) -> list[Tile]:
-    """Where each participant is drawn, in participant order; participant 0 is the speaker."""
-    if count < 0 or width <= 0 or height <= 0:
-        raise ValueError(f"invalid tile request: count={count}, size={width}x{height}")
-    if count == 0:
-        return []
-    gap = _gap(width, height)
-    layout = Layout(layout)
-    if layout is Layout.SINGLE_SPEAKER:
-        return [_cell(0, 0, width, height, gap)]
-    if layout is Layout.SPEAKER:
-        return _speaker(count, width, height, gap)
-    return _grid(count, width, height, gap)
-
-
-def participant_color(key: str) -> tuple[int, int, int]:
-    """A stable, saturated colour for a participant: every channel is >= 48, the brightest >= 191."""
-    digest = hashlib.sha256(key.encode("utf-8")).digest()
-    hue = int.from_bytes(digest[0:2], "big") / 65536.0
-    saturation = 0.55 + 0.20 * digest[2] / 255.0
-    value = 0.75 + 0.20 * digest[3] / 255.0
-    i = int(hue * 6.0) % 6
-    f = hue * 6.0 - math.floor(hue * 6.0)
-    p, q, t = (
-        value * (1 - saturation),
-        value * (1 - saturation * f),
-        value * (1 - saturation * (1 - f)),
-    )
-    r, g, b = [
-        (value, t, p),
-        (q, value, p),
-        (p, value, t),
-        (p, q, value),
-        (t, p, value),
-        (value, p, q),
-    ][i]
-    return round(r * 255), round(g * 255), round(b * 255)
-
-
-@lru_cache(maxsize=32)
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
-
-
-def _fit(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, max_width: float) -> str:
-    if font.getlength(text) <= max_width:
-        return text
-    while text and font.getlength(text + "…") > max_width:
-        text = text[:-1]
-    return text + "…" if text else ""
-
-
-def _draw_name(draw: ImageDraw.ImageDraw, tile: Tile, name: str) -> None:
-    """Name at the tile's bottom-left, only if it stays clear of the tile's centre."""
-    size = min(40, max(10, tile.height // 12))
-    pad = max(2, size // 3)
-    font = _font(size)
-    stroke = max(1, size // 12)
-    text = _fit(name, font, tile.width - 2 * pad - 2 * stroke)
-    if not text:
-        return
-    x = tile.x + pad
-    _, top, _, bottom = draw.textbbox((0, 0), text, font=font, stroke_width=stroke)
-    y = tile.y + tile.height - pad - bottom
-    if y + top <= tile.y + tile.height // 2 + 2:  # tile too small to label without covering its centre
-        return
-    draw.text(
-        (x, y),
-        text,
-        font=font,
-        fill=(255, 255, 255),
-        stroke_width=stroke,
-        stroke_fill=(0, 0, 0),
-    )
 
 
 def compose_frame(layout: Layout, participants: Sequence[tuple[str, str]], width: int, height: int) -> _RGB:
@@ -185,8 +49,65 @@ def compose_frame(layout: Layout, participants: Sequence[tuple[str, str]], width
             (tile.x, tile.y, tile.x + tile.width - 1, tile.y + tile.height - 1),
             fill=participant_color(key),
         )
-        _draw_name(draw, tile, name)
+        draw_name(draw, tile, name)
     return np.array(image, dtype=np.uint8)
+
+
+BT709 = 1  # AVCOL_SPC / AVCOL_PRI / AVCOL_TRC value of BT.709
+BT601 = 6  # SMPTE 170M (BT.601 525-line); what swscale uses by default between RGB and YUV
+
+
+def open_output(path: Path, audio_only: bool) -> OutputContainer:
+    """An MP4 for video recordings, an Ogg for audio-only ones."""
+    if audio_only:
+        return av.open(str(path), mode="w", format="ogg")
+    return av.open(str(path), mode="w", format="mp4", container_options={"movflags": "+faststart"})
+
+
+def add_h264(container: OutputContainer, spec: RenderSpec, colour: int) -> VideoStream:
+    """The H.264 stream of `spec`, yuv420p limited range tagged with colour space `colour` (BT709 or BT601)."""
+    profile = spec.h264_profile.lower()
+    if profile not in ("baseline", "main", "high"):
+        raise ValueError(f"unsupported H.264 profile {spec.h264_profile!r}")
+    options = {"preset": "ultrafast", "profile": profile}
+    # ultrafast turns off every tool beyond Baseline, so x264 would label any stream
+    # "Constrained Baseline"; switching CABAC (and 8x8 transforms for High) back on
+    # gives the profile asked for at almost no cost in speed.
+    if profile != "baseline":
+        options["x264-params"] = "cabac=1:8x8dct=1" if profile == "high" else "cabac=1"
+    stream = container.add_stream("libx264", rate=spec.framerate, options=options)
+    stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
+    stream.bit_rate = spec.video_bitrate_kbps * 1000
+    ctx = stream.codec_context
+    ctx.gop_size = max(1, round(spec.keyframe_interval_s * spec.framerate))
+    ctx.time_base = Fraction(1, spec.framerate)
+    ctx.colorspace = ctx.color_primaries = ctx.color_trc = colour
+    ctx.color_range = 1  # limited (MPEG) range
+    return stream
+
+
+def add_mono_audio(container: OutputContainer, codec: str, sample_rate: int, bitrate_kbps: int) -> AudioStream:
+    stream = container.add_stream(codec, rate=sample_rate)
+    if not isinstance(stream, AudioStream):
+        raise TypeError(f"{codec} is not an audio codec")
+    stream.layout = "mono"
+    stream.bit_rate = bitrate_kbps * 1000
+    return stream
+
+
+def encode_mono(
+    container: OutputContainer, stream: AudioStream, samples: npt.NDArray[np.float32], pts: int, sample_rate: int
+) -> None:
+    """Encodes and muxes mono samples (-1..1) at `pts` (in samples), in the encoder's own sample format."""
+    fmt = stream.codec_context.format.name
+    row = np.ascontiguousarray(samples.reshape(1, -1), dtype=np.float32)
+    if fmt == "s16":
+        frame = av.AudioFrame.from_ndarray((row * 32767).astype(np.int16), format=fmt, layout="mono")
+    else:  # PyAV resamples float to whatever float format the encoder wants
+        frame = av.AudioFrame.from_ndarray(row, format=fmt if fmt in ("flt", "fltp") else "flt", layout="mono")
+    frame.sample_rate = sample_rate
+    frame.pts, frame.time_base = pts, Fraction(1, sample_rate)
+    container.mux(stream.encode(frame))
 
 
 def _rgb_to_yuv420p(rgb: _RGB) -> npt.NDArray[np.uint8]:
@@ -284,60 +205,24 @@ class _Encoder:
         self.frames = 0  # encoded video frames
         self.next_pts = 0  # in 1/framerate; > frames only if frames were skipped
         self.audio_samples = 0
-        self.container: OutputContainer
-        if audio_only:
-            self.sample_rate = OPUS_SAMPLE_RATE
-            self.container = av.open(str(path), mode="w", format="ogg")
-        else:
-            self.sample_rate = spec.audio_sample_rate
-            self.container = av.open(
-                str(path),
-                mode="w",
-                format="mp4",
-                container_options={"movflags": "+faststart"},
-            )
+        self.sample_rate = OPUS_SAMPLE_RATE if audio_only else spec.audio_sample_rate
+        self.container = open_output(path, audio_only)
         try:
             if not audio_only:
-                self.video = self._add_video(spec)
+                # Tag what _rgb_to_yuv420p produces, so players convert back to the same RGB.
+                self.video = add_h264(self.container, spec, BT709)
                 self.source = _VideoSource(
                     compose_frame(layout, participants, spec.width, spec.height),
                     spec.framerate,
                 )
-            self.audio = self._add_audio("libopus" if audio_only else "aac", spec.audio_bitrate_kbps)
+            self.audio = add_mono_audio(
+                self.container, "libopus" if audio_only else "aac", self.sample_rate, spec.audio_bitrate_kbps
+            )
             self.tones = _ToneSource(len(participants), self.sample_rate)
             self.container.start_encoding()  # opens the codecs: bad settings fail here, not later
         except BaseException:
             self.container.close()
             raise
-
-    def _add_video(self, spec: RenderSpec) -> VideoStream:
-        profile = spec.h264_profile.lower()
-        if profile not in ("baseline", "main", "high"):
-            raise ValueError(f"unsupported H.264 profile {spec.h264_profile!r}")
-        options = {"preset": "ultrafast", "profile": profile}
-        # ultrafast turns off every tool beyond Baseline, so x264 would label any stream
-        # "Constrained Baseline"; switching CABAC (and 8x8 transforms for High) back on
-        # gives the profile asked for at almost no cost in speed.
-        if profile != "baseline":
-            options["x264-params"] = "cabac=1:8x8dct=1" if profile == "high" else "cabac=1"
-        stream = self.container.add_stream("libx264", rate=spec.framerate, options=options)
-        stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
-        stream.bit_rate = spec.video_bitrate_kbps * 1000
-        ctx = stream.codec_context
-        ctx.gop_size = max(1, round(spec.keyframe_interval_s * spec.framerate))
-        ctx.time_base = Fraction(1, spec.framerate)
-        # Tag what _rgb_to_yuv420p produced (BT.709, limited range), so players and
-        # decoders convert back to the same RGB.
-        ctx.colorspace = ctx.color_primaries = ctx.color_trc = ctx.color_range = 1
-        return stream
-
-    def _add_audio(self, codec: str, bitrate_kbps: int) -> AudioStream:
-        stream = self.container.add_stream(codec, rate=self.sample_rate)
-        if not isinstance(stream, AudioStream):
-            raise TypeError(f"{codec} is not an audio codec")
-        stream.layout = "mono"
-        stream.bit_rate = bitrate_kbps * 1000
-        return stream
 
     @property
     def video_time(self) -> float:
@@ -370,18 +255,8 @@ class _Encoder:
             audio_target = self.audio_samples + (audio_target - self.audio_samples) // chunk * chunk
         while audio_target > self.audio_samples:
             count = min(audio_target - self.audio_samples, self.sample_rate)
-            data = self.tones.samples(self.audio_samples, count)
-            fmt = self.audio.codec_context.format.name
-            array = data.reshape(1, -1)
-            if fmt == "s16":
-                array = (array * 32767).astype(np.int16)
-            elif fmt not in ("flt", "fltp"):
-                fmt = "flt"  # PyAV resamples to whatever the encoder wants
-            chunk_frame = av.AudioFrame.from_ndarray(array, format=fmt, layout="mono")
-            chunk_frame.sample_rate = self.sample_rate
-            chunk_frame.pts = self.audio_samples
-            chunk_frame.time_base = Fraction(1, self.sample_rate)
-            self.container.mux(self.audio.encode(chunk_frame))
+            samples = self.tones.samples(self.audio_samples, count)
+            encode_mono(self.container, self.audio, samples, self.audio_samples, self.sample_rate)
             self.audio_samples += count
 
     def skip_to(self, t: float) -> None:
