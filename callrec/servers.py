@@ -16,6 +16,7 @@ from callrec.api.app import create_app
 from callrec.api.services import Services
 from callrec.domain.settings import Settings
 from callrec.recorder.service import Recorder, create_recorder_app
+from callrec.recorder.whip import Whip, WhipConfig
 from callrec.storage.catalog import Catalog
 from callrec.storage.stores import make_store
 from callrec.temporal import connect
@@ -39,6 +40,7 @@ async def build_api(settings: Settings) -> Quart:
 
 
 def build_recorder(settings: Settings, http: httpx.AsyncClient) -> Quart:
+    whip = WhipConfig.from_settings(settings)  # refuses to start without a usable CALLREC_PUBLISH_SECRET
     try:
         recorder = Recorder(
             settings.require_recording_secret(),
@@ -52,7 +54,7 @@ def build_recorder(settings: Settings, http: httpx.AsyncClient) -> Quart:
     except ValueError as exc:
         setting = "CALLREC_RECORDER_BACKENDS (default CALLREC_PUBLIC_URL and CALLREC_API_URL)"
         raise SystemExit(f"the recorder's back ends, {setting}: {exc}") from None
-    return create_recorder_app(recorder)
+    return create_recorder_app(recorder, Whip(recorder, whip))
 
 
 async def serve_app(app: Quart, host: str, port: int, shutdown: Callable[..., Awaitable[None]]) -> None:

@@ -42,10 +42,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from quart import Quart, Response, jsonify, request
 
 from callrec.domain import signing
+from callrec.domain.ids import is_plain_id
 from callrec.domain.layout import Encoding, EncodingPreset, Layout, render_spec
 from callrec.domain.participants import Participant
-from callrec.media.render import LiveRecording
-from callrec.recorder.protocol import Backends, Refused, ReplayGuard, is_plain_id
+from callrec.media.live import RoomRecording
+from callrec.media.stage import Stages
+from callrec.recorder.protocol import Backends, Refused, ReplayGuard
+from callrec.recorder.whip import Whip, add_whip_routes
 
 log = logging.getLogger(__name__)
 OCS_BASE = "/ocs/v2.php/apps/spreed/api/v1"
@@ -86,7 +89,7 @@ class Session:
     backend: str
     status: int
     path: Path
-    live: LiveRecording
+    live: RoomRecording
     owner: str = PLACEHOLDER_OWNER
     actor: dict[str, str] = field(default_factory=lambda: dict(PLACEHOLDER_ACTOR))
     stopped_by: dict[str, str] | None = None
@@ -121,6 +124,7 @@ class Recorder:
         self.sessions: dict[str, Session] = {}
         self.stopping: dict[str, Session] = {}  # stopped, still finishing or uploading (or being discarded)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.stages = Stages()  # the rooms' live media, fed by WHIP publishers
         workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         workdir.chmod(0o700)
         self._remove_leftovers()
@@ -213,7 +217,7 @@ class Recorder:
         audio_only = body.status == 2
         path = self.workdir / f"{body.recordingId}.{'ogg' if audio_only else 'mp4'}"
         participants = [(p.id or p.name, p.name) for p in body.participants]
-        live = LiveRecording(path, body.layout, participants, spec, audio_only=audio_only)
+        live = RoomRecording(path, body.layout, spec, self.stages.get(room_id), participants, audio_only=audio_only)
         session = Session(body.recordingId, room_id, backend, body.status, path, live)
         if body.owner:
             session.owner = body.owner
@@ -288,7 +292,8 @@ class Recorder:
             log.exception("could not finish %s", session.recording_id)
             await self.callback(session, "failed", {"reason": f"The recorder could not finish the file: {exc}"})
             return
-        await self.callback(session, "stopped")
+        # repeatedFrames: video frames repeated or skipped because compositing fell behind (for benchmarks)
+        await self.callback(session, "stopped", {"repeatedFrames": session.live.repeated})
         if not await self.upload(session):
             await self.callback(session, "failed", {"reason": "The recorder could not upload the file."})
 
@@ -322,8 +327,11 @@ class Recorder:
             await asyncio.wait(self.tasks, timeout=60)
 
 
-def create_recorder_app(recorder: Recorder) -> Quart:
+def create_recorder_app(recorder: Recorder, whip: Whip | None = None) -> Quart:
+    """The recorder's HTTP app; with `whip`, also its WHIP resource (`callrec/recorder/whip.py`)."""
     app = Quart("callrec-recorder")
+    if whip is not None:
+        add_whip_routes(app, whip)  # first: its sessions end before the recordings finish
 
     @app.post("/api/v1/room/<token>")
     async def room(token: str) -> tuple[Response, int]:
