@@ -74,7 +74,9 @@ async def run_groups(quick: bool, workdir: Path, only: list[str] | None) -> tupl
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes: the whole run in well under 3 minutes")
-    parser.add_argument("--only", action="append", help="run only this group (media, workflows, uploads, recorder); may repeat")
+    parser.add_argument(
+        "--only", action="append", help="run only this group (media, workflows, uploads, recorder); may repeat"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, data)")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"where to write the results ({RESULTS})")
     parser.add_argument("--profile", type=Path, help="write py-spy profiles (collapsed stacks) of the servers here")

@@ -365,6 +365,7 @@ def _up_message(settings: Settings, api_key: str, own_temporal: bool) -> str:
         "\ncallrec dev is up:\n"
         f"  API            {api}  (X-API-KEY: {api_key})\n"
         f"  health         {api}/health\n"
+        f"  publish page   {api}/rooms/<roomId>/publish  (with a token of POST /api/v1/rooms/<roomId>/publish-token)\n"
         f"  recorder       {recorder}\n"
         f"  callbacks      {settings.backend_url}  (CALLREC_API_URL / CALLREC_PUBLIC_URL)\n"
         f"{ui}"

@@ -32,8 +32,8 @@ MAX_SDP_BYTES = 64 * 1024
 SDP = "application/sdp"
 ALLOW = "POST, DELETE, OPTIONS"
 RECORDER_TIMEOUT = httpx.Timeout(30.0, connect=5.0)  # the recorder answers once ICE gathering is done
-# What the recorder's answer passes on to the publisher.
-RELAYED_HEADERS = ("Content-Type", "Link", "ETag", "Retry-After", "Accept-Post", "Allow")
+# What the recorder's answer passes on to the publisher (besides its Content-Type).
+RELAYED_HEADERS = ("Link", "ETag", "Retry-After", "Accept-Post", "Allow")
 # Routes that take a publish token in `Authorization: Bearer`, not a user token (app.py skips its check).
 PUBLISH_TOKEN_ENDPOINTS = {
     "api_v1.whip.offer",
@@ -80,10 +80,11 @@ async def publishable_room(room_id: str) -> RoomRow:
     return room
 
 
-def publisher_of(room_id: str) -> publish.Publisher:
+def publisher_of(room_id: str, *, expired_ok: bool = False) -> publish.Publisher:
     """The publish token's publisher (401 without a valid token, 403 for a token of another room)."""
     try:
-        return publish.verify(publish_secret(), publish.bearer(request.headers.get("Authorization")), room_id)
+        return publish.verify(publish_secret(), publish.bearer(request.headers.get("Authorization")), room_id,
+                              expired_ok=expired_ok)  # fmt: skip
     except publish.PublishTokenError as exc:
         raise publish_error(exc.status, exc.message, {"WWW-Authenticate": 'Bearer realm="whip"'}) from None
 
@@ -110,14 +111,16 @@ async def publish_token(room_id: str, body: PublishTokenRequest) -> tuple[Respon
     who = require(room_id=room_id)
     if who.kind == "user" and not who.is_admin:
         raise publish_error(403, "Insufficient permissions: a user token needs the admin role to publish")
-    await publishable_room(room_id)
+    room = await publishable_room(room_id)
     settings = services().settings
     participant_id, role = body.participantId or publish.new_participant_id(), body.role
     if who.kind == "member":
         participant_id = who.subject.removeprefix("member:")
         role = "moderator" if who.role == "moderator" else "speaker"
     expires_at = int(time.time() + settings.publish_token_ttl_s)
-    publisher = publish.Publisher(room_id, participant_id, body.participantName, role, expires_at)
+    publisher = publish.Publisher(
+        room_id, participant_id, body.participantName, role, expires_at, room.token_generation
+    )
     token = publish.mint(publish_secret(), publisher)
     whip_url = f"{settings.backend_url}/api/v1/rooms/{room_id}/whip"
     answer = {"token": token, "whipUrl": whip_url, "expiresAt": expires_at * 1000, "participantId": participant_id}
@@ -144,7 +147,7 @@ def _relay(answer: httpx.Response, room_id: str) -> Response:
         log.warning("the recorder answered WHIP with %s and no JSON", answer.status_code)
         message = f"The recorder refused the request ({answer.status_code}); is it callrec's built-in recorder?"
         raise publish_error(502 if answer.status_code >= 500 else answer.status_code, message)
-    response = Response(answer.content, status=answer.status_code)
+    response = Response(answer.content, status=answer.status_code, content_type=answer.headers.get("Content-Type"))
     for name in RELAYED_HEADERS:
         for value in answer.headers.get_list(name):
             response.headers.add(name, value)
@@ -197,8 +200,11 @@ async def offer(room_id: str) -> Response:
         raise publish_error(415, f"Send the SDP offer as Content-Type: {SDP}", {"Accept-Post": SDP})
     if (request.content_length or 0) > MAX_SDP_BYTES:
         raise publish_error(413, f"The SDP offer is larger than {MAX_SDP_BYTES} bytes")
-    publisher_of(room_id)
-    await publishable_room(room_id)
+    publisher = publisher_of(room_id)
+    room = await publishable_room(room_id)
+    if publisher.generation != room.token_generation:
+        raise publish_error(401, f"This publish token was revoked: room '{room_id}' had its secrets rotated since",
+                            {"WWW-Authenticate": 'Bearer realm="whip"'})  # fmt: skip
     body = await request.get_data(cache=False)
     assert isinstance(body, bytes)
     if len(body) > MAX_SDP_BYTES:
@@ -237,7 +243,7 @@ async def whip_patch(room_id: str, session_id: str) -> Response:
     notes="With the publish token that started the session.",
 )
 async def end_session(room_id: str, session_id: str) -> Response:
-    publisher_of(room_id)
+    publisher_of(room_id, expired_ok=True)  # an expired token still ends the session it started
     return _relay(await _to_recorder("DELETE", f"/whip/{room_id}/{session_id}"), room_id)
 
 
@@ -255,7 +261,7 @@ async def end_session(room_id: str, session_id: str) -> Response:
     notes="With a publish token of the room: what a publisher's page shows.",
 )
 async def publish_status(room_id: str) -> Response:
-    publisher_of(room_id)
+    publisher_of(room_id, expired_ok=True)  # a publisher keeps seeing whether it is recorded
     recording = await services().catalog.recording_in_progress(room_id)
     status = recording.status if recording is not None else None
     return jsonify({"recording": recording is not None, "status": status})

@@ -35,6 +35,7 @@ class Publisher:
     name: str
     role: Role
     expires_at: int  # epoch seconds
+    generation: int = 0  # the room's token generation when minted: rotating the room's secrets revokes it
 
 
 def new_participant_id() -> str:
@@ -49,6 +50,7 @@ def mint(secret: str, publisher: Publisher) -> str:
         "name": publisher.name,
         "role": publisher.role,
         "exp": publisher.expires_at,
+        "gen": publisher.generation,
     }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
@@ -61,24 +63,30 @@ def bearer(authorization: str | None) -> str:
     return token.strip()
 
 
-def verify(secret: str, token: str, room_id: str) -> Publisher:
-    """The publisher a token names, if it is valid and for `room_id`."""
+def verify(secret: str, token: str, room_id: str, *, expired_ok: bool = False) -> Publisher:
+    """The publisher a token names, if it is valid and for `room_id`. `expired_ok`: past its expiry too (a token
+    only starts sessions until then; ending one's own session or reading the room's status works later)."""
     try:
         claims = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], audience=AUDIENCE, options={"require": ["exp", "aud", "sub"]}
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            options={"require": ["exp", "aud", "sub"], "verify_exp": not expired_ok},
         )
     except jwt.ExpiredSignatureError:
         raise PublishTokenError(401, "the publish token has expired: ask for a new one") from None
     except jwt.InvalidTokenError:
         raise PublishTokenError(401, "not a valid publish token") from None
     room, sub, name, role = claims.get("room"), claims.get("sub"), claims.get("name"), claims.get("role")
-    if not (
+    generation = claims.get("gen", 0)
+    if not isinstance(generation, int) or not (
         isinstance(room, str) and isinstance(sub, str) and isinstance(name, str) and role in ("moderator", "speaker")
     ):
         raise PublishTokenError(401, "not a valid publish token")
     if room != room_id:
         raise PublishTokenError(403, "this publish token is for another room")
-    return Publisher(room, sub, name, role, int(claims["exp"]))
+    return Publisher(room, sub, name, role, int(claims["exp"]), generation)
 
 
 def ice_server_links(urls: list[str] | tuple[str, ...]) -> list[str]:

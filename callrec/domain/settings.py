@@ -181,7 +181,8 @@ class Settings(BaseSettings):
     )
     whip_ice_servers: list[str] = Field(
         default=[],
-        description='JSON list of STUN/TURN URLs given to WHIP clients as Link headers, e.g. ["stun:stun.example.org"]',
+        description="JSON list of STUN (or credential-less TURN) URLs given to WHIP clients as Link headers, e.g. "
+        '["stun:stun.example.org"]',
     )
     whip_connect_timeout_s: float = Field(
         default=15.0, gt=0, description="a WHIP session whose ICE/DTLS has not connected by then is dropped"
@@ -259,6 +260,11 @@ class Settings(BaseSettings):
             state = "is not set" if not secret else f"is too short ({len(secret.encode())} bytes)"
             raise SystemExit(f"CALLREC_PUBLISH_SECRET {state}: it signs WHIP publish tokens; set a random secret of "
                              f"at least {MIN_SECRET_LENGTH} bytes (openssl rand -hex 32)")  # fmt: skip
+        for name in ("api_key", "token_secret", "recording_secret"):
+            other = getattr(self, name) or ""
+            if hmac.compare_digest(secret.encode(), other.encode()):
+                raise SystemExit(f"CALLREC_PUBLISH_SECRET must not be CALLREC_{name.upper()}: give it its own random "
+                                 "value")  # fmt: skip
         return secret
 
     def require_recording_secret(self) -> str:

@@ -1,15 +1,14 @@
 """The synthetic test source: a composed layout of participant tiles plus one sine tone each, encoded with PyAV.
 
-Video goes to MP4 (H.264 + AAC); audio-only recordings go to Ogg/Opus. `LiveRecording` encodes in
-real time on a background thread; `render_file` produces the same output as fast as possible.
+Video goes to MP4 (H.264 + AAC); audio-only recordings go to Ogg/Opus. `render_file` makes such a file as fast as
+possible (tests use it for uploads); the recorder records real media with `live.RoomRecording`, which shares the
+output helpers below.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import threading
-import time
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -27,14 +26,12 @@ from callrec.media.tiles import BACKGROUND as BACKGROUND
 from callrec.media.tiles import Tile as Tile
 from callrec.media.tiles import draw_name, participant_color, tile_rects
 
-__all__ = ["BACKGROUND", "LiveRecording", "Tile", "compose_frame", "participant_color", "render_file", "tile_rects"]
+__all__ = ["BACKGROUND", "Tile", "compose_frame", "participant_color", "render_file", "tile_rects"]
 
 OPUS_SAMPLE_RATE = 48_000
 TONE_BASE_HZ = 220.0
 MIX_PEAK = 0.3  # the mixed tones never exceed this amplitude (full scale = 1.0)
 PROGRESS_PERIOD_S = 10.0  # the progress bar fills once per period, then restarts
-MAX_LAG_S = 2.0  # a live recording this far behind skips frames rather than catch up
-MAX_BATCH_S = 0.25  # a live recording encodes at most this much media per loop iteration
 
 _RGB = npt.NDArray[np.uint8]
 
@@ -203,7 +200,7 @@ class _Encoder:
         self.video: VideoStream | None = None
         self.source: _VideoSource | None = None
         self.frames = 0  # encoded video frames
-        self.next_pts = 0  # in 1/framerate; > frames only if frames were skipped
+        self.next_pts = 0  # in 1/framerate
         self.audio_samples = 0
         self.sample_rate = OPUS_SAMPLE_RATE if audio_only else spec.audio_sample_rate
         self.container = open_output(path, audio_only)
@@ -259,10 +256,6 @@ class _Encoder:
             encode_mono(self.container, self.audio, samples, self.audio_samples, self.sample_rate)
             self.audio_samples += count
 
-    def skip_to(self, t: float) -> None:
-        """Drop video frames (not encode them) so that the next frame is the one due at time t."""
-        self.next_pts = max(self.next_pts, math.floor(t * self.framerate))
-
     def finish(self, t: float) -> None:
         self.advance_to(t, final=True)
         if self.video is not None:
@@ -276,80 +269,6 @@ class _Encoder:
             self.container.close()
 
 
-class LiveRecording:
-    """Encodes a call in real time on a background thread until stop()."""
-
-    def __init__(
-        self,
-        path: Path,
-        layout: Layout,
-        participants: Sequence[tuple[str, str]],
-        spec: RenderSpec,
-        audio_only: bool = False,
-    ) -> None:
-        self.path = Path(path)
-        self.layout = layout
-        self.participants = list(participants)
-        self.spec = spec
-        self.audio_only = audio_only
-        self._encoder: _Encoder | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._started_at = 0.0
-        self._stop_at: float | None = None
-        self._error: BaseException | None = None
-        self._duration: float | None = None
-
-    @property
-    def error(self) -> BaseException | None:
-        return self._error
-
-    @property
-    def frames(self) -> int:
-        return self._encoder.frames if self._encoder is not None else 0
-
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("recording already started")
-        self._encoder = _Encoder(self.path, self.layout, self.participants, self.spec, self.audio_only)
-        self._started_at = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name=f"recording:{self.path.name}", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        encoder = self._encoder
-        assert encoder is not None
-        interval = 1.0 / (encoder.framerate if not self.audio_only else 50)
-        try:
-            while not self._stop.is_set():
-                elapsed = time.monotonic() - self._started_at
-                if encoder.video is not None and elapsed - encoder.video_time > MAX_LAG_S:
-                    encoder.skip_to(elapsed - interval)
-                # bounded batches, so a slow machine re-checks its lag between them
-                encoded = encoder.video_time if encoder.video is not None else encoder.audio_time
-                encoder.advance_to(min(elapsed, encoded + MAX_BATCH_S))
-                self._stop.wait(interval)
-            stop_at = self._stop_at if self._stop_at is not None else time.monotonic()
-            encoder.finish(stop_at - self._started_at)
-            self._duration = encoder.duration
-        except BaseException as exc:  # noqa: BLE001 - handed to stop() / error
-            self._error = exc
-            encoder.abort()
-
-    def stop(self) -> float:
-        """Encode up to now, close the file and return its duration in seconds."""
-        if self._thread is None:
-            raise RuntimeError("recording was never started")
-        if self._stop_at is None:
-            self._stop_at = time.monotonic()
-            self._stop.set()
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._duration is not None
-        return self._duration
-
-
 def render_file(
     path: Path,
     layout: Layout,
@@ -358,7 +277,7 @@ def render_file(
     duration_s: float,
     audio_only: bool = False,
 ) -> None:
-    """Same output as LiveRecording for `duration_s` seconds, encoded as fast as possible."""
+    """A synthetic recording of `duration_s` seconds, encoded as fast as possible."""
     if duration_s <= 0:
         raise ValueError(f"duration must be positive, got {duration_s}")
     encoder = _Encoder(Path(path), layout, participants, spec, audio_only)

@@ -9,6 +9,7 @@ a few seconds at 48 kHz mono float32.
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import math
 import threading
@@ -26,7 +27,8 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 48_000
 MAX_WIDTH, MAX_HEIGHT = 1280, 720  # larger frames are downscaled to fit on push
 VIDEO_KEEP_S = 1.0  # video frames older than this (behind the newest) are dropped
-VIDEO_KEEP_FRAMES = 48  # and never more than this many frames per feed
+VIDEO_KEEP_FRAMES = 32  # and never more than this many frames per feed (0.5 s of playout delay at 60 fps)
+_PICTURES = itertools.count(1)  # every stored picture's `seq`
 AUDIO_RING_S = 4.0  # audio older than this (behind the newest sample) reads as silence
 AUDIO_RESYNC_S = 0.010  # audio this far from where its capture time puts it is moved there (a gap or a clock jump)
 
@@ -35,7 +37,8 @@ Samples = npt.NDArray[np.float32]
 
 @dataclass(frozen=True)
 class Picture:
-    """A stored video frame: `seq` grows by one with each frame pushed to the feed."""
+    """A stored video frame: `seq` grows with each frame pushed to any feed, so a newer feed of the same participant
+    (a reconnect) never looks older than what its predecessor showed."""
 
     capture_s: float
     seq: int
@@ -51,12 +54,13 @@ def fit_within(width: int, height: int, max_width: int, max_height: int) -> tupl
 
 
 def _stored(frame: av.VideoFrame) -> av.VideoFrame:
-    """The frame as a feed keeps it: yuv420p, even dimensions, at most MAX_WIDTH x MAX_HEIGHT."""
+    """The frame as a feed keeps it: yuv420p, even dimensions, at most MAX_WIDTH x MAX_HEIGHT (turned for portrait)."""
     width, height = frame.width, frame.height
     if width < 2 or height < 2:
         raise ValueError(f"frame too small: {width}x{height}")
-    if width > MAX_WIDTH or height > MAX_HEIGHT:
-        width, height = fit_within(width, height, MAX_WIDTH, MAX_HEIGHT)
+    box = (MAX_WIDTH, MAX_HEIGHT) if width >= height else (MAX_HEIGHT, MAX_WIDTH)  # portrait cameras: 720x1280
+    if width > box[0] or height > box[1]:
+        width, height = fit_within(width, height, *box)
     else:
         width, height = width // 2 * 2, height // 2 * 2
     if frame.format.name == "yuv420p" and (width, height) == (frame.width, frame.height):
@@ -126,7 +130,6 @@ class Feed:
         self.role = role
         self._lock = threading.Lock()
         self._video: deque[Picture] = deque()
-        self._seq = 0
         self._ring = _AudioRing(round(AUDIO_RING_S * SAMPLE_RATE))
         self._cursor: int | None = None  # where the next resampled audio sample goes
         self._resampler: av.AudioResampler | None = None
@@ -177,8 +180,7 @@ class Feed:
             video = self._video
             while video and video[-1].capture_s >= capture_s:
                 video.pop()  # the capture clock went back (e.g. sender-report mapping kicked in): newest wins
-            self._seq += 1
-            video.append(Picture(capture_s, self._seq, stored))
+            video.append(Picture(capture_s, next(_PICTURES), stored))
             while len(video) > VIDEO_KEEP_FRAMES or (len(video) > 1 and video[1].capture_s <= capture_s - VIDEO_KEEP_S):
                 video.popleft()
 

@@ -349,8 +349,8 @@ async def whip_publish(
     `wait_connected`, waits until ICE+DTLS are connected. `video_codec` ("VP8", "H264") restricts the offer.
     Raises `WhipError` for any answer other than 201 or a connection that does not come up in `timeout`.
     """
-    config = RTCConfiguration(iceServers=[RTCIceServer(urls=u) for u in ice_servers]) if ice_servers else None
-    pc = RTCPeerConnection(configuration=config)
+    # An empty list, not None: aiortc's default would ask a public STUN server.
+    pc = RTCPeerConnection(configuration=RTCConfiguration(iceServers=[RTCIceServer(urls=u) for u in ice_servers]))
     try:
         for track in tracks:
             transceiver = pc.addTransceiver(track, direction="sendonly")

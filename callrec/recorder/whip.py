@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc import sdp as aiosdp
 from aiortc.exceptions import OperationError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -58,8 +58,12 @@ SENDING = (None, "sendrecv", "sendonly")
 ALLOW = "POST, DELETE, OPTIONS"
 # Encoded frames waiting for aiortc's decoder thread, decoded frames waiting for us: above these the publisher
 # sends more than this recorder can take, and it is dropped rather than growing without bound.
-MAX_DECODER_BACKLOG = 300
-MAX_TRACK_BACKLOG = 300
+# A publisher this far behind (frames waiting to be decoded, or decoded and not yet read) sends more than this
+# recorder can take: it is dropped, so that memory stays bounded (a decoded 1080p frame is 3 MB).
+MAX_DECODER_BACKLOG = 90
+MAX_TRACK_BACKLOG = 30
+PRESENCE_REFRESH_S = 15.0  # `joined` is repeated this often while a publisher publishes (a presence lease)
+GONE = (404, 410)  # the API's answer to `joined` for a room deleted, closed, or with the token revoked
 SHUTDOWN_WAIT_S = 15.0
 
 
@@ -79,6 +83,11 @@ class WhipConfig:
     ice_servers: tuple[str, ...] = ()
     connect_timeout_s: float = 15.0
     media_timeout_s: float = 10.0
+
+    @property
+    def presence_refresh_s(self) -> float:
+        """How often `joined` is repeated: as often as a quiet publisher is dropped, at most PRESENCE_REFRESH_S."""
+        return min(PRESENCE_REFRESH_S, self.media_timeout_s)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WhipConfig:
@@ -163,6 +172,16 @@ def watch_sender_reports(receiver: RTCRtpReceiver, clock: TrackClock) -> None:
     receiver._handle_rtcp_packet = handle  # type: ignore[method-assign]
 
 
+def drain(receiver: RTCRtpReceiver, track: MediaStreamTrack | None) -> None:
+    """Drops the frames still waiting for the decoder and for us: closing the connection otherwise has aiortc
+    decode every one of them first, which holds the event loop and memory for seconds after a flood."""
+    for pending in (_private(receiver, "_RTCRtpReceiver__decoder_queue"), _private(track, "_queue")):
+        if isinstance(pending, queue.Queue | asyncio.Queue):
+            with contextlib.suppress(queue.Empty, asyncio.QueueEmpty):
+                while True:
+                    pending.get_nowait()
+
+
 def backlog(receiver: RTCRtpReceiver, track: MediaStreamTrack) -> tuple[int, int]:
     """(encoded frames waiting for the decoder, decoded frames waiting for us)."""
     decoder, frames = _private(receiver, "_RTCRtpReceiver__decoder_queue"), _private(track, "_queue")
@@ -214,7 +233,7 @@ class Whip:
                 "publishers",
                 f"room {room_id} has {len(others)} publishers, the most it takes (CALLREC_MAX_PUBLISHERS_PER_ROOM)",
             )
-        pc = RTCPeerConnection()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # host candidates only: no STUN server of aiortc's
         feed = Feed(publisher.participant_id, publisher.name, publisher.role)
         session = PublisherSession(secrets.token_urlsafe(16), room_id, publisher, backend, pc, feed)
         self.sessions[session.id] = session  # holds its place under the cap while it negotiates
@@ -238,8 +257,8 @@ class Whip:
             raise
         if session.ended:  # replaced, failed or shut down while it negotiated
             raise Refused(409, "ended", "the session ended before it was answered (a newer one replaced it?)")
-        for old in self.in_room(room_id):
-            if old is not session and old.participant_id == publisher.participant_id:
+        for old in self.in_room(room_id):  # older sessions of the participant (a newer, slower offer stays)
+            if old.participant_id == publisher.participant_id and old.created_s < session.created_s:
                 self.end(old, f"replaced by session {session.id}")
         for transceiver in pc.getTransceivers():
             receiver, track = transceiver.receiver, transceiver.receiver.track
@@ -274,6 +293,8 @@ class Whip:
             now = time.monotonic()
             session.last_media_s = now
             session.frames += 1
+            if session.frames % 16 == 0:
+                await asyncio.sleep(0)  # recv() of a queued frame does not yield: let the other publishers run
             if not session.joined:  # in the call from its first media on: presence follows real media
                 session.joined = True
                 self._send_presence(session, "joined")
@@ -287,7 +308,8 @@ class Whip:
     async def _watch(self, session: PublisherSession) -> None:
         """Drops the session when it does not connect in time, goes quiet, or falls too far behind."""
         config = self.config
-        step = max(0.05, min(1.0, config.connect_timeout_s / 4, config.media_timeout_s / 4))
+        step = max(0.05, min(0.25, config.connect_timeout_s / 4, config.media_timeout_s / 4))
+        refreshed = time.monotonic()
         while not session.ended:
             await asyncio.sleep(step)
             now = time.monotonic()
@@ -298,6 +320,9 @@ class Whip:
             if now - (session.last_media_s or session.connected_s) > config.media_timeout_s:
                 self.end(session, f"no media for {config.media_timeout_s:g} s")
                 continue
+            if session.joined and now - refreshed >= config.presence_refresh_s:
+                refreshed = now
+                self._send_presence(session, "joined")
             for transceiver in session.pc.getTransceivers():
                 track = transceiver.receiver.track
                 if track is not None:
@@ -319,6 +344,8 @@ class Whip:
         for task in list(session.tasks):
             if task is not current:
                 task.cancel()
+        for transceiver in session.pc.getTransceivers():
+            drain(transceiver.receiver, transceiver.receiver.track)
         self.spawn(close_quietly(session.pc))
         if session.joined:
             self._send_presence(session, "left")
@@ -328,9 +355,9 @@ class Whip:
         previous = self._presence.get(key)
         publisher = session.publisher
         participant = {"id": publisher.participant_id, "name": publisher.name, "role": publisher.role}
-        payload = {"token": session.room_id, "participant": participant, "state": state}
-        body = json.dumps({"type": "publisher", "publisher": payload}).encode()
-        task = self.spawn(self._post_after(previous, f"{session.backend}{CALLBACK_PATH}", body, state))
+        payload = {"token": session.room_id, "participant": participant, "generation": publisher.generation}
+        body = json.dumps({"type": "publisher", "publisher": payload | {"state": state}}).encode()
+        task = self.spawn(self._post_after(previous, f"{session.backend}{CALLBACK_PATH}", body, state, session))
         self._presence[key] = task
 
         def forget(done: asyncio.Task[None]) -> None:
@@ -339,7 +366,9 @@ class Whip:
 
         task.add_done_callback(forget)
 
-    async def _post_after(self, previous: asyncio.Task[None] | None, url: str, body: bytes, state: str) -> None:
+    async def _post_after(
+        self, previous: asyncio.Task[None] | None, url: str, body: bytes, state: str, session: PublisherSession
+    ) -> None:
         if previous is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(previous)
@@ -347,6 +376,9 @@ class Whip:
         if response is None or response.status_code != 200:
             status = None if response is None else response.status_code
             log.error("publisher %s callback to %s not accepted (%s)", state, url, status)
+        if state == "joined" and response is not None and response.status_code in GONE:
+            self.end(session, f"the back end answered {response.status_code}: the room is gone or closed, or the "
+                              "publish token was revoked")  # fmt: skip
 
     def find(self, room_id: str, session_id: str) -> PublisherSession | None:
         session = self.sessions.get(session_id)
@@ -385,12 +417,12 @@ async def _read_body(limit: int) -> bytes | None:
     return b"".join(chunks) if size <= limit else None
 
 
-def _publisher(room_id: str, secret: str) -> Publisher:
+def _publisher(room_id: str, secret: str, *, expired_ok: bool = False) -> Publisher:
     """The token's publisher for `room_id`; `Refused` 404 / 401 / 403."""
     if not is_plain_id(room_id):
         raise Refused(404, "room", "no such room: room ids are 1 to 128 letters, digits, '_' or '-'")
     try:
-        return verify(secret, bearer(request.headers.get("Authorization")), room_id)
+        return verify(secret, bearer(request.headers.get("Authorization")), room_id, expired_ok=expired_ok)
     except PublishTokenError as exc:
         raise Refused(exc.status, "token", exc.message) from None
 
@@ -427,7 +459,7 @@ def add_whip_routes(app: Quart, whip: Whip) -> None:
     @app.route("/whip/<room_id>/<session_id>", methods=["DELETE"], provide_automatic_options=False)
     async def whip_delete(room_id: str, session_id: str) -> tuple[Response, int, dict[str, str]]:
         try:
-            caller = _publisher(room_id, whip.config.secret)
+            caller = _publisher(room_id, whip.config.secret, expired_ok=True)  # it still ends what it started
             session = whip.find(room_id, session_id)
             if session is None:
                 raise Refused(404, "session", "no such WHIP session in this room")

@@ -6,11 +6,15 @@ tests/e2e/test_whip_recording.py.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import httpx
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from callrec.domain import publish
+from callrec.media.testsignals import WhipSession, publisher_tracks, whip_publish
 from tests.conftest import PUBLISH_SECRET, SECRET, StackFactory
 from tests.helpers import backend_callback, create_room, member_headers
 
@@ -136,3 +140,100 @@ async def test_publishers_join_and_leave_the_call_through_the_recorder(stacks: S
     assert bad.status_code == 400
     unsigned = await backend_callback(api, "wrong-secret", "publisher", {"token": room})
     assert unsigned.status_code == 403
+
+
+async def offer_sdp() -> tuple[RTCPeerConnection, str]:
+    """A real publisher's offer (generated camera and microphone), with its candidates."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    for track in publisher_tracks("red", 440.0, width=160, height=90):
+        pc.addTransceiver(track, direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc, pc.localDescription.sdp
+
+
+async def in_call(api: httpx.AsyncClient, room: str) -> set[str]:
+    call = await api.get(f"/api/v1/rooms/{room}/call")
+    return {p["id"] for p in call.json()["participants"]} if call.status_code == 200 else set()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not await check():
+        assert time.monotonic() < deadline, "did not happen in time"
+        await asyncio.sleep(0.2)
+
+
+async def test_the_offer_goes_through_the_api_and_the_session_ends_with_an_expired_token(stacks: StackFactory) -> None:
+    stack = await stacks.start()
+    api = stack.api
+    room = await create_room(api)
+    minted = await api.post(f"/api/v1/rooms/{room}/publish-token", json={"participantName": "A", "participantId": "a"})
+    pc, offer = await offer_sdp()
+    try:
+        answered = await api.post(minted.json()["whipUrl"], content=offer, headers=bearer(minted.json()["token"]))
+        assert answered.status_code == 201, answered.text
+        assert answered.headers.get_list("Content-Type") == ["application/sdp"]  # one, the SDP's
+        assert "a=candidate" in answered.text
+        location = answered.headers["Location"]
+        assert location.startswith(f"/api/v1/rooms/{room}/whip/")
+        await pc.setRemoteDescription(RTCSessionDescription(answered.text, "answer"))
+        await eventually(lambda: has(api, room, "a"))
+
+        # Its token expired meanwhile: it still ends its own session (and the publisher leaves the call) ...
+        expired = publish.mint(PUBLISH_SECRET, publish.Publisher(room, "a", "A", "speaker", int(time.time()) - 5))
+        assert (await api.post(minted.json()["whipUrl"], content=offer, headers=bearer(expired))).status_code == 401
+        other = publish.mint(PUBLISH_SECRET, publish.Publisher(room, "b", "B", "speaker", int(time.time()) - 5))
+        refused = await api.delete(location, headers=bearer(other, None))
+        assert refused.status_code == 403 and "another participant" in refused.json()["message"]
+        assert (await api.delete(location, headers=bearer(expired, None))).status_code == 200
+        await eventually(lambda: gone(api, room, "a"))
+        assert (await api.delete(location, headers=bearer(expired, None))).status_code == 404
+    finally:
+        await pc.close()
+
+
+async def has(api: httpx.AsyncClient, room: str, participant: str) -> bool:
+    return participant in await in_call(api, room)
+
+
+async def gone(api: httpx.AsyncClient, room: str, participant: str) -> bool:
+    return participant not in await in_call(api, room)
+
+
+async def test_presence_is_a_lease_and_revoking_the_room_ends_its_sessions(stacks: StackFactory) -> None:
+    stack = await stacks.start(whip_media_timeout_s=1.5)
+    api = stack.api
+    room = await create_room(api)
+    grant = (await api.post(f"/api/v1/rooms/{room}/publish-token", json={"participantName": "A"})).json()
+    video, audio = publisher_tracks("blue", 440.0, width=160, height=90)
+    session = await whip_publish(grant["whipUrl"], grant["token"], [video, audio])
+    try:
+        await eventually(lambda: has(api, room, grant["participantId"]))
+        # A conferencing back end's PUT of the call (or a DELETE of it) drops the publisher; it comes back by itself.
+        await api.put(f"/api/v1/rooms/{room}/call", json={"participants": [{"id": "zoe", "name": "Zoe"}]})
+        assert await in_call(api, room) == {"zoe"}
+        await eventually(lambda: has(api, room, grant["participantId"]))
+        assert "zoe" in await in_call(api, room)
+
+        # Rotating the room's secrets revokes publish tokens: no new session, and the live one ends.
+        assert (await api.post(f"/api/v1/rooms/{room}/secrets/rotate")).status_code == 200
+        _, offer = await offer_sdp()
+        revoked = await api.post(grant["whipUrl"], content=offer, headers=bearer(grant["token"]))
+        assert revoked.status_code == 401 and "revoked" in revoked.json()["message"]
+        await eventually(lambda: gone(api, room, grant["participantId"]))
+        await eventually(lambda: closed(session))
+
+        # Closing the room ends the sessions of tokens minted after the rotation too.
+        fresh = (await api.post(f"/api/v1/rooms/{room}/publish-token", json={"participantName": "B"})).json()
+        video, audio = publisher_tracks("green", 550.0, width=160, height=90)
+        second = await whip_publish(fresh["whipUrl"], fresh["token"], [video, audio])
+        await eventually(lambda: has(api, room, fresh["participantId"]))
+        assert (await api.delete(f"/api/v1/rooms/{room}?withRecordings=close")).status_code in (200, 202)
+        await eventually(lambda: closed(second))
+        await second.close()
+    finally:
+        await session.close()
+
+
+async def closed(session: WhipSession) -> bool:
+    return session.connection_state in ("closed", "failed")

@@ -43,11 +43,16 @@ class Running:
         return f"{self.url}/whip/{room}"
 
     def presence(self) -> list[tuple[str, str]]:
-        return [
-            (str(p["participant"]["id"]), str(p["state"]))
-            for m in self.backend.callbacks
-            if m["type"] == "publisher" and isinstance(p := m["publisher"], dict)
-        ]
+        """Joins and leaves as the backend saw them, each participant's renewals of `joined` left out."""
+        seen: list[tuple[str, str]] = []
+        last: dict[str, str] = {}
+        for m in self.backend.callbacks:
+            if m["type"] == "publisher" and isinstance(p := m["publisher"], dict):
+                who, state = str(p["participant"]["id"]), str(p["state"])
+                if last.get(who) != state:
+                    seen.append((who, state))
+                last[who] = state
+        return seen
 
     def feeds(self, room: str = ROOM) -> list[Feed]:
         return self.recorder.stages.get(room).feeds()

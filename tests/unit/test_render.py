@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from pathlib import Path
 
 import av
@@ -16,7 +15,6 @@ from callrec.domain.layout import Layout, RenderSpec
 from callrec.media.probe import InvalidMedia, probe_recording
 from callrec.media.render import (
     BACKGROUND,
-    LiveRecording,
     Tile,
     compose_frame,
     participant_color,
@@ -263,46 +261,3 @@ def test_audio_only_recording_is_ogg_opus_without_video(tmp_path: Path) -> None:
     with pytest.raises(InvalidMedia) as excinfo:
         probe_recording(path, kind="video")
     assert excinfo.value.code == "missing_video"  # Ogg may carry video (.ogv), but this one has none
-
-
-# --- live recording --------------------------------------------------------------
-
-
-def test_live_recording_lasts_as_long_as_the_wall_clock(tmp_path: Path) -> None:
-    path = tmp_path / "live.mp4"
-    recording = LiveRecording(path, Layout.SPEAKER, [ALICE, BOB, CAROL], SMALL)
-    recording.start()
-    started = time.monotonic()
-    time.sleep(1.5)
-    assert recording.error is None
-    assert 5 <= recording.frames <= 16  # encoding as it goes, not all at the end
-    stopping = time.monotonic()
-    duration = recording.stop()
-    wall = stopping - started
-    assert duration == pytest.approx(wall, abs=0.3)
-    info = probe_recording(path)
-    assert info.duration_s == pytest.approx(wall, abs=0.3)
-    assert (info.width, info.height) == (320, 180)
-    assert recording.frames == pytest.approx(wall * 10, abs=2)
-
-
-def test_live_audio_only_recording(tmp_path: Path) -> None:
-    path = tmp_path / "live.ogg"
-    recording = LiveRecording(path, Layout.GRID, [ALICE], SMALL, audio_only=True)
-    recording.start()
-    started = time.monotonic()
-    time.sleep(1.0)
-    wall = time.monotonic() - started
-    duration = recording.stop()
-    assert duration == pytest.approx(wall, abs=0.3)
-    info = probe_recording(path, kind="audio")
-    assert info.audio_codec == "opus"
-    assert info.duration_s == pytest.approx(wall, abs=0.3)
-
-
-def test_live_recording_that_cannot_open_its_output_fails_at_start(
-    tmp_path: Path,
-) -> None:
-    recording = LiveRecording(tmp_path / "missing-dir" / "x.mp4", Layout.GRID, [ALICE], SMALL)
-    with pytest.raises((OSError, av.FFmpegError)):
-        recording.start()

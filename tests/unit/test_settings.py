@@ -90,3 +90,20 @@ def test_kept_secrets_are_private_and_stable(tmp_path: Path) -> None:
     assert kept_secret(data_dir, "token-secret") == first
     assert stat.S_IMODE((data_dir / "token-secret").stat().st_mode) == 0o600
     assert [p.name for p in data_dir.iterdir() if p.name.startswith(".")] == []  # no staged leftovers
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({}, "is not set"),
+        ({"publish_secret": "p" * 31}, "too short"),
+        ({"publish_secret": GOOD_TOKEN_SECRET, "token_secret": GOOD_TOKEN_SECRET}, "must not be CALLREC_TOKEN_SECRET"),
+        ({"publish_secret": GOOD_KEY, "api_key": GOOD_KEY}, "must not be CALLREC_API_KEY"),
+        ({"publish_secret": "r" * 40, "recording_secret": "r" * 40}, "must not be CALLREC_RECORDING_SECRET"),
+    ],
+)
+def test_the_publish_secret_is_its_own(values: dict[str, object], problem: str) -> None:
+    with pytest.raises(SystemExit, match="CALLREC_PUBLISH_SECRET") as stopped:
+        Settings(**values).require_publish_secret()  # type: ignore[arg-type]
+    assert problem in str(stopped.value)
+    assert Settings(publish_secret="q" * 40, token_secret=GOOD_TOKEN_SECRET).require_publish_secret() == "q" * 40

@@ -73,7 +73,10 @@ def progress_of(payload: dict[str, object]) -> RecorderProgress:
 
 
 async def publisher_presence(svc: Services, room_id: str, payload: dict[str, object]) -> Response:
-    """`{token, participant: {id, name, role}, state: joined | left}`: the call's presence follows real media."""
+    """`{token, participant: {id, name, role}, generation, state: joined | left}`: the call's presence follows real
+    media. The recorder repeats `joined` while the publisher publishes (a lease: presence comes back after a `PUT` or
+    `DELETE` of the call, or a lost callback); 410 to a closed room, or a token of before a secrets rotation, makes
+    it end the session."""
     state = payload.get("state")
     try:
         participant = Participant.model_validate(payload.get("participant"))
@@ -82,6 +85,11 @@ async def publisher_presence(svc: Services, room_id: str, payload: dict[str, obj
     if participant.id is None or state not in ("joined", "left"):
         return ocs_response({"error": "body"}, 400, "Bad Request")
     if state == "joined":
+        room = await svc.catalog.get_room(room_id)
+        generation = payload.get("generation", 0)
+        if room is None or room.status == "closed" or generation != room.token_generation:
+            # Closed, or its secrets rotated since the token was minted: the recorder ends the session.
+            return ocs_response({"error": "room"}, 410, "Gone")
         await svc.recordings.publisher_joined(room_id, participant)
     else:
         await svc.recordings.publisher_left(room_id, participant.id)
@@ -102,13 +110,15 @@ async def publisher_presence(svc: Services, room_id: str, payload: dict[str, obj
             schemas.Ocs,
         ),
         404: Answer("No such room (`room`) or recording (`recording`)", schemas.Ocs),
+        410: Answer("`publisher` joined a closed room, or with a revoked token (`room`)", schemas.Ocs),
         429: Answer("Too many refused requests from this address (`bruteforce`); signed ones still pass", schemas.Ocs),
         503: Answer("Temporal is not available; send it again (`Retry-After`)", schemas.Ocs),
     },
     notes="Signed with `Talk-Recording-Random` and `Talk-Recording-Checksum` (HMAC-SHA256 of random + body with "
     "the recording secret; the random 32 to 256 ASCII characters, fresh for every request). The body is "
     "`{type, <type>: {token, recordingId?, ...}}` with type `started`, `stopped`, `failed` or `progress`; "
-    "callrec's recorder also sends `publisher` (`{token, participant: {id, name, role}, state: joined|left}`).",
+    "callrec's recorder also sends `publisher` (`{token, participant: {id, name, role}, generation, state: "
+    "joined|left}`; 410 when the room is closed or the token's generation revoked).",
 )
 async def backend() -> Response:
     svc = services()
