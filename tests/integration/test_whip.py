@@ -284,7 +284,8 @@ async def test_bad_offers_and_requests_get_a_clear_answer(tmp_path: Path) -> Non
             assert no_token.status_code == 401
             someone_else = await http.delete(location, headers={"Authorization": f"Bearer {token('mallory')}"})
             assert someone_else.status_code == 403 and "another participant" in someone_else.json()["message"]
-            assert (await http.delete(location, headers={"Authorization": f"Bearer {token()}"})).status_code == 200
+            moderator = mint(PUBLISH_SECRET, Publisher(ROOM, "mod", "Mod", "moderator", int(time.time()) + 600))
+            assert (await http.delete(location, headers={"Authorization": f"Bearer {moderator}"})).status_code == 200
             assert (await http.delete(location, headers={"Authorization": f"Bearer {token()}"})).status_code == 404
         assert running.whip.sessions == {}
 

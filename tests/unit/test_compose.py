@@ -120,6 +120,17 @@ def test_the_last_frame_is_held_through_gaps_and_capture_times_decide() -> None:
     assert close_to(rgb(compositor.frame(60.0, [feed]))[centre(tile)], BLUE)
 
 
+def test_a_participant_who_reconnects_shows_the_new_picture_not_the_old_one() -> None:
+    compositor = Compositor(Layout.GRID, W, H)
+    old = Feed("alice", "Alice", "user")
+    for i in range(40):  # a long-lived session: many pictures
+        old.push_video(solid(RED), 1.0 + i / 30)
+    [tile] = tile_rects(Layout.GRID, 1, W, H)
+    assert close_to(rgb(compositor.frame(2.5, [old]))[centre(tile)], RED)
+    new = feed_with(BLUE, "alice", at=3.0)  # the same participant publishes again: a new feed, few pictures
+    assert close_to(rgb(compositor.frame(3.1, [new]))[centre(tile)], BLUE)
+
+
 # --- the active speaker -------------------------------------------------------------
 
 
