@@ -9,7 +9,6 @@ there are none. When compositing falls behind, frames repeat (or, far behind, ar
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
@@ -26,7 +25,15 @@ from av.video.stream import VideoStream
 
 from callrec.domain.layout import Layout, RenderSpec
 from callrec.media.compose import Compositor
-from callrec.media.render import BT601, add_h264, add_mono_audio, encode_mono, open_output
+from callrec.media.render import (
+    BT601,
+    abort_output,
+    add_h264,
+    add_mono_audio,
+    close_output,
+    encode_mono,
+    open_output,
+)
 from callrec.media.stage import SAMPLE_RATE, Stage
 
 PLAYOUT_DELAY_S = 0.5  # media is encoded this far behind the local clock
@@ -101,14 +108,10 @@ class _Output:
             self.samples += len(part)
 
     def finish(self) -> None:
-        if self.video is not None:
-            self.container.mux(self.video.encode(None))
-        self.container.mux(self.audio.encode(None))
-        self.container.close()
+        close_output(self.container, self.video, self.audio)
 
     def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            self.container.close()
+        abort_output(self.container)
 
 
 class RoomRecording:

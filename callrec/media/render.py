@@ -107,6 +107,20 @@ def encode_mono(
     container.mux(stream.encode(frame))
 
 
+def close_output(container: OutputContainer, *streams: VideoStream | AudioStream | None) -> None:
+    """Flushes each encoder into the file, then closes it (an MP4 gets its index here)."""
+    for stream in streams:
+        if stream is not None:
+            container.mux(stream.encode(None))
+    container.close()
+
+
+def abort_output(container: OutputContainer) -> None:
+    """Closes a file that is already failing: the first error is the one to report."""
+    with contextlib.suppress(Exception):
+        container.close()
+
+
 def _rgb_to_yuv420p(rgb: _RGB) -> npt.NDArray[np.uint8]:
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
     yuv = frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
@@ -258,15 +272,10 @@ class _Encoder:
 
     def finish(self, t: float) -> None:
         self.advance_to(t, final=True)
-        if self.video is not None:
-            self.container.mux(self.video.encode(None))
-        self.container.mux(self.audio.encode(None))
-        self.container.close()
+        close_output(self.container, self.video, self.audio)
 
     def abort(self) -> None:
-        # already failing: the first error is the one to report
-        with contextlib.suppress(Exception):
-            self.container.close()
+        abort_output(self.container)
 
 
 def render_file(
