@@ -8,10 +8,12 @@ and an access token never publishes.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import jwt
+from pydantic import BaseModel, ConfigDict, Field
 
 ALGORITHM = "HS256"
 AUDIENCE = "callrec:publish"
@@ -89,6 +91,26 @@ def verify(secret: str, token: str, room_id: str, *, expired_ok: bool = False) -
     return Publisher(room, sub, name, role, int(claims["exp"]), generation)
 
 
-def ice_server_links(urls: list[str] | tuple[str, ...]) -> list[str]:
-    """RFC 9725 `Link` header values naming the ICE servers a publisher should use."""
-    return [f'<{url}>; rel="ice-server"' for url in urls]
+class IceServer(BaseModel):
+    """A TURN (or STUN) server with credentials, handed to publishers as RFC 9725 §4.6 says."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(pattern=r"^(stuns?|turns?):[^\s<>\x00-\x1f]+$")
+    username: str = Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]+$")
+    credential: str = Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]+$")
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def ice_server_links(servers: Sequence[str | IceServer]) -> list[str]:
+    """RFC 9725 `Link` header values naming the ICE servers a publisher should use (with TURN credentials)."""
+    links = []
+    for server in servers:
+        if isinstance(server, str):
+            links.append(f'<{server}>; rel="ice-server"')
+        else:
+            links.append(f'<{server.url}>; rel="ice-server"; username={_quoted(server.username)}; '
+                         f'credential={_quoted(server.credential)}; credential-type="password"')  # fmt: skip
+    return links

@@ -5,15 +5,17 @@ from __future__ import annotations
 import hmac
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callrec.domain.cors import CorsOrigins
+from callrec.domain.publish import IceServer
 from callrec.domain.webhooks import WebhookEndpoint
 
 DEV_API_KEY = "callrec-dev-key"
+StunUrl = Annotated[str, StringConstraints(pattern=r"^stuns?:[^\s<>\x00-\x1f]+$")]
 MIN_SECRET_LENGTH = 32  # characters of CALLREC_API_KEY, bytes of CALLREC_TOKEN_SECRET
 
 
@@ -179,10 +181,11 @@ class Settings(BaseSettings):
     max_publishers_per_room: int = Field(
         default=16, gt=0, description="WHIP publishers in one room at once; one more is refused (409 `publishers`)"
     )
-    whip_ice_servers: list[str] = Field(
+    whip_ice_servers: list[StunUrl | IceServer] = Field(
         default=[],
-        description="JSON list of STUN (or credential-less TURN) URLs given to WHIP clients as Link headers, e.g. "
-        '["stun:stun.example.org"]',
+        description="JSON list of the ICE servers handed to WHIP clients as Link headers: STUN URLs, and TURN "
+        'servers with credentials as objects, e.g. ["stun:stun.example.org", {"url": "turn:turn.example.org", '
+        '"username": "u", "credential": "p"}]',
     )
     whip_connect_timeout_s: float = Field(
         default=15.0, gt=0, description="a WHIP session whose ICE/DTLS has not connected by then is dropped"

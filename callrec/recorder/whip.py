@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import av
 import httpx
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc import sdp as aiosdp
@@ -39,8 +40,8 @@ from quart import Quart, Response, jsonify, request
 
 from callrec.domain import signing
 from callrec.domain.ids import is_plain_id
-from callrec.domain.publish import Publisher, PublishTokenError, bearer, ice_server_links, verify
-from callrec.media.stage import Feed, Stages
+from callrec.domain.publish import IceServer, Publisher, PublishTokenError, bearer, ice_server_links, verify
+from callrec.media.stage import MAX_HEIGHT, MAX_WIDTH, Feed, Stages
 from callrec.recorder.protocol import Backends, Refused
 from callrec.recorder.rtpclock import PublisherClock, TrackClock
 
@@ -80,7 +81,7 @@ class Host(Protocol):
 class WhipConfig:
     secret: str  # publish-token secret
     max_publishers: int = 16
-    ice_servers: tuple[str, ...] = ()
+    ice_servers: tuple[str | IceServer, ...] = ()
     connect_timeout_s: float = 15.0
     media_timeout_s: float = 10.0
 
@@ -170,6 +171,13 @@ def watch_sender_reports(receiver: RTCRtpReceiver, clock: TrackClock) -> None:
         await original(packet)
 
     receiver._handle_rtcp_packet = handle  # type: ignore[method-assign]
+
+
+def needs_conversion(frame: object) -> bool:
+    """A video frame the feed will scale down or convert (more pixels than 1280x720, or not yuv420p)."""
+    if not isinstance(frame, av.VideoFrame):
+        return False
+    return frame.width * frame.height > MAX_WIDTH * MAX_HEIGHT or frame.format.name != "yuv420p"
 
 
 def drain(receiver: RTCRtpReceiver, track: MediaStreamTrack | None) -> None:
@@ -299,7 +307,11 @@ class Whip:
                 session.joined = True
                 self._send_presence(session, "joined")
             try:
-                push(frame, clock.capture(frame.pts, frame.time_base, rtp_origin(receiver), now))  # type: ignore[arg-type]
+                capture_s = clock.capture(frame.pts, frame.time_base, rtp_origin(receiver), now)
+                if needs_conversion(frame):  # a large or odd picture: scaled on a thread, the loop goes on
+                    await asyncio.to_thread(push, frame, capture_s)  # type: ignore[arg-type]
+                else:
+                    push(frame, capture_s)  # type: ignore[arg-type]
             except Exception:  # noqa: BLE001 - a frame that cannot be taken is dropped; reading goes on
                 if not failed:
                     log.exception("WHIP session %s: dropping a %s frame (later ones silently)", session.id, track.kind)

@@ -93,9 +93,10 @@ def token(participant: str = "alice", room: str = ROOM, name: str = "Alice") -> 
 
 
 async def publish(running: Running, participant: str = "alice", **options: Any) -> WhipSession:
+    width, height = options.pop("size", (320, 180))
     video, audio = publisher_tracks(
-        options.pop("color", "blue"), options.pop("tone", 440.0), width=320, height=180, fps=15,
-        tone_start_s=0.0, flash_every_s=options.pop("flash_every_s", None),
+        options.pop("color", "blue"), options.pop("tone", 440.0), width=width, height=height,
+        fps=options.pop("fps", 15), tone_start_s=0.0, flash_every_s=options.pop("flash_every_s", None),
     )  # fmt: skip
     return await whip_publish(
         running.endpoint(options.pop("room", ROOM)), token(participant), [video, audio], **options
@@ -182,6 +183,15 @@ async def test_the_same_participant_again_replaces_its_session_and_the_cap_count
         assert len(running.whip.sessions) == 2
         assert await second.close() == 200 and await bob.close() == 200
         await until(lambda: running.presence().count(("bob", "left")) == 1 and not running.whip.sessions)
+
+
+async def test_a_full_hd_camera_is_kept_scaled_down_to_720p(tmp_path: Path) -> None:
+    async with running_recorder(tmp_path) as running:
+        session = await publish(running, "alice", size=(1920, 1080), fps=5)
+        await until(lambda: running.feeds() != [] and running.feeds()[0].picture_at(time.monotonic()) is not None)
+        picture = running.feeds()[0].picture_at(time.monotonic())
+        assert picture is not None and (picture.frame.width, picture.frame.height) == (1280, 720)
+        await session.close()
 
 
 async def test_ice_that_never_connects_is_dropped_and_media_that_stops_leaves(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from callrec.domain.publish import ice_server_links
 from callrec.domain.settings import Settings
 from callrec.storage.private import kept_secret
 
@@ -107,3 +110,18 @@ def test_the_publish_secret_is_its_own(values: dict[str, object], problem: str) 
         Settings(**values).require_publish_secret()  # type: ignore[arg-type]
     assert problem in str(stopped.value)
     assert Settings(publish_secret="q" * 40, token_secret=GOOD_TOKEN_SECRET).require_publish_secret() == "q" * 40
+
+
+def test_ice_servers_become_rfc_9725_link_headers_with_turn_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    turn = {"url": "turn:turn.example.org?transport=udp", "username": "u", "credential": 'p"w'}
+    servers = json.dumps(["stun:stun.example.org:3478", turn])
+    monkeypatch.setenv("CALLREC_WHIP_ICE_SERVERS", servers)
+    assert ice_server_links(Settings().whip_ice_servers) == [
+        '<stun:stun.example.org:3478>; rel="ice-server"',
+        '<turn:turn.example.org?transport=udp>; rel="ice-server"; username="u"; credential="p\\"w"; '
+        'credential-type="password"',
+    ]
+    for bad in ('["http://example.org"]', '["turn:turn.example.org"]', '["stun:a> ; rel=x"]'):
+        monkeypatch.setenv("CALLREC_WHIP_ICE_SERVERS", bad)
+        with pytest.raises(ValidationError):
+            Settings()
