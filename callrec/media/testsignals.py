@@ -32,6 +32,8 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpsender import RTCRtpSender
 
+from callrec.media.compose import yuv
+
 VIDEO_CLOCK_RATE = 90_000
 AUDIO_SAMPLE_RATE = 48_000
 AUDIO_FRAME_SAMPLES = 960  # 20 ms at 48 kHz
@@ -64,15 +66,6 @@ def parse_color(value: str) -> tuple[int, int, int]:
         raise ValueError(f"unknown colour {value!r}: use one of {', '.join(COLORS)} or #rrggbb")
     raw = int(match.group(1), 16)
     return (raw >> 16) & 0xFF, (raw >> 8) & 0xFF, raw & 0xFF
-
-
-def rgb_to_yuv(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
-    """BT.601 limited range, the conversion decoders assume for untagged H.264/VP8."""
-    r, g, b = (c / 255.0 for c in rgb)
-    y = 16 + 65.481 * r + 128.553 * g + 24.966 * b
-    u = 128 - 37.797 * r - 74.203 * g + 112.0 * b
-    v = 128 + 112.0 * r - 93.786 * g - 18.214 * b
-    return round(y), round(u), round(v)
 
 
 def flash_index(t_s: float, flash_every_s: float | None) -> int | None:
@@ -183,7 +176,7 @@ def _planes(flat: _Array, width: int, height: int) -> tuple[_Array, _Array, _Arr
 
 
 def _solid_yuv420(rgb: tuple[int, int, int], width: int, height: int) -> _Array:
-    y, u, v = rgb_to_yuv(rgb)
+    y, u, v = yuv(rgb)  # BT.601 limited range, what decoders assume for untagged H.264/VP8
     flat = np.empty(width * height * 3 // 2, dtype=np.uint8)
     luma, u_plane, v_plane = _planes(flat, width, height)
     luma[:] = y
