@@ -263,11 +263,13 @@ class Whip:
             self.sessions.pop(session.id, None)
             await close_quietly(pc)
             raise
+        mine = [s for s in self.in_room(room_id) if s.participant_id == publisher.participant_id and s is not session]
+        if any(other.created_s > session.created_s for other in mine):
+            self.end(session, "a newer session of the same participant was answered first")
         if session.ended:  # replaced, failed or shut down while it negotiated
             raise Refused(409, "ended", "the session ended before it was answered (a newer one replaced it?)")
-        for old in self.in_room(room_id):  # older sessions of the participant (a newer, slower offer stays)
-            if old.participant_id == publisher.participant_id and old.created_s < session.created_s:
-                self.end(old, f"replaced by session {session.id}")
+        for old in mine:  # all older: the newest session of a participant is the one that stays
+            self.end(old, f"replaced by session {session.id}")
         for transceiver in pc.getTransceivers():
             receiver, track = transceiver.receiver, transceiver.receiver.track
             if track is not None:
