@@ -341,7 +341,8 @@ async def run(quick: bool, workdir: Path) -> list[BenchResult]:
 
 
 async def publish_all(spec: list[dict[str, Any]]) -> None:
-    from callrec.media.testsignals import PatternVideoTrack, SignalClock, ToneAudioTrack, whip_publish
+    from callrec.media.testsignals import PatternVideoTrack, SignalClock, ToneAudioTrack
+    from callrec.media.whip_client import whip_publish
 
     async def one(item: dict[str, Any]) -> Any:
         clock = SignalClock()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -36,14 +37,15 @@ COMMAND_SETTINGS: dict[str, set[str]] = {
         "public_url", "api_host", "api_port", "api_url", "livekit_api_key", "livekit_api_secret", "max_upload_bytes",
         "bruteforce_max_failures", "bruteforce_window_s", "recorder_nonce_ttl_s", "max_concurrent_uploads",
         "upload_idle_timeout_s", "upload_body_timeout_s", "cors_origins", "publish_secret", "publish_token_ttl_s",
-        "egress", "recorder_url", "whip_ice_servers",
+        "egress", "whip_ice_servers",
     },
     "worker": _STORAGE | _TEMPORAL | {
-        "egress", "recorder_url", "talk_recording_server", "livekit_url", "livekit_api_key", "livekit_api_secret",
+        "egress", "talk_recording_server", "livekit_url", "livekit_api_key", "livekit_api_secret",
         "recording_secret", "api_url", "public_url", "reconcile_every_s", "reconcile_min_age_s", "webhooks",
     },
-    "recorder": {
-        "data_dir", "recording_secret", "api_url", "public_url", "recorder_host", "recorder_port",
+    "recorder": (_STORAGE - {"database_url"}) | {
+        "data_dir", "recording_secret", "api_url", "public_url", "recorder_host", "recorder_port", "recorder_url",
+        "recorder_id", "recorder_capacity", "segment_s",
         "recorder_silence_timeout_s", "recorder_backends", "recorder_replay_max_entries", "recorder_nonce_ttl_s",
         "publish_secret", "max_publishers_per_room", "whip_ice_servers", "whip_connect_timeout_s",
         "whip_media_timeout_s",
@@ -63,7 +65,7 @@ def settings_read(command: str) -> list[str]:
         if (
             command == "dev"
             or name in COMMAND_SETTINGS[command]
-            or (temporal and command in ("api", "worker", "ops"))
+            or (temporal and command in ("api", "worker", "ops", "recorder"))
             or (name not in known and not temporal and command != "migrate")
         ):
             chosen.append(name)
@@ -121,7 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     command("dev", "run Temporal, the worker, the API and the recorder until Ctrl-C")
     command("api", "serve the REST and recorder-backend API")
     command("worker", "run the Temporal worker")
-    command("recorder", "serve the built-in recorder")
+    recorder = command(
+        "recorder",
+        "serve a built-in recorder of the pool (SIGTERM drains it: it takes nothing new and stops once its "
+        "recordings end); `callrec recorder drain` drains the one at CALLREC_RECORDER_URL",
+    )
+    recorder.add_argument("action", nargs="?", choices=["serve", "drain"], default="serve")
     command("migrate", "create or upgrade the catalog schema")
     ops.configure(command("ops", "operator tools: list, show, abort, retry, reconcile recordings"))
     return parser
@@ -200,8 +207,14 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
     else:
         from callrec import servers
 
-        runner = servers.run_api if args.command == "api" else servers.run_recorder
-        asyncio.run(runner(settings, servers.until_signalled()))
+        if args.command == "api":
+            asyncio.run(servers.run_api(settings, servers.until_signalled()))
+        elif getattr(args, "action", None) == "drain":
+            from callrec.recorder.pool import request_drain
+
+            print(json.dumps(asyncio.run(request_drain(settings.recorder_url, settings.require_recording_secret()))))
+        else:
+            asyncio.run(servers.run_recorder(settings))
 
 
 if __name__ == "__main__":

@@ -11,10 +11,12 @@ import httpx
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from quart import Quart
+from temporalio.client import Client
 
 from callrec.api.app import create_app
 from callrec.api.services import Services
 from callrec.domain.settings import Settings
+from callrec.recorder.pool import RecorderNode, add_drain_route
 from callrec.recorder.service import Recorder, create_recorder_app
 from callrec.recorder.whip import Whip, WhipConfig
 from callrec.storage.catalog import Catalog
@@ -39,22 +41,42 @@ async def build_api(settings: Settings) -> Quart:
     return app
 
 
-def build_recorder(settings: Settings, http: httpx.AsyncClient) -> Quart:
+async def build_recorder(settings: Settings, http: httpx.AsyncClient) -> tuple[Quart, RecorderNode]:
+    """The recorder's HTTP app (Talk protocol, WHIP, drain) and its pool side (worker and registration)."""
     whip = WhipConfig.from_settings(settings)  # refuses to start without a usable CALLREC_PUBLISH_SECRET
     try:
         recorder = Recorder(
             settings.require_recording_secret(),
             settings.recorder_backend_urls,
-            Path(settings.data_dir) / "recorder",
+            # Its own directory: what is in it at start-up was left by an earlier process of this recorder.
+            Path(settings.data_dir) / "recorder" / settings.recorder_id,
             http,
             progress_every_s=settings.recorder_silence_timeout_s / 4,
             replay_window_s=settings.recorder_nonce_ttl_s,
             replay_max_entries=settings.recorder_replay_max_entries,
+            name=settings.recorder_id,
         )
     except ValueError as exc:
         setting = "CALLREC_RECORDER_BACKENDS (default CALLREC_PUBLIC_URL and CALLREC_API_URL)"
         raise SystemExit(f"the recorder's back ends, {setting}: {exc}") from None
-    return create_recorder_app(recorder, Whip(recorder, whip))
+    sessions = Whip(recorder, whip)
+    node = RecorderNode(settings, recorder, sessions, await make_store(settings))
+    app = create_recorder_app(recorder, sessions)
+    add_drain_route(app, node)
+    return app, node
+
+
+async def serve_recorder(
+    settings: Settings, app: Quart, node: RecorderNode, client: Client, shutdown: Callable[..., Awaitable[None]]
+) -> None:
+    """Serves the recorder until `shutdown`; its worker runs until the recordings it finished are reported."""
+    stop = asyncio.Event()
+    pool_side = asyncio.ensure_future(node.run(client, stop))
+    try:
+        await serve_app(app, settings.recorder_host, settings.recorder_port, shutdown)
+    finally:
+        stop.set()
+        await pool_side
 
 
 async def serve_app(app: Quart, host: str, port: int, shutdown: Callable[..., Awaitable[None]]) -> None:
@@ -69,9 +91,13 @@ async def run_api(settings: Settings, shutdown: Callable[..., Awaitable[None]]) 
     await serve_app(await build_api(settings), settings.api_host, settings.api_port, shutdown)
 
 
-async def run_recorder(settings: Settings, shutdown: Callable[..., Awaitable[None]]) -> None:
+async def run_recorder(settings: Settings) -> None:
+    """`callrec recorder`: serves until SIGTERM / SIGINT or `callrec recorder drain`, then drains (takes nothing new,
+    finishes its recordings) and stops."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per registration (every 5 s) and callback
     async with httpx.AsyncClient(timeout=30) as http:
-        await serve_app(build_recorder(settings, http), settings.recorder_host, settings.recorder_port, shutdown)
+        app, node = await build_recorder(settings, http)
+        await serve_recorder(settings, app, node, await connect(settings), node.until_drained)
 
 
 def until_signalled() -> Callable[[], Awaitable[None]]:

@@ -22,7 +22,8 @@ from bench.common import free_port  # one source of loopback ports for tests and
 from callrec.api.services import Services
 from callrec.domain.recording import SEARCH_ATTRIBUTES
 from callrec.domain.settings import Settings
-from callrec.servers import build_recorder, serve_app
+from callrec.recorder.pool import RecorderNode
+from callrec.servers import build_recorder, serve_app, serve_recorder
 from callrec.storage.catalog import Catalog, create_schema
 from callrec.storage.objects import ObjectStore
 from callrec.storage.stores import make_store
@@ -109,6 +110,8 @@ def make_settings(tmp_path: Path, temporal_address: str, **overrides: object) ->
         "recorder_port": free_port(),
         "start_timeout_s": 20,
         "upload_timeout_s": 60,
+        # tests record small pictures, several at once: admission is tested on its own (test_recorder_pool.py)
+        "recorder_capacity": 50,
     }
     values |= overrides
     values.setdefault("api_url", f"http://127.0.0.1:{values['api_port']}")
@@ -123,6 +126,16 @@ class Stack:
     catalog: Catalog
     store: ObjectStore
     client: Client
+
+
+async def wait_registered(api: httpx.AsyncClient, recorder_id: str) -> None:
+    """Until the recorder `recorder_id` is in the pool and takes recordings (it registers every few seconds)."""
+    for _ in range(300):
+        listed = (await api.get("/api/v1/recorders")).json().get("recorders", [])
+        if any(r["id"] == recorder_id and r["state"] == "active" for r in listed):
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"recorder {recorder_id} did not register")
 
 
 async def wait_until_up(url: str) -> None:
@@ -146,6 +159,9 @@ class StackFactory:
         self.tasks: list[asyncio.Task[None]] = []
         self.closers: list[object] = []
         self.task_queues: set[str] = set()
+        self.recorder_stops: dict[int, asyncio.Event] = {}
+        self.recorder_tasks: dict[int, asyncio.Task[None]] = {}
+        self.nodes: dict[int, RecorderNode] = {}  # the recorders' pool sides, by port
 
     async def start(self, *, recorder: bool = True, **overrides: object) -> Stack:
         from callrec.api.app import create_app
@@ -164,13 +180,45 @@ class StackFactory:
         self.tasks.append(asyncio.create_task(self._run_worker(worker)))
         self.tasks.append(asyncio.create_task(serve_app(app, "127.0.0.1", settings.api_port, self.stop.wait)))
         if recorder:
-            recorder_app = build_recorder(settings, http)
-            self.tasks.append(
-                asyncio.create_task(serve_app(recorder_app, "127.0.0.1", settings.recorder_port, self.stop.wait))
-            )
-            await wait_until_up(f"http://127.0.0.1:{settings.recorder_port}/health")
+            await self.serve_recorder(settings, http)
         api = await self._client(settings.api_port)
+        if recorder:
+            await wait_registered(api, settings.recorder_id)
         return Stack(settings=settings, api=api, catalog=catalog, store=store, client=client)
+
+    async def serve_recorder(self, settings: Settings, http: httpx.AsyncClient) -> None:
+        """The built-in recorder on `settings.recorder_port`, until the factory closes or `restart_recorder`."""
+        stopped = asyncio.Event()
+        self.recorder_stops[settings.recorder_port] = stopped
+
+        async def until_stopped() -> None:
+            waiters = [asyncio.ensure_future(event.wait()) for event in (self.stop, stopped)]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+
+        app, node = await build_recorder(settings, http)
+        self.nodes[settings.recorder_port] = node
+        task = asyncio.create_task(serve_recorder(settings, app, node, self.env.client, until_stopped))
+        self.tasks.append(task)
+        self.recorder_tasks[settings.recorder_port] = task
+        await wait_until_up(f"http://127.0.0.1:{settings.recorder_port}/health")
+
+    async def restart_recorder(self, stack: Stack) -> None:
+        """Stops the stack's recorder (it ends its WHIP sessions and recordings, as a restarted recorder does) and
+        serves a fresh one, with nothing of the old one's state, on the same port."""
+        await self.stop_recorder(stack)
+        http = httpx.AsyncClient(timeout=30)
+        self.closers.append(http)
+        await self.serve_recorder(stack.settings, http)
+
+    async def stop_recorder(self, stack: Stack) -> None:
+        """Stops the stack's recorder; the pool still lists it until its registration is stale (15 s)."""
+        port = stack.settings.recorder_port
+        self.recorder_stops[port].set()
+        await asyncio.wait_for(self.recorder_tasks[port], 60)
 
     async def start_api(self, stack: Stack) -> httpx.AsyncClient:
         """A second API server on the same catalog file, object store and Temporal, as another process would be."""

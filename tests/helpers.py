@@ -137,3 +137,11 @@ class PeakRss:
     @property
     def growth(self) -> int:
         return self.peak - self.start
+
+
+async def room_recording(api: httpx.AsyncClient, room_id: str) -> str:
+    """The id of the room's recording that is starting (what a Talk recording server's start does not carry)."""
+    listed = await api.get("/api/v1/recordings", params={"roomId": room_id, "status": "starting", "maxItems": 1})
+    assert listed.status_code == 200, listed.text
+    recording_id: str = listed.json()["recordings"][0]["recordingId"]
+    return recording_id

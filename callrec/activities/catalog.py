@@ -31,6 +31,7 @@ def projection_fields(state: RecordingState) -> dict[str, object]:
                 "height": f.height,
                 "videoCodec": f.video_codec,
                 "audioCodec": f.audio_codec,
+                "gaps": [gap.model_dump() for gap in state.gaps],
             },
         }
     return fields

@@ -5,6 +5,8 @@
    final RecordingState) is projected again; otherwise the row becomes `failed` / `workflow_lost`.
 2. A staging object (`staging/{recordingId}/...`) whose recording is not in progress (finished, or
    no row at all) will never be finalized: it is deleted.
+3. A recorder slot (`storage/pool.py`) of a recording that is not in progress holds capacity that no recording
+   uses (its workflow ended without releasing it, e.g. terminated): it is released.
 
 Rows and objects younger than `min_age_s` are left alone: a start or an upload may be under way.
 Every write uses a projection number above the row's, so it never undoes a newer projection, and a
@@ -30,6 +32,7 @@ from callrec.activities.catalog import projection_fields
 from callrec.domain.recording import RecordingState
 from callrec.storage.catalog import IN_PROGRESS, Catalog, RecordingRow
 from callrec.storage.objects import ObjectNotFound, ObjectStore
+from callrec.storage.pool import RecorderPool
 from callrec.temporal import TemporalConflict, TemporalUnavailable, WorkflowNotFound, temporal_errors
 
 log = logging.getLogger(__name__)
@@ -78,10 +81,11 @@ class ReconcileReport(BaseModel):
     keys_checked: int = 0
     keys_too_young: list[str] = []  # orphans younger than min_age_s (or of unknown age): left for a later run
     deleted_keys: list[str] = []
+    released_slots: list[str] = []  # recordings whose recorder slot was released
 
     @property
     def changed(self) -> bool:
-        return bool(self.fixed or self.deleted_keys)
+        return bool(self.fixed or self.deleted_keys or self.released_slots)
 
     def summary(self) -> str:
         lines = [
@@ -95,6 +99,7 @@ class ReconcileReport(BaseModel):
             for fix in self.fixed
         ]
         lines += [f"  deleted {key}" for key in self.deleted_keys]
+        lines += [f"  released the recorder slot of {recording_id}" for recording_id in self.released_slots]
         return "\n".join(lines)
 
 
@@ -127,6 +132,7 @@ class ReconcileActivities:
             await self.reconcile_row(row, report, now_ms=int(now * 1000), min_age_ms=min_age_ms)
         await self._staging(report, now=now, min_age_s=input.min_age_s, heartbeat=heartbeat)
         report.deleted_keys += await self.store.sweep_unfinished(input.min_age_s)
+        report.released_slots = await RecorderPool(self.catalog).release_stale(int(now * 1000) - min_age_ms)
         if report.changed:
             log.info("reconcile changed things:\n%s", report.summary())
         else:

@@ -7,7 +7,7 @@ import logging
 from quart import Blueprint, Quart, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from callrec.api import health, openapi, publish_page, whip
+from callrec.api import health, openapi, publish_page, recorders, whip
 from callrec.api.auth import authenticate, refuse_revoked_member_token
 from callrec.api.errors import ApiError, from_service, unauthorized
 from callrec.api.guard import BoundedJSONProvider, HttpGuard
@@ -62,6 +62,7 @@ def create_app(svc: Services) -> Quart:
         recordings.blueprint,
         media.blueprint,
         whip.blueprint,
+        recorders.blueprint,
     ):
         api_v1.register_blueprint(bp)
     app.register_blueprint(api_v1)

@@ -18,8 +18,10 @@ class ApiError(Exception):
         message: str,
         details: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
+        self.code = code
         self.headers = headers or {}
         self.status = status
         self.error = error
@@ -30,6 +32,8 @@ class ApiError(Exception):
         body: dict[str, Any] = {"error": self.error, "message": self.message}
         if self.details is not None:
             body["details"] = self.details
+        if self.code is not None:
+            body["code"] = self.code
         return body
 
 
@@ -79,7 +83,10 @@ def from_service(exc: service.RecordingError | ServiceUnavailable) -> ApiError:
         message = UNAVAILABLE_MESSAGES.get(type(exc), "The workflow service is not available; try again shortly")
         if isinstance(exc, service.WorkerUnavailable):  # names the recording and what became of the request
             message = str(exc)
-        return ApiError(503, "Service Unavailable", message, headers={"Retry-After": str(exc.retry_after_s)})
+        headers = {"Retry-After": str(exc.retry_after_s)}
+        if isinstance(exc, service.NoRecorderCapacity):
+            return ApiError(503, "Recording Error", str(exc), headers=headers, code=exc.code)
+        return ApiError(503, "Service Unavailable", message, headers=headers)
     status, error = SERVICE_ERRORS.get(type(exc), (409, "Recording Error"))
     return ApiError(status, error, str(exc))
 

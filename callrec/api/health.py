@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
@@ -23,7 +24,9 @@ from callrec.api.auth import API_KEY_HEADER
 from callrec.api.errors import invalid_api_key
 from callrec.api.operations import Answer, Who, declare, error
 from callrec.api.services import services
+from callrec.domain.pool import LIVE_WITHIN_S, RecorderState
 from callrec.domain.settings import Settings
+from callrec.storage.pool import RecorderPool
 from callrec.temporal import workflow_pollers
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,15 @@ def recorder_probe(settings: Settings) -> tuple[str, bool]:
 
 
 async def recorder_answers(settings: Settings) -> None:
+    if settings.egress == "builtin":  # the pool: some recorder registered lately and takes recordings
+        now = int(time.time() * 1000)
+        views = await RecorderPool(services().catalog).recorders(now)
+        if not any(v.state == RecorderState.ACTIVE for v in views):
+            raise Down(
+                f"no built-in recorder registered in the last {LIVE_WITHIN_S:g} s that takes recordings (is "
+                "`callrec recorder` running, with CALLREC_API_URL reaching this API?)"
+            )
+        return
     url, only_ok = recorder_probe(settings)
     try:
         async with httpx.AsyncClient(timeout=CHECK_TIMEOUT_S) as http:

@@ -3,6 +3,9 @@
 Plain HTML and JavaScript (`static/publish.html`): it reads the publish token from the URL fragment (which
 browsers never send) or a form field, shows the local preview, POSTs the offer to the room's WHIP endpoint of
 this API, DELETEs the session on Stop, and polls `publish-status` to show whether the room is being recorded.
+When the connection fails, stays disconnected for 3 s, or the offer gets no answer or a 5xx (a recorder restarted or
+died), it publishes again by itself, with the same token and camera, backing off from 0.5 s to 5 s (or the answer's
+Retry-After) until Stop; a 401/403/404/409/410 (token revoked or expired, room gone or closed) ends it with the reason.
 The page itself needs no credentials and says nothing about the room beyond the id in its URL; its script and
 style run under a per-response nonce (Content-Security-Policy), and it may not be framed.
 """

@@ -65,6 +65,7 @@ class Error(_Body):
     error: str = Field(description="error family, e.g. `Room Error`, `Authentication Error`, `Unprocessable Entity`")
     message: str
     details: list[ErrorDetail] | None = omittable("per-field reasons (validation errors)")
+    code: str | None = omittable("a machine-readable reason where one helps, e.g. `no_recorder_capacity`")
 
 
 class Message(_Body):
@@ -72,6 +73,27 @@ class Message(_Body):
 
 
 # ------------------------------------------------------------------------- recordings
+
+
+class RecordingGap(_Body):
+    offset: float = Field(description="seconds into the stored file")
+    duration: float = Field(description="seconds of the call missing there")
+
+
+class Recorder(_Body):
+    id: str
+    url: str = Field(description="where the API reaches it (WHIP)")
+    taskQueue: str = Field(description="its own Temporal task queue")
+    state: Literal["active", "draining", "offline"]
+    capacity: float = Field(description="its budget, in 720p30 recordings")
+    load: float = Field(description="the cost of the recordings it holds")
+    recordings: int = Field(description="recordings it holds a slot for")
+    publishingRooms: int = Field(description="rooms whose WebRTC publishers it holds")
+    lastSeen: int = Field(description="ms since the epoch of its last registration")
+
+
+class Recorders(_Body):
+    recorders: list[Recorder]
 
 
 class Recording(_Body):
@@ -115,6 +137,10 @@ class Recording(_Body):
     errorCode: int | None = Field(default=None, description="set when the recording failed or was aborted")
     error: str | None = Field(default=None, description="the error's name, lowercase")
     details: str | None = Field(default=None, description="what happened, for people")
+    gaps: list[RecordingGap] | None = omittable(
+        "callrec's own, only when a recorder was lost mid-recording and another one went on: where the stored "
+        "file skips, and how much wall-clock time is missing there"
+    )
 
 
 class Pagination(_Body):
@@ -371,5 +397,6 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     UserToken,
     PublishToken,
     PublishStatus,
+    Recorders,
     Health,
 )

@@ -2,7 +2,8 @@
 
 `POST /rooms/{roomId}/publish-token` mints a token for one participant of one room (`callrec.domain.publish`).
 The WHIP endpoint checks what it can here (content type, size, token, room) and hands the very same request to
-the built-in recorder (`CALLREC_RECORDER_URL`), which terminates WebRTC, checks the token again with the secret
+a recorder of the pool (the one recording the room, else the one holding the room's other publishers, else the
+least loaded: `storage/pool.py`), which terminates WebRTC, checks the token again with the secret
 it shares with the API, and answers with the SDP. The media then flows from the publisher straight to the
 recorder; the API only relays the offer/answer and the session's DELETE, so publishers see one origin.
 """
@@ -25,12 +26,14 @@ from callrec.api.services import services
 from callrec.domain import publish, signing
 from callrec.domain.ids import PLAIN_ID
 from callrec.storage.catalog import RoomRow
+from callrec.storage.pool import RecorderPool, RecorderView
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("whip", __name__)
 MAX_SDP_BYTES = 64 * 1024
 SDP = "application/sdp"
 ALLOW = "POST, DELETE, OPTIONS"
+SESSION_SEP = "~"  # a session's resource is /whip/{recorderId}~{sessionId}
 RECORDER_TIMEOUT = httpx.Timeout(30.0, connect=5.0)  # the recorder answers once ICE gathering is done
 # What the recorder's answer passes on to the publisher (besides its Content-Type).
 RELAYED_HEADERS = ("Link", "ETag", "Retry-After", "Accept-Post", "Allow")
@@ -127,7 +130,24 @@ async def publish_token(room_id: str, body: PublishTokenRequest) -> tuple[Respon
     return jsonify(answer), 201
 
 
-async def _to_recorder(method: str, path: str, content: bytes = b"") -> httpx.Response:
+async def _recorder_for(room_id: str, recorder_id: str | None = None) -> RecorderView:
+    """The recorder a publisher of the room goes to (the one recording the room, else the one holding its other
+    publishers, else the least loaded), or, for a session, the one holding it."""
+    svc = services()
+    now = int(time.time() * 1000)
+    pool = RecorderPool(svc.catalog)
+    if recorder_id is not None:
+        found = next((v for v in await pool.recorders(now) if v.recorder_id == recorder_id), None)
+        if found is None:
+            raise publish_error(404, "No such publishing session in this room")
+        return found
+    chosen = await pool.for_publisher(room_id, now)
+    if chosen is None:
+        raise publish_error(503, "No recorder is running; try again", {"Retry-After": "5"})
+    return chosen
+
+
+async def _to_recorder(recorder: RecorderView, method: str, path: str, content: bytes = b"") -> httpx.Response:
     settings = services().settings
     headers = {signing.BACKEND_HEADER: settings.backend_url}
     for name in ("Authorization", "Content-Type"):
@@ -135,14 +155,13 @@ async def _to_recorder(method: str, path: str, content: bytes = b"") -> httpx.Re
             headers[name] = value
     try:
         async with httpx.AsyncClient(timeout=RECORDER_TIMEOUT) as http:
-            return await http.request(method, f"{settings.recorder_url.rstrip('/')}{path}", content=content,
-                                      headers=headers)  # fmt: skip
+            return await http.request(method, f"{recorder.url.rstrip('/')}{path}", content=content, headers=headers)
     except httpx.HTTPError as exc:
-        log.warning("WHIP %s to the recorder failed: %r", method, exc)
+        log.warning("WHIP %s to recorder %s failed: %r", method, recorder.recorder_id, exc)
         raise publish_error(503, "The recorder cannot be reached; try again", {"Retry-After": "5"}) from None
 
 
-def _relay(answer: httpx.Response, room_id: str) -> Response:
+def _relay(answer: httpx.Response, room_id: str, recorder: RecorderView) -> Response:
     if answer.status_code >= 400 and "json" not in answer.headers.get("Content-Type", ""):
         log.warning("the recorder answered WHIP with %s and no JSON", answer.status_code)
         message = f"The recorder refused the request ({answer.status_code}); is it callrec's built-in recorder?"
@@ -154,7 +173,8 @@ def _relay(answer: httpx.Response, room_id: str) -> Response:
     location = answer.headers.get("Location")
     if location is not None:
         session_id = location.rstrip("/").rsplit("/", 1)[-1]
-        response.headers["Location"] = f"/api/v1/rooms/{room_id}/whip/{session_id}"
+        # the session's resource names its recorder, so that its DELETE goes there
+        response.headers["Location"] = f"/api/v1/rooms/{room_id}/whip/{recorder.recorder_id}{SESSION_SEP}{session_id}"
     return response
 
 
@@ -209,7 +229,8 @@ async def offer(room_id: str) -> Response:
     assert isinstance(body, bytes)
     if len(body) > MAX_SDP_BYTES:
         raise publish_error(413, f"The SDP offer is larger than {MAX_SDP_BYTES} bytes")
-    return _relay(await _to_recorder("POST", f"/whip/{room_id}", body), room_id)
+    recorder = await _recorder_for(room_id)
+    return _relay(await _to_recorder(recorder, "POST", f"/whip/{room_id}", body), room_id, recorder)
 
 
 @blueprint.route("/rooms/<room_id>/whip/<session_id>", methods=["PATCH"])
@@ -244,7 +265,11 @@ async def whip_patch(room_id: str, session_id: str) -> Response:
 )
 async def end_session(room_id: str, session_id: str) -> Response:
     publisher_of(room_id, expired_ok=True)  # an expired token still ends the session it started
-    return _relay(await _to_recorder("DELETE", f"/whip/{room_id}/{session_id}"), room_id)
+    recorder_id, sep, session = session_id.rpartition(SESSION_SEP)
+    if not sep or not recorder_id or not session:
+        raise publish_error(404, "No such publishing session in this room")
+    recorder = await _recorder_for(room_id, recorder_id)
+    return _relay(await _to_recorder(recorder, "DELETE", f"/whip/{room_id}/{session}"), room_id, recorder)
 
 
 @blueprint.get("/rooms/<room_id>/publish-status")

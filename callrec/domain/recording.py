@@ -11,6 +11,7 @@ from temporalio.common import SearchAttributeKey
 
 from callrec.domain.layout import Encoding, Layout
 from callrec.domain.participants import Participant
+from callrec.domain.pool import Assignment, Gap
 
 ROOM_ID_ATTR = SearchAttributeKey.for_keyword("RoomId")
 STATUS_ATTR = SearchAttributeKey.for_keyword("RecordingStatus")
@@ -63,6 +64,7 @@ class ErrorCode(IntEnum):
     INVALID_FILE = 422
     NOTHING_RECORDED = 410
     RECORDER_SILENT = 408
+    RECORDER_LOST = 502  # the pool: a recorder was lost and no other one could go on (what was stored is kept)
 
 
 class StartRecordingInput(BaseModel):
@@ -83,6 +85,9 @@ class StartRecordingInput(BaseModel):
     webhooks: bool = False  # whether any webhook endpoint was configured when it started
     # After the upload timeout the recording is failed, but a late upload still completes it within this long.
     late_upload_window_s: float = 0.0
+    # The built-in recorders' pool: the recorder admission picked (None: another egress records), and the cost.
+    recorder: Assignment | None = None
+    cost: float = 0.0
 
 
 class RecorderStarted(BaseModel):
@@ -98,6 +103,8 @@ class RecorderProgress(BaseModel):
 
     duration_s: float | None = None
     bytes: int | None = None
+    segments: int | None = None  # a pool recorder's segments stored so far, of its current part
+    part: int | None = None
 
 
 class RecorderFailed(BaseModel):
@@ -166,6 +173,7 @@ class RecordingState(BaseModel):
     error: str | None = None
     details: str | None = None
     file: FinalizeResult | None = None
+    gaps: list[Gap] = []  # where a recorder was lost and another took over: media time and wall time missing
 
 
 class Recording(BaseModel):
@@ -195,6 +203,7 @@ class Recording(BaseModel):
     object_key: str | None = None
     egress_id: str | None = None
     creation_date: int | None = None
+    gaps: list[Gap] = []
 
     @classmethod
     def of_workflow(cls, input: StartRecordingInput, state: RecordingState) -> Recording:
@@ -218,4 +227,5 @@ class Recording(BaseModel):
             error=state.error,
             details=state.details,
             object_key=file.object_key if file else None,
+            gaps=state.gaps,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import socket
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,6 +18,13 @@ from callrec.domain.webhooks import WebhookEndpoint
 DEV_API_KEY = "callrec-dev-key"
 StunUrl = Annotated[str, StringConstraints(pattern=r"^stuns?:[^\s<>\x00-\x1f]+$")]
 MIN_SECRET_LENGTH = 32  # characters of CALLREC_API_KEY, bytes of CALLREC_TOKEN_SECRET
+
+
+def recorder_address(host: str, port: int) -> str:
+    """How other machines reach a recorder listening on host:port: by host name when it listens everywhere."""
+    if host in ("", "0.0.0.0", "::"):
+        return f"http://{socket.gethostname()}:{port}"
+    return local_url(host, port)
 
 
 def local_url(host: str, port: int) -> str:
@@ -96,8 +104,23 @@ class Settings(BaseSettings):
     recorder_host: str = Field(default="127.0.0.1", description="address the built-in recorder listens on")
     recorder_port: int = Field(default=8090, description="port the built-in recorder listens on")
     recorder_url: str = Field(
-        default_factory=lambda data: local_url(data["recorder_host"], data["recorder_port"]),
-        description="how the worker reaches the recorder; default http://<recorder_host>:<recorder_port>",
+        default_factory=lambda data: recorder_address(data["recorder_host"], data["recorder_port"]),
+        description="how the API reaches this recorder (it registers it); default http://<recorder_host>:<port>, "
+        "the machine's host name when it listens on every address",
+    )
+    recorder_id: str = Field(
+        default_factory=lambda data: f"{socket.gethostname()}-{data['recorder_port']}",
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        description="this recorder's name in the pool (its task queue is callrec-recorder-<id>); default "
+        "<host name>-<recorder_port>",
+    )
+    recorder_capacity: float | None = Field(
+        default=None,
+        gt=0,
+        description="this recorder's budget in 720p30 recordings; default its cores x the measured recordings per core",
+    )
+    segment_s: float = Field(
+        default=10.0, gt=0, le=300, description="the recorder ships what it recorded to the object store this often"
     )
     egress: Literal["builtin", "talk", "livekit"] = Field(
         default="builtin",

@@ -13,6 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from callrec.domain.layout import Layout, RenderSpec
 from callrec.media.compose import Compositor
 from callrec.media.render import (
     BT601,
+    FRAGMENT_S,
     abort_output,
     add_h264,
     add_mono_audio,
@@ -59,13 +61,15 @@ def soft_clip(samples: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 class _Output:
     """The file being written: H.264 video (unless audio only) and AAC or Opus audio."""
 
-    def __init__(self, path: Path, spec: RenderSpec, audio_only: bool) -> None:
+    def __init__(self, path: Path, spec: RenderSpec, audio_only: bool, *, fragmented: bool = False) -> None:
         if not audio_only and (spec.width % 2 or spec.height % 2):
             raise ValueError(f"H.264 yuv420p needs even dimensions, got {spec.width}x{spec.height}")
         if spec.framerate <= 0:
             raise ValueError(f"framerate must be positive, got {spec.framerate}")
+        if fragmented:  # every fragment starts on a keyframe: each one decodes on its own
+            spec = replace(spec, keyframe_interval_s=min(spec.keyframe_interval_s, FRAGMENT_S))
         self.sample_rate = SAMPLE_RATE if audio_only else spec.audio_sample_rate
-        self.container: OutputContainer = open_output(path, audio_only)
+        self.container: OutputContainer = open_output(path, audio_only, fragmented=fragmented)
         self.video: VideoStream | None = None
         try:
             if not audio_only:
@@ -129,8 +133,10 @@ class RoomRecording:
         placeholders: Sequence[tuple[str, str]],
         audio_only: bool = False,
         playout_delay_s: float = PLAYOUT_DELAY_S,
+        fragmented: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.fragmented = fragmented  # usable while it grows: see render.open_output
         self.spec = spec
         self.stage = stage
         self.audio_only = audio_only
@@ -162,7 +168,7 @@ class RoomRecording:
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError("recording already started")
-        self._output = _Output(self.path, self.spec, self.audio_only)
+        self._output = _Output(self.path, self.spec, self.audio_only, fragmented=self.fragmented)
         self._origin = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"recording:{self.path.name}", daemon=True)
         self._thread.start()

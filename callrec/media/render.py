@@ -54,10 +54,28 @@ BT709 = 1  # AVCOL_SPC / AVCOL_PRI / AVCOL_TRC value of BT.709
 BT601 = 6  # SMPTE 170M (BT.601 525-line); what swscale uses by default between RGB and YUV
 
 
-def open_output(path: Path, audio_only: bool) -> OutputContainer:
-    """An MP4 for video recordings, an Ogg for audio-only ones."""
+FRAGMENT_S = 2.0  # a fragmented MP4 holds at most this much media per fragment
+
+
+def open_output(path: Path, audio_only: bool, *, fragmented: bool = False) -> OutputContainer:
+    """An MP4 for video recordings, an Ogg for audio-only ones.
+
+    `fragmented`: the file is usable while it grows, so that any prefix of it holds every fragment (MP4) or page
+    (Ogg) completed by then. An MP4 gets an empty moov up front and then moof+mdat fragments, cut at each keyframe
+    and after at most FRAGMENT_S (the caller should ask for keyframes at least that often: see `live._Output`);
+    Ogg is streamable as it is. Either is flushed to the file as each fragment or page completes: otherwise the
+    bytes sit in the writer's buffer, and the file on disk grows only in large bursts.
+    """
+    flush = {"flush_packets": "1"} if fragmented else {}
     if audio_only:
-        return av.open(str(path), mode="w", format="ogg")
+        return av.open(str(path), mode="w", format="ogg", container_options=flush)
+    if fragmented:
+        options = {
+            "movflags": "frag_keyframe+empty_moov+default_base_moof",
+            "frag_duration": str(round(FRAGMENT_S * 1_000_000)),  # microseconds
+            **flush,
+        }
+        return av.open(str(path), mode="w", format="mp4", container_options=options)
     return av.open(str(path), mode="w", format="mp4", container_options={"movflags": "+faststart"})
 
 

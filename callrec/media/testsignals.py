@@ -1,4 +1,4 @@
-"""Explicit test source: generated camera/microphone tracks and a minimal WHIP client (aiortc).
+"""Explicit test source: generated camera/microphone tracks, and a command-line WHIP publisher of them.
 
 `PatternVideoTrack` sends a solid colour with a small bar moving along the bottom edge (so no two
 consecutive frames are identical) and, optionally, a full white frame every `flash_every_s` seconds.
@@ -6,33 +6,28 @@ consecutive frames are identical) and, optionally, a full white frame every `fla
 same instants as the flashes. Both are paced in real time by their pts; tracks built with one `SignalClock`
 (see `publisher_tracks`) share their time origin, so a flash and its beep carry the same capture instant.
 
-`whip_publish` publishes tracks to a WHIP endpoint (RFC 9725, non-trickle) and returns a `WhipSession`;
-`python -m callrec.media.testsignals --whip-url URL --token TOKEN` publishes from the command line.
+`python -m callrec.media.testsignals --whip-url URL --token TOKEN` publishes them from the command line with
+`whip_client.publish_until`, reconnecting by itself when the connection or the recorder goes away.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import fractions
 import math
 import re
 import signal
 import time
 from collections.abc import Sequence
-from types import TracebackType
-from urllib.parse import urljoin
 
 import av
-import httpx
 import numpy as np
 import numpy.typing as npt
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtcrtpsender import RTCRtpSender
 
 from callrec.media.compose import yuv
+from callrec.media.whip_client import WhipError, publish_until
 
 VIDEO_CLOCK_RATE = 90_000
 AUDIO_SAMPLE_RATE = 48_000
@@ -274,127 +269,6 @@ def publisher_tracks(
     return video, audio
 
 
-class WhipError(Exception):
-    """The WHIP endpoint refused the offer (status and body as answered) or the connection failed."""
-
-    def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body
-
-
-class WhipSession:
-    """A live WHIP publication: `location` is the absolute session URL; `close()` ends it."""
-
-    def __init__(self, pc: RTCPeerConnection, location: str, token: str, answer: str, timeout: float) -> None:
-        self.pc = pc
-        self.location = location
-        self.answer = answer
-        self._token = token
-        self._timeout = timeout
-        self._closed = False
-        self.delete_status: int | None = None
-
-    @property
-    def connection_state(self) -> str:
-        return str(self.pc.connectionState)
-
-    async def close(self) -> int | None:
-        """DELETE the session (once), stop the tracks, close the peer connection; the DELETE status or None."""
-        if self._closed:
-            return self.delete_status
-        self._closed = True
-        try:
-            async with httpx.AsyncClient(timeout=self._timeout) as client:
-                response = await client.delete(self.location, headers={"Authorization": f"Bearer {self._token}"})
-            self.delete_status = response.status_code
-        except httpx.HTTPError:
-            self.delete_status = None
-        finally:
-            for sender in self.pc.getSenders():
-                if sender.track is not None:
-                    sender.track.stop()
-            await self.pc.close()
-        return self.delete_status
-
-    async def __aenter__(self) -> WhipSession:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-
-async def whip_publish(
-    url: str,
-    token: str,
-    tracks: Sequence[MediaStreamTrack],
-    *,
-    timeout: float = 20.0,
-    wait_connected: bool = True,
-    video_codec: str | None = None,
-    ice_servers: Sequence[str] = (),
-) -> WhipSession:
-    """Publish `tracks` (sendonly) to the WHIP endpoint `url` with bearer `token`.
-
-    Gathers all candidates first (non-trickle), POSTs the offer, applies the 201 answer and, with
-    `wait_connected`, waits until ICE+DTLS are connected. `video_codec` ("VP8", "H264") restricts the offer.
-    Raises `WhipError` for any answer other than 201 or a connection that does not come up in `timeout`.
-    """
-    # An empty list, not None: aiortc's default would ask a public STUN server.
-    pc = RTCPeerConnection(configuration=RTCConfiguration(iceServers=[RTCIceServer(urls=u) for u in ice_servers]))
-    try:
-        for track in tracks:
-            transceiver = pc.addTransceiver(track, direction="sendonly")
-            if video_codec and track.kind == "video":
-                wanted = f"video/{video_codec}".lower()
-                codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() == wanted]
-                if not codecs:
-                    raise WhipError(f"video codec {video_codec!r} is not supported by aiortc")
-                rtx = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() == "video/rtx"]
-                transceiver.setCodecPreferences(codecs + rtx)
-        await asyncio.wait_for(pc.setLocalDescription(await pc.createOffer()), timeout)
-        offer = pc.localDescription.sdp
-        headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"}
-        try:
-            async with httpx.AsyncClient(timeout=timeout) as client:
-                response = await client.post(url, content=offer.encode("utf-8"), headers=headers)
-        except httpx.HTTPError as exc:
-            raise WhipError(f"WHIP POST {url} failed: {exc}") from exc
-        if response.status_code != 201:
-            raise WhipError(
-                f"WHIP POST {url} answered {response.status_code}: {response.text[:500]}",
-                status=response.status_code,
-                body=response.text,
-            )
-        location = response.headers.get("location")
-        if not location:
-            raise WhipError(f"WHIP POST {url} answered 201 without a Location header", status=201, body=response.text)
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
-        session = WhipSession(pc, urljoin(str(response.url), location), token, response.text, timeout)
-    except BaseException:
-        await pc.close()
-        raise
-    if wait_connected:
-        try:
-            await _wait_connected(pc, timeout)
-        except BaseException:
-            await session.close()
-            raise
-    return session
-
-
-async def _wait_connected(pc: RTCPeerConnection, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while pc.connectionState != "connected":
-        if pc.connectionState in ("failed", "closed"):
-            raise WhipError(f"WebRTC connection {pc.connectionState}")
-        if time.monotonic() > deadline:
-            raise WhipError(f"WebRTC connection not established within {timeout:g} s (state {pc.connectionState})")
-        await asyncio.sleep(0.05)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m callrec.media.testsignals",
@@ -416,33 +290,39 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    video, audio = publisher_tracks(
-        args.color,
-        args.tone or None,
-        width=args.width,
-        height=args.height,
-        fps=args.fps,
-        tone_start_s=args.tone_start,
-        flash_every_s=args.flash_every,
-    )
-    tracks: list[MediaStreamTrack] = [audio] if args.no_video else [video, audio]
-    try:
-        session = await whip_publish(args.whip_url, args.token, tracks, video_codec=args.codec)
-    except WhipError as exc:
-        print(f"error: {exc}")
-        return 1
-    print(f"publishing to {session.location} for {args.seconds:g} s (Ctrl-C ends it)", flush=True)
+    def make_tracks() -> list[MediaStreamTrack]:
+        video, audio = publisher_tracks(
+            args.color,
+            args.tone or None,
+            width=args.width,
+            height=args.height,
+            fps=args.fps,
+            tone_start_s=args.tone_start,
+            flash_every_s=args.flash_every,
+        )
+        return [audio] if args.no_video else [video, audio]
+
+    def on_state(state: str, detail: str) -> None:
+        if state == "publishing" and detail.startswith("http"):
+            print(f"publishing to {detail} (Ctrl-C ends it)", flush=True)
+        elif state != "stopped" or not detail:
+            print(f"{state}{': ' + detail if detail else ''}", flush=True)
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.call_later(args.seconds, stop.set)
+    print(f"publishing for {args.seconds:g} s, reconnecting whenever the session is lost", flush=True)
     try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), args.seconds)
-    finally:
-        status = await session.close()
-        print(f"session closed (DELETE answered {status})", flush=True)
-    return 0
+        connects = await publish_until(
+            args.whip_url, args.token, make_tracks, stop, on_state=on_state, video_codec=args.codec
+        )
+    except WhipError as exc:
+        print(f"error: {exc}", flush=True)
+        return 1
+    print(f"done: connected {connects} time(s)", flush=True)
+    return 0 if connects else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -76,6 +76,10 @@ class RunHistory:
         found = [self.by_id[event_id] for event_id, name in self.activities.items() if name == activity]
         return max(found, key=lambda event: event.event_id, default=None)
 
+    def first_scheduled(self, activity: str) -> HistoryEvent | None:
+        found = [self.by_id[event_id] for event_id, name in self.activities.items() if name == activity]
+        return min(found, key=lambda event: event.event_id, default=None)
+
     def last_of(self, event_type: int) -> HistoryEvent | None:
         return next((e for e in reversed(self.events) if e.event_type == event_type), None)
 
@@ -114,8 +118,8 @@ def choose_reset_point(history: RunHistory, ending: RunEnding) -> ResetPoint:
     - run terminated / failed / timed out / cancelled while in progress: its last workflow task (Temporal's
       "LastWorkflowTask"): the new run carries on where it was stopped;
     - ended `egress_unavailable`, `start_timeout`, or `recorder_failed` before the recorder started: the task
-      that scheduled the last `start_egress` (start over), without the signals and updates that came after
-      it (they were the failed egress's);
+      that scheduled the last `start_egress` (start over; on the recorders' pool, the first `assign_recorder`:
+      admission again), without the signals and updates that came after it (they were the failed egress's);
     - ended `upload_timeout`: the task that started the timer that ran out: the wait for the upload starts
       over (the recorder was already asked to stop);
     - ended `invalid_file`: the task that scheduled the last `finalize`: the file is validated again;
@@ -139,9 +143,10 @@ def choose_reset_point(history: RunHistory, ending: RunEnding) -> ResetPoint:
         # Closed after it had decided its end (e.g. while notifying about a failure): judged by that end.
     error = ending.error or ""
     if error in _START_OVER or (error == ErrorCode.RECORDER_FAILED.name.lower() and not ending.started):
-        start = history.last_scheduled("start_egress")
+        # A recording on the built-in recorders' pool starts with its admission (the first `assign_recorder`).
+        start = history.last_scheduled("start_egress") or history.first_scheduled("assign_recorder")
         if start is None:
-            raise NoResetPoint("its history has no `start_egress` to start over from")
+            raise NoResetPoint("its history has no `start_egress` or `assign_recorder` to start over from")
         task = start.activity_task_scheduled_event_attributes.workflow_task_completed_event_id
         return history.point(task, "start over: ask the recorder to start again", reapply=False)
     if error == ErrorCode.UPLOAD_TIMEOUT.name.lower():

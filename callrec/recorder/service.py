@@ -32,7 +32,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,10 +45,13 @@ from callrec.domain import signing
 from callrec.domain.ids import is_plain_id
 from callrec.domain.layout import Encoding, EncodingPreset, Layout, render_spec
 from callrec.domain.participants import Participant
+from callrec.domain.pool import PartResult
 from callrec.media.live import RoomRecording
 from callrec.media.stage import Stages
 from callrec.recorder.protocol import Backends, Refused, ReplayGuard
+from callrec.recorder.shipping import SegmentShipper, Shipped
 from callrec.recorder.whip import Whip, add_whip_routes
+from callrec.storage.objects import ObjectStore
 
 log = logging.getLogger(__name__)
 OCS_BASE = "/ocs/v2.php/apps/spreed/api/v1"
@@ -94,12 +97,42 @@ class Session:
     actor: dict[str, str] = field(default_factory=lambda: dict(PLACEHOLDER_ACTOR))
     stopped_by: dict[str, str] | None = None
     opened: asyncio.Task[bool] | None = field(default=None)
+    part: Part | None = None  # a part of a pool recording: shipped as it records, no upload at the end
 
 
 def private_file(path: Path) -> None:
     """Creates `path` 0600 (the encoder then opens it for writing, which keeps the mode of an existing file)."""
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600))
     path.chmod(0o600)
+
+
+@dataclass
+class Part:
+    """A pool recording's part on this recorder: its file goes to the object store in segments while it records
+    (`SegmentShipper`), and `result` resolves once the last one is stored (or with the reason it could not)."""
+
+    number: int
+    shipper: SegmentShipper
+    store: ObjectStore
+    manifest_key: str
+    media_before_s: float = 0.0  # what earlier parts of the recording stored (for progress reports)
+    bytes_before: int = 0
+    closed: asyncio.Event = field(default_factory=asyncio.Event)  # the file is closed: ship the rest
+    shipping: asyncio.Task[Shipped] | None = None
+    result: asyncio.Future[PartResult] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def settle(self, error: str | None, media_s: float = 0.0) -> None:
+        if self.result.done():
+            return
+        if error is not None:
+            self.result.set_exception(PartFailed(error))
+        else:
+            shipped = self.shipper.shipped
+            self.result.set_result(PartResult(segments=shipped.segments, bytes=shipped.bytes, media_s=media_s))
+
+
+class PartFailed(Exception):
+    """The part could not be recorded or stored; the message says why."""
 
 
 class Recorder:
@@ -112,10 +145,12 @@ class Recorder:
         progress_every_s: float = 15.0,
         replay_window_s: float = 7 * 24 * 3600.0,
         replay_max_entries: int = 100_000,
+        name: str = "recorder",
     ) -> None:
         """`backends`: where it may call back and upload (the first when a start names none); `workdir`: its
         own directory (one recorder per directory: what is in it at start-up is removed)."""
         self.secret = secret
+        self.name = name
         self.progress_every_s = progress_every_s
         self.backends = Backends(backends)
         self.replays = ReplayGuard(replay_window_s, replay_max_entries)
@@ -177,8 +212,8 @@ class Recorder:
         response, unanswered = await self._post(f"{session.backend}{OCS_BASE}/recording/backend", body)
         if response is None or response.status_code != 200:
             log.error("callback %s for %s not accepted", kind, session.recording_id)
-        if response is None or response.status_code not in GONE:
-            return
+        if response is None or response.status_code not in GONE or session.part is not None:
+            return  # a pool recording's part ends when its workflow says (its activity), not by a callback's answer
         if kind == "progress" or (kind == "started" and first and not unanswered):
             self.discard(session, f"the backend answered {response.status_code} to {kind}")
 
@@ -196,6 +231,8 @@ class Recorder:
             if session.opened is None or await session.opened:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(session.live.stop)
+            if session.part is not None:
+                session.part.settle("the back end no longer has this recording")
         finally:
             with contextlib.suppress(FileNotFoundError):
                 session.path.unlink()
@@ -239,24 +276,46 @@ class Recorder:
             self.sessions.pop(session.recording_id, None)
             with contextlib.suppress(FileNotFoundError):
                 session.path.unlink()
-            self.spawn(self.callback(session, "failed", {"reason": f"The recorder could not start encoding: {exc}"}))
+            reason = f"The recorder could not start encoding: {exc}"
+            if session.part is not None:
+                session.part.settle(reason)
+            else:
+                self.spawn(self.callback(session, "failed", {"reason": reason}))
             return False
+        if session.part is not None:
+            await self._begin_shipping(session, session.part)
         self.spawn(self._watch(session))
-        self.spawn(self.callback(session, "started"))
+        if session.part is None or session.part.number == 0:  # a takeover goes on with a recording started before
+            self.spawn(self.callback(session, "started"))
         return True
 
     async def _watch(self, session: Session) -> None:
         """Reports `progress` while the session records, and `failed` if the encoder dies."""
         started = last_report = time.monotonic()
+        reported_segments = 0
         while self.sessions.get(session.recording_id) is session:
             if session.live.error is not None:
                 log.error("encoding of %s died: %r", session.recording_id, session.live.error)
                 self.sessions.pop(session.recording_id, None)
+                reason = f"Encoding failed: {session.live.error}"
+                if session.part is not None:  # what was shipped stays; the workflow goes on elsewhere
+                    session.part.closed.set()
+                    session.part.settle(reason)
+                    return
                 with contextlib.suppress(FileNotFoundError):
                     session.path.unlink()
-                await self.callback(session, "failed", {"reason": f"Encoding failed: {session.live.error}"})
+                await self.callback(session, "failed", {"reason": reason})
                 return
-            if time.monotonic() - last_report >= self.progress_every_s:
+            if session.part is not None:
+                shipped = session.part.shipper.shipped
+                if shipped.segments > reported_segments:  # a pool recording reports each segment stored
+                    reported_segments = shipped.segments
+                    part = session.part  # the whole recording's so far: earlier parts, and this one
+                    progress = {"duration": part.media_before_s + time.monotonic() - session.live.origin,
+                                "bytes": part.bytes_before + shipped.bytes, "segments": shipped.segments,
+                                "part": part.number}  # fmt: skip
+                    self.spawn(self.callback(session, "progress", progress))
+            elif time.monotonic() - last_report >= self.progress_every_s:
                 last_report = time.monotonic()
                 size = session.path.stat().st_size if session.path.exists() else 0
                 self.spawn(self.callback(session, "progress", {"duration": last_report - started, "bytes": size}))
@@ -286,6 +345,9 @@ class Recorder:
     async def _finish_and_upload(self, session: Session) -> None:
         if session.opened is not None and not await session.opened:
             return  # encoding never began; `failed` was reported
+        if session.part is not None:
+            await self._finish_part(session, session.part)
+            return
         try:
             await asyncio.to_thread(session.live.stop)
         except Exception as exc:  # noqa: BLE001
@@ -296,6 +358,72 @@ class Recorder:
         await self.callback(session, "stopped", {"repeatedFrames": session.live.repeated})
         if not await self.upload(session):
             await self.callback(session, "failed", {"reason": "The recorder could not upload the file."})
+
+    def part_path(self, recording_id: str, part: int, *, audio_only: bool) -> Path:
+        return self.workdir / f"{recording_id}-{part}.{'ogg' if audio_only else 'mp4'}"
+
+    async def start_part(self, room_id: str, backend: str, body: StartBody, part: Part) -> Session:
+        """Starts recording one part of a pool recording (fragmented, shipped as it records); `Refused` as `start`.
+
+        A part of the same recording still here belongs to a run of its workflow that is over (an operator reset it,
+        say): it is finished first (what it recorded is shipped), then the new part starts."""
+        if not is_plain_id(body.recordingId):
+            raise Refused(400, "recordingId", "recordingId must be 1 to 128 letters, digits, '_' or '-'")
+        if (old := self.sessions.get(body.recordingId)) is not None:
+            if old.part is None:
+                raise Refused(409, "recording", f"recording {body.recordingId} is being recorded here already")
+            log.warning("recording %s: finishing its part of an earlier run first", body.recordingId)
+            await self.stop(old)
+        if (stopping := self.stopping.get(body.recordingId)) is not None and stopping.part is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(stopping.part.result)
+            while body.recordingId in self.stopping:
+                await asyncio.sleep(0.05)
+        if body.recordingId in self.sessions or body.recordingId in self.stopping:
+            raise Refused(409, "recording", f"recording {body.recordingId} is being recorded here already")
+        spec = render_spec(body.encoding)
+        audio_only = body.status == 2
+        path = self.part_path(body.recordingId, part.number, audio_only=audio_only)
+        participants = [(p.id or p.name, p.name) for p in body.participants]
+        live = RoomRecording(
+            path, body.layout, spec, self.stages.get(room_id), participants, audio_only=audio_only, fragmented=True
+        )
+        session = Session(body.recordingId, room_id, backend, body.status, path, live, part=part)
+        if body.actor is not None:
+            session.actor = body.actor.wire()
+        self.sessions[body.recordingId] = session
+        session.opened = asyncio.ensure_future(self._open(session))
+        return session
+
+    async def _begin_shipping(self, session: Session, part: Part) -> None:
+        """Writes the part's manifest (when its media time 0 was, on the wall clock), then ships as it records."""
+        origin_ms = round((time.time() - (time.monotonic() - session.live.origin)) * 1000)
+        manifest = json.dumps({"origin_ms": origin_ms, "recorder": self.name, "part": part.number}).encode()
+
+        async def one() -> AsyncIterator[bytes]:
+            yield manifest
+
+        try:
+            await part.store.put_stream(part.manifest_key, one())
+        except Exception:  # noqa: BLE001 - the segments still join; the gap is then unknown
+            log.exception("could not store the manifest of %s part %d", session.recording_id, part.number)
+        part.shipping = asyncio.ensure_future(part.shipper.run(part.closed))
+
+    async def _finish_part(self, session: Session, part: Part) -> None:
+        media_s, error = 0.0, None
+        try:
+            media_s = await asyncio.to_thread(session.live.stop)
+        except Exception as exc:  # noqa: BLE001 - what was shipped stays
+            log.exception("could not finish %s", session.recording_id)
+            error = f"The recorder could not finish the file: {exc}"
+        part.closed.set()
+        if part.shipping is not None:
+            try:
+                await part.shipping
+            except Exception as exc:  # noqa: BLE001
+                log.exception("could not store the last segments of %s", session.recording_id)
+                error = error or f"The recorder could not store the last segments: {exc}"
+        part.settle(error, media_s)
 
     async def upload(self, session: Session) -> bool:
         mimetype = "audio/ogg" if session.path.suffix == ".ogg" else "video/mp4"

@@ -6,6 +6,7 @@ from callrec.domain.errors import ServiceUnavailable
 
 __all__ = [
     "NoParticipants",
+    "NoRecorderCapacity",
     "NotExpectingFile",
     "OfferClosed",
     "RecordingDisabled",
@@ -107,3 +108,18 @@ class WorkerUnavailable(ServiceUnavailable):
     def __init__(self, recording_id: str, message: str) -> None:
         super().__init__(message)
         self.recording_id = recording_id
+
+
+class NoRecorderCapacity(ServiceUnavailable):
+    """No live recorder of the pool has room for the recording (or the one holding the room's publishers is full);
+    nothing was started."""
+
+    code = "no_recorder_capacity"
+    retry_after_s = 10
+
+    def __init__(self, room_id: str, cost: float) -> None:
+        super().__init__(
+            f"No recorder has capacity for a recording of room '{room_id}' (cost {cost:g}); nothing was started. Try "
+            "again later, or add recorders (GET /api/v1/recorders shows their load)."
+        )
+        self.room_id = room_id

@@ -35,6 +35,7 @@ from callrec.domain.ids import new_recording_id
 from callrec.domain.layout import RecordingConfig, RecordingOverride, effective_config
 from callrec.domain.notifications import DismissRequest, ShareRequest, ShareResult
 from callrec.domain.participants import Participant
+from callrec.domain.pool import Assignment, AssignRequest, cost_of
 from callrec.domain.recording import (
     EXTENSIONS,
     ROOM_ID_ATTR,
@@ -58,6 +59,7 @@ from callrec.storage import catalog as catalog_rows
 from callrec.storage.catalog import IN_PROGRESS, CallRow, Catalog, RecordingRow, RoomRow
 from callrec.storage.listing import After, RecordingFilter, SortField, SortOrder, list_recordings
 from callrec.storage.objects import ObjectStore, ObjectStoreError
+from callrec.storage.pool import RecorderPool
 from callrec.temporal import WorkflowNotFound, temporal_errors
 from callrec.workflows.recording import RecordingWorkflow
 
@@ -91,12 +93,20 @@ def _unless_cancelled() -> None:
 HAND_OVER_MARGIN_S = 2.0
 
 
+def assignment_cost(config: RecordingConfig, kind: RecordingKind, tiles: int) -> float:
+    return cost_of(config.encoding, tiles, audio_only=kind == RecordingKind.AUDIO)
+
+
 @dataclass
 class RecordingsService:
     settings: Settings
     catalog: Catalog
     store: ObjectStore
     temporal: Client
+
+    @property
+    def pool(self) -> RecorderPool:
+        return RecorderPool(self.catalog)
 
     # ------------------------------------------------------------------ look up
 
@@ -249,6 +259,7 @@ class RecordingsService:
             await self.catalog.add_recording(row)
         except catalog_rows.RecordingInProgress as exc:
             raise errors.RoomAlreadyRecording(room.room_id) from exc
+        assignment = await self._admit(row, config, kind, len(call.participants))
 
         settings = self.settings
         workflow_input = StartRecordingInput(
@@ -268,6 +279,8 @@ class RecordingsService:
             recorder_silence_timeout_s=settings.recorder_silence_timeout_s,
             webhooks=bool(settings.webhooks),
             late_upload_window_s=settings.late_upload_window_s,
+            recorder=assignment,
+            cost=assignment_cost(config, kind, len(call.participants)),
         )
         try:
             with temporal_errors(recording_id):
@@ -286,8 +299,25 @@ class RecordingsService:
         except errors.ServiceUnavailable as exc:
             failed = {"status": RecordingStatus.FAILED.value, "error": "workflow_unavailable", "details": str(exc)}
             await self.catalog.project_recording(recording_id, 1, failed)
+            await self.pool.release(recording_id)
             raise
         return recording_id
+
+    async def _admit(
+        self, row: RecordingRow, config: RecordingConfig, kind: RecordingKind, tiles: int
+    ) -> Assignment | None:
+        """The built-in recorders' admission: a slot on a recorder with room, or no recording at all (the row that
+        reserved the room goes again, so nothing half-started stays)."""
+        if self.settings.egress != "builtin":
+            return None
+        cost = assignment_cost(config, kind, tiles)
+        request = AssignRequest(recording_id=row.recording_id, room_id=row.room_id, cost=cost)
+        assignment = await self.pool.assign(request, now_ms())
+        if assignment is None:
+            await self.catalog.withdraw_recording(row.recording_id)
+            log.warning("no recorder has room for %s (cost %g)", row.recording_id, cost)
+            raise errors.NoRecorderCapacity(row.room_id, cost)
+        return assignment
 
     # ------------------------------------------------------------------ stop
 
@@ -381,6 +411,9 @@ class RecordingsService:
         }
         signal, model = signals[callback]
         arg = argument if isinstance(argument, model) else model()
+        if isinstance(arg, RecorderProgress) and arg.duration_s is not None and arg.bytes is not None:
+            # what GET shows while it records (the workflow's projection writes the file's own once stored)
+            await self.catalog.record_progress(row.recording_id, arg.duration_s, arg.bytes)
         try:
             with temporal_errors(row.recording_id):
                 await self._handle(row.recording_id).signal(signal, arg)

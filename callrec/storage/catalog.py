@@ -43,7 +43,7 @@ _IN_PROGRESS_SQL = text("status IN ('starting', 'active', 'ending')")
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[dict[str, Any]]: JSON}
+    type_annotation_map = {dict[str, Any]: JSON, list[dict[str, Any]]: JSON, list[str]: JSON}
 
 
 def new_secret() -> str:
@@ -131,6 +131,12 @@ class RecordingRow(Base):
     private_secret: Mapped[str] = mapped_column(String(64), default=new_secret)
     creation_date: Mapped[int] = mapped_column(BigInteger)
 
+    @property
+    def gaps(self) -> list[dict[str, float]]:
+        """Where recorders were lost mid-recording (kept with the media facts)."""
+        found = (self.media or {}).get("gaps")
+        return found if isinstance(found, list) else []
+
 
 # SQLite numbers rows only through INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
 ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -177,6 +183,34 @@ class NonceRow(Base):
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[int] = mapped_column(BigInteger, index=True)  # seconds, UTC
+
+
+class RecorderRow(Base):
+    """A recorder of the pool, as it last registered (`storage/pool.py`)."""
+
+    __tablename__ = "recorders"
+
+    recorder_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    url: Mapped[str] = mapped_column(String(500))
+    task_queue: Mapped[str] = mapped_column(String(200))
+    capacity: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16))
+    recordings: Mapped[int] = mapped_column(Integer)
+    rooms: Mapped[list[str]] = mapped_column(JSON)  # rooms whose WHIP publishers it holds
+    seen_at: Mapped[int] = mapped_column(BigInteger)  # ms
+    registered_at: Mapped[int] = mapped_column(BigInteger)  # ms
+
+
+class SlotRow(Base):
+    """A recording's place on a recorder: its cost counts against the recorder's capacity until released."""
+
+    __tablename__ = "recorder_slots"
+
+    recording_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    recorder_id: Mapped[str] = mapped_column(String(100), index=True)
+    room_id: Mapped[str] = mapped_column(String(128), index=True)
+    cost: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[int] = mapped_column(BigInteger)
 
 
 Deduped = TypeVar("Deduped", NotificationRow, ChatMessageRow)
@@ -387,6 +421,15 @@ class Catalog:
             )
         return bool(getattr(result, "rowcount", 0))
 
+    async def record_progress(self, recording_id: str, duration_s: float, size: int) -> None:
+        """Duration and bytes so far of an active recording (its recorder's report)."""
+        async with self.writing() as session:
+            await session.execute(
+                update(RecordingRow)
+                .where(RecordingRow.recording_id == recording_id, RecordingRow.status == "active")
+                .values(duration=round(duration_s, 3), size=size)
+            )
+
     async def recordings(
         self, *, room_id: str | None = None, status: str | None = None, limit: int = 100
     ) -> Sequence[RecordingRow]:
@@ -420,6 +463,15 @@ class Catalog:
                 .execution_options(synchronize_session=False)
             )
         return bool(getattr(result, "rowcount", 0))
+
+    async def withdraw_recording(self, recording_id: str) -> None:
+        """Removes the row of a start that never began (no recorder had room): it reserved the room, nothing else."""
+        async with self.writing() as session:
+            await session.execute(
+                sql_delete(RecordingRow)
+                .where(RecordingRow.recording_id == recording_id, RecordingRow.status == "starting")
+                .execution_options(synchronize_session=False)
+            )
 
     # notifications
     async def add_notification(self, row: NotificationRow) -> NotificationRow:

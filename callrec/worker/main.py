@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -18,12 +19,14 @@ from callrec.activities.egress import EgressActivities
 from callrec.activities.files import FileActivities
 from callrec.activities.livekit_egress import LiveKitEgressActivities
 from callrec.activities.notify import NotifyActivities
+from callrec.activities.pool import PoolActivities
 from callrec.activities.reconcile import ReconcileActivities
 from callrec.activities.webhooks import webhook_activities
 from callrec.domain.recording import EgressStart, EgressStop
 from callrec.domain.settings import Settings
 from callrec.storage.catalog import Catalog
 from callrec.storage.objects import ObjectStore
+from callrec.storage.pool import RecorderPool
 from callrec.storage.stores import make_store
 from callrec.temporal import TemporalConflict, TemporalUnavailable, WorkflowNotFound, connect, temporal_errors
 from callrec.workflows.reconcile import ReconcileWorkflow, ensure_schedule
@@ -41,13 +44,20 @@ class EgressBackend(Protocol):
     async def stop_egress(self, request: EgressStop) -> None: ...
 
 
-def recording_activities(catalog: Catalog, store: ObjectStore, egress: EgressBackend) -> list[Callable[..., Any]]:
-    """Every activity RecordingWorkflow calls."""
+def recording_activities(
+    catalog: Catalog, store: ObjectStore, egress: EgressBackend | None, workdir: Path | None = None
+) -> list[Callable[..., Any]]:
+    """Every activity RecordingWorkflow calls on this worker's queue (`egress`: None for the built-in recorders,
+    whose own activities run on each recorder's queue)."""
     projection, files, notify = CatalogActivities(catalog), FileActivities(store), NotifyActivities(catalog)
+    pool = PoolActivities(RecorderPool(catalog), store, workdir)
+    egress_calls: list[Callable[..., Any]] = [egress.start_egress, egress.stop_egress] if egress is not None else []
     return [
         projection.project_recording,
-        egress.start_egress,
-        egress.stop_egress,
+        *egress_calls,
+        pool.assign_recorder,
+        pool.release_recorder,
+        pool.assemble,
         files.finalize,
         notify.post_chat,
         notify.notify,
@@ -59,23 +69,19 @@ def recording_activities(catalog: Catalog, store: ObjectStore, egress: EgressBac
 def build_worker(
     client: Client, settings: Settings, catalog: Catalog, store: ObjectStore, http: httpx.AsyncClient
 ) -> Worker:
-    egress: EgressBackend
+    egress: EgressBackend | None = None
     if settings.egress == "livekit":
         egress = LiveKitEgressActivities(settings, catalog)
-    else:
+    elif settings.egress == "talk":
         egress = EgressActivities(
-            settings.egress_url,
-            settings.backend_url,
-            settings.require_recording_secret(),
-            http,
-            extended=settings.egress == "builtin",
+            settings.egress_url, settings.backend_url, settings.require_recording_secret(), http, extended=False
         )
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[RecordingWorkflow, ReconcileWorkflow, WebhookDeliveryWorkflow],
         activities=[
-            *recording_activities(catalog, store, egress),
+            *recording_activities(catalog, store, egress, settings.data_dir),
             ReconcileActivities(catalog, store, client).reconcile,
             *webhook_activities(http, settings.webhooks, client, settings.task_queue),
         ],

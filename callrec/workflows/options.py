@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from callrec.activities.egress import EgressActivities
     from callrec.activities.files import FileActivities
     from callrec.activities.notify import NotifyActivities
+    from callrec.activities.pool import PoolActivities
     from callrec.activities.reconcile import ReconcileActivities
     from callrec.activities.webhooks import WebhookActivities
 
@@ -55,6 +56,12 @@ FINALIZE = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     non_retryable_error_types=["InvalidRecordingFile"],
 )
+# Parts that hold no usable media stay so; the store comes back.
+ASSEMBLE = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=["NothingRecorded"],
+)
 # The catalog, the store or Temporal may be down for a while: back off, and leave the rest to the next run.
 RECONCILE = RetryPolicy(
     initial_interval=timedelta(seconds=5),
@@ -76,6 +83,10 @@ ACTIVITY_OPTIONS: dict[Callable[..., Any], ActivityOptions] = {
     FileActivities.finalize: ActivityOptions(timedelta(hours=1), FINALIZE, heartbeat=timedelta(seconds=20)),
     # catalog.py
     CatalogActivities.project_recording: WRITE,
+    # pool.py: admission and release are catalog writes; joining the parts reads and writes the whole file
+    PoolActivities.assign_recorder: DURABLE_CALL,
+    PoolActivities.release_recorder: DURABLE_CALL,
+    PoolActivities.assemble: ActivityOptions(timedelta(hours=1), ASSEMBLE, heartbeat=timedelta(seconds=20)),
     # notify.py
     NotifyActivities.post_chat: WRITE,
     NotifyActivities.notify: DURABLE_CALL,

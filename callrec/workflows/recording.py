@@ -64,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from callrec.domain.webhooks import EventName, WebhookEvent, notification_payload, recording_payload, status_event
     from callrec.workflows.options import GIVE_UP_STOP, ActivityOptions, execute
+    from callrec.workflows.parts import RecorderParts
 
 
 class _Ended(Exception):
@@ -74,6 +75,7 @@ class _Ended(Exception):
         super().__init__(details)
         self.status, self.code, self.details = status, code, details
         self.recorded = False
+        self.salvage = False  # the pool's recorders stored parts of it: they are joined and kept
 
     @classmethod
     def failed(cls, code: ErrorCode, details: str) -> _Ended:
@@ -111,6 +113,7 @@ class RecordingWorkflow:
         self.shared: ShareResult | None = None
         self.progress_reports = 0
         self.awaiting_late_file = False
+        self.parts = RecorderParts(input) if input.recorder is not None else None
 
     @workflow.run
     async def run(self, input: StartRecordingInput) -> RecordingState:
@@ -122,6 +125,10 @@ class RecordingWorkflow:
             stored = await self._receive_file()
             await self._store(stored)
         except _Ended as ended:
+            if self.parts is not None:
+                await self.parts.release()
+                if ended.salvage:
+                    await self._salvage()
             if not ended.recorded:
                 await self._end(ended)
         else:
@@ -150,6 +157,13 @@ class RecordingWorkflow:
             participants=input.participants,
             owner=input.owner,
         )
+        if self.parts is not None:
+            if not await self.parts.admit():
+                raise _Ended.failed(
+                    ErrorCode.EGRESS_UNAVAILABLE, "No recorder has room for it: every one is full, draining or offline."
+                )
+            self.parts.start()
+            return
         try:
             await execute(EgressActivities.start_egress, request)
         except ActivityError as err:
@@ -161,6 +175,8 @@ class RecordingWorkflow:
     async def _wait_for_started(self) -> None:
         """Until the recorder reports `started` (-> active), fails, or the recording is stopped before."""
         timeout_s = self.input.start_timeout_s
+        if self.parts is not None:
+            await self._start_on_pool(self.parts)
         in_time = await self._wait(
             lambda: self.started or self.failure is not None or self.stop_reason is not None, timeout_s
         )
@@ -193,6 +209,14 @@ class RecordingWorkflow:
         def over() -> bool:
             return self.stop_reason is not None or self.recorder_done or self.failure is not None
 
+        if self.parts is not None:
+            within_limit = await self._record_on_pool(self.parts, over)
+            if self.failure is not None:  # a signed `failed` report: what was recorded is kept all the same
+                await self._stop_egress()
+                ended = _Ended.failed(ErrorCode.RECORDER_FAILED, self.failure)
+                ended.salvage = True
+                raise ended
+            return within_limit
         deadline = workflow.now() + timedelta(seconds=input.max_duration_s)
         within_limit = False
         while not within_limit and (left := (deadline - workflow.now()).total_seconds()) > 0:
@@ -219,6 +243,10 @@ class RecordingWorkflow:
             await self._set_status(RecordingStatus.ENDING)
         if self.stopped_by is not None:  # Talk says nothing when the call ended without anyone stopping it
             await self._chat("recording_stopped", Actor(id=self.stopped_by))
+        if self.parts is not None:
+            await self._stop_egress()
+            await self.parts.release()
+            return
         if not self.recorder_done and not await self._stop_egress() and self.stored is None:
             raise _Ended.failed(
                 ErrorCode.RECORDER_FAILED, "The recorder does not know this recording any more (404 on stop)."
@@ -227,6 +255,8 @@ class RecordingWorkflow:
     async def _receive_file(self) -> FileStored:
         """Until the recorder's upload is staged (the `store_file` update). Past the upload timeout the recording is
         failed (the owner is told), yet an upload within the late window still completes it."""
+        if self.parts is not None:
+            return await self._join_parts(self.parts)
         timeout_s = self.input.upload_timeout_s
         await self._wait(lambda: self.stored is not None or self.failure is not None, timeout_s)
         if self.stored is not None:
@@ -309,6 +339,60 @@ class RecordingWorkflow:
                 "Ask your administrators to check the recording server.",
             )
 
+    # the built-in recorders' pool
+    async def _start_on_pool(self, parts: RecorderParts) -> None:
+        """Until the recorder reports `started`; a recorder lost before that (it never picked the part up, or
+        refused it: draining) gives the start to another one with room."""
+        deadline = workflow.now() + timedelta(seconds=self.input.start_timeout_s)
+        while True:
+            left = (deadline - workflow.now()).total_seconds()
+            if left <= 0:
+                return
+            await self._wait(lambda: self.started or self.stop_reason is not None or parts.ended, left)
+            if self.started or self.stop_reason is not None or not parts.ended:
+                return
+            if not await parts.take_over():
+                raise _Ended.failed(
+                    ErrorCode.EGRESS_UNAVAILABLE, f"No recorder could start it (last: {parts.last_failure})."
+                )
+
+    async def _record_on_pool(self, parts: RecorderParts, over: Callable[[], bool]) -> bool:
+        """Until stopped or the maximum duration (then False); a lost recorder's part goes on on another one. With
+        none to take over, it ends `failed`, keeping what was stored."""
+        deadline = workflow.now() + timedelta(seconds=self.input.max_duration_s)
+        while (left := (deadline - workflow.now()).total_seconds()) > 0:
+            if not await self._wait(lambda: over() or parts.ended, left):
+                return False
+            if over():
+                return True
+            if not await parts.take_over():
+                self.state.end_date = self._now_ms()
+                ended = _Ended.failed(
+                    ErrorCode.RECORDER_LOST,
+                    f"The recorder was lost ({parts.last_failure}) and no other recorder had room to go on; what "
+                    "was recorded until then is kept.",
+                )
+                ended.salvage = True
+                raise ended
+            workflow.set_current_details(f"Went on on recorder {parts.recorder_id} after losing {parts.lost[-1]}.")
+        return False
+
+    async def _join_parts(self, parts: RecorderParts) -> FileStored:
+        try:
+            stored, self.state.gaps = await parts.assemble()
+        except ActivityError as err:
+            raise _Ended.failed(ErrorCode.NOTHING_RECORDED, _reason(err)) from err
+        return stored
+
+    async def _salvage(self) -> None:
+        """A recording that ends `failed` keeps what its recorders stored, as a playable file."""
+        if self.parts is None:
+            return
+        try:
+            await self._store(await self._join_parts(self.parts))
+        except _Ended as ended:
+            workflow.logger.warning("nothing could be kept: %s", ended.details)
+
     # recorder callbacks (signals)
     @workflow.signal
     def recorder_started(self, _: RecorderStarted) -> None:
@@ -322,8 +406,13 @@ class RecordingWorkflow:
             self.stopped_by = stopped.actor
 
     @workflow.signal
-    def recorder_progress(self, _: RecorderProgress) -> None:
+    def recorder_progress(self, progress: RecorderProgress) -> None:
         self.progress_reports += 1
+        if self.parts is not None and self.parts.progress(progress.part, progress.duration_s, progress.bytes):
+            workflow.set_current_details(
+                f"Recording on recorder {self.parts.recorder_id} (part {self.parts.number}): "
+                f"{progress.duration_s:.0f} s, {progress.segments or 0} segments, {progress.bytes or 0:,} bytes stored"
+            )
 
     @workflow.signal
     def recorder_failed(self, failed: RecorderFailed) -> None:
@@ -462,6 +551,9 @@ class RecordingWorkflow:
     async def _stop_egress(self, options: ActivityOptions | None = None) -> bool:
         """Best effort: a recorder that cannot be reached is not recording for us either. False: the recorder
         answered that it does not know this recording (it will never upload)."""
+        if self.parts is not None:
+            await self.parts.stop()
+            return True
         try:
             await execute(
                 EgressActivities.stop_egress,

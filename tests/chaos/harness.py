@@ -53,6 +53,7 @@ class ChaosStack:
             "start_timeout_s": 60,
             "upload_timeout_s": 120,
             "share_offer_expiry_s": 3,
+            "recorder_capacity": 50,  # several small recordings at once on one recorder
         } | overrides
         self.settings = Settings(**values)  # type: ignore[arg-type]
         self.env = dict(os.environ) | {

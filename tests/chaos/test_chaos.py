@@ -140,7 +140,9 @@ async def test_object_store_down_during_upload_and_validation(tmp_path: Path) ->
 async def test_api_killed_during_an_upload(
     tmp_path: Path, scripted: ScriptedRecordingServer, memory_mp4: bytes
 ) -> None:
-    stack = ChaosStack(tmp_path, recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}")
+    stack = ChaosStack(
+        tmp_path, recorder=False, egress="talk", talk_recording_server=f"http://127.0.0.1:{scripted.port}"
+    )
     try:
         await stack.start()
         room = await stack.room_in_a_call()

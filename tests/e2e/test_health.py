@@ -13,8 +13,10 @@ import httpx
 
 from callrec.api.app import create_app
 from callrec.api.services import Services
+from callrec.domain.pool import RecorderReport
 from callrec.storage.catalog import Catalog, create_schema
 from callrec.storage.objects import S3ObjectStore
+from callrec.storage.pool import RecorderPool
 from tests.conftest import API_KEY, Stack, StackFactory, free_port
 
 PARTS = ("catalog", "objectStore", "temporal", "worker", "recorder")
@@ -49,8 +51,8 @@ async def test_no_worker_and_no_recorder_is_a_503_that_tells_anonymous_callers_n
     stacks: StackFactory,
 ) -> None:
     stack = await stacks.start(recorder=False)
-    idle_queue, dead_port = f"nobody-polls-{uuid.uuid4().hex[:8]}", free_port()
-    broken = {"task_queue": idle_queue, "recorder_url": f"http://127.0.0.1:{dead_port}"}
+    idle_queue = f"nobody-polls-{uuid.uuid4().hex[:8]}"
+    broken = {"task_queue": idle_queue}  # and no recorder in the pool
 
     status, body = await app_health(stack, **broken)
     assert status == 503
@@ -66,7 +68,7 @@ async def test_no_worker_and_no_recorder_is_a_503_that_tells_anonymous_callers_n
     status, body = await app_health(stack, {"X-API-KEY": API_KEY}, **broken)
     assert status == 503
     assert idle_queue in body["worker"]["error"] and "callrec worker" in body["worker"]["error"]
-    assert f"127.0.0.1:{dead_port}/health" in body["recorder"]["error"]
+    assert "no built-in recorder registered" in body["recorder"]["error"]
     assert "error" not in body["catalog"]
 
     status, body = await app_health(stack, {"X-API-KEY": "wrong"}, **broken)
@@ -80,6 +82,8 @@ async def test_a_dead_object_store_is_down_and_its_reason_is_for_the_api_key_onl
     await health_when_up(stack.api)
     catalog = Catalog.from_url(f"sqlite+aiosqlite:///{tmp_path / 'other.db'}")
     await create_schema(catalog.engine)
+    report = RecorderReport(id="rec", url="http://rec:8090", taskQueue="callrec-recorder-rec", capacity=1)
+    await RecorderPool(catalog).register(report, int(time.time() * 1000))  # a recorder in this catalog's pool
     dead_store = S3ObjectStore(f"127.0.0.1:{free_port()}", "k", "s", "bucket")
     app = create_app(Services(settings=stack.settings, catalog=catalog, store=dead_store, temporal=stack.client))
     try:

@@ -14,7 +14,8 @@ import httpx
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from callrec.domain import publish
-from callrec.media.testsignals import WhipSession, publisher_tracks, whip_publish
+from callrec.media.testsignals import publisher_tracks
+from callrec.media.whip_client import WhipSession, whip_publish
 from tests.conftest import PUBLISH_SECRET, SECRET, StackFactory
 from tests.helpers import backend_callback, create_room, member_headers
 

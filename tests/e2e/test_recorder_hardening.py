@@ -24,7 +24,9 @@ async def waiting_for_file(
     stacks: StackFactory, scripted: ScriptedRecordingServer, **overrides: object
 ) -> tuple[Stack, str, str]:
     """A stack on the scripted recording server and a recording it was told to stop: (stack, room, recording)."""
-    stack = await stacks.start(recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}", **overrides)
+    stack = await stacks.start(
+        recorder=False, egress="talk", talk_recording_server=f"http://127.0.0.1:{scripted.port}", **overrides
+    )
     room_id = await create_room(stack.api)
     await join(stack.api, room_id, "Alice")
     recording_id = await start_with_scripted_recorder(stack.api, scripted, room_id)
@@ -47,7 +49,10 @@ async def test_signed_requests_pass_from_an_address_blocked_for_bad_ones(
     stacks: StackFactory, scripted: ScriptedRecordingServer, tmp_path: Path
 ) -> None:
     stack = await stacks.start(
-        recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}", bruteforce_max_failures=2
+        recorder=False,
+        egress="talk",
+        talk_recording_server=f"http://127.0.0.1:{scripted.port}",
+        bruteforce_max_failures=2,
     )
     room_id = await create_room(stack.api)
     await join(stack.api, room_id, "Alice")
@@ -71,7 +76,7 @@ async def test_signed_requests_pass_from_an_address_blocked_for_bad_ones(
 async def test_a_replayed_callback_is_refused_by_every_api_process(
     stacks: StackFactory, scripted: ScriptedRecordingServer
 ) -> None:
-    stack = await stacks.start(recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}")
+    stack = await stacks.start(recorder=False, egress="talk", talk_recording_server=f"http://127.0.0.1:{scripted.port}")
     room_id = await create_room(stack.api)
     await join(stack.api, room_id, "Alice")
     recording_id = await start_with_scripted_recorder(stack.api, scripted, room_id)

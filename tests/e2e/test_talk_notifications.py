@@ -24,6 +24,7 @@ from tests.helpers import (
     create_room,
     member_headers,
     mp4_bytes,
+    room_recording,
     upload,
     wait_for_status,
 )
@@ -42,7 +43,9 @@ async def people(stacks: StackFactory) -> AsyncIterator[httpx.AsyncClient]:
 async def talk_room(
     stacks: StackFactory, scripted: ScriptedRecordingServer, *, recording: dict[str, Any] | None = None, **settings: Any
 ) -> tuple[Stack, str]:
-    stack = await stacks.start(recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}", **settings)
+    stack = await stacks.start(
+        recorder=False, egress="talk", talk_recording_server=f"http://127.0.0.1:{scripted.port}", **settings
+    )
     room_id = await create_room(stack.api, **(recording or {}))
     participants = [
         {"id": "alice", "name": "Alice", "role": "moderator"},
@@ -73,7 +76,7 @@ async def record_and_store(
     """Alice starts and stops through Talk's endpoints; the recording server reports and uploads as owner alice."""
     await talk_start(stack, people, room_id, who)
     start = await scripted.wait_for("start")
-    recording_id = str(start["start"]["recordingId"])  # type: ignore[index]
+    recording_id = await room_recording(stack.api, room_id)
     # A member is known by the identity its token was minted with, never by the name it chose.
     assert str(start["start"]["owner"]).startswith("member:")  # type: ignore[index]
     assert (await backend_callback(stack.api, SECRET, "started", {"token": room_id, "status": 1})).status_code == 200
@@ -230,8 +233,8 @@ async def test_failed_recording_tells_moderators_and_a_new_start_is_allowed(
     alice = await member_headers(stack.api, room_id, "Alice")
     carol = await member_headers(stack.api, room_id, "Carol")  # another moderator
     await talk_start(stack, people, room_id, alice, status=2)
-    start = await scripted.wait_for("start")
-    recording_id = str(start["start"]["recordingId"])  # type: ignore[index]
+    await scripted.wait_for("start")
+    recording_id = await room_recording(stack.api, room_id)
     assert (await backend_callback(stack.api, SECRET, "started", {"token": room_id, "status": 2})).status_code == 200
     await wait_for_status(stack.api, recording_id, {"active"})
     assert (await backend_callback(stack.api, SECRET, "failed", {"token": room_id})).status_code == 200
@@ -256,9 +259,10 @@ async def test_store_rejects_each_bad_upload_and_keeps_nothing(
     stack, room_id = await talk_room(stacks, scripted, bruteforce_max_failures=3)
     alice = await member_headers(stack.api, room_id, "Alice")
     await talk_start(stack, people, room_id, alice)
-    start = await scripted.wait_for("start")
+    await scripted.wait_for("start")
+    recording_id = await room_recording(stack.api, room_id)
     assert (await backend_callback(stack.api, SECRET, "started", {"token": room_id, "status": 1})).status_code == 200
-    await wait_for_status(stack.api, str(start["start"]["recordingId"]), {"active"})  # type: ignore[index]
+    await wait_for_status(stack.api, recording_id, {"active"})
     video = mp4_bytes(tmp_path)
 
     async def error_of(response: httpx.Response) -> tuple[int, object]:
@@ -331,7 +335,7 @@ async def test_retried_upload_is_stored_once(
 async def test_lobby_and_auto_start(
     stacks: StackFactory, scripted: ScriptedRecordingServer, people: httpx.AsyncClient
 ) -> None:
-    stack = await stacks.start(recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}")
+    stack = await stacks.start(recorder=False, egress="talk", talk_recording_server=f"http://127.0.0.1:{scripted.port}")
     room_id = await create_room(stack.api, autoStart="when_moderator_joins")
     api = stack.api
 

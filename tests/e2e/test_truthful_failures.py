@@ -56,7 +56,7 @@ async def worker(stack: Stack, settings: Settings) -> AsyncIterator[None]:
 async def test_a_start_no_worker_takes_answers_503_naming_it_and_ends_aborted(
     stacks: StackFactory, scripted: ScriptedRecordingServer
 ) -> None:
-    stack = await stacks.start(recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}")
+    stack = await stacks.start(recorder=False, egress="talk", talk_recording_server=f"http://127.0.0.1:{scripted.port}")
     settings, api = await idle_api(stacks, stack)
     room_id = await create_room(api)
     await join(api, room_id, "Alice")
@@ -79,7 +79,7 @@ async def test_a_start_no_worker_takes_answers_503_naming_it_and_ends_aborted(
 async def test_a_stop_no_worker_takes_is_queued_meet_says_503_talk_accepts_and_it_happens_once_one_runs(
     stacks: StackFactory, scripted: ScriptedRecordingServer
 ) -> None:
-    stack = await stacks.start(recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}")
+    stack = await stacks.start(recorder=False, egress="talk", talk_recording_server=f"http://127.0.0.1:{scripted.port}")
     settings, api = await idle_api(stacks, stack)
     room_id = await create_room(api)
     await join(api, room_id, "Alice")
@@ -111,7 +111,11 @@ async def test_a_late_upload_completes_the_recording_and_never_replaces_it(
     stacks: StackFactory, scripted: ScriptedRecordingServer, tmp_path: Path
 ) -> None:
     stack = await stacks.start(
-        recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}", upload_timeout_s=1, start_timeout_s=20
+        recorder=False,
+        egress="talk",
+        talk_recording_server=f"http://127.0.0.1:{scripted.port}",
+        upload_timeout_s=1,
+        start_timeout_s=20,
     )
     api = stack.api
     room_id = await create_room(api)

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from callrec.domain.layout import Layout
-from callrec.media.testsignals import COLORS, ToneAudioTrack, WhipSession, publisher_tracks, whip_publish
+from callrec.media.testsignals import COLORS, ToneAudioTrack, publisher_tracks
+from callrec.media.whip_client import WhipSession, whip_publish
 from tests.conftest import StackFactory
 from tests.helpers import create_room, wait_for_status
 from tests.media_checks import (
@@ -225,7 +226,10 @@ async def test_a_publisher_joining_and_leaving_reflows_the_grid(
     sequence = [s for i, s in enumerate(placed) if i == 0 or placed[i - 1] != s]
     assert sequence == ["two", "three", "two"], [(t, who(f["two"]), who(f["three"])) for t, f in frames]
     assert states.count("two") >= 30, states  # seconds of each arrangement, at 15 fps
-    assert sum(who(f["three"]) == ["alice", "bob", "carol"] for _, f in frames) >= 15, states
+    # Alice and Bob keep their places (in the order they joined the call: they published at once), Carol third
+    assert sum(shows(f["three"][:2], {"alice", "bob"}) and who(f["three"])[2] == "carol" for _, f in frames) >= 15, (
+        states
+    )
     assert states.count(None) <= 0.1 * len(states), states
 
 
@@ -263,5 +267,5 @@ async def test_the_command_line_publisher_joins_the_call_and_leaves_on_ctrl_c(st
             process.kill()
             await process.wait()
     assert process.returncode == 0, output.decode()
-    assert "session closed (DELETE answered 200)" in output.decode()
+    assert "done: connected 1 time(s)" in output.decode()  # and it left the call at once (below)
     await wait_for_call(api, room_id, set())

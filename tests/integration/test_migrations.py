@@ -25,7 +25,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from callrec.storage import migrations
 from callrec.storage.catalog import Base, Catalog, RoomRow, create_schema, make_engine
 
-MODEL_TABLES = {"rooms", "calls", "recordings", "notifications", "chat_messages", "nonces"}
+MODEL_TABLES = {
+    "rooms",
+    "calls",
+    "recordings",
+    "notifications",
+    "chat_messages",
+    "nonces",
+    "recorders",
+    "recorder_slots",
+}
 KEYSET_INDEXES = {
     "sqlite": {
         "ix_recordings_by_start_date",

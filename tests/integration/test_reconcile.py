@@ -29,9 +29,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from callrec.activities.reconcile import ReconcileActivities, ReconcileInput, ReconcileReport
+from callrec.domain.pool import AssignRequest, RecorderReport
 from callrec.domain.recording import FinalizeResult, RecordingState, RecordingStatus
 from callrec.storage.catalog import Catalog, RecordingRow
 from callrec.storage.objects import LocalObjectStore
+from callrec.storage.pool import RecorderPool
 from callrec.workflows.reconcile import SCHEDULE_ID, ReconcileWorkflow, ensure_schedule
 
 NOBODY_POLLS = "callrec-test-no-worker"
@@ -227,7 +229,7 @@ async def test_reconcile_repairs_rows_and_staging_objects_once(
     assert (row.status, row.error, row.seq) == ("complete", None, 6)  # above both the row's 4 and the state's 5
     assert (row.start_date, row.end_date, row.size, row.duration) == (1_700_000_000_000, 1_700_000_060_000, 12345, 60)
     assert final.file is not None and row.object_key == final.file.object_key
-    assert row.media == {"width": 1280, "height": 720, "videoCodec": "h264", "audioCodec": "aac"}
+    assert row.media == {"width": 1280, "height": 720, "videoCodec": "h264", "audioCodec": "aac", "gaps": []}
     assert fixes[completed.recording_id].workflow == "completed"
 
     row = await get_row(catalog, missing.recording_id)
@@ -344,3 +346,30 @@ async def test_reconcile_workflow_and_its_schedule(
             assert (scheduled_report.fixed, scheduled_report.deleted_keys) == ([], [])
         finally:
             await client.get_schedule_handle(SCHEDULE_ID).delete()
+
+
+async def test_recorder_slots_of_recordings_that_are_over_are_released_once(
+    catalog: Catalog, store: LocalObjectStore, temporal_env: WorkflowEnvironment
+) -> None:
+    pool = RecorderPool(catalog)
+    report = RecorderReport(id="rec-1", url="http://rec-1:8090", taskQueue="callrec-recorder-rec-1", capacity=3)
+    await pool.register(report, now_ms())
+    complete, active = await add_row(catalog, "complete"), await add_row(catalog, "active")
+    slots = {}
+    for name, row_id in [("complete", complete.recording_id), ("active", active.recording_id), ("gone", new_id())]:
+        request = AssignRequest(recording_id=row_id, room_id=row_id.split("--")[0], cost=1.0)
+        assert await pool.assign(request, now_ms() - OLD * 1000) is not None
+        slots[name] = row_id
+    young = new_id()
+    assert await pool.assign(AssignRequest(recording_id=young, room_id="young", cost=0.5), now_ms()) is None  # full
+
+    activities = ReconcileActivities(catalog, store, temporal_env.client)
+    await stuck_workflow(temporal_env.client, active.recording_id)
+    first = await activities.run(ReconcileInput(min_age_s=MIN_AGE))
+    assert sorted(first.released_slots) == sorted([slots["complete"], slots["gone"]])
+    [view] = await pool.recorders(now_ms())
+    assert view.slots == 1 and view.load == 1.0  # the active recording keeps its place
+    assert await pool.assign(AssignRequest(recording_id=young, room_id="young", cost=0.5), now_ms()) is not None
+    second = await activities.run(ReconcileInput(min_age_s=MIN_AGE))
+    assert second.released_slots == []
+    await temporal_env.client.get_workflow_handle(active.recording_id).terminate()

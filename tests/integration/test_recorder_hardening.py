@@ -100,16 +100,20 @@ async def test_recordings_are_0600_files_in_a_0700_directory(tmp_path: Path) -> 
 async def test_partial_files_of_an_earlier_process_are_removed_at_start(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    workdir = tmp_path / "recorder"
+    workdir = tmp_path / "recorder" / "rec-1"  # each recorder of the pool has its own directory, by its id
     (workdir / "sub").mkdir(parents=True)
     (workdir / "room-1--EG_abc--1.mp4").write_bytes(b"partial")
     (workdir / "sub" / "part").write_bytes(b"partial")
     settings = Settings(
-        data_dir=tmp_path, recording_secret=SECRET, publish_secret=PUBLISH_SECRET, api_url="http://127.0.0.1:9"
+        data_dir=tmp_path,
+        recording_secret=SECRET,
+        publish_secret=PUBLISH_SECRET,
+        api_url="http://127.0.0.1:9",
+        recorder_id="rec-1",
     )
     with caplog.at_level(logging.WARNING, logger="callrec.recorder.service"):
         async with httpx.AsyncClient() as http:
-            build_recorder(settings, http)
+            await build_recorder(settings, http)
     assert list(workdir.iterdir()) == []
     assert "room-1--EG_abc--1.mp4" in caplog.text and "sub" in caplog.text
 

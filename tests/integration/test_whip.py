@@ -21,7 +21,8 @@ from bench.common import free_port
 from callrec.domain.publish import Publisher, mint
 from callrec.domain.settings import Settings
 from callrec.media.stage import Feed
-from callrec.media.testsignals import WhipError, WhipSession, publisher_tracks, whip_publish
+from callrec.media.testsignals import publisher_tracks
+from callrec.media.whip_client import WhipError, WhipSession, whip_publish
 from callrec.recorder.service import Recorder, create_recorder_app
 from callrec.recorder.whip import Whip, WhipConfig
 from callrec.servers import build_recorder, serve_app
@@ -304,8 +305,8 @@ async def test_the_recorder_does_not_start_without_a_publish_secret(tmp_path: Pa
     base = {"data_dir": tmp_path, "recording_secret": SECRET, "api_url": "http://127.0.0.1:9"}
     async with httpx.AsyncClient() as http:
         with pytest.raises(SystemExit, match="CALLREC_PUBLISH_SECRET is not set"):
-            build_recorder(Settings(**base), http)  # type: ignore[arg-type]
+            await build_recorder(Settings(**base), http)  # type: ignore[arg-type]
         with pytest.raises(SystemExit, match="CALLREC_PUBLISH_SECRET is too short"):
-            build_recorder(Settings(**base, publish_secret="short"), http)  # type: ignore[arg-type]
-        app = build_recorder(Settings(**base, publish_secret=PUBLISH_SECRET), http)  # type: ignore[arg-type]
+            await build_recorder(Settings(**base, publish_secret="short"), http)  # type: ignore[arg-type]
+        app, _ = await build_recorder(Settings(**base, publish_secret=PUBLISH_SECRET), http)  # type: ignore[arg-type]
     assert {"/whip/<room_id>", "/whip/<room_id>/<session_id>"} <= {rule.rule for rule in app.url_map.iter_rules()}

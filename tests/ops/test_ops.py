@@ -26,10 +26,9 @@ from temporalio.testing import WorkflowEnvironment
 from callrec import ops
 from callrec.domain.settings import Settings
 from callrec.media.probe import probe_recording
-from callrec.servers import build_recorder, serve_app
 from callrec.storage.catalog import Catalog, RecordingRow, create_schema
 from callrec.storage.objects import LocalObjectStore
-from tests.conftest import SECRET, Stack, StackFactory, wait_until_up
+from tests.conftest import SECRET, Stack, StackFactory, wait_registered
 from tests.helpers import backend_callback, create_room, join, mp4_bytes, upload, wait_for_status
 from tests.recording_server import ScriptedRecordingServer
 
@@ -260,10 +259,11 @@ async def test_show_and_abort_of_a_live_recording(stacks: StackFactory) -> None:
     scheduled = {"ActivityTaskScheduled", "MarkerRecorded"}
     activities = [(item["activity"], item.get("local", False)) for item in shown["history"] if "activity" in item
                   and item["type"] in scheduled]  # fmt: skip
-    assert activities[:3] == [("start_egress", False), ("project_recording", True), ("post_chat", True)]
+    # admission, then the recording itself: one long activity on the recorder's own task queue
+    assert activities[:3] == [("assign_recorder", False), ("record_part", False), ("project_recording", True)]
     assert any(item.get("signal") == "recorder_started" for item in shown["history"])
     code, text = await run(tool, "show", recording_id)
-    assert code == 0 and "current state (query):" in text and "activity=start_egress" in text
+    assert code == 0 and "current state (query):" in text and "activity=record_part" in text
 
     await asyncio.sleep(1.5)
     result = await run_json(tool, "abort", recording_id, "--wait", "60")
@@ -491,11 +491,12 @@ async def test_retry_of_a_recording_terminated_mid_recording(stacks: StackFactor
 async def test_retry_starts_over_once_the_recorder_is_back(
     stacks: StackFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stack = await stacks.start(recorder=False)  # nothing listens on the recorder's port yet
+    stack = await stacks.start()
+    await stacks.stop_recorder(stack)  # gone, yet still in the pool (its registration is not stale yet)
     room_id = await create_room(stack.api, "Recorder down")
     await join(stack.api, room_id, "Alice")
     response = await stack.api.post("/api/v1/recordings", json={"roomId": room_id})
-    assert response.status_code == 503, response.text
+    assert response.status_code == 503, response.text  # it never picked the start up
     [row] = await stack.catalog.recordings(room_id=room_id)
     assert (row.status, row.error) == ("failed", "egress_unavailable")
     recording_id = row.recording_id
@@ -509,11 +510,8 @@ async def test_retry_starts_over_once_the_recorder_is_back(
     await join(stack.api, room_id, "Alice")
     http = httpx.AsyncClient(timeout=30)
     stacks.closers.append(http)  # closed once the recorder has shut down
-    recorder = build_recorder(stack.settings, http)
-    stacks.tasks.append(
-        asyncio.create_task(serve_app(recorder, "127.0.0.1", stack.settings.recorder_port, stacks.stop.wait))
-    )
-    await wait_until_up(f"http://127.0.0.1:{stack.settings.recorder_port}/health")
+    await stacks.serve_recorder(stack.settings, http)
+    await wait_registered(stack.api, stack.settings.recorder_id)
 
     code, text = await run(tool, "retry", recording_id, "--wait", "30")
     assert code == 0, text
@@ -540,15 +538,20 @@ async def test_retry_after_an_upload_timeout_waits_for_the_upload_again(
     stacks: StackFactory, scripted: ScriptedRecordingServer, tmp_path: Path
 ) -> None:
     stack = await stacks.start(
-        recorder=False, recorder_url=f"http://127.0.0.1:{scripted.port}", upload_timeout_s=3, late_upload_window_s=0
+        recorder=False,
+        egress="talk",
+        talk_recording_server=f"http://127.0.0.1:{scripted.port}",
+        upload_timeout_s=3,
+        late_upload_window_s=0,
     )
     room_id = await create_room(stack.api)
     await join(stack.api, room_id, "Alice")
     pending = asyncio.create_task(stack.api.post("/api/v1/recordings", json={"roomId": room_id}))
-    start = await scripted.wait_for("start")
-    recording_id = str(start["start"]["recordingId"])  # type: ignore[index]
+    await scripted.wait_for("start")
     assert (await backend_callback(stack.api, SECRET, "started", {"token": room_id, "status": 1})).status_code == 200
-    assert (await pending).status_code == 201
+    started = await pending
+    assert started.status_code == 201
+    recording_id = started.json()["recordingId"]
     assert (await stack.api.post(f"/api/v1/recordings/{recording_id}/stop")).status_code == 202
     failed = await wait_for_status(stack.api, recording_id, {"failed"})
     assert failed["error"] == "upload_timeout"

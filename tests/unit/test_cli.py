@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from importlib.metadata import version
@@ -96,5 +97,7 @@ def test_a_setting_that_does_not_parse_is_named(tmp_path: Path) -> None:
 
 def test_callback_urls_follow_the_ports_unless_set() -> None:
     moved = Settings(api_port=9000, recorder_host="0.0.0.0", recorder_port=9001)
-    assert (moved.api_url, moved.recorder_url) == ("http://127.0.0.1:9000", "http://127.0.0.1:9001")
+    # a recorder that listens everywhere registers its host name: the API may run on another machine
+    assert (moved.api_url, moved.recorder_url) == ("http://127.0.0.1:9000", f"http://{socket.gethostname()}:9001")
+    assert Settings(recorder_host="127.0.0.1", recorder_port=9001).recorder_url == "http://127.0.0.1:9001"
     assert Settings(api_port=9000, api_url="https://rec.example.com").api_url == "https://rec.example.com"

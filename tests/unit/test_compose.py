@@ -16,7 +16,7 @@ from callrec.media.compose import Compositor, Entry, SpeakerTracker
 from callrec.media.live import RoomRecording, soft_clip
 from callrec.media.stage import SAMPLE_RATE, Feed, Stage
 from callrec.media.tiles import BACKGROUND, Tile, participant_color, tile_rects
-from tests.unit.test_stage import solid, tone
+from tests.unit.test_stage import publish_feed, solid, tone
 
 W, H = 640, 360
 RED, GREEN, BLUE = (220, 30, 30), (30, 200, 30), (30, 30, 220)
@@ -194,19 +194,6 @@ def test_soft_clip_keeps_quiet_audio_and_bounds_loud_audio() -> None:
 # --- real-time recordings -------------------------------------------------------------
 
 
-def _publish(feed: Feed, colour: tuple[int, int, int], hz: float, stop: threading.Event) -> None:
-    """15 fps video and 20 ms audio frames, stamped with the capture instant as a WHIP publisher would."""
-    frame = solid(colour, 320, 180)
-    start, n = time.monotonic(), 0
-    while not stop.is_set():
-        capture = start + n * 0.02
-        feed.push_audio(tone(hz, 960, amplitude=0.2, start=n * 960), capture)
-        if n % 10 in (0, 3, 7):
-            feed.push_video(frame, capture)
-        n += 1
-        stop.wait(max(0.0, start + n * 0.02 - time.monotonic()))
-
-
 def test_a_room_recording_holds_each_feed_in_its_tile_and_every_voice(tmp_path: Path) -> None:
     stage, stop = Stage("room"), threading.Event()
     alice, bob = Feed("alice", "Alice", "user"), Feed("bob", "Bob", "user")
@@ -216,8 +203,8 @@ def test_a_room_recording_holds_each_feed_in_its_tile_and_every_voice(tmp_path: 
     path = tmp_path / "room.mp4"
     recording = RoomRecording(path, Layout.GRID, spec, stage, [("alice", "Alice"), ("carol", "Carol")])
     publishers = [
-        threading.Thread(target=_publish, args=(alice, RED, 440.0, stop)),
-        threading.Thread(target=_publish, args=(bob, BLUE, 1250.0, stop)),
+        threading.Thread(target=publish_feed, args=(alice, RED, 440.0, stop)),
+        threading.Thread(target=publish_feed, args=(bob, BLUE, 1250.0, stop)),
     ]
     for thread in publishers:
         thread.start()

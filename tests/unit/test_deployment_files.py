@@ -7,6 +7,7 @@ Docker is not needed: the compose file is read as YAML and checked against what 
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
 README = ROOT / "README.md"
 
-CALLREC_SERVICES = ("callrec-migrate", "callrec-api", "callrec-worker", "callrec-recorder")
+CALLREC_SERVICES = ("callrec-migrate", "callrec-api", "callrec-worker", "recorder")
+# The services that use the catalog (the recorders do not: they get the shared settings only).
+CATALOG_SERVICES = ("callrec-migrate", "callrec-api", "callrec-worker")
 SETTING_NAMES = {f"CALLREC_{name.upper()}" for name in Settings.model_fields}
 # What a production deployment must set: without them callrec falls back to embedded or loopback defaults.
 PRODUCTION_SETTINGS = {
@@ -36,7 +39,17 @@ PRODUCTION_SETTINGS = {
     "CALLREC_RECORDING_SECRET",
     "CALLREC_TOKEN_SECRET",
     "CALLREC_API_URL",
-    "CALLREC_RECORDER_URL",
+    "CALLREC_PUBLIC_URL",
+}
+# What a recorder needs: Temporal, the object store, the API it registers with, the secrets it signs and checks with.
+RECORDER_SETTINGS = {
+    "CALLREC_TEMPORAL_ADDRESS",
+    "CALLREC_S3_ENDPOINT",
+    "CALLREC_S3_ACCESS_KEY",
+    "CALLREC_S3_SECRET_KEY",
+    "CALLREC_RECORDING_SECRET",
+    "CALLREC_PUBLISH_SECRET",
+    "CALLREC_API_URL",
     "CALLREC_PUBLIC_URL",
 }
 CALLREC_NAME = re.compile(r"\bCALLREC_[A-Z0-9_]+\b")
@@ -81,6 +94,14 @@ def published_container_ports(service: dict[str, Any]) -> set[int]:
     return ports
 
 
+def duration_s(value: str) -> float:
+    """A compose duration (`4h5m`, `90s`, `1m30s`) in seconds."""
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", str(value))
+    assert parts and any(parts.groups()), f"not a duration: {value!r}"
+    hours, minutes, seconds = (int(part or 0) for part in parts.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
 def published_host_ports(service: dict[str, Any]) -> dict[int, int]:
     """host port -> container port, for the short syntax `[ip:]host:container`."""
     mapping: dict[int, int] = {}
@@ -121,13 +142,12 @@ def test_callrec_services_run_one_image_built_from_the_dockerfile(services: dict
         "callrec-migrate": ["migrate"],
         "callrec-api": ["api"],
         "callrec-worker": ["worker"],
-        "callrec-recorder": ["recorder"],
+        "recorder": ["recorder"],
     }
 
 
 def test_published_ports(services: dict[str, dict[str, Any]]) -> None:
     assert published_host_ports(services["callrec-api"]) == {8080: 8080}
-    assert published_host_ports(services["callrec-recorder"]) == {8090: 8090}
     assert published_host_ports(services["temporal-ui"]) == {8233: 8080}
     assert 9001 in published_container_ports(services["minio"])  # the console
 
@@ -144,12 +164,41 @@ def test_nothing_is_published_beyond_the_hosts_loopback(services: dict[str, dict
                 assert str(entry).startswith("127.0.0.1:") and str(entry).count(":") == 2, (name, entry)
 
 
-def test_the_worker_can_scale(services: dict[str, dict[str, Any]]) -> None:
-    worker = services["callrec-worker"]
-    assert not worker.get("ports"), "a published port would clash between replicas"
-    assert "container_name" not in worker, "a fixed container name prevents --scale"
-    for name in CALLREC_SERVICES:
-        assert "container_name" not in services[name]
+@pytest.mark.parametrize("name", ["callrec-worker", "recorder"])
+def test_the_worker_and_the_recorders_can_scale(services: dict[str, dict[str, Any]], name: str) -> None:
+    service = services[name]
+    assert not service.get("ports"), "a published host port would clash between replicas"
+    assert "container_name" not in service, "a fixed container name prevents --scale"
+    assert "hostname" not in service, "replicas sharing one host name would register as one recorder"
+    for callrec in CALLREC_SERVICES:
+        assert "container_name" not in services[callrec]
+
+
+def test_each_recorder_replica_names_and_addresses_itself(services: dict[str, dict[str, Any]]) -> None:
+    """A fixed CALLREC_RECORDER_ID or CALLREC_RECORDER_URL would make every replica register as the same recorder:
+    left unset, each defaults them from its container's host name (and listens on every address for the API)."""
+    env = environment(services["recorder"])
+    assert "CALLREC_RECORDER_ID" not in env and "CALLREC_RECORDER_URL" not in env
+    assert env["CALLREC_RECORDER_HOST"] == "0.0.0.0"
+    settings = Settings.model_validate({"recorder_host": "0.0.0.0", "recorder_port": env["CALLREC_RECORDER_PORT"]})
+    hostname = socket.gethostname()
+    assert settings.recorder_id == f"{hostname}-8090"
+    assert settings.recorder_url == f"http://{hostname}:8090"
+
+
+def test_a_stopping_recorder_has_time_to_drain(services: dict[str, dict[str, Any]]) -> None:
+    """SIGTERM drains: the recorder finishes what it records; the grace period covers the longest recording
+    (CALLREC_MAX_DURATION_S, unless the compose file sets it) plus shipping its last segments."""
+    grace = duration_s(services["recorder"]["stop_grace_period"])
+    max_duration = Settings.model_fields["max_duration_s"].default
+    assert grace >= max_duration + 60, f"stop_grace_period {grace:g} s < the longest recording {max_duration:g} s"
+
+
+def test_the_recorders_wait_for_temporal_and_the_store(services: dict[str, dict[str, Any]]) -> None:
+    deps = depends_on(services["recorder"])
+    assert deps["temporal"] == "service_healthy" and deps["temporal-setup"] == "service_completed_successfully"
+    assert deps["minio"] == "service_healthy"
+    assert "postgresql" not in deps and "callrec-migrate" not in deps, "a recorder never touches the catalog"
 
 
 def test_named_volumes_are_declared_and_used(compose: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
@@ -174,14 +223,16 @@ def test_named_volumes_are_declared_and_used(compose: dict[str, Any], services: 
 
 
 def test_healthchecks(services: dict[str, dict[str, Any]]) -> None:
-    for name in ("postgresql", "temporal", "minio", "callrec-api", "callrec-recorder"):
+    for name in ("postgresql", "temporal", "minio", "callrec-api", "recorder"):
         test = services[name].get("healthcheck", {}).get("test")
         assert test and test[0] in ("CMD", "CMD-SHELL"), name
     assert "pg_isready" in " ".join(services["postgresql"]["healthcheck"]["test"])
     assert "cluster health" in " ".join(services["temporal"]["healthcheck"]["test"])
     assert "/health" in " ".join(services["callrec-api"]["healthcheck"]["test"])
     assert ":8080/health" in " ".join(services["callrec-api"]["healthcheck"]["test"])
-    assert ":8090/health" in " ".join(services["callrec-recorder"]["healthcheck"]["test"])
+    # each replica checks itself: the port it listens on, on its own loopback
+    assert "127.0.0.1:8090/health" in " ".join(services["recorder"]["healthcheck"]["test"])
+    assert environment(services["recorder"])["CALLREC_RECORDER_PORT"] == "8090"
 
 
 def test_start_order(services: dict[str, dict[str, Any]]) -> None:
@@ -199,7 +250,7 @@ def test_start_order(services: dict[str, dict[str, Any]]) -> None:
         assert deps["minio"] == healthy, name
     for name in ("callrec-migrate", "temporal-setup", "minio-setup"):
         assert services[name].get("restart") == "no", f"{name} is a one-shot"
-    for name in ("postgresql", "temporal", "temporal-ui", "minio", "callrec-api", "callrec-worker", "callrec-recorder"):
+    for name in ("postgresql", "temporal", "temporal-ui", "minio", "callrec-api", "callrec-worker", "recorder"):
         assert services[name].get("restart") in ("unless-stopped", "always"), name
 
 
@@ -224,10 +275,30 @@ def test_the_setup_registers_every_search_attribute_the_workflows_set(services: 
 def test_every_callrec_service_gets_the_shared_settings(
     compose: dict[str, Any], services: dict[str, dict[str, Any]]
 ) -> None:
-    shared = compose["x-callrec-env"]
-    for name in CALLREC_SERVICES:
-        assert environment(services[name]) == shared, name
-    assert "&callrec-env" in COMPOSE_FILE.read_text()
+    shared, catalog = compose["x-callrec-env"], compose["x-callrec-catalog-env"]
+    assert shared.items() <= catalog.items()
+    for name in CATALOG_SERVICES:
+        assert environment(services[name]) == catalog, name
+    recorder = environment(services["recorder"])
+    assert shared.items() <= recorder.items()
+    text = COMPOSE_FILE.read_text()
+    assert "&callrec-env" in text and "&callrec-catalog-env" in text
+
+
+def test_no_role_is_told_a_single_recorder_url(compose: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
+    """The API and the worker find the recorders in the pool (their registrations), not at one configured URL."""
+    for name in CATALOG_SERVICES:
+        assert "CALLREC_RECORDER_URL" not in environment(services[name]), name
+    assert "CALLREC_RECORDER_URL" not in compose["x-callrec-env"]
+
+
+def test_the_recorders_get_no_catalog_and_no_api_secrets(services: dict[str, dict[str, Any]]) -> None:
+    env = environment(services["recorder"])
+    for name in ("CALLREC_DATABASE_URL", "CALLREC_API_KEY", "CALLREC_TOKEN_SECRET"):
+        assert name not in env, name
+    assert "POSTGRES_PASSWORD" not in str(env)
+    missing = RECORDER_SETTINGS - {name for name, value in env.items() if value not in (None, "")}
+    assert not missing, f"a recorder needs: {sorted(missing)}"
 
 
 def test_every_callrec_variable_in_the_compose_file_is_a_real_setting(services: dict[str, dict[str, Any]]) -> None:
@@ -239,7 +310,7 @@ def test_every_callrec_variable_in_the_compose_file_is_a_real_setting(services: 
 
 
 def test_the_compose_file_sets_what_production_needs(compose: dict[str, Any]) -> None:
-    shared = compose["x-callrec-env"]
+    shared = compose["x-callrec-catalog-env"]
     missing = PRODUCTION_SETTINGS - {name for name, value in shared.items() if value not in (None, "")}
     assert not missing, f"production settings not set: {sorted(missing)}"
     assert shared["CALLREC_DATABASE_URL"].startswith("postgresql+asyncpg://")
@@ -247,19 +318,17 @@ def test_the_compose_file_sets_what_production_needs(compose: dict[str, Any]) ->
     assert shared["CALLREC_TEMPORAL_ADDRESS"] == "temporal:7233"
     assert shared["CALLREC_S3_ENDPOINT"] == "minio:9000"
     assert shared["CALLREC_API_URL"] == "http://callrec-api:8080"
-    assert shared["CALLREC_RECORDER_URL"] == "http://callrec-recorder:8090"
     assert shared["CALLREC_API_HOST"] == "0.0.0.0"
-    assert shared["CALLREC_RECORDER_HOST"] == "0.0.0.0"
     # Settings must accept what the compose file passes (strings, as the environment would).
     values = {name[len("CALLREC_") :].lower(): value for name, value in shared.items() if value is not None}
     settings = Settings.model_validate({k: v for k, v in values.items() if "${" not in str(v)})
-    assert settings.api_port == 8080 and settings.recorder_port == 8090 and settings.s3_secure is False
+    assert settings.api_port == 8080 and settings.s3_secure is False
 
 
 def test_secrets_come_from_required_variables_only(
     compose: dict[str, Any], services: dict[str, dict[str, Any]]
 ) -> None:
-    shared = compose["x-callrec-env"]
+    shared = compose["x-callrec-catalog-env"]
     for name in ("CALLREC_API_KEY", "CALLREC_RECORDING_SECRET", "CALLREC_TOKEN_SECRET", "CALLREC_PUBLIC_URL"):
         assert REQUIRED_VARIABLE.fullmatch(shared[name]), f"{name} must be ${{{name}:?...}}"
     for name in ("CALLREC_S3_ACCESS_KEY", "CALLREC_S3_SECRET_KEY"):
@@ -278,7 +347,13 @@ def test_env_example_lists_every_variable_the_compose_file_reads() -> None:
     assert required <= listed, f"not in .env.example: {sorted(required - listed)}"
     assert set(ANY_VARIABLE.findall(text)) <= listed
     # valueless pass-through settings too
-    passed = {name for name, value in yaml.safe_load(text)["x-callrec-env"].items() if value is None}
+    loaded = yaml.safe_load(text)
+    passed = {
+        name
+        for env in (loaded["x-callrec-catalog-env"], environment(loaded["services"]["recorder"]))
+        for name, value in env.items()
+        if value is None
+    }
     assert passed <= listed, f"not in .env.example: {sorted(passed - listed)}"
     assert set(CALLREC_NAME.findall(example)) <= SETTING_NAMES
     # no secret values in the example: every required variable is empty or a non-secret name

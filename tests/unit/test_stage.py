@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
+import time
 
 import av
 import numpy as np
@@ -26,6 +28,21 @@ def tone(hz: float, count: int, rate: int = SAMPLE_RATE, amplitude: float = 0.3,
     frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
     frame.sample_rate = rate
     return frame
+
+
+def publish_feed(
+    feed: Feed, colour: tuple[int, int, int], hz: float, stop: threading.Event, size: tuple[int, int] = (320, 180)
+) -> None:
+    """15 fps video and 20 ms audio frames, stamped with the capture instant as a WHIP publisher would."""
+    frame = solid(colour, *size)
+    start, n = time.monotonic(), 0
+    while not stop.is_set():
+        capture = start + n * 0.02
+        feed.push_audio(tone(hz, 960, amplitude=0.2, start=n * 960), capture)
+        if n % 10 in (0, 3, 7):
+            feed.push_video(frame, capture)
+        n += 1
+        stop.wait(max(0.0, start + n * 0.02 - time.monotonic()))
 
 
 def peak_hz(samples: npt.NDArray[np.float32], rate: int = SAMPLE_RATE) -> float:

@@ -23,12 +23,11 @@ from callrec.media.testsignals import (
     COLORS,
     PatternVideoTrack,
     ToneAudioTrack,
-    WhipError,
     main,
     parse_color,
     publisher_tracks,
-    whip_publish,
 )
+from callrec.media.whip_client import WhipError, whip_publish
 from callrec.servers import serve_app
 from tests.conftest import wait_until_up
 

@@ -45,6 +45,10 @@ ENDINGS = {
     "failed-upload-timeout-late-window": "workflows/test_timers.py::test_the_late_upload_window_closes",
     "failed-recorder-before-start": "workflows/test_timers.py::"
     "test_a_recorder_that_fails_before_it_started_is_stopped_all_the_same",
+    "complete-pool-taken-over": "e2e/test_recorder_pool.py::"
+    "test_a_recorder_killed_mid_recording_is_replaced_and_the_file_holds_both_sides_of_the_gap",
+    "failed-pool-recorder-lost": "e2e/test_recorder_pool.py::"
+    "test_with_no_recorder_to_take_over_the_recording_fails_with_what_was_stored",
 }
 
 

@@ -27,7 +27,8 @@ from callrec.storage.objects import ObjectNotFound
 
 blueprint = Blueprint("media", __name__)
 
-PLAYABLE = (RecordingStatus.COMPLETE.value, RecordingStatus.LIMIT_REACHED.value)
+# A failed recording has a file when its recorder was lost and what it stored was kept (`recorder_lost`).
+PLAYABLE = (RecordingStatus.COMPLETE.value, RecordingStatus.LIMIT_REACHED.value, RecordingStatus.FAILED.value)
 
 
 def playable_key(row: RecordingRow) -> str:

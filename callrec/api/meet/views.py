@@ -47,7 +47,7 @@ def call_view(call: CallRow) -> dict[str, Any]:
 def recording_view(recording: Recording | RecordingRow) -> dict[str, Any]:
     """A recording as the Meet-style API shows it (a catalog row is read as the `Recording` it holds)."""
     rec = recording if isinstance(recording, Recording) else Recording.model_validate(recording)
-    return {
+    view = {
         "recordingId": rec.recording_id,
         "roomId": rec.room_id,
         "roomName": rec.room_name,
@@ -63,6 +63,9 @@ def recording_view(recording: Recording | RecordingRow) -> dict[str, Any]:
         "error": rec.error,
         "details": rec.details,
     }
+    if rec.gaps:  # callrec's own: where a recorder was lost and another one went on
+        view["gaps"] = [{"offset": g.offset_s, "duration": g.duration_s} for g in rec.gaps]
+    return view
 
 
 def notification_view(row: NotificationRow) -> dict[str, Any]:

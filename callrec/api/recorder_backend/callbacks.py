@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any, cast
 
 from pydantic import ValidationError
 from quart import Blueprint, Response, request
@@ -27,6 +28,7 @@ from callrec.api.operations import Answer, Who, declare
 from callrec.api.services import Services, services
 from callrec.domain import signing
 from callrec.domain.participants import Participant
+from callrec.domain.pool import RecorderReport
 from callrec.domain.recording import (
     RecorderFailed,
     RecorderProgress,
@@ -35,10 +37,13 @@ from callrec.domain.recording import (
 )
 from callrec.recordings.errors import RecordingNotFound, ServiceUnavailable
 from callrec.recordings.service import Callback
+from callrec.storage.pool import RecorderPool
 
 blueprint = Blueprint("recorder_backend", __name__, url_prefix=OCS_BASE)
 CALLBACKS: tuple[Callback, ...] = ("started", "stopped", "failed", "progress")
 PUBLISHER = "publisher"  # callrec's recorder: a WHIP publisher joined or left the call
+RECORDER = "recorder"  # callrec's recorder: its registration with the pool
+REGISTRATION_FRESH_S = 30.0  # a registration signed longer ago than this (or ahead: clocks) is refused
 
 
 async def remember_random(svc: Services, random: str) -> bool:
@@ -64,11 +69,18 @@ def argument(kind: Callback, payload: dict[str, object]) -> object:
     return RecorderStarted()
 
 
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def progress_of(payload: dict[str, object]) -> RecorderProgress:
     duration, size = payload.get("duration"), payload.get("bytes")
+    finite = isinstance(duration, int | float) and not isinstance(duration, bool) and 0 <= duration < 1e9
     return RecorderProgress(
-        duration_s=float(duration) if isinstance(duration, int | float) and not isinstance(duration, bool) else None,
-        bytes=size if isinstance(size, int) and not isinstance(size, bool) else None,
+        duration_s=float(duration) if finite else None,  # type: ignore[arg-type]
+        bytes=_count(size),
+        segments=_count(payload.get("segments")),
+        part=_count(payload.get("part")),
     )
 
 
@@ -96,6 +108,31 @@ async def publisher_presence(svc: Services, room_id: str, payload: dict[str, obj
     return ocs_response([])
 
 
+def _parse(raw: bytes) -> tuple[str, Any] | None:
+    """`{type, <type>: payload}` as (type, payload); None when the body is not that."""
+    try:
+        message = json.loads(raw)
+        kind = message["type"]
+        return (kind, message[kind]) if isinstance(kind, str) else None
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return None
+
+
+async def register_recorder(svc: Services, payload: object) -> Response:
+    """A pool recorder's registration (`RecorderReport`). It repeats every few seconds and says only what is true
+    now, so instead of keeping its random for the replay window (a row per recorder every 5 s), the API takes it
+    only while its signed `sentAt` is within REGISTRATION_FRESH_S: played again later, it is refused as stale."""
+    try:
+        report = RecorderReport.model_validate(payload)
+    except ValidationError:
+        return ocs_response({"error": "body"}, 400, "Bad Request")
+    now_ms = int(time.time() * 1000)
+    if abs(now_ms - report.sentAt) > REGISTRATION_FRESH_S * 1000:
+        return ocs_response({"error": "stale"}, 403, "Forbidden")
+    await RecorderPool(svc.catalog).register(report, now_ms)
+    return ocs_response([])
+
+
 @blueprint.post("/recording/backend")
 @declare(
     "recorderCallback",
@@ -118,7 +155,8 @@ async def publisher_presence(svc: Services, room_id: str, payload: dict[str, obj
     "the recording secret; the random 32 to 256 ASCII characters, fresh for every request). The body is "
     "`{type, <type>: {token, recordingId?, ...}}` with type `started`, `stopped`, `failed` or `progress`; "
     "callrec's recorder also sends `publisher` (`{token, participant: {id, name, role}, generation, state: "
-    "joined|left}`; 410 when the room is closed or the token's generation revoked).",
+    "joined|left}`; 410 when the room is closed or the token's generation revoked) and `recorder` (its "
+    "registration with the pool: `{id, url, taskQueue, capacity, state, recordings, rooms}`, no token).",
 )
 async def backend() -> Response:
     svc = services()
@@ -127,7 +165,10 @@ async def backend() -> Response:
     signed = signing.verify(
         svc.settings.require_recording_secret(), random, request.headers.get(signing.CHECKSUM_HEADER), raw
     )
-    replay = signed and random is not None and not await remember_random(svc, random)
+    message = _parse(raw) if signed else None
+    # A recorder's registration is fresh by its signed `sentAt`, not by a kept random (see `register_recorder`).
+    registration = message is not None and message[0] == RECORDER
+    replay = signed and not registration and random is not None and not await remember_random(svc, random)
     if not signed or replay:
         if (wait_s := svc.throttle.refused(request.remote_addr or "unknown")) is not None:
             response = ocs_response({"error": "bruteforce"}, 429, "Too Many Requests")
@@ -135,14 +176,15 @@ async def backend() -> Response:
             return response
         return ocs_response({"error": "replay" if replay else "checksum"}, 403, "Forbidden")
     assert random is not None  # verified
-    try:
-        message = json.loads(raw)
-        kind = message["type"]
-        payload = message[kind]
-        token = payload["token"]
-    except (ValueError, KeyError, TypeError):
+    if message is None:
         return ocs_response({"error": "body"}, 400, "Bad Request")
-    if kind not in (*CALLBACKS, PUBLISHER) or not isinstance(token, str) or not isinstance(payload, dict):
+    kind, payload = message
+    if registration:
+        return await register_recorder(svc, payload)
+    if not isinstance(payload, dict) or "token" not in payload:
+        return ocs_response({"error": "body"}, 400, "Bad Request")
+    token = payload["token"]
+    if kind not in (*CALLBACKS, PUBLISHER) or not isinstance(token, str):
         return ocs_response({"error": "type"}, 400, "Bad Request")
     if await svc.catalog.get_room(token) is None:
         return ocs_response({"error": "room"}, 404, "Not Found")
@@ -151,7 +193,8 @@ async def backend() -> Response:
     recording_id = payload.get("recordingId")
     try:
         row = await svc.recordings.for_callback(token, recording_id if isinstance(recording_id, str) else None)
-        await svc.recordings.recorder_callback(row, kind, argument(kind, payload))
+        callback = cast(Callback, kind)
+        await svc.recordings.recorder_callback(row, callback, argument(callback, payload))
     except RecordingNotFound:
         return ocs_response({"error": "recording"}, 404, "Not Found")
     except ServiceUnavailable as exc:  # never a 404: that would make the recorder give up a live recording

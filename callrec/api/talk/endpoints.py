@@ -83,6 +83,8 @@ async def unavailable(exc: ServiceUnavailable) -> Response:
     if isinstance(exc, service.WorkerUnavailable):  # no worker took it: the answer names the recording
         data = {"error": "system", "recordingId": exc.recording_id, "message": str(exc)}
         response = ocs_response(data, 503, str(exc))
+    elif isinstance(exc, service.NoRecorderCapacity):  # the room's status stays as it was: nothing started
+        response = ocs_response({"error": exc.code, "message": str(exc)}, 503, str(exc))
     else:
         response = ocs_response({"error": "system"}, 503, "Service Unavailable")
     response.headers["Retry-After"] = str(exc.retry_after_s)
