@@ -12,6 +12,7 @@ still exist, be open, and be in the token generation the token was minted in.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Literal
 
 from quart import g, request
@@ -133,6 +134,16 @@ def require_admin() -> Principal:
     if not who.is_admin:
         raise forbidden("Insufficient permissions: needs the admin role (the API key or an admin user token)")
     return who
+
+
+def api_key_only(may: str) -> Callable[[], None]:
+    """An endpoint's check that only the API key calls it (401 without a credential, 403 with another kind)."""
+
+    def check() -> None:
+        if require().kind != "api_key":
+            raise forbidden(f"Insufficient permissions: only the API key (`X-API-KEY`) may {may}")
+
+    return check
 
 
 def confine(who: Principal, room_id: str) -> bool:

@@ -7,17 +7,12 @@ import time
 from quart import Blueprint, Response, jsonify
 
 from callrec.api import schemas
-from callrec.api.auth import forbidden, require
+from callrec.api.auth import api_key_only
 from callrec.api.operations import Answer, Who, declare, error
 from callrec.api.services import services
 from callrec.storage.pool import RecorderPool
 
 blueprint = Blueprint("recorders", __name__)
-
-
-def require_api_key() -> None:
-    if require().kind != "api_key":
-        raise forbidden("Insufficient permissions: only the API key (`X-API-KEY`) may see the recorders")
 
 
 @blueprint.get("/recorders")
@@ -30,7 +25,7 @@ def require_api_key() -> None:
         200: Answer("Every recorder heard from in the last day", schemas.Recorders),
         403: error("Not the API key"),
     },
-    auth=require_api_key,
+    auth=api_key_only("see the recorders"),
     notes="A recorder is `offline` when it has not registered for 15 s; nothing new goes to it. `load` is the cost "
     "of the recordings holding a slot on it, in 720p30 recordings (audio-only 0.1), against its `capacity`.",
 )

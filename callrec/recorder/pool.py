@@ -91,7 +91,6 @@ class RecorderNode:
         part = Part(
             number=input.part,
             shipper=shipper,
-            store=self.store,
             manifest_key=f"{prefix}part.json",
             media_before_s=input.media_before_s,
             bytes_before=input.bytes_before,

@@ -51,7 +51,6 @@ from callrec.media.stage import Stages
 from callrec.recorder.protocol import Backends, Refused, ReplayGuard
 from callrec.recorder.shipping import SegmentShipper, Shipped
 from callrec.recorder.whip import Whip, add_whip_routes
-from callrec.storage.objects import ObjectStore
 
 log = logging.getLogger(__name__)
 OCS_BASE = "/ocs/v2.php/apps/spreed/api/v1"
@@ -113,7 +112,6 @@ class Part:
 
     number: int
     shipper: SegmentShipper
-    store: ObjectStore
     manifest_key: str
     media_before_s: float = 0.0  # what earlier parts of the recording stored (for progress reports)
     bytes_before: int = 0
@@ -250,18 +248,25 @@ class Recorder:
             return
         if body.recordingId in self.stopping:
             raise Refused(409, "recording", f"recording {body.recordingId} is stopping; it cannot start again")
-        spec = render_spec(body.encoding)
+        path = self.workdir / f"{body.recordingId}.{'ogg' if body.status == 2 else 'mp4'}"
+        self._begin(room_id, backend, body, path)
+
+    def _begin(self, room_id: str, backend: str, body: StartBody, path: Path, part: Part | None = None) -> Session:
+        """Records the room's stage into `path` (fragmented for a pool recording's part) from now on."""
         audio_only = body.status == 2
-        path = self.workdir / f"{body.recordingId}.{'ogg' if audio_only else 'mp4'}"
         participants = [(p.id or p.name, p.name) for p in body.participants]
-        live = RoomRecording(path, body.layout, spec, self.stages.get(room_id), participants, audio_only=audio_only)
-        session = Session(body.recordingId, room_id, backend, body.status, path, live)
+        stage = self.stages.get(room_id)
+        spec = render_spec(body.encoding)
+        fragmented = part is not None
+        live = RoomRecording(path, body.layout, spec, stage, participants, audio_only=audio_only, fragmented=fragmented)
+        session = Session(body.recordingId, room_id, backend, body.status, path, live, part=part)
         if body.owner:
             session.owner = body.owner
         if body.actor is not None:
             session.actor = body.actor.wire()
         self.sessions[body.recordingId] = session
         session.opened = asyncio.ensure_future(self._open(session))
+        return session
 
     async def _started_again(self, session: Session) -> None:
         if session.opened is not None and await session.opened and self.sessions.get(session.recording_id) is session:
@@ -381,19 +386,8 @@ class Recorder:
                 await asyncio.sleep(0.05)
         if body.recordingId in self.sessions or body.recordingId in self.stopping:
             raise Refused(409, "recording", f"recording {body.recordingId} is being recorded here already")
-        spec = render_spec(body.encoding)
-        audio_only = body.status == 2
-        path = self.part_path(body.recordingId, part.number, audio_only=audio_only)
-        participants = [(p.id or p.name, p.name) for p in body.participants]
-        live = RoomRecording(
-            path, body.layout, spec, self.stages.get(room_id), participants, audio_only=audio_only, fragmented=True
-        )
-        session = Session(body.recordingId, room_id, backend, body.status, path, live, part=part)
-        if body.actor is not None:
-            session.actor = body.actor.wire()
-        self.sessions[body.recordingId] = session
-        session.opened = asyncio.ensure_future(self._open(session))
-        return session
+        path = self.part_path(body.recordingId, part.number, audio_only=body.status == 2)
+        return self._begin(room_id, backend, body, path, part)
 
     async def _begin_shipping(self, session: Session, part: Part) -> None:
         """Writes the part's manifest (when its media time 0 was, on the wall clock), then ships as it records."""
@@ -404,7 +398,7 @@ class Recorder:
             yield manifest
 
         try:
-            await part.store.put_stream(part.manifest_key, one())
+            await part.shipper.store.put_stream(part.manifest_key, one())
         except Exception:  # noqa: BLE001 - the segments still join; the gap is then unknown
             log.exception("could not store the manifest of %s part %d", session.recording_id, part.number)
         part.shipping = asyncio.ensure_future(part.shipper.run(part.closed))

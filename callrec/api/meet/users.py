@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, jsonify
 
 from callrec.api import schemas
-from callrec.api.auth import forbidden, require
+from callrec.api.auth import api_key_only
 from callrec.api.operations import (
     Answer,
     Who,
@@ -20,11 +20,6 @@ from callrec.api.services import services
 from callrec.domain import tokens
 
 blueprint = Blueprint("users", __name__)
-
-
-def require_api_key() -> None:
-    if require().kind != "api_key":
-        raise forbidden("Insufficient permissions: only the API key (`X-API-KEY`) may create user tokens")
 
 
 class TokenRequest(BaseModel):
@@ -41,7 +36,7 @@ class TokenRequest(BaseModel):
     security=Who.API_KEY,
     responses={200: Answer("The token", schemas.UserToken), 403: error("Only the API key may create user tokens")},
     body=TokenRequest,
-    auth=require_api_key,
+    auth=api_key_only("create user tokens"),
 )
 async def user_token(body: TokenRequest) -> Response:
     """A signed, expiring `Authorization: Bearer` token for a user with role `admin` or `user`."""
