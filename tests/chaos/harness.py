@@ -175,10 +175,19 @@ class ChaosStack:
             await asyncio.sleep(0.3)
 
     # what was left behind
-    async def notifications_of(self, recording_id: str) -> list[str]:
-        async with self.catalog.sessions() as session:
-            rows = await session.execute(select(NotificationRow).where(NotificationRow.recording_id == recording_id))
-            return [row.subject for row in rows.scalars()]
+    async def notifications_of(self, recording_id: str, timeout: float = 60) -> list[str]:
+        """The notifications of a recording once there are any: its status turns complete just before the owner
+        is told, and a worker killed in between tells them when it is back."""
+        for _ in range(int(timeout / 0.2)):
+            async with self.catalog.sessions() as session:
+                rows = await session.execute(
+                    select(NotificationRow).where(NotificationRow.recording_id == recording_id)
+                )
+                subjects = [row.subject for row in rows.scalars()]
+            if subjects:
+                return subjects
+            await asyncio.sleep(0.2)
+        return []
 
     async def chat_of(self, room_id: str) -> list[str]:
         async with self.catalog.sessions() as session:
