@@ -37,7 +37,7 @@ COMMAND_SETTINGS: dict[str, set[str]] = {
         "public_url", "api_host", "api_port", "api_url", "livekit_api_key", "livekit_api_secret", "max_upload_bytes",
         "bruteforce_max_failures", "bruteforce_window_s", "recorder_nonce_ttl_s", "max_concurrent_uploads",
         "upload_idle_timeout_s", "upload_body_timeout_s", "cors_origins", "publish_secret", "publish_token_ttl_s",
-        "egress", "whip_ice_servers",
+        "egress", "whip_ice_servers", "trusted_proxies",
     },
     "worker": _STORAGE | _TEMPORAL | {
         "egress", "talk_recording_server", "livekit_url", "livekit_api_key", "livekit_api_secret",

@@ -104,7 +104,8 @@ def strongest_tones(samples: Floats, rate: int, count: int, min_hz: float = 50.0
     peaks: list[float] = []
     for i in order:
         f = float(freqs[i])
-        if f < min_hz or any(abs(f - p) < 30 for p in peaks):
+        local_max = 0 < i < len(spectrum) - 1 and spectrum[i - 1] <= spectrum[i] >= spectrum[i + 1]
+        if not local_max or f < min_hz or any(abs(f - p) < 30 for p in peaks):
             continue
         peaks.append(f)
         if len(peaks) == count:

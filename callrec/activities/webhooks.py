@@ -70,18 +70,19 @@ class WebhookActivities:
         self.client = client
         self.task_queue = task_queue
 
-    def urls_for(self, event: EventName) -> list[str]:
-        """The URLs of the endpoints that want `event`, each once, in configuration order."""
-        return list(dict.fromkeys(e.url for e in self.endpoints if e.wants(event)))
+    def urls_for(self, event: EventName, status: str | None = None) -> list[str]:
+        """The URLs of the endpoints that want `event` (of a recording with `status`), each once, in configuration
+        order."""
+        return list(dict.fromkeys(e.url for e in self.endpoints if e.wants(event, status)))
 
-    def endpoint_for(self, url: str, event: EventName) -> WebhookEndpoint | None:
+    def endpoint_for(self, url: str, event: EventName, status: str | None = None) -> WebhookEndpoint | None:
         """The endpoint `url` is, or None if it is not configured.
 
         Of several with that URL, the first that wants `event` (the one `urls_for` picked it for), else
         the first: the URL is still configured, though it no longer asks for this event.
         """
         matches = [e for e in self.endpoints if e.url == url]
-        return next((e for e in matches if e.wants(event)), matches[0] if matches else None)
+        return next((e for e in matches if e.wants(event, status)), matches[0] if matches else None)
 
     @activity.defn
     async def emit_webhook(self, event: WebhookEvent) -> int:
@@ -90,7 +91,7 @@ class WebhookActivities:
         Idempotent: the delivery workflow's id is the event's, so a retry (or a second emit of the same
         event) finds it started already and starts nothing. No endpoint wants it: 0, and nothing started.
         """
-        urls = self.urls_for(event.event)
+        urls = self.urls_for(event.event, event.status())
         if not urls:
             return 0
         if self.client is None:
@@ -119,7 +120,7 @@ class WebhookActivities:
     @activity.defn
     async def deliver_webhook(self, attempt: WebhookAttempt) -> None:
         url, event = attempt.url, attempt.event
-        endpoint = self.endpoint_for(url, event.event)
+        endpoint = self.endpoint_for(url, event.event, event.status())
         if endpoint is None:
             raise ApplicationError(f"webhook {url}: endpoint no longer configured", type=REJECTED, non_retryable=True)
         body = event.body()

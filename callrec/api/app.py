@@ -7,11 +7,11 @@ import logging
 from quart import Blueprint, Quart, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from callrec.api import health, openapi, publish_page, recorders, whip
-from callrec.api.auth import authenticate, refuse_revoked_member_token
+from callrec.api import health, openapi, player_page, publish_page, recorders, whip
+from callrec.api.auth import authenticate, load_room_scope, refuse_revoked_member_token
 from callrec.api.errors import ApiError, from_service, unauthorized
 from callrec.api.guard import BoundedJSONProvider, HttpGuard
-from callrec.api.meet import files, inbox, media, recordings, rooms, sharing, users
+from callrec.api.meet import files, inbox, media, members, recordings, rooms, sharing, users
 from callrec.api.recorder_backend import callbacks
 from callrec.api.recorder_backend.upload import StoreUpload
 from callrec.api.services import Services
@@ -52,10 +52,12 @@ def create_app(svc: Services) -> Quart:
         g.principal = authenticate()
         if g.principal is None and request.endpoint not in ANONYMOUS_ENDPOINTS:
             raise unauthorized()
+        await load_room_scope()  # a user-role token: the rooms it reaches (auth.confine)
 
     for bp in (
         users.blueprint,
         rooms.blueprint,
+        members.blueprint,
         inbox.blueprint,
         files.blueprint,
         sharing.blueprint,
@@ -72,6 +74,7 @@ def create_app(svc: Services) -> Quart:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(openapi.blueprint)  # GET /openapi.json and /docs, no credentials
     app.register_blueprint(publish_page.blueprint)  # GET /rooms/<id>/publish: the WHIP page, no credentials
+    app.register_blueprint(player_page.blueprint)  # GET /recording/<id>?secret=: a shared URL's page
 
     @app.errorhandler(ApiError)
     async def api_error(exc: ApiError) -> tuple[Response, int, dict[str, str]]:

@@ -1,10 +1,15 @@
 """Who is calling, and may they? Three credentials; the highest one present wins and must be valid.
 
 `X-API-KEY` (admin) > `Authorization: Bearer <user token>` (admin | user) > `X-Room-Member-Token`
-(one room; moderator | speaker; recording permissions). Routes call `require(...)`.
+(one room; moderator | speaker; recording permissions; sent with or without a `Bearer ` prefix, as Meet's
+clients send it). Routes call `require(...)`.
 
-A 401 names the header to send; a 403 names what the caller lacks (a permission, a kind of credential,
-or a token of the resource's room). A member token is also checked against its room on every request,
+A 401 names the header to send; a credential of a kind the endpoint does not take counts as absent (401, as in
+OpenVidu Meet, whose endpoints only look at the credentials they list). A 403 names what the caller lacks (a
+permission, or a token of the resource's room). A user token with role `user` reaches only the rooms it owns
+(created) or is a registered member of (`load_room_scope`, run once per request), with the permissions it holds
+there: owner all, member its effective ones; elsewhere Meet's 403 ("Insufficient permissions to access this
+resource"). A member token is also checked against its room on every request,
 whichever front door it comes through (`refuse_revoked_member_token`, an app-wide hook): the room must
 still exist, be open, and be in the token generation the token was minted in.
 """
@@ -12,14 +17,16 @@ still exist, be open, and be in the token generation the token was minted in.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 from typing import Literal
 
 from quart import g, request
+from sqlalchemy import select
 
 from callrec.api.errors import ApiError, invalid_api_key, unauthorized
 from callrec.api.services import services
-from callrec.domain.tokens import ADMIN, InvalidToken, Kind, Permission, Principal, read_token
+from callrec.domain.member_permissions import effective_recording_permissions
+from callrec.domain.tokens import ADMIN, ALL_PERMISSIONS, InvalidToken, Kind, Permission, Principal, read_token
+from callrec.storage.catalog import RoomMemberRow, RoomRow
 
 API_KEY_HEADER = "X-API-KEY"
 MEMBER_TOKEN_HEADER = "X-Room-Member-Token"
@@ -35,7 +42,10 @@ HOW_TO_SEND: dict[Kind, str] = {
 }
 
 
-def forbidden(needs: str = "Insufficient permissions to access this resource") -> ApiError:
+INSUFFICIENT = "Insufficient permissions to access this resource"  # Meet's errorInsufficientPermissions
+
+
+def forbidden(needs: str = INSUFFICIENT) -> ApiError:
     return ApiError(403, "Authorization Error", needs)
 
 
@@ -67,8 +77,15 @@ def authenticate() -> Principal | None:
         return _read(token.strip(), "user")
     member = headers.get(MEMBER_TOKEN_HEADER)
     if member is not None:
-        return _read(member.strip(), "member")
+        return _read(member_token_of(member), "member")
     return None
+
+
+def member_token_of(value: str) -> str:
+    """The token in an `X-Room-Member-Token` header: Meet's clients send `Bearer <token>`, others the bare token."""
+    value = value.strip()
+    scheme, _, rest = value.partition(" ")
+    return rest.strip() if scheme.lower() == "bearer" and rest.strip() else value
 
 
 def _read(token: str, expected: Literal["user", "member"]) -> Principal:
@@ -90,7 +107,7 @@ async def refuse_revoked_member_token() -> None:
     if token is None or API_KEY_HEADER in headers or "Authorization" in headers:
         return
     try:
-        who = read_token(services().settings.token_key, token.strip(), "member")
+        who = read_token(services().settings.token_key, member_token_of(token), "member")
     except InvalidToken:
         return
     assert who.room_id is not None
@@ -108,6 +125,40 @@ def principal() -> Principal | None:
     return found
 
 
+def is_scoped(who: Principal) -> bool:
+    """A user token with role `user`: it reaches only its rooms (owned, or registered as a member)."""
+    return who.kind == "user" and not who.is_admin
+
+
+async def load_room_scope() -> None:
+    """For a scoped user: the rooms it reaches and its recording permissions in each, kept for this request."""
+    who = principal()
+    if who is None or not is_scoped(who):
+        return
+    scope: dict[str, frozenset[Permission]] = {}
+    async with services().catalog.sessions() as session:
+        owned = await session.execute(select(RoomRow.room_id).where(RoomRow.owner == who.subject))
+        memberships = await session.execute(select(RoomMemberRow).where(RoomMemberRow.user_id == who.subject))
+        for member in memberships.scalars():
+            scope[member.room_id] = effective_recording_permissions(member.base_role, member.custom_permissions)
+        for room_id in owned.scalars():
+            scope[room_id] = ALL_PERMISSIONS
+    g.room_scope = scope
+
+
+def room_scope() -> dict[str, frozenset[Permission]]:
+    found: dict[str, frozenset[Permission]] = g.get("room_scope") or {}
+    return found
+
+
+def reachable_rooms(who: Principal, permission: Permission) -> tuple[str, ...] | None:
+    """The rooms whose recordings `who` may reach with `permission`; None: no limit (API key, admin, member token
+    (held to its own room elsewhere))."""
+    if not is_scoped(who):
+        return None
+    return tuple(sorted(room for room, held in room_scope().items() if permission in held))
+
+
 def _credentials(kinds: frozenset[Kind]) -> str:
     return " or ".join(f"`{HOW_TO_SEND[kind]}`" for kind in ("api_key", "user", "member") if kind in kinds)
 
@@ -117,10 +168,12 @@ def require(
 ) -> Principal:
     """The caller, if it may do this (to a resource of `room_id`, when given); else 401 or 403 saying why."""
     who = principal()
-    if who is None:
+    if who is None or who.kind not in kinds:  # a credential the endpoint does not take counts as absent (Meet)
         raise unauthorized()
-    if who.kind not in kinds:
-        raise forbidden(f"Insufficient permissions: this needs {_credentials(kinds)}, not a {who.kind} credential")
+    if is_scoped(who):
+        if room_id is not None and not confine(who, room_id, permission):
+            raise forbidden()
+        return who  # without a room: checked per room by the caller (`confine`, `reachable_rooms`)
     if permission is not None and permission not in who.permissions:
         raise forbidden(f"Insufficient permissions: needs {permission.value}")
     if room_id is not None and not confine(who, room_id):
@@ -136,16 +189,15 @@ def require_admin() -> Principal:
     return who
 
 
-def api_key_only(may: str) -> Callable[[], None]:
-    """An endpoint's check that only the API key calls it (401 without a credential, 403 with another kind)."""
-
-    def check() -> None:
-        if require().kind != "api_key":
-            raise forbidden(f"Insufficient permissions: only the API key (`X-API-KEY`) may {may}")
-
-    return check
+def api_key_only() -> None:
+    """An endpoint's check that only the API key calls it (any other credential counts as absent: 401)."""
+    require(kinds=frozenset({"api_key"}))
 
 
-def confine(who: Principal, room_id: str) -> bool:
-    """Whether `who` may reach resources of `room_id` at all (member tokens reach only their room)."""
+def confine(who: Principal, room_id: str, permission: Permission | None = None) -> bool:
+    """Whether `who` may reach resources of `room_id` at all (member tokens reach only their room; a scoped
+    user only its rooms, with `permission` there when given)."""
+    if is_scoped(who):
+        held = room_scope().get(room_id)
+        return held is not None and (permission is None or permission in held)
     return who.room_id is None or who.room_id == room_id

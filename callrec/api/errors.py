@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from callrec.api.zod_messages import meet_field, meet_message
 from callrec.domain.errors import ServiceUnavailable
 from callrec.recordings import errors as service
 
@@ -58,6 +59,10 @@ def room_not_found(room_id: str) -> ApiError:
     return from_service(service.RoomNotFound(room_id))
 
 
+def recording_not_found(recording_id: str) -> ApiError:
+    return from_service(service.RecordingNotFound(recording_id))
+
+
 # The Meet-style answer to each of the recordings service's refusals: (status, error).
 SERVICE_ERRORS: dict[type[Exception], tuple[int, str]] = {
     service.RoomNotFound: (404, "Room Error"),
@@ -87,6 +92,8 @@ def from_service(exc: service.RecordingError | ServiceUnavailable) -> ApiError:
         if isinstance(exc, service.NoRecorderCapacity):
             return ApiError(503, "Recording Error", str(exc), headers=headers, code=exc.code)
         return ApiError(503, "Service Unavailable", message, headers=headers)
+    if isinstance(exc, service.EncodingNotSupported):  # a validation answer, naming the field
+        return ApiError(422, "Unprocessable Entity", "Invalid request", [{"field": exc.field, "message": str(exc)}])
     status, error = SERVICE_ERRORS.get(type(exc), (409, "Recording Error"))
     return ApiError(status, error, str(exc))
 
@@ -109,7 +116,6 @@ def invalid_parameter(field: str, message: str) -> ApiError:
 
 
 def validation_failed(exc: ValidationError) -> ApiError:
-    details = [
-        {"field": ".".join(str(part) for part in err["loc"]) or "body", "message": err["msg"]} for err in exc.errors()
-    ]
+    """Meet's 422: each detail worded as Meet (zod) words it (`callrec.api.zod_messages`)."""
+    details = [{"field": meet_field(err) or "body", "message": meet_message(err)} for err in exc.errors()]
     return ApiError(422, "Unprocessable Entity", "Invalid request", details)

@@ -1,12 +1,13 @@
-"""Field projection of API objects: `?fields=a,b` or the `X-Fields: a,b` header (the query parameter wins).
+"""Field projection of API objects: `?fields=a,b` and the `X-Fields: a,b` header.
 
-Names are comma-separated and trimmed; names the object does not have are ignored. No names (absent,
-empty, or only unknown ones) means every field.
+As in OpenVidu Meet, both count when both are sent: the object keeps the union of the names they give. Names are
+comma-separated and trimmed; names the object does not have are ignored. No names (absent, empty, or only unknown
+ones) means every field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from quart import request
@@ -16,12 +17,8 @@ FIELDS_HEADER = "X-Fields"
 
 
 def parse_fields(query: str | None, header: str | None = None) -> frozenset[str]:
-    """The requested names; the query parameter wins when it names any field, else the header counts."""
-    for raw in (query, header):
-        names = frozenset(name.strip() for name in (raw or "").split(",")) - {""}
-        if names:
-            return names
-    return frozenset()
+    """The requested names: those of the query parameter and of the header together."""
+    return frozenset(name.strip() for raw in (query, header) for name in (raw or "").split(",")) - {""}
 
 
 def requested_fields() -> frozenset[str]:
@@ -29,7 +26,13 @@ def requested_fields() -> frozenset[str]:
     return parse_fields(request.args.get(FIELDS_PARAM), request.headers.get(FIELDS_HEADER))
 
 
-def project(view: Mapping[str, Any], fields: frozenset[str]) -> dict[str, Any]:
-    """`view` reduced to `fields`, in `view`'s order; all of it when none of `fields` is one of its keys."""
-    selected = {key: value for key, value in view.items() if key in fields}
-    return selected if selected else dict(view)
+def project(view: Mapping[str, Any], fields: frozenset[str], known: Collection[str] | None = None) -> dict[str, Any]:
+    """`view` reduced to `fields`, in `view`'s order; all of it when none of `fields` is a known name.
+
+    `known`: the names the object's type has (default: `view`'s keys). A known name the object has no value for
+    yet (an `endDate` before the stop) selects nothing for it, as in Meet.
+    """
+    names = fields & frozenset(view if known is None else known)
+    if not names:
+        return dict(view)
+    return {key: value for key, value in view.items() if key in names}

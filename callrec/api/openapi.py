@@ -51,6 +51,11 @@ PATH_PARAMETERS: dict[str, tuple[str, dict[str, Any], str]] = {
         {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$", "maxLength": 128},
         "The room's id, as `POST /api/v1/rooms` returned it.",
     ),
+    "member_id": (
+        "memberId",
+        {"type": "string", "maxLength": 128},
+        "A registered room member: the user's id, or the id an identified guest was given (`ext-...`).",
+    ),
     "session_id": (
         "sessionId",
         {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
@@ -206,10 +211,12 @@ def _content(components: Components, answer: Answer) -> dict[str, Any] | None:
     return None
 
 
-def _responses(op: Operation, components: Components, *, api: bool) -> dict[str, Any]:
+def _responses(op: Operation, components: Components, *, api: bool, checked_ids: bool) -> dict[str, Any]:
     answers = dict(op.responses)
     if api:
         answers.setdefault(401, error())
+    if checked_ids:  # a malformed room or recording id in the path (`operations.path_ids`)
+        answers.setdefault(422, error())
     if op.body is not None:
         answers.setdefault(400, error("Malformed JSON body"))
         answers.setdefault(413, error())
@@ -274,7 +281,8 @@ def build_document(app: Quart) -> dict[str, Any]:
             body_schema = components.refs[op.body]
             required = bool(op.body.model_json_schema().get("required"))
             operation["requestBody"] = {"required": required, "content": {"application/json": {"schema": body_schema}}}
-        operation["responses"] = _responses(op, components, api=api)
+        checked_ids = path.startswith("/api/v1/") and bool({"room_id", "recording_id"} & set(args))
+        operation["responses"] = _responses(op, components, api=api, checked_ids=checked_ids)
         for method in methods:
             if method in paths.setdefault(path, {}):
                 raise ValueError(f"{method.upper()} {path} is described twice")

@@ -22,6 +22,7 @@ from callrec.api.auth import API_KEY_HEADER, MEMBER_TOKEN_HEADER
 from callrec.api.errors import malformed_body, validation_failed
 from callrec.api.fields import FIELDS_HEADER, FIELDS_PARAM
 from callrec.api.guard import NESTED_TOO_DEEPLY
+from callrec.api.validation import check_recording_id, check_room_id
 from callrec.domain.recording import RECORDING_ID
 from callrec.media.sniff import CONTENT_TYPES
 
@@ -91,7 +92,7 @@ def header(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 FIELDS = (
     query(FIELDS_PARAM, {"type": "string"}, "Comma-separated recording fields to return; the others are left out."),
-    header(FIELDS_HEADER, {"type": "string"}, f"Like `{FIELDS_PARAM}`, which wins when both name a field."),
+    header(FIELDS_HEADER, {"type": "string"}, f"Like `{FIELDS_PARAM}`; when both are sent, the union counts."),
 )
 RECORDING_SECRET = query(
     "recordingSecret",
@@ -116,8 +117,10 @@ RECORDING_IDS = {
 }
 RANGE = header(
     "Range",
-    {"type": "string", "pattern": "^bytes=[0-9]{0,15}-[0-9]{0,15}$"},
-    "One byte range (`bytes=start-end`, `bytes=start-`, `bytes=-suffix`); anything else serves the whole file.",
+    {"type": "string", "pattern": "^bytes=[0-9]+-[0-9]*$"},
+    "One byte range, `bytes=start-end` or `bytes=start-` (to the end); anything else (a suffix range, several "
+    "ranges) is a 422, as in OpenVidu Meet. A start beyond the file is a 416, an end before the start serves "
+    "the whole file, an end beyond the file is the last byte.",
 )
 QUERY_DOCS: dict[str, str] = {
     "maxItems": "Page size; above 100 counts as 100.",
@@ -160,7 +163,10 @@ def header_doc(description: str, *, required: bool = True, schema: dict[str, Any
     return {"description": description, "required": required, "schema": schema or {"type": "string"}}
 
 
-LOCATION = header_doc("The new resource's path.")
+LOCATION = header_doc(
+    "The resource's absolute URL: on `CALLREC_PUBLIC_URL` if set, else on the request's scheme and host "
+    "(`X-Forwarded-Proto` / `X-Forwarded-Host` from `CALLREC_TRUSTED_PROXIES` only)."
+)
 MEDIA_TYPES = (*dict.fromkeys(CONTENT_TYPES.values()), "application/octet-stream")
 FILE_HEADERS = {
     "Content-Length": header_doc("Bytes in this response.", schema={"type": "integer"}),
@@ -195,12 +201,13 @@ def declare(
     auth: Callable[..., object] | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Declares the route below: `body` and `query` are validated (after `auth`, called with the route's path
-    arguments) and passed to it by name."""
+    arguments) and passed to it by name. The path's `room_id` / `recording_id` are checked and sanitised first."""
     operation = Operation(operation_id, summary, tag, security, responses, body, query, parameters, notes)
 
     def decorate(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @wraps(view)
         async def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+            path_ids(operation_id, kwargs)  # before `auth`, which reads the (sanitised) room of the path
             if auth is not None:
                 auth(**kwargs)
             if body is not None:
@@ -213,6 +220,23 @@ def declare(
         return checked
 
     return decorate
+
+
+# Meet reports a malformed recording id of these paths as `params.recordingId` (the others as `recordingId`).
+PARAMS_RECORDING_ID = frozenset({"getRecording", "getRecordingMedia", "getRecordingUrl"})
+
+
+def path_ids(operation_id: str, kwargs: dict[str, Any]) -> None:
+    """Room and recording ids of the REST API's paths, checked and sanitised as Meet does (`callrec.api.validation`):
+    422 with Meet's message when malformed, so that a malformed id is never a 404. (Pages such as
+    `/rooms/{roomId}/publish` are not Meet's and keep their own rule.)"""
+    if not request.path.startswith("/api/v1/"):
+        return
+    if isinstance(kwargs.get("room_id"), str):
+        kwargs["room_id"] = check_room_id(kwargs["room_id"])
+    if isinstance(kwargs.get("recording_id"), str):
+        field = "params.recordingId" if operation_id in PARAMS_RECORDING_ID else "recordingId"
+        kwargs["recording_id"] = check_recording_id(kwargs["recording_id"], field)
 
 
 def declaration(view: Callable[..., Any]) -> Operation | None:

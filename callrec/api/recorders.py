@@ -25,7 +25,7 @@ blueprint = Blueprint("recorders", __name__)
         200: Answer("Every recorder heard from in the last day", schemas.Recorders),
         403: error("Not the API key"),
     },
-    auth=api_key_only("see the recorders"),
+    auth=api_key_only,
     notes="A recorder is `offline` when it has not registered for 15 s; nothing new goes to it. `load` is the cost "
     "of the recordings holding a slot on it, in 720p30 recordings (audio-only 0.1), against its `capacity`.",
 )

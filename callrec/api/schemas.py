@@ -97,7 +97,8 @@ class Recorders(_Body):
 
 
 class Recording(_Body):
-    """A recording. Every key is present unless `fields` (or `X-Fields`) selects some, then only those are."""
+    """A recording (Meet's `MeetRecordingInfo`): `recordingId`, `roomId`, `roomName` and `status` always; any other
+    field only when it has a value (never `null`); with `fields` (or `X-Fields`) only the selected ones."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -115,9 +116,6 @@ class Recording(_Body):
                     "endDate": 1796500312000,
                     "duration": 311.8,
                     "size": 48213112,
-                    "errorCode": None,
-                    "error": None,
-                    "details": None,
                 }
             ]
         },
@@ -130,13 +128,16 @@ class Recording(_Body):
     layout: Layout | None = omittable()
     encoding: Encoding | None = omittable("the preset name, or the advanced encoding options")
     filename: str | None = omittable()
-    startDate: int | None = Field(default=None, description="ms since the epoch; null until it started")
-    endDate: int | None = Field(default=None, description="ms since the epoch; null until it ended")
-    duration: float | None = Field(default=None, description="seconds; null until stored")
-    size: int | None = Field(default=None, description="bytes; null until stored")
-    errorCode: int | None = Field(default=None, description="set when the recording failed or was aborted")
-    error: str | None = Field(default=None, description="the error's name, lowercase")
-    details: str | None = Field(default=None, description="what happened, for people")
+    startDate: int | None = omittable("ms since the epoch; absent until it started")
+    endDate: int | None = omittable("ms since the epoch; absent until it was stopped or ended")
+    duration: float | None = omittable(
+        "seconds; absent until known (while a built-in recorder records: what it stored so far; on a stop's answer: "
+        "the time recorded until the stop)"
+    )
+    size: int | None = omittable("bytes; absent until known (while a built-in recorder records: stored so far)")
+    errorCode: int | None = omittable("present when the recording failed or was aborted")
+    error: str | None = omittable("the error's name, lowercase; present when the recording failed or was aborted")
+    details: str | None = omittable("what happened, for people")
     gaps: list[RecordingGap] | None = omittable(
         "callrec's own, only when a recorder was lost mid-recording and another one went on: where the stored "
         "file skips, and how much wall-clock time is missing there"
@@ -200,12 +201,22 @@ class RoomList(_Body):
 
 
 class RoomDeleted(_Body):
+    successCode: Literal[
+        "room_deleted",
+        "room_with_active_meeting_deleted",
+        "room_and_recordings_deleted",
+        "room_with_active_meeting_and_recordings_deleted",
+    ] = Field(description="OpenVidu Meet's MeetRoomDeletionSuccessCode")
     message: str
     deletedRecordings: list[str] = Field(description="the recordings deleted with the room")
 
 
 class RoomClosed(_Body):
+    successCode: Literal["room_closed", "room_with_active_meeting_closed"] = Field(
+        description="OpenVidu Meet's MeetRoomDeletionSuccessCode"
+    )
     message: str
+    room: Room = Field(description="the room, now closed")
     recordings: int = Field(description="how many recordings the closed room keeps")
 
 
@@ -285,6 +296,32 @@ class MemberToken(_Body):
     memberId: str = Field(
         description="the token's subject (`member:...`), minted with it: who its notifications and recordings are for"
     )
+
+
+class RoomMember(_Body):
+    """A registered room member (OpenVidu Meet's `MeetRoomMember`)."""
+
+    memberId: str = Field(description="the user's id for a user; generated (`ext-...`) for an identified guest")
+    roomId: str
+    type: Literal["user", "identified_guest"]
+    name: str
+    membershipDate: int = Field(description="ms since the epoch")
+    accessUrl: str
+    baseRole: Literal["moderator", "speaker"]
+    customPermissions: dict[str, bool] | None = omittable("the overrides of the base role's permissions, if any")
+    effectivePermissions: dict[str, bool] = Field(description="the base role's permissions with the overrides")
+    permissionsUpdatedAt: int = Field(description="ms since the epoch")
+
+
+class MemberPagination(_Body):
+    isTruncated: bool
+    nextPageToken: str | None = omittable()
+    maxItems: int
+
+
+class RoomMemberList(_Body):
+    members: list[RoomMember]
+    pagination: MemberPagination
 
 
 class PublishToken(_Body):
@@ -394,6 +431,8 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     NotificationList,
     ChatLog,
     MemberToken,
+    RoomMember,
+    RoomMemberList,
     UserToken,
     PublishToken,
     PublishStatus,

@@ -9,6 +9,7 @@ from temporalio.client import Client
 
 from callrec.api.bruteforce import Throttle
 from callrec.domain.settings import Settings
+from callrec.recordings.calls import Calls
 from callrec.recordings.service import RecordingsService
 from callrec.storage.catalog import Catalog
 from callrec.storage.objects import ObjectStore
@@ -22,10 +23,12 @@ class Services:
     temporal: Client
     throttle: Throttle = field(init=False)
     recordings: RecordingsService = field(init=False)
+    calls: Calls = field(init=False)
 
     def __post_init__(self) -> None:
         self.throttle = Throttle(self.settings.bruteforce_max_failures, self.settings.bruteforce_window_s)
         self.recordings = RecordingsService(self.settings, self.catalog, self.store, self.temporal)
+        self.calls = Calls(self.recordings)
 
 
 def services() -> Services:

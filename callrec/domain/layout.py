@@ -8,64 +8,34 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from callrec.domain.encoding import (
+    PRESET_VALUES,
+    AdvancedEncoding,
+    AudioCodec,
+    AudioEncoding,
+    Encoding,
+    EncodingOverride,
+    EncodingPreset,
+    VideoCodec,
+    VideoEncoding,
+    merge,
+)
+
+__all__ = [
+    "AdvancedEncoding",
+    "AudioCodec",
+    "AudioEncoding",
+    "Encoding",
+    "EncodingPreset",
+    "VideoCodec",
+    "VideoEncoding",
+]
+
 
 class Layout(StrEnum):
     GRID = "grid"
     SPEAKER = "speaker"
     SINGLE_SPEAKER = "single-speaker"
-
-
-class EncodingPreset(StrEnum):
-    H264_720P_30 = "H264_720P_30"
-    H264_720P_60 = "H264_720P_60"
-    H264_1080P_30 = "H264_1080P_30"
-    H264_1080P_60 = "H264_1080P_60"
-    PORTRAIT_H264_720P_30 = "PORTRAIT_H264_720P_30"
-    PORTRAIT_H264_720P_60 = "PORTRAIT_H264_720P_60"
-    PORTRAIT_H264_1080P_30 = "PORTRAIT_H264_1080P_30"
-    PORTRAIT_H264_1080P_60 = "PORTRAIT_H264_1080P_60"
-
-
-class VideoEncoding(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    width: int = Field(ge=16, le=3840, multiple_of=2)
-    height: int = Field(ge=16, le=3840, multiple_of=2)
-    framerate: int = Field(ge=1, le=60)
-    codec: Literal["H264_BASELINE", "H264_MAIN", "H264_HIGH"] = "H264_MAIN"
-    bitrate: int = Field(default=3000, ge=50, le=50_000, description="kbps")
-    key_frame_interval: float = Field(default=4.0, gt=0, le=60, alias="keyFrameInterval")
-
-
-class AudioEncoding(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    codec: Literal["AAC"] = "AAC"
-    bitrate: int = Field(default=128, ge=16, le=512, description="kbps")
-    frequency: Literal[44100, 48000] = 48000
-
-
-class AdvancedEncoding(BaseModel):
-    """LiveKit-style advanced encoding options."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    video: VideoEncoding
-    audio: AudioEncoding = AudioEncoding()
-
-
-Encoding = EncodingPreset | AdvancedEncoding
-
-_PRESETS: dict[EncodingPreset, tuple[int, int, int, int]] = {
-    EncodingPreset.H264_720P_30: (1280, 720, 30, 3000),
-    EncodingPreset.H264_720P_60: (1280, 720, 60, 4500),
-    EncodingPreset.H264_1080P_30: (1920, 1080, 30, 4500),
-    EncodingPreset.H264_1080P_60: (1920, 1080, 60, 6000),
-    EncodingPreset.PORTRAIT_H264_720P_30: (720, 1280, 30, 3000),
-    EncodingPreset.PORTRAIT_H264_720P_60: (720, 1280, 60, 4500),
-    EncodingPreset.PORTRAIT_H264_1080P_30: (1080, 1920, 30, 4500),
-    EncodingPreset.PORTRAIT_H264_1080P_60: (1080, 1920, 60, 6000),
-}
 
 
 @dataclass(frozen=True)
@@ -82,20 +52,79 @@ class RenderSpec:
     audio_sample_rate: int = 48000
 
 
+# What the built-in recorder writes for each of Meet's codecs: H.264 in MP4 with AAC (Ogg/Opus for audio only).
+BUILTIN_VIDEO_CODECS: dict[VideoCodec, VideoCodec] = {
+    VideoCodec.DEFAULT_VC: VideoCodec.H264_MAIN,
+    VideoCodec.H264_BASELINE: VideoCodec.H264_BASELINE,
+    VideoCodec.H264_MAIN: VideoCodec.H264_MAIN,
+    VideoCodec.H264_HIGH: VideoCodec.H264_HIGH,
+}
+
+
+OGG_OPUS_HZ = 48000  # an audio-only recording's Opus always runs at 48 kHz
+# The built-in recorder writes fragments of at most this long (media.render.FRAGMENT_S), each from a keyframe:
+# a longer key frame interval asked for is shortened to it.
+BUILTIN_MAX_KEYFRAME_INTERVAL_S = 2.0
+
+
+class UnsupportedEncoding(ValueError):
+    """An encoding the recorder cannot produce (the field and why)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def builtin_encoding(encoding: Encoding, audio_only: bool = False) -> Encoding:
+    """`encoding` as the built-in recorder produces it: presets as they are; options with what it writes.
+
+    DEFAULT_VC is H.264 Main; audio is AAC in MP4 whatever codec was asked, or Opus at 48 kHz in an audio-only
+    Ogg; pictures are 8-bit 4:2:0 (`depth` 24); a keyframe comes at least every 2 s. VP8 in a video recording
+    raises UnsupportedEncoding: MP4 does not carry it."""
+    if not isinstance(encoding, AdvancedEncoding):
+        return encoding
+    video, audio = encoding.video, encoding.audio
+    if audio_only:
+        audio = audio.model_copy(update={"codec": AudioCodec.OPUS, "frequency": OGG_OPUS_HZ})
+        return encoding.model_copy(update={"audio": audio})
+    if video.codec not in BUILTIN_VIDEO_CODECS:
+        raise UnsupportedEncoding(
+            "config.encoding.video.codec",
+            f"The built-in recorder writes H.264 in MP4 and cannot encode {video.codec.value}: use "
+            "DEFAULT_VC, H264_BASELINE, H264_MAIN or H264_HIGH (or LiveKit egress)",
+        )
+    return encoding.model_copy(
+        update={
+            "video": video.model_copy(
+                update={
+                    "codec": BUILTIN_VIDEO_CODECS[video.codec],
+                    "depth": 24,
+                    "key_frame_interval": min(video.key_frame_interval, BUILTIN_MAX_KEYFRAME_INTERVAL_S),
+                }
+            ),
+            "audio": audio.model_copy(update={"codec": AudioCodec.AAC}),
+        }
+    )
+
+
 def render_spec(encoding: Encoding) -> RenderSpec:
     if isinstance(encoding, AdvancedEncoding):
         v, a = encoding.video, encoding.audio
+        codec = BUILTIN_VIDEO_CODECS.get(v.codec)
+        if codec is None:
+            raise UnsupportedEncoding("video.codec", f"the built-in recorder cannot encode {v.codec.value}")
         return RenderSpec(
             width=v.width,
             height=v.height,
             framerate=v.framerate,
             video_bitrate_kbps=v.bitrate,
             keyframe_interval_s=v.key_frame_interval,
-            h264_profile=v.codec.removeprefix("H264_").lower(),
+            h264_profile=codec.removeprefix("H264_").lower(),
             audio_bitrate_kbps=a.bitrate,
             audio_sample_rate=a.frequency,
         )
-    width, height, fps, kbps = _PRESETS[EncodingPreset(encoding)]
+    width, height, fps, kbps = PRESET_VALUES[EncodingPreset(encoding)]
     return RenderSpec(width=width, height=height, framerate=fps, video_bitrate_kbps=kbps)
 
 
@@ -123,11 +152,19 @@ class RecordingOverride(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     layout: Layout | None = None
-    encoding: Encoding | None = None
+    encoding: EncodingOverride | None = Field(
+        default=None,
+        description="a preset, or encoding options of which any part may be left out: what is left out keeps "
+        "the room's value (a preset room counts as that preset's values)",
+    )
 
 
 def effective_config(room: RecordingConfig, override: RecordingOverride | None) -> RecordingConfig:
     if override is None:
         return room
-    updates = {name: value for name in ("layout", "encoding") if (value := getattr(override, name)) is not None}
+    updates: dict[str, object] = {}
+    if override.layout is not None:
+        updates["layout"] = override.layout
+    if override.encoding is not None:
+        updates["encoding"] = merge(room.encoding, override.encoding)
     return room.model_copy(update=updates)

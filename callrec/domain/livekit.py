@@ -5,6 +5,8 @@
 - encodings: a preset becomes LiveKit's `EncodingOptionsPreset` of the same name; advanced options become
   `EncodingOptions` (width, height, framerate, H.264 profile, video bitrate in kbps, key frame interval in
   seconds, audio codec, bitrate in kbps and sample rate);
+- every codec of Meet's sets (`DEFAULT_VC`, `H264_*`, `VP8`; `DEFAULT_AC`, `OPUS`, `AAC`, `AC_MP3`) is LiveKit's
+  of the same name, and `depth` goes as is: LiveKit decides what its file output can carry;
 - kind: video is an MP4 file; audio is `audio_only` into an Ogg file, whose audio LiveKit encodes as Opus
   (Ogg cannot carry AAC), so advanced audio options keep their bitrate and rate but ask for Opus;
 - the file goes to our object store's bucket at `staging/{recording_id}/livekit.{mp4|ogg}`, where the
@@ -28,6 +30,8 @@ from livekit.protocol.egress import (
 )
 from livekit.protocol.models import AudioCodec, VideoCodec
 
+from callrec.domain.encoding import AudioCodec as MeetAudioCodec
+from callrec.domain.encoding import VideoCodec as MeetVideoCodec
 from callrec.domain.layout import AdvancedEncoding, Encoding, EncodingPreset, Layout
 from callrec.domain.recording import EgressStart, RecordingKind
 
@@ -51,12 +55,20 @@ PRESETS: dict[EncodingPreset, EncodingOptionsPreset] = {
     EncodingPreset.PORTRAIT_H264_1080P_30: EncodingOptionsPreset.PORTRAIT_H264_1080P_30,
     EncodingPreset.PORTRAIT_H264_1080P_60: EncodingOptionsPreset.PORTRAIT_H264_1080P_60,
 }
+# Meet's codec names are LiveKit's: each one maps to the enum value of the same name.
 VIDEO_CODECS: dict[str, VideoCodec] = {
-    "H264_BASELINE": VideoCodec.H264_BASELINE,
-    "H264_MAIN": VideoCodec.H264_MAIN,
-    "H264_HIGH": VideoCodec.H264_HIGH,
+    MeetVideoCodec.DEFAULT_VC: VideoCodec.DEFAULT_VC,
+    MeetVideoCodec.H264_BASELINE: VideoCodec.H264_BASELINE,
+    MeetVideoCodec.H264_MAIN: VideoCodec.H264_MAIN,
+    MeetVideoCodec.H264_HIGH: VideoCodec.H264_HIGH,
+    MeetVideoCodec.VP8: VideoCodec.VP8,
 }
-AUDIO_CODECS: dict[str, AudioCodec] = {"AAC": AudioCodec.AAC}
+AUDIO_CODECS: dict[str, AudioCodec] = {
+    MeetAudioCodec.DEFAULT_AC: AudioCodec.DEFAULT_AC,
+    MeetAudioCodec.OPUS: AudioCodec.OPUS,
+    MeetAudioCodec.AAC: AudioCodec.AAC,
+    MeetAudioCodec.AC_MP3: AudioCodec.AC_MP3,
+}
 STAGING_FILE = "livekit"
 _STAGING_KEY = re.compile(r"^staging/(?P<recording>[A-Za-z0-9_-]+)/livekit\.(?P<ext>mp4|ogg)$")
 DEFAULT_S3_REGION = "us-east-1"  # what MinIO and most S3-compatible servers answer to when none is set
@@ -107,6 +119,7 @@ def advanced(encoding: AdvancedEncoding, kind: RecordingKind = RecordingKind.VID
     return EncodingOptions(
         width=video.width,
         height=video.height,
+        depth=video.depth,
         framerate=video.framerate,
         video_codec=VIDEO_CODECS[video.codec],
         video_bitrate=video.bitrate,

@@ -12,6 +12,7 @@ from pydantic import Field, StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callrec.domain.cors import CorsOrigins
+from callrec.domain.proxies import Network, TrustedProxies, networks
 from callrec.domain.publish import IceServer
 from callrec.domain.webhooks import WebhookEndpoint
 
@@ -56,6 +57,11 @@ class Settings(BaseSettings):
     user_token_ttl_s: float = Field(default=24 * 3600.0, gt=0, description="lifetime of a user access token")
     member_token_ttl_s: float = Field(default=6 * 3600.0, gt=0, description="lifetime of a room member token")
     public_url: str | None = Field(default=None, description="base of shareable URLs; default api_url")
+    trusted_proxies: TrustedProxies = Field(
+        default=[],
+        description="IPs or CIDR networks (comma-separated) of reverse proxies whose X-Forwarded-Proto and "
+        "X-Forwarded-Host make the absolute URLs the API answers when public_url is unset; default: none trusted",
+    )
 
     database_url: str | None = Field(default=None, description="SQLAlchemy async URL; default SQLite under data_dir")
 
@@ -233,6 +239,10 @@ class Settings(BaseSettings):
         if not self.token_secret:
             raise SystemExit("CALLREC_TOKEN_SECRET is not set (a random secret of at least 32 bytes)")
         return self.token_secret
+
+    @property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        return networks(tuple(self.trusted_proxies))
 
     @property
     def backend_url(self) -> str:

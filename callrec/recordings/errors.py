@@ -5,6 +5,7 @@ from __future__ import annotations
 from callrec.domain.errors import ServiceUnavailable
 
 __all__ = [
+    "EncodingNotSupported",
     "NoParticipants",
     "NoRecorderCapacity",
     "NotExpectingFile",
@@ -68,17 +69,24 @@ class StartFailed(RecordingError):
 
 
 class RecordingNotActive(RecordingError):
+    """A stop of a recording that is not `active`, worded as OpenVidu Meet words it: still starting (the stop still
+    ends it), or already stopped (`ending` or finished)."""
+
     def __init__(self, recording_id: str, status: str) -> None:
-        super().__init__(f"Recording '{recording_id}' is not active (status: {status})")
+        if status == "starting":
+            message = f"Recording '{recording_id}' cannot be stopped while starting"
+        else:
+            message = f"Recording '{recording_id}' is already stopped"
+        super().__init__(message)
         self.recording_id = recording_id
         self.status = status
 
 
 class RecordingInProgress(RecordingError):
-    """It cannot be deleted while it records."""
+    """It cannot be deleted before it is finished (Meet's wording: not stopped yet, also while `ending`)."""
 
     def __init__(self, recording_id: str, status: str) -> None:
-        super().__init__(f"Recording '{recording_id}' is in progress (status: {status})")
+        super().__init__(f"Recording '{recording_id}' is not stopped yet")
         self.recording_id = recording_id
         self.status = status
 
@@ -123,3 +131,11 @@ class NoRecorderCapacity(ServiceUnavailable):
             "again later, or add recorders (GET /api/v1/recorders shows their load)."
         )
         self.room_id = room_id
+
+
+class EncodingNotSupported(RecordingError):
+    """The effective encoding asks for something the configured recorder cannot produce (422, naming the field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

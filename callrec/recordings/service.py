@@ -15,6 +15,7 @@ refuses that copy later too, `offered_until_ms`) so the recorder uploads again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -32,7 +33,13 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
 from callrec.domain.ids import new_recording_id
-from callrec.domain.layout import RecordingConfig, RecordingOverride, effective_config
+from callrec.domain.layout import (
+    RecordingConfig,
+    RecordingOverride,
+    UnsupportedEncoding,
+    builtin_encoding,
+    effective_config,
+)
 from callrec.domain.notifications import DismissRequest, ShareRequest, ShareResult
 from callrec.domain.participants import Participant
 from callrec.domain.pool import Assignment, AssignRequest, cost_of
@@ -176,7 +183,7 @@ class RecordingsService:
         call = await self.catalog.get_call(room.room_id)
         if call is None or not call.participants:
             raise errors.NoParticipants(room.room_id)
-        return await self._begin(room, config, kind, call, owner)
+        return await self.begin(room, config, kind, call, owner)
 
     async def wait_until_started(self, recording_id: str) -> Recording:
         """The recording once its recorder reported `started`; StartFailed when it did not in time, and
@@ -224,23 +231,15 @@ class RecordingsService:
             "aborted before the recorder was asked to start. Start it again once a worker runs.",
         )
 
-    async def auto_start(self, room: RoomRow, before: Sequence[Participant], call: CallRow) -> None:
-        """Starts a recording when the call's change is the one the room's `autoStart` waits for."""
-        config = RecordingConfig.model_validate(room.config)
-        now = [Participant.model_validate(p) for p in call.participants]
-        owner = auto_start_owner(config, before, now)
-        if owner is None:
-            return
-        try:
-            await self._begin(room, config, RecordingKind.VIDEO, call, owner)
-        except errors.RoomAlreadyRecording:
-            pass  # someone started one already
-        except errors.ServiceUnavailable as exc:
-            log.warning("autoStart of room %s failed: %s", room.room_id, exc)
-
-    async def _begin(
+    async def begin(
         self, room: RoomRow, config: RecordingConfig, kind: RecordingKind, call: CallRow, owner: str
     ) -> str:
+        if self.settings.egress == "builtin":  # the recording shows what the built-in recorder writes
+            try:
+                encoding = builtin_encoding(config.encoding, audio_only=kind == RecordingKind.AUDIO)
+                config = config.model_copy(update={"encoding": encoding})
+            except UnsupportedEncoding as exc:
+                raise errors.EncodingNotSupported(exc.field, exc.message) from exc
         recording_id = new_recording_id(room.room_id)
         row = RecordingRow(
             recording_id=recording_id,
@@ -322,11 +321,16 @@ class RecordingsService:
     # ------------------------------------------------------------------ stop
 
     async def stop(self, recording_id: str, actor: str) -> Recording:
-        """Stops an active recording (`ending`: the recorder uploads and the file is stored)."""
+        """Stops an active recording (`ending`: the recorder uploads and the file is stored). As in Meet, one still
+        `starting` is ended all the same (durably; it ends `aborted`) and the stop answers RecordingNotActive."""
         row = await self.get(recording_id)
+        request = StopRequest(reason="requested", actor=actor)
+        if row.status == RecordingStatus.STARTING.value:
+            with contextlib.suppress(WorkflowNotFound), temporal_errors(recording_id):  # closed already: nothing to end
+                await self._handle(recording_id).signal(RecordingWorkflow.end, request)
+            raise errors.RecordingNotActive(recording_id, row.status)
         if row.status != RecordingStatus.ACTIVE.value:
             raise errors.RecordingNotActive(recording_id, row.status)
-        request = StopRequest(reason="requested", actor=actor)
         try:
             await self._update(recording_id, RecordingWorkflow.stop, request)
         except _NotTaken:
@@ -378,24 +382,6 @@ class RecordingsService:
                 await self._handle(recording_id).signal(RecordingWorkflow.end, StopRequest(reason=reason))
         except WorkflowNotFound:
             pass  # the workflow already closed: nothing left to stop
-
-    async def end_call(self, room_id: str) -> bool:
-        """Ends the room's call and stops its recording in progress; False when there was no call."""
-        if not await self.catalog.end_call(room_id):
-            return False
-        recording = await self.catalog.recording_in_progress(room_id)
-        if recording is not None:
-            await self.end(recording.recording_id, "call_ended")
-        return True
-
-    async def publisher_joined(self, room_id: str, participant: Participant) -> None:
-        """A WHIP publisher's media reached the recorder: it is in the call (and may start an autoStart)."""
-        room = await self.room(room_id)
-        before, call = await self.catalog.join_call(room_id, participant.model_dump(mode="json"), now_ms())
-        await self.auto_start(room, [Participant.model_validate(p) for p in before], call)
-
-    async def publisher_left(self, room_id: str, participant_id: str) -> None:
-        await self.catalog.leave_call(room_id, participant_id, now_ms())
 
     # ------------------------------------------------------------------ recorder callbacks
 
@@ -513,7 +499,7 @@ class RecordingsService:
                     return "Unexpected error; see the server log"
 
         reasons = await asyncio.gather(*(delete(i) for i in recording_ids))
-        return dict(zip(recording_ids, reasons, strict=True))
+        return {i: _meet_reason(i, rows.get(i), reason) for i, reason in zip(recording_ids, reasons, strict=True)}
 
     async def _delete(self, row: RecordingRow) -> str | None:
         if row.status in IN_PROGRESS:
@@ -579,12 +565,10 @@ class RecordingsService:
         )
 
 
-def auto_start_owner(config: RecordingConfig, before: Sequence[Participant], now: Sequence[Participant]) -> str | None:
-    """Who starts the recording by joining, under the room's `autoStart`; None when nobody does."""
-    if not config.enabled or config.autoStart == "off":
-        return None
-    if config.autoStart == "when_first_participant_joins":
-        joined = list(now) if not before else []
-    else:
-        joined = [p for p in now if p.role == "moderator"] if not any(p.role == "moderator" for p in before) else []
-    return (joined[0].id or joined[0].name) if joined else None
+def _meet_reason(recording_id: str, row: RecordingRow | None, reason: str | None) -> str | None:
+    """A bulk delete's reason as OpenVidu Meet words it where Meet has the case (not found, not stopped yet)."""
+    if reason == NOT_FOUND:
+        return str(errors.RecordingNotFound(recording_id))
+    if reason == IN_PROGRESS_REASON:
+        return str(errors.RecordingInProgress(recording_id, row.status if row is not None else "in progress"))
+    return reason

@@ -37,6 +37,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from callrec.domain.settings import Settings
 from callrec.storage.private import private_sqlite_file, restrict_dir
+from callrec.storage.textmatch import MatchMode, condition, install_sqlite_regex
 
 IN_PROGRESS = ("starting", "active", "ending")
 _IN_PROGRESS_SQL = text("status IN ('starting', 'active', 'ending')")
@@ -64,6 +65,23 @@ class RoomRow(Base):
     speaker_secret: Mapped[str] = mapped_column(String(64), default=new_secret)
     # Member tokens carry the generation they were minted in; closing the room or rotating its secrets bumps it.
     token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The user (user token subject) who created the room; NULL when the API key did. Meet's `owner`.
+    owner: Mapped[str | None] = mapped_column(String(128), index=True, default=None)
+
+
+class RoomMemberRow(Base):
+    """A registered room member (Meet 3.8's room members): a user (`user_id`) or an identified guest (`name`)."""
+
+    __tablename__ = "room_members"
+
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.room_id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    base_role: Mapped[str] = mapped_column(String(16))
+    custom_permissions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    membership_date: Mapped[int] = mapped_column(BigInteger)
+    permissions_updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class CallRow(Base):
@@ -236,6 +254,7 @@ def make_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+            install_sqlite_regex(dbapi_conn)  # `regex` name filters (textmatch.py)
 
         return engine
     return create_async_engine(url, pool_pre_ping=True)
@@ -554,10 +573,28 @@ class Catalog:
             room.lobby = enabled
         return room
 
-    async def list_rooms(self, limit: int, after: tuple[int, str] | None = None) -> Sequence[RoomRow]:
-        """Newest first, keyset-paged on (creation_date, room_id)."""
+    async def list_rooms(
+        self,
+        limit: int,
+        after: tuple[int, str] | None = None,
+        *,
+        room_name: str | None = None,
+        match: MatchMode = MatchMode.EXACT,
+        case_insensitive: bool = False,
+        status: str | None = None,
+        room_ids: Sequence[str] | None = None,
+    ) -> Sequence[RoomRow]:
+        """Newest first, keyset-paged on (creation_date, room_id); optionally only rooms whose name matches
+        (textmatch.py), of one status, and among `room_ids`."""
         async with self.sessions() as session:
             query = select(RoomRow).order_by(RoomRow.creation_date.desc(), RoomRow.room_id.desc())
+            if room_ids is not None:
+                query = query.where(RoomRow.room_id.in_(room_ids))
+            if room_name is not None:
+                dialect = self.engine.dialect.name
+                query = query.where(condition(RoomRow.room_name, room_name, match, case_insensitive, dialect))
+            if status is not None:
+                query = query.where(RoomRow.status == status)
             if after is not None:
                 date, room_id = after
                 query = query.where(

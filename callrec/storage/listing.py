@@ -26,13 +26,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal_column, select
+from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select
 from sqlalchemy.orm import QueryableAttribute
 
+from callrec.storage import textmatch
 from callrec.storage.catalog import Catalog, RecordingRow
+from callrec.storage.textmatch import MatchMode as MatchMode
+from callrec.storage.textmatch import escape_like as escape_like
 
 NULL_KEY = -1
-LIKE_ESCAPE = "\\"
 
 SortValue = int | float | str
 
@@ -49,12 +51,6 @@ class SortOrder(StrEnum):
     DESC = "desc"
 
 
-class MatchMode(StrEnum):
-    EXACT = "exact"
-    PREFIX = "prefix"
-    PARTIAL = "partial"
-
-
 @dataclass(frozen=True, slots=True)
 class RecordingFilter:
     room_id: str | None = None
@@ -62,6 +58,12 @@ class RecordingFilter:
     room_name: str | None = None
     room_name_match: MatchMode = MatchMode.EXACT
     room_name_case_insensitive: bool = False
+    # Meet's combination: with both `room_id` and `room_name`, a recording matches either (OR). False when
+    # `room_id` is a scope the caller is held to (a member token's room): then both must match.
+    room_id_or_name: bool = False
+    # The rooms a user-role caller reaches (owned or a registered member of), whatever else matches; None: any.
+    # Not part of `canonical`: it is applied afresh on every page, from the caller's rooms as they are then.
+    room_ids: tuple[str, ...] | None = None
 
     def canonical(self) -> dict[str, Any]:
         """What identifies this filter set (for page tokens): equal filters give equal dicts."""
@@ -71,6 +73,7 @@ class RecordingFilter:
             "roomName": self.room_name,
             "match": self.room_name_match.value if self.room_name is not None else None,
             "ci": self.room_name_case_insensitive if self.room_name is not None else None,
+            "or": self.room_id_or_name if self.room_id is not None and self.room_name is not None else None,
         }
 
 
@@ -94,11 +97,6 @@ def sort_value(row: RecordingRow, field: SortField) -> SortValue:
     return NULL_KEY if value is None else value
 
 
-def escape_like(text: str) -> str:
-    """`text` as a LIKE pattern that matches it literally (with ESCAPE '\\')."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _bytewise(column: QueryableAttribute[str], dialect: str) -> ColumnElement[str]:
     expression = column.expression
     return expression.collate("C") if dialect == "postgresql" else expression
@@ -119,31 +117,25 @@ def _name_condition(filters: RecordingFilter, dialect: str) -> ColumnElement[boo
     name = filters.room_name
     if name is None:
         return None
-    column = RecordingRow.room_name
-    ci = filters.room_name_case_insensitive
-    if filters.room_name_match is MatchMode.EXACT:
-        return func.lower(column) == func.lower(name) if ci else column == name
-    pattern = escape_like(name) + "%"
-    if filters.room_name_match is MatchMode.PARTIAL:
-        pattern = "%" + pattern
-    if ci:
-        return func.lower(column).like(func.lower(pattern), escape=LIKE_ESCAPE)
-    condition: ColumnElement[bool] = column.like(pattern, escape=LIKE_ESCAPE)
-    if dialect == "sqlite":
-        # SQLite's LIKE ignores ASCII case: check the case as well (instr finds the first occurrence).
-        found = func.instr(column, name)
-        condition = and_(condition, found == 1 if filters.room_name_match is MatchMode.PREFIX else found > 0)
-    return condition
+    return textmatch.condition(
+        RecordingRow.room_name, name, filters.room_name_match, filters.room_name_case_insensitive, dialect
+    )
 
 
 def _filtered(filters: RecordingFilter, dialect: str) -> Select[Any]:
     query = select(RecordingRow)
-    if filters.room_id is not None:
-        query = query.where(RecordingRow.room_id == filters.room_id)
+    name = _name_condition(filters, dialect)
+    if filters.room_id is not None and name is not None and filters.room_id_or_name:
+        query = query.where(or_(RecordingRow.room_id == filters.room_id, name))
+    else:
+        if filters.room_id is not None:
+            query = query.where(RecordingRow.room_id == filters.room_id)
+        if name is not None:
+            query = query.where(name)
     if filters.status is not None:
         query = query.where(RecordingRow.status == filters.status)
-    if (name := _name_condition(filters, dialect)) is not None:
-        query = query.where(name)
+    if filters.room_ids is not None:
+        query = query.where(RecordingRow.room_id.in_(filters.room_ids))
     return query
 
 

@@ -82,6 +82,9 @@ class _Ended(Exception):
         return cls(RecordingStatus.FAILED, code, details)
 
 
+# The patch that announces `recordingStarted` for `starting` (Meet's order); histories from before replay without it.
+MEET_WEBHOOK_EVENTS = "meet-webhook-events"
+
 # Why a stop came before the recorder was asked to start, in the recording's details.
 _STOPPED_BEFORE_START = {
     "no_worker": "No worker took the start in time, so the API gave up on it (it answered 503)",
@@ -114,11 +117,15 @@ class RecordingWorkflow:
         self.progress_reports = 0
         self.awaiting_late_file = False
         self.parts = RecorderParts(input) if input.recorder is not None else None
+        # Whether `recordingStarted` went out for `starting` (Meet's order); runs from before that change
+        # announce it on `active`, as they did.
+        self.announced_start = False
 
     @workflow.run
     async def run(self, input: StartRecordingInput) -> RecordingState:
         try:
             await self._start_egress()
+            await self._announce_start()
             await self._wait_for_started()
             within_limit = await self._record()
             await self._stop()
@@ -171,6 +178,14 @@ class RecordingWorkflow:
             raise _Ended.failed(
                 ErrorCode.EGRESS_UNAVAILABLE, f"The recorder could not be started: {_reason(err)}"
             ) from err
+
+    async def _announce_start(self) -> None:
+        """`recordingStarted` (status `starting`) once the egress was asked, as Meet sends it on egress_started."""
+        if not self.input.webhooks or not workflow.patched(MEET_WEBHOOK_EVENTS):
+            return
+        self.announced_start = True
+        payload = recording_payload(Recording.of_workflow(self.input, self.state.model_copy(deep=True)))
+        await self._emit("recordingStarted", payload, RecordingStatus.STARTING.value)
 
     async def _wait_for_started(self) -> None:
         """Until the recorder reports `started` (-> active), fails, or the recording is stopped before."""
@@ -536,7 +551,10 @@ class RecordingWorkflow:
         await execute(CatalogActivities.project_recording, snapshot)
         self.projected = snapshot.status
         payload = recording_payload(Recording.of_workflow(self.input, snapshot))
-        await self._emit(status_event(snapshot.status), payload, f"{snapshot.seq}")
+        event = status_event(snapshot.status)
+        if snapshot.status == RecordingStatus.ACTIVE and not self.announced_start:
+            event = "recordingStarted"
+        await self._emit(event, payload, f"{snapshot.seq}")
 
     async def _emit(self, event: EventName, data: dict[str, object], key: str) -> None:
         """Hands the event to webhook delivery (its own workflow, so a receiver that is down delays nothing here)."""

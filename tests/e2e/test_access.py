@@ -41,16 +41,21 @@ async def test_credentials_permissions_and_room_confinement(stacks: StackFactory
         ("POST", "/api/v1/recordings", {"json": {"roomId": room_b}}),
         ("GET", f"/api/v1/rooms/{room_b}", {}),
         ("GET", f"/api/v1/rooms/{room_b}/config", {}),
-        ("PUT", f"/api/v1/rooms/{room_b}/config", {"json": {"config": {"recording": {"enabled": False}}}}),
         ("GET", f"/api/v1/rooms/{room_b}/call", {}),
+    ]
+    for method, path, kwargs in other_room:
+        assert await call(a_moderator, method, path, **kwargs) == 403, (method, path)
+    # Endpoints that take no member token: it counts as absent (401), as in OpenVidu Meet.
+    not_for_members = [
+        ("PUT", f"/api/v1/rooms/{room_b}/config", {"json": {"config": {"recording": {"enabled": False}}}}),
         ("PUT", f"/api/v1/rooms/{room_b}/call", {"json": {"participants": []}}),
         ("DELETE", f"/api/v1/rooms/{room_b}/call", {}),
         ("DELETE", f"/api/v1/rooms/{room_b}", {}),
         ("GET", "/api/v1/rooms", {}),
         ("POST", "/api/v1/auth/token", {"json": {"userId": "x"}}),
     ]
-    for method, path, kwargs in other_room:
-        assert await call(a_moderator, method, path, **kwargs) == 403, (method, path)
+    for method, path, kwargs in not_for_members:
+        assert await call(a_moderator, method, path, **kwargs) == 401, (method, path)
     for path in (f"/api/v1/recordings/{rec_a}", f"/api/v1/recordings/{rec_a}/media",
                  f"/api/v1/recordings/{rec_a}/download", f"/api/v1/recordings/{rec_a}/url",
                  f"/api/v1/rooms/{room_a}", f"/api/v1/rooms/{room_a}/config"):  # fmt: skip
@@ -70,13 +75,13 @@ async def test_credentials_permissions_and_room_confinement(stacks: StackFactory
     assert await call(a_speaker, "POST", "/api/v1/recordings", json={"roomId": room_a}) == 403
     assert await call(a_speaker, "DELETE", f"/api/v1/recordings/{rec_a}") == 403
 
-    # User tokens: `user` lists and plays every room; neither role starts recordings (apps and members do).
-    everything = (await user.get("/api/v1/recordings", params={"maxItems": 100})).json()["recordings"]
-    assert {rec_a, rec_b} <= {r["recordingId"] for r in everything}
-    assert await call(user, "GET", f"/api/v1/recordings/{rec_b}/media") == 200
+    # User tokens: `user` reaches only its own rooms (none here; see test_meet_access); neither role starts
+    # recordings (apps and members do: a user token counts as absent there, 401).
+    assert (await user.get("/api/v1/recordings", params={"maxItems": 100})).json()["recordings"] == []
+    assert await call(user, "GET", f"/api/v1/recordings/{rec_b}/media") == 403
     assert await call(user, "DELETE", f"/api/v1/recordings/{rec_b}") == 403
-    assert await call(user, "POST", "/api/v1/recordings", json={"roomId": room_b}) == 403
-    assert await call(admin_user, "POST", "/api/v1/recordings", json={"roomId": room_b}) == 403
+    assert await call(user, "POST", "/api/v1/recordings", json={"roomId": room_b}) == 401
+    assert await call(admin_user, "POST", "/api/v1/recordings", json={"roomId": room_b}) == 401
     assert await call(admin_user, "GET", "/api/v1/rooms") == 200
 
     # No credential, or a bad one: 401, and the highest credential present must be valid.
@@ -111,10 +116,15 @@ async def test_shared_urls_carry_the_recording_secrets(stacks: StackFactory) -> 
     await join(admin, room_id, "Alice")
     rec = (await record(admin, room_id))["recordingId"]
     media = (await admin.get(f"/api/v1/recordings/{rec}/media")).content
-    public_url = (await admin.get(f"/api/v1/recordings/{rec}/url")).json()["url"]
-    private_url = (await admin.get(f"/api/v1/recordings/{rec}/url", params={"privateAccess": "true"})).json()["url"]
-    assert public_url != private_url and public_url.startswith(str(admin.base_url))
-    assert (await admin.get(f"/api/v1/recordings/{rec}/url", params={"privateAccess": "maybe"})).status_code == 422
+    public_page = (await admin.get(f"/api/v1/recordings/{rec}/url")).json()["url"]
+    private_page = (await admin.get(f"/api/v1/recordings/{rec}/url", params={"privateAccess": "true"})).json()["url"]
+    page = f"{str(admin.base_url).rstrip('/')}/recording/{rec}?secret="
+    assert public_page != private_page and public_page.startswith(page) and private_page.startswith(page)
+    # The URLs are the player page's (Meet's `/recording/{id}?secret=`); its secret opens the API's endpoints.
+    public_url = public_page.replace(f"/recording/{rec}?secret=", f"/api/v1/recordings/{rec}/media?recordingSecret=")
+    private_url = private_page.replace(f"/recording/{rec}?secret=", f"/api/v1/recordings/{rec}/media?recordingSecret=")
+    maybe = await admin.get(f"/api/v1/recordings/{rec}/url", params={"privateAccess": "maybe"})
+    assert maybe.status_code == 200 and maybe.json()["url"] == public_page  # Meet: only `true` means true
 
     async with httpx.AsyncClient() as anonymous:
         public = await anonymous.get(public_url)
@@ -141,3 +151,7 @@ async def test_shared_urls_carry_the_recording_secrets(stacks: StackFactory) -> 
         assert closed.status_code == 200
         assert (await anonymous.get(public_url)).status_code == 401
         assert (await anonymous.get(public_url, headers=outsider)).status_code == 200
+        # ... and no public URL is handed out for it any more (Meet refuses it too); the private one still is.
+        refused = await admin.get(f"/api/v1/recordings/{rec}/url")
+        assert refused.status_code == 403 and refused.json()["error"] == "Recording Error"
+        assert (await admin.get(f"/api/v1/recordings/{rec}/url", params={"privateAccess": "true"})).status_code == 200

@@ -57,7 +57,7 @@ async def test_delete_one_and_many(stacks: StackFactory) -> None:
     assert refused.status_code == 409
     assert refused.json() == {
         "error": "Recording Error",
-        "message": f"Recording '{active_id}' is in progress (status: active)",
+        "message": f"Recording '{active_id}' is not stopped yet",
     }
     assert (await api.get(f"/api/v1/recordings/{active_id}/download")).status_code == 409
     none = await api.get("/api/v1/recordings/download", params={"recordingIds": f"{active_id},{unknown}"})
@@ -73,8 +73,8 @@ async def test_delete_one_and_many(stacks: StackFactory) -> None:
         "message": "2 recording(s) could not be deleted",
         "deleted": [done_id],
         "failed": [
-            {"recordingId": unknown, "error": "Recording not found"},
-            {"recordingId": active_id, "error": "Recording is in progress"},
+            {"recordingId": unknown, "error": f"Recording '{unknown}' not found"},
+            {"recordingId": active_id, "error": f"Recording '{active_id}' is not stopped yet"},
         ],
     }
     assert (await api.get(f"/api/v1/recordings/{done_id}")).status_code == 404

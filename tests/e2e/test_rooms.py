@@ -57,11 +57,12 @@ async def test_deleting_rooms_with_each_recordings_policy(stacks: StackFactory) 
     by_room = {rec["roomId"]: rec["recordingId"] for rec in recordings}
 
     refused = await api.delete(f"/api/v1/rooms/{kept}")
-    assert refused.status_code == 409 and "1 recordings" in refused.json()["message"]
+    assert refused.status_code == 409 and refused.json()["error"] == "room_with_recordings_has_active_meeting"
     assert (await api.delete(f"/api/v1/rooms/{kept}", params={"withRecordings": "maybe"})).status_code == 422
 
-    gone = await api.delete(f"/api/v1/rooms/{forced}", params={"withRecordings": "force"})
+    gone = await api.delete(f"/api/v1/rooms/{forced}", params={"withRecordings": "force", "withMeeting": "force"})
     assert gone.status_code == 200 and gone.json()["deletedRecordings"] == [by_room[forced]]
+    assert gone.json()["successCode"] == "room_with_active_meeting_and_recordings_deleted"
     assert (await api.get(f"/api/v1/recordings/{by_room[forced]}")).status_code == 404
     assert await stack.store.list_keys(f"recordings/{forced}/") == []
 

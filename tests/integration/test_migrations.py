@@ -34,6 +34,7 @@ MODEL_TABLES = {
     "nonces",
     "recorders",
     "recorder_slots",
+    "room_members",
 }
 KEYSET_INDEXES = {
     "sqlite": {

@@ -72,6 +72,7 @@ def test_advanced_video_encoding_maps_every_field() -> None:
     assert options == EncodingOptions(
         width=640,
         height=360,
+        depth=24,
         framerate=25,
         video_codec=VideoCodec.H264_HIGH,
         video_bitrate=1200,

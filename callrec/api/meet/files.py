@@ -22,7 +22,7 @@ from quart import Blueprint, Response, jsonify, request
 from zipstream import ZipStream
 
 from callrec.api import errors, schemas
-from callrec.api.auth import confine, require
+from callrec.api.auth import INSUFFICIENT, confine, require
 from callrec.api.meet.access import authorized_recording, permitted_recording
 from callrec.api.meet.media import PLAYABLE, content_type, stored_media
 from callrec.api.operations import (
@@ -37,6 +37,7 @@ from callrec.api.operations import (
     header_doc,
 )
 from callrec.api.services import services
+from callrec.api.validation import check_recording_ids
 from callrec.domain.tokens import Permission, Principal
 from callrec.storage.objects import ObjectNotFound
 
@@ -45,6 +46,13 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("files", __name__)
 
 OTHER_ROOM = "Recording belongs to another room"
+
+
+def out_of_reach(who: Principal) -> str:
+    """Why a bulk operation skips a recording `who` may not reach: a member token's room, or Meet's wording."""
+    return OTHER_ROOM if who.kind == "member" else INSUFFICIENT
+
+
 MAX_RECORDING_IDS = 100  # per bulk delete or ZIP download
 # `X-Skipped-Recordings` lists skipped ids (URL-encoded, comma-separated, in request order) until the next one
 # would take it past this many bytes; `X-Skipped-Recordings-Count` always says how many were skipped in all.
@@ -59,13 +67,11 @@ _ZIP_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name
 
 
 def requested_ids() -> list[str]:
-    """`recordingIds` (comma-separated, the parameter may repeat), without blanks and duplicates, in order.
+    """`recordingIds` (comma-separated, the parameter may repeat), without blanks and duplicates, in order; each
+    checked and sanitised as Meet does (422 `recordingIds.<index>` when malformed).
 
     At most `MAX_RECORDING_IDS` distinct ids (422 beyond, before any is looked at)."""
-    ids = [part.strip() for value in request.args.getlist("recordingIds") for part in value.split(",")]
-    unique = list(dict.fromkeys(i for i in ids if i))
-    if not unique:
-        raise errors.invalid_parameter("recordingIds", "At least one recording id is required")
+    unique = check_recording_ids(request.args.getlist("recordingIds"))  # Meet's rules and messages
     if len(unique) > MAX_RECORDING_IDS:
         raise errors.invalid_parameter(
             "recordingIds", f"At most {MAX_RECORDING_IDS} recording ids per request ({len(unique)} given)"
@@ -143,7 +149,7 @@ async def bulk_delete_recordings() -> tuple[Response, int]:
     who = require(Permission.DELETE)
     ids = requested_ids()
     reasons = await services().recordings.delete_many(
-        ids, refuse=lambda row: None if confine(who, row.room_id) else OTHER_ROOM
+        ids, refuse=lambda row: None if confine(who, row.room_id, Permission.DELETE) else out_of_reach(who)
     )
     deleted = [i for i, reason in reasons.items() if reason is None]
     failed = [{"recordingId": i, "error": r} for i, r in reasons.items() if r is not None]
@@ -209,7 +215,8 @@ async def zip_entries(ids: list[str], who: Principal) -> list[ZipEntry]:
 
     async def entry(recording_id: str) -> ZipEntry | None:
         row = rows.get(recording_id)
-        if row is None or not confine(who, row.room_id) or row.status not in PLAYABLE or row.object_key is None:
+        reachable = row is not None and confine(who, row.room_id, Permission.DOWNLOAD)
+        if row is None or not reachable or row.status not in PLAYABLE or row.object_key is None:
             unavailable.append(recording_id)
             return None
         try:

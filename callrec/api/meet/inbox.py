@@ -18,6 +18,7 @@ from callrec.api.operations import (
     error,
 )
 from callrec.api.services import services
+from callrec.api.validation import RoomId
 
 blueprint = Blueprint("inbox", __name__)
 Q = TypeVar("Q", bound=BaseModel)
@@ -25,7 +26,7 @@ Q = TypeVar("Q", bound=BaseModel)
 
 class NotificationsQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    roomId: str | None = Field(default=None, max_length=128, description="only this room's (API key only)")
+    roomId: RoomId | None = Field(default=None, description="only this room's (API key only)")
 
 
 class ChatQuery(BaseModel):

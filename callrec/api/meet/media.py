@@ -19,6 +19,7 @@ from callrec.api.operations import (
 )
 from callrec.api.ranges import RangeNotSatisfiable, parse_range
 from callrec.api.services import services
+from callrec.api.validation import check_range_header
 from callrec.domain.recording import RecordingStatus
 from callrec.domain.tokens import Permission
 from callrec.media.sniff import CONTENT_TYPES
@@ -77,11 +78,13 @@ def content_type(key: str) -> str:
         404: error("No such recording, or its media is missing"),
         409: error("The recording is not complete"),
         416: error("Range not satisfiable", **{"Content-Range": header_doc("`bytes */size`.")}),
+        422: error("Malformed recording id, or a `Range` other than `bytes=start-` / `bytes=start-end`"),
     },
     parameters=(RECORDING_SECRET, RANGE),
 )
 async def get_media(recording_id: str) -> Response:
     svc = services()
+    check_range_header(request.headers.get("Range"))  # Meet's rule, before the recording is looked up
     row = await authorized_recording(recording_id, Permission.PLAY)
     key, size = await stored_media(row)
     try:

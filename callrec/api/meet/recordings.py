@@ -6,9 +6,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, jsonify
 
 from callrec.api import cursor, errors, schemas
-from callrec.api.auth import APPS_AND_MEMBERS, require
+from callrec.api.auth import APPS_AND_MEMBERS, reachable_rooms, require
+from callrec.api.baseurl import api_url
 from callrec.api.fields import project, requested_fields
 from callrec.api.meet.access import authorized_recording, permitted_recording
+from callrec.api.meet.filters import check_name_filter
 from callrec.api.meet.views import recording_view
 from callrec.api.operations import (
     FIELDS,
@@ -21,10 +23,12 @@ from callrec.api.operations import (
     recording_answer,
 )
 from callrec.api.services import services
+from callrec.api.validation import MaxItems, QueryBool, RoomId
 from callrec.domain.layout import RecordingOverride
 from callrec.domain.recording import (
     RecordingStatus,
 )
+from callrec.domain.recording_info import RECORDING_FIELDS, started_info, stopped_info
 from callrec.domain.tokens import Permission
 from callrec.storage.listing import After, MatchMode, RecordingFilter, SortField, SortOrder, sort_value
 
@@ -36,7 +40,7 @@ class StartRecording(BaseModel):
         extra="forbid",
         json_schema_extra={"examples": [{"roomId": "weekly-sync-a1b2c3d4", "config": {"layout": "speaker"}}]},
     )
-    roomId: str = Field(min_length=1, max_length=128)
+    roomId: RoomId
     config: RecordingOverride | None = None
 
 
@@ -44,12 +48,12 @@ class ListQuery(BaseModel):
     """`GET /recordings` query parameters; unknown ones are ignored, `maxItems` above 100 counts as 100."""
 
     model_config = ConfigDict(extra="ignore")
-    roomId: str | None = Field(default=None, min_length=1, max_length=128)
+    roomId: RoomId | None = None
     roomName: str | None = Field(default=None, min_length=1, max_length=256)
     roomNameMatchMode: MatchMode = MatchMode.EXACT
-    roomNameCaseInsensitive: bool = False
+    roomNameCaseInsensitive: QueryBool = False
     status: RecordingStatus | None = None
-    maxItems: int = Field(default=10, ge=1)
+    maxItems: MaxItems = 10
     nextPageToken: str | None = None
     sortField: SortField = SortField.START_DATE
     sortOrder: SortOrder = SortOrder.DESC
@@ -81,9 +85,9 @@ async def start_recording(body: StartRecording) -> tuple[Response, int, dict[str
     recording_id = await recordings.start(room, who.subject, override=body.config)
     started = await recordings.wait_until_started(recording_id)
     return (
-        jsonify(project(recording_view(started), requested_fields())),
+        jsonify(project(started_info(started), requested_fields(), RECORDING_FIELDS)),
         201,
-        {"Location": f"/api/v1/recordings/{recording_id}"},
+        {"Location": api_url(f"/recordings/{recording_id}")},
     )
 
 
@@ -112,7 +116,10 @@ async def list_recordings(query: ListQuery) -> Response:
         room_name=query.roomName,
         room_name_match=query.roomNameMatchMode,
         room_name_case_insensitive=query.roomNameCaseInsensitive,
+        room_id_or_name=who.room_id is None,  # Meet: roomId OR roomName; a member stays in its room
+        room_ids=reachable_rooms(who, Permission.LIST),  # a user-role token: its rooms only
     )
+    check_name_filter(query.roomName, query.roomNameMatchMode)
     key = cursor.derive_key(svc.settings.token_key)
     after = None
     if query.nextPageToken:  # an empty one is no token: the first page
@@ -129,7 +136,7 @@ async def list_recordings(query: ListQuery) -> Response:
     fields = requested_fields()
     return jsonify(
         {
-            "recordings": [project(recording_view(row), fields) for row in rows],
+            "recordings": [project(recording_view(row), fields, RECORDING_FIELDS) for row in rows],
             "pagination": {"isTruncated": more, "nextPageToken": next_token, "maxItems": limit},
         }
     )
@@ -151,7 +158,11 @@ async def list_recordings(query: ListQuery) -> Response:
 )
 async def get_recording(recording_id: str) -> Response:
     return jsonify(
-        project(recording_view(await authorized_recording(recording_id, Permission.LIST)), requested_fields())
+        project(
+            recording_view(await authorized_recording(recording_id, Permission.LIST)),
+            requested_fields(),
+            RECORDING_FIELDS,
+        )
     )
 
 
@@ -162,15 +173,23 @@ async def get_recording(recording_id: str) -> Response:
     tag="Recordings",
     security=Who.APPS_AND_MEMBERS,
     responses={
-        202: recording_answer("Stopping: the recording is being stored"),
+        202: Answer(
+            "Stopping (`ending`): the recording is being stored; `duration` is the time recorded until the stop",
+            schemas.Recording,
+            headers={"Location": LOCATION},
+        ),
         403: error(),
         404: error("No such recording"),
-        409: error("The recording is not active"),
+        409: error("The recording is already stopped, or still starting (then it is stopped: it ends `aborted`)"),
         503: error("Temporal is unavailable, or no worker took the stop in time (the stop is queued; `Retry-After`)"),
     },
     parameters=FIELDS,
 )
-async def stop_recording(recording_id: str) -> tuple[Response, int]:
+async def stop_recording(recording_id: str) -> tuple[Response, int, dict[str, str]]:
     await permitted_recording(recording_id, Permission.CONTROL, APPS_AND_MEMBERS)
     stopped = await services().recordings.stop(recording_id, require().subject)
-    return jsonify(project(recording_view(stopped), requested_fields())), 202
+    return (
+        jsonify(project(stopped_info(stopped), requested_fields(), RECORDING_FIELDS)),
+        202,
+        {"Location": api_url(f"/recordings/{recording_id}")},
+    )

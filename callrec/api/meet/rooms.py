@@ -10,7 +10,12 @@ from quart import Blueprint, Response, jsonify, request
 
 from callrec.api import auth, errors, pagetoken, schemas
 from callrec.api.auth import principal, require
+from callrec.api.baseurl import api_url
 from callrec.api.errors import ApiError, room_not_found
+from callrec.api.meet import room_deletion
+from callrec.api.meet.access import managed_room
+from callrec.api.meet.filters import check_name_filter
+from callrec.api.meet.room_deletion import DeleteRoomQuery
 from callrec.api.meet.views import call_view, room_view
 from callrec.api.operations import (
     LOCATION,
@@ -20,14 +25,19 @@ from callrec.api.operations import (
     declare,
     error,
     query,
+    query_args,
 )
 from callrec.api.services import services
+from callrec.api.validation import QueryBool, check_max_items
 from callrec.domain import tokens
+from callrec.domain.encoding import EncodingOverride
+from callrec.domain.encoding import merge as merge_encoding
 from callrec.domain.ids import new_room_id
-from callrec.domain.layout import AutoStart, Encoding, Layout, RecordingConfig
+from callrec.domain.layout import AutoStart, Layout, RecordingConfig
 from callrec.domain.participants import Participant
 from callrec.recordings.service import now_ms
 from callrec.storage.catalog import RoomNotFound, RoomRow
+from callrec.storage.textmatch import MatchMode
 
 blueprint = Blueprint("rooms", __name__)
 
@@ -52,7 +62,7 @@ class RecordingConfigPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool | None = None
     layout: Layout | None = None
-    encoding: Encoding | None = None
+    encoding: EncodingOverride | None = None  # options given in part keep the room's other values
     publicAccess: bool | None = None
     autoShareToChat: bool | None = None
     autoStart: AutoStart | None = None
@@ -95,19 +105,58 @@ class PutLobby(BaseModel):
     enabled: bool = Field(description="only moderators may start or stop recordings while the lobby is on")
 
 
-class DeleteRoomQuery(BaseModel):
+class RoomListFilters(BaseModel):
+    """GET /rooms filters (Meet's `MeetRoomFilters` that callrec has data for)."""
+
     model_config = ConfigDict(extra="ignore")
-    withRecordings: Literal["fail", "force", "close"] = "fail"
+    roomName: str | None = Field(default=None, min_length=1, max_length=256)
+    roomNameMatchMode: MatchMode = MatchMode.EXACT
+    roomNameCaseInsensitive: QueryBool = False
+    status: Literal["open", "closed"] | None = None
+
+    def canonical(self) -> dict[str, Any]:
+        """What a page token is bound to: equal filters give equal dicts."""
+        named = self.roomName is not None
+        return {
+            "roomName": self.roomName,
+            "match": self.roomNameMatchMode.value if named else None,
+            "ci": self.roomNameCaseInsensitive if named else None,
+            "status": self.status,
+        }
+
+
+ROOM_FILTER_DOCS = (
+    query("roomName", {"type": "string"}, "Only rooms with this name (see `roomNameMatchMode`)."),
+    query(
+        "roomNameMatchMode",
+        {"type": "string", "enum": [m.value for m in MatchMode], "default": "exact"},
+        "How `roomName` matches: the whole name, its start, any part, or a regular expression (found anywhere "
+        "unless anchored; at most 100 characters, repetitions up to 255, no backreferences or lookaround).",
+    ),
+    query("roomNameCaseInsensitive", {"type": "boolean", "default": False}, "Whether `roomName` ignores case."),
+    query("status", {"type": "string", "enum": ["open", "closed"]}, "Only rooms with this status."),
+)
 
 
 def require_admin(**_: object) -> None:
     auth.require_admin()
 
 
+def require_manager(**_: object) -> None:
+    """Admins, and users who may own rooms (whether this one is theirs: `managed_room`)."""
+    require(kinds=auth.ADMINS_ONLY)
+
+
 def show_room(room: RoomRow) -> dict[str, Any]:
-    """Admins also see the secrets that members exchange for tokens."""
+    """Admins and the room's owner also see the secrets that members exchange for tokens."""
     who = principal()
-    return room_view(room, with_secrets=who is not None and who.is_admin)
+    owner = who is not None and who.kind == "user" and room.owner == who.subject
+    return room_view(room, with_secrets=who is not None and (who.is_admin or owner))
+
+
+def require_room_creator() -> None:
+    """Meet: the API key and user tokens (role admin or user) create rooms; a user owns the rooms it creates."""
+    require(kinds=auth.ADMINS_ONLY)
 
 
 def _config_json(config: RecordingConfig) -> dict[str, Any]:
@@ -130,17 +179,19 @@ def room_closed(room_id: str) -> ApiError:
     security=Who.ADMINS,
     responses={201: Answer("The room, with its secrets", schemas.Room, headers={"Location": LOCATION}), 403: error()},
     body=CreateRoom,
-    auth=require_admin,
+    auth=require_room_creator,
 )
 async def create_room(body: CreateRoom) -> tuple[Response, int, dict[str, str]]:
+    who = require(kinds=auth.ADMINS_ONLY)
     room = RoomRow(
         room_id=new_room_id(body.roomName),
         room_name=body.roomName,
         config=_config_json(body.config.recording),
         creation_date=now_ms(),
+        owner=who.subject if who.kind == "user" else None,
     )
     room = await services().catalog.add_room(room)
-    return jsonify(show_room(room)), 201, {"Location": f"/api/v1/rooms/{room.room_id}"}
+    return jsonify(show_room(room)), 201, {"Location": api_url(f"/rooms/{room.room_id}")}
 
 
 @blueprint.get("/rooms")
@@ -157,28 +208,44 @@ async def create_room(body: CreateRoom) -> tuple[Response, int, dict[str, str]]:
     parameters=(
         query("maxItems", {"type": "integer", "minimum": 1, "default": 10}, QUERY_DOCS["maxItems"]),
         query("nextPageToken", {"type": "string"}, QUERY_DOCS["nextPageToken"]),
+        *ROOM_FILTER_DOCS,
     ),
 )
 async def list_rooms() -> Response:
-    """Rooms, newest first; `nextPageToken` continues where the last page ended."""
-    require(kinds=frozenset({"api_key", "user"}))
-    raw = request.args.get("maxItems", "10")
-    limit = min(int(raw), 100) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
-    if limit < 1:
-        raise errors.invalid_parameter("maxItems", "must be a whole number of at least 1")
+    """Rooms, newest first; `nextPageToken` continues where the last page ended (with the same filters). A user
+    with role `user` sees only the rooms it owns or is a member of."""
+    who = require(kinds=frozenset({"api_key", "user"}))
+    filters = query_args(RoomListFilters)
+    check_name_filter(filters.roomName, filters.roomNameMatchMode)
+    bound = filters.canonical()
+    limit = check_max_items(request.args.get("maxItems"))
     key = pagetoken.derive_key(services().settings.token_key, "rooms")
     after = None
     if token := request.args.get("nextPageToken"):
         try:
             last = pagetoken.unsign(key, token)
             after = (int(last["creationDate"]), str(last["roomId"]))
+            if last.get("filters") != bound:
+                raise pagetoken.InvalidPageToken("made for another listing (other filters)")
         except (pagetoken.InvalidPageToken, KeyError, ValueError) as exc:
             raise errors.invalid_parameter("nextPageToken", str(exc)) from exc
-    rows = list(await services().catalog.list_rooms(limit + 1, after))
+    rows = list(
+        await services().catalog.list_rooms(
+            limit + 1,
+            after,
+            room_name=filters.roomName,
+            match=filters.roomNameMatchMode,
+            case_insensitive=filters.roomNameCaseInsensitive,
+            status=filters.status,
+            room_ids=sorted(auth.room_scope()) if auth.is_scoped(who) else None,
+        )
+    )
     page, more = rows[:limit], len(rows) > limit
     last_row = page[-1] if more else None
     next_token = (
-        pagetoken.sign(key, {"creationDate": last_row.creation_date, "roomId": last_row.room_id}) if last_row else None
+        pagetoken.sign(key, {"creationDate": last_row.creation_date, "roomId": last_row.room_id, "filters": bound})
+        if last_row
+        else None
     )
     return jsonify(
         {
@@ -218,39 +285,23 @@ async def get_room(room_id: str) -> Response:
         200: Answer("Deleted (with its recordings), or closed", one_of=(schemas.RoomDeleted, schemas.RoomClosed)),
         403: error(),
         404: error("No such room"),
-        409: error("A recording is in progress, the room has recordings (`fail`), or some could not be deleted"),
+        409: error(
+            "Meet's conflicts (`error`: `room_has_active_meeting`, `room_has_recordings`, "
+            "`room_with_active_meeting_has_recordings`, `room_with_recordings_has_active_meeting`), a recording in "
+            "progress, or some recordings could not be deleted"
+        ),
         422: error(),
     },
     query=DeleteRoomQuery,
-    auth=require_admin,
+    auth=require_manager,
 )
-async def delete_room(room_id: str, query: DeleteRoomQuery) -> Response:
-    """`withRecordings`: `fail` (409 if it has any), `force` (delete them too), `close` (keep them, close the room)."""
-    mode = query.withRecordings
-    await get_room_or_404(room_id)
-    catalog, recordings = services().catalog, services().recordings
-    in_progress = await catalog.recording_in_progress(room_id)
-    if in_progress is not None and mode != "close":
-        raise ApiError(409, "Room Error", f"Room '{room_id}' has a recording in progress; stop it first, "
-                       "or close the room (withRecordings=close), which stops and stores it")  # fmt: skip
-    rows = list(await catalog.recordings(room_id=room_id, limit=1_000_000))
-    if mode == "close":
-        await catalog.end_call(room_id)
-        await catalog.set_room_status(room_id, "closed")
-        await catalog.revoke_member_tokens(room_id)  # they stay refused even if the room opens again
-        if in_progress is not None:
-            await recordings.end(in_progress.recording_id, "room_deleted")
-        return jsonify({"message": f"Room '{room_id}' closed", "recordings": len(rows)})
-    if rows and mode == "fail":
-        raise ApiError(409, "Room Error", f"Room '{room_id}' has {len(rows)} recordings; "
-                       "delete them, or use withRecordings=force or close")  # fmt: skip
-    reasons = await recordings.delete_many([row.recording_id for row in rows])
-    failed = [(recording_id, reason) for recording_id, reason in reasons.items() if reason is not None]
-    if failed:
-        raise ApiError(409, "Room Error", f"Room '{room_id}' kept: {len(failed)} recordings could not be deleted",
-                       [{"field": recording_id, "message": reason} for recording_id, reason in failed])  # fmt: skip
-    await catalog.delete_room(room_id)
-    return jsonify({"message": f"Room '{room_id}' deleted", "deletedRecordings": [r.recording_id for r in rows]})
+async def delete_room(room_id: str, query: DeleteRoomQuery) -> tuple[Response, int]:
+    """As OpenVidu Meet: `withMeeting` (`fail`, `force`; the call is the meeting) and `withRecordings` (`fail`,
+    `force`, `close`: keep them, close the room); the answer carries Meet's `successCode` (room_deletion.py).
+    The API key, an admin, or the user who owns the room."""
+    await managed_room(room_id)
+    body, status = await room_deletion.delete_room(room_id, query)
+    return jsonify(body), status
 
 
 @blueprint.post("/rooms/<room_id>/members/token")
@@ -345,14 +396,17 @@ async def get_room_config(room_id: str) -> Response:
         409: error("A recording runs and the change would alter its settings"),
     },
     body=UpdateRoomConfig,
-    auth=require_admin,
+    auth=require_manager,
 )
 async def put_room_config(room_id: str, body: UpdateRoomConfig) -> Response:
-    """Changes the given fields; 409 while a recording runs if the change would alter the recording settings."""
-    room = await get_room_or_404(room_id)
+    """Changes the given fields; 409 while a recording runs if the change would alter the recording settings.
+    The API key, an admin, or the user who owns the room."""
+    room = await managed_room(room_id)
     current = RecordingConfig.model_validate(room.config)
     # A field left out, or given as null, keeps its value.
     patch = body.config.recording.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if body.config.recording.encoding is not None:  # laid over the room's encoding, field by field
+        patch["encoding"] = merge_encoding(current.encoding, body.config.recording.encoding)
     updated = RecordingConfig.model_validate(current.model_dump(mode="json", by_alias=True) | patch)
     recording_fields = {"enabled", "layout", "encoding"}
     changes = {f for f in recording_fields if getattr(updated, f) != getattr(current, f)}
@@ -403,15 +457,7 @@ async def put_call(room_id: str, body: PutCall) -> Response:
     room = await get_room_or_404(room_id)
     if room.status == "closed":
         raise room_closed(room_id)
-    catalog = services().catalog
-    previous = await catalog.get_call(room_id)
-    before = [Participant.model_validate(p) for p in previous.participants] if previous else []
-    participants = [p.model_dump(mode="json") for p in body.participants]
-    try:
-        call = await catalog.put_call(room_id, participants, now_ms())
-    except RoomNotFound as exc:
-        raise room_not_found(room_id) from exc
-    await services().recordings.auto_start(room, before, call)
+    call = await services().calls.put(room, [p.model_dump(mode="json") for p in body.participants])
     return jsonify(call_view(call))
 
 
@@ -446,6 +492,6 @@ async def end_call(room_id: str) -> tuple[str, int]:
     """Ends the call; a recording in progress stops and is stored."""
     require_admin()
     await get_room_or_404(room_id)
-    if not await services().recordings.end_call(room_id):
+    if not await services().calls.end(room_id):
         raise ApiError(404, "Call Error", f"Room '{room_id}' has no active call")
     return "", 204

@@ -36,7 +36,7 @@ class TokenRequest(BaseModel):
     security=Who.API_KEY,
     responses={200: Answer("The token", schemas.UserToken), 403: error("Only the API key may create user tokens")},
     body=TokenRequest,
-    auth=api_key_only("create user tokens"),
+    auth=api_key_only,
 )
 async def user_token(body: TokenRequest) -> Response:
     """A signed, expiring `Authorization: Bearer` token for a user with role `admin` or `user`."""

@@ -8,6 +8,8 @@ from typing import Any
 from callrec.api.ocs import OCS_BASE
 from callrec.domain.notifications import FILE_STORED
 from callrec.domain.recording import Recording
+from callrec.domain.recording_info import recording_info
+from callrec.recordings.room_events import room_payload
 from callrec.storage.catalog import CallRow, ChatMessageRow, NotificationRow, RecordingRow, RoomRow
 
 # How Talk clients show each system message ({actor} and {file} are messageParameters).
@@ -22,14 +24,7 @@ CHAT_TEXT = {
 
 
 def room_view(room: RoomRow, *, with_secrets: bool = False) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "roomId": room.room_id,
-        "roomName": room.room_name,
-        "creationDate": room.creation_date,
-        "status": room.status,
-        "lobby": {"enabled": bool(room.lobby)},
-        "config": {"recording": room.config},
-    }
+    view = room_payload(room)
     if with_secrets:
         view |= {"moderatorSecret": room.moderator_secret, "speakerSecret": room.speaker_secret}
     return view
@@ -45,27 +40,13 @@ def call_view(call: CallRow) -> dict[str, Any]:
 
 
 def recording_view(recording: Recording | RecordingRow) -> dict[str, Any]:
-    """A recording as the Meet-style API shows it (a catalog row is read as the `Recording` it holds)."""
-    rec = recording if isinstance(recording, Recording) else Recording.model_validate(recording)
-    view = {
-        "recordingId": rec.recording_id,
-        "roomId": rec.room_id,
-        "roomName": rec.room_name,
-        "status": rec.status.value,
-        "layout": rec.layout,
-        "encoding": rec.encoding,
-        "filename": rec.filename,
-        "startDate": rec.start_date,
-        "endDate": rec.end_date,
-        "duration": rec.duration,
-        "size": rec.size,
-        "errorCode": rec.error_code,
-        "error": rec.error,
-        "details": rec.details,
-    }
-    if rec.gaps:  # callrec's own: where a recorder was lost and another one went on
-        view["gaps"] = [{"offset": g.offset_s, "duration": g.duration_s} for g in rec.gaps]
-    return view
+    """A recording as the Meet-style API shows it (a catalog row is read as the `Recording` it holds): Meet's
+    `MeetRecordingInfo`, a field without a value left out (see `callrec.domain.recording_info`)."""
+    return recording_info(as_recording(recording))
+
+
+def as_recording(recording: Recording | RecordingRow) -> Recording:
+    return recording if isinstance(recording, Recording) else Recording.model_validate(recording)
 
 
 def notification_view(row: NotificationRow) -> dict[str, Any]:

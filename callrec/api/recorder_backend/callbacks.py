@@ -102,9 +102,9 @@ async def publisher_presence(svc: Services, room_id: str, payload: dict[str, obj
         if room is None or room.status == "closed" or generation != room.token_generation:
             # Closed, or its secrets rotated since the token was minted: the recorder ends the session.
             return ocs_response({"error": "room"}, 410, "Gone")
-        await svc.recordings.publisher_joined(room_id, participant)
+        await svc.calls.join(room_id, participant)
     else:
-        await svc.recordings.publisher_left(room_id, participant.id)
+        await svc.calls.leave(room_id, participant.id)
     return ocs_response([])
 
 

@@ -41,15 +41,14 @@ from callrec.api import schemas
 from callrec.api.operations import Answer, Who, declare, error
 from callrec.api.services import services
 from callrec.domain import livekit
-from callrec.domain.participants import Participant
 from callrec.domain.recording import (
     FileStored,
     RecorderFailed,
     RecordingKind,
 )
-from callrec.recordings.errors import NotExpectingFile, RecordingNotFound, ServiceUnavailable
-from callrec.recordings.service import Callback, now_ms
-from callrec.storage.catalog import RecordingRow, RoomNotFound
+from callrec.recordings.errors import NotExpectingFile, RecordingNotFound, RoomNotFound, ServiceUnavailable
+from callrec.recordings.service import Callback
+from callrec.storage.catalog import RecordingRow
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("livekit_webhook", __name__)
@@ -268,16 +267,14 @@ async def _presence(room_id: str, participant: ParticipantInfo, *, joined: bool)
         else:
             participants = livekit.left(current, participant.identity)
         try:
-            call = await catalog.put_call(room_id, participants, now_ms())
+            await services().calls.put(room, participants)
         except RoomNotFound:
             return f"unknown room {room_id!r}"
-    if joined:
-        await services().recordings.auto_start(room, [Participant.model_validate(p) for p in current], call)
     return None
 
 
 async def _room_finished(room_id: str) -> str | None:
     if await services().catalog.get_room(room_id) is None:
         return f"unknown room {room_id!r}"
-    await services().recordings.end_call(room_id)
+    await services().calls.end(room_id)
     return None
