@@ -34,6 +34,8 @@ def projection_fields(state: RecordingState) -> dict[str, object]:
                 "gaps": [gap.model_dump() for gap in state.gaps],
             },
         }
+    if state.encoding_used is not None:
+        fields["encoding"] = state.encoding_used
     return fields
 
 

@@ -92,4 +92,6 @@ class FileActivities:
             height=info.height,
             video_codec=info.video_codec,
             audio_codec=info.audio_codec,
+            framerate=info.framerate,
+            video_profile=info.video_profile,
         )

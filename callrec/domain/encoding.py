@@ -272,3 +272,37 @@ def merge(base: EncodingPreset | AdvancedEncoding, override: EncodingPreset | En
     for side, fields in given.items():
         full[side] = full[side] | fields
     return AdvancedEncoding.model_validate(full)
+
+
+# What FFmpeg calls a codec (and an H.264 profile), as Meet's codec names.
+_VIDEO_CODECS_BY_NAME = {"vp8": VideoCodec.VP8.value}
+_H264_PROFILES = {
+    "baseline": VideoCodec.H264_BASELINE.value,
+    "constrained baseline": VideoCodec.H264_BASELINE.value,
+    "main": VideoCodec.H264_MAIN.value,
+    "high": VideoCodec.H264_HIGH.value,
+}
+_AUDIO_CODECS_BY_NAME = {"opus": AudioCodec.OPUS.value, "aac": AudioCodec.AAC.value, "mp3": AudioCodec.AC_MP3.value}
+
+
+def encoding_of_media(
+    *,
+    width: int | None,
+    height: int | None,
+    framerate: float | None,
+    video_codec: str | None,
+    video_profile: str | None,
+    audio_codec: str | None,
+) -> dict[str, Any]:
+    """What a stored file holds, in the shape of Meet's encoding options: the parts a file tells (size, frame
+    rate, codecs; no bitrates or keyframe interval), codecs by Meet's names where it has one (else FFmpeg's)."""
+    encoding: dict[str, Any] = {}
+    if video_codec is not None:
+        codec = _VIDEO_CODECS_BY_NAME.get(video_codec, video_codec)
+        if video_codec == "h264":
+            codec = _H264_PROFILES.get((video_profile or "").lower(), "h264")
+        video = {"width": width, "height": height, "framerate": round(framerate) if framerate else None}
+        encoding["video"] = {key: value for key, value in video.items() if value is not None} | {"codec": codec}
+    if audio_codec is not None:
+        encoding["audio"] = {"codec": _AUDIO_CODECS_BY_NAME.get(audio_codec, audio_codec)}
+    return encoding

@@ -88,6 +88,9 @@ class StartRecordingInput(BaseModel):
     # The built-in recorders' pool: the recorder admission picked (None: another egress records), and the cost.
     recorder: Assignment | None = None
     cost: float = 0.0
+    # The egress that records it (None: started before this was recorded). Talk recording servers take no
+    # encoding: the recording then shows what its file holds once stored.
+    egress: Literal["builtin", "talk", "livekit"] | None = None
 
 
 class RecorderStarted(BaseModel):
@@ -159,6 +162,8 @@ class FinalizeResult(BaseModel):
     height: int | None
     video_codec: str | None
     audio_codec: str | None
+    framerate: float | None = None
+    video_profile: str | None = None
 
 
 class RecordingState(BaseModel):
@@ -173,6 +178,7 @@ class RecordingState(BaseModel):
     error: str | None = None
     details: str | None = None
     file: FinalizeResult | None = None
+    encoding_used: dict[str, Any] | None = None  # what the stored file holds, when the egress took no encoding
     gaps: list[Gap] = []  # where a recorder was lost and another took over: media time and wall time missing
 
 
@@ -216,7 +222,8 @@ class Recording(BaseModel):
             status=state.status,
             kind=input.kind,
             layout=input.layout.value,
-            encoding=input.model_dump(mode="json", by_alias=True, include={"encoding"})["encoding"],
+            encoding=state.encoding_used
+            or input.model_dump(mode="json", by_alias=True, include={"encoding"})["encoding"],
             filename=file.filename if file else None,
             owner=input.owner,
             start_date=state.start_date,

@@ -38,6 +38,7 @@ class MediaInfo:
     video_codec: str | None
     audio_codec: str | None
     framerate: float | None
+    video_profile: str | None = None  # the encoder profile as FFmpeg names it ('High', 'Constrained Baseline'...)
 
 
 class InvalidMedia(Exception):
@@ -235,4 +236,5 @@ def probe_recording(path: Path, kind: Literal["video", "audio"] = "video") -> Me
             video_codec=video.codec_context.name if video is not None else None,
             audio_codec=audio.codec_context.name if audio is not None else None,
             framerate=float(video.average_rate) if video is not None and video.average_rate else None,
+            video_profile=video.codec_context.profile if video is not None else None,
         )

@@ -280,6 +280,7 @@ class RecordingsService:
             late_upload_window_s=settings.late_upload_window_s,
             recorder=assignment,
             cost=assignment_cost(config, kind, len(call.participants)),
+            egress=settings.egress,
         )
         try:
             with temporal_errors(recording_id):

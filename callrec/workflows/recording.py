@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from callrec.activities.notify import NotifyActivities
     from callrec.activities.webhooks import WebhookActivities
     from callrec.domain import notifications
+    from callrec.domain.encoding import encoding_of_media
     from callrec.domain.notifications import (
         Actor,
         ChatPost,
@@ -312,6 +313,16 @@ class RecordingWorkflow:
             self.state.file = await execute(FileActivities.finalize, request)
         except ActivityError as err:
             raise _Ended.failed(ErrorCode.INVALID_FILE, _reason(err)) from err
+        if input.egress == "talk":  # a Talk recording server records as it is configured: say what it made
+            file = self.state.file
+            self.state.encoding_used = encoding_of_media(
+                width=file.width,
+                height=file.height,
+                framerate=file.framerate,
+                video_codec=file.video_codec,
+                video_profile=file.video_profile,
+                audio_codec=file.audio_codec,
+            )
 
     async def _complete(self, within_limit: bool) -> None:
         """Complete (or limit_reached): tells the owner and moderators, then keeps the offer to share it to the

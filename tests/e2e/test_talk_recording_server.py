@@ -204,7 +204,7 @@ async def test_talk_egress_speaks_the_talk_recording_server_protocol(
     # The recording server's side after a stop: `stopped`, then the file with the start's owner.
     assert (await backend_callback(api, SECRET, "stopped", {"token": room_id})).status_code == 200
     path = tmp_path / "Recording 2024-05-06 10-11-12.mp4"
-    spec = RenderSpec(width=320, height=180, framerate=10, video_bitrate_kbps=300)
+    spec = RenderSpec(width=320, height=180, framerate=10, video_bitrate_kbps=300, h264_profile="high")
     await asyncio.to_thread(render_file, path, Layout.GRID, [("alice", "Alice"), ("bob", "Bob")], spec, 1.0)
     stored = await api.post(
         f"{OCS}/recording/{room_id}/store",
@@ -216,6 +216,12 @@ async def test_talk_egress_speaks_the_talk_recording_server_protocol(
     done = await wait_for_status(api, recording["recordingId"], {"complete", "failed"})
     assert done["status"] == "complete", done
     assert len(talk_server.of_type("start")) == 1 and len(talk_server.of_type("stop")) == 1
+    # The Talk protocol carries no encoding: while recording the room's is shown, once stored what the file holds.
+    asked = (await api.get(f"/api/v1/rooms/{room_id}/config")).json()["recording"]["encoding"]
+    assert recording["encoding"] == asked
+    used = {"video": {"width": 320, "height": 180, "framerate": 10, "codec": "H264_HIGH"}, "audio": {"codec": "AAC"}}
+    assert done["encoding"] == used
+    assert (await api.get(f"/api/v1/recordings/{done['recordingId']}")).json()["encoding"] == used
 
 
 async def test_a_404_to_stop_fails_the_recording_without_retrying(

@@ -258,3 +258,33 @@ def test_livekit_gets_every_field_of_a_merged_encoding() -> None:
             audio_frequency=48000,
         )
     }
+
+
+def test_a_stored_files_encoding_in_meets_names() -> None:
+    """What a Talk recording server made (it takes no encoding), as the recording shows it once stored."""
+    from callrec.domain.encoding import encoding_of_media
+
+    webm = encoding_of_media(
+        width=1920, height=1080, framerate=29.97, video_codec="vp8", video_profile=None, audio_codec="opus"
+    )
+    assert webm == {
+        "video": {"width": 1920, "height": 1080, "framerate": 30, "codec": "VP8"},
+        "audio": {"codec": "OPUS"},
+    }
+    ogg = encoding_of_media(
+        width=None, height=None, framerate=None, video_codec=None, video_profile=None, audio_codec="opus"
+    )
+    assert ogg == {"audio": {"codec": "OPUS"}}
+    baseline = encoding_of_media(
+        width=640,
+        height=360,
+        framerate=None,
+        video_codec="h264",
+        video_profile="Constrained Baseline",
+        audio_codec=None,
+    )
+    assert baseline == {"video": {"width": 640, "height": 360, "codec": "H264_BASELINE"}}
+    other = encoding_of_media(
+        width=640, height=360, framerate=25, video_codec="vp9", video_profile="Profile 0", audio_codec="vorbis"
+    )
+    assert other["video"]["codec"] == "vp9" and other["audio"] == {"codec": "vorbis"}  # no Meet name: FFmpeg's
