@@ -234,7 +234,7 @@ class ApiStack:
 
     async def seed(self, recording_id: str, size: int) -> str:
         """A finished recording of ``size`` bytes, object and row written directly; returns its key."""
-        from callrec.storage.catalog import RecordingRow
+        from callrec.storage.rows import RecordingRow
 
         key = f"recordings/bench/{recording_id}.mp4"
         await self.store.put_stream(key, payload(size))

@@ -16,7 +16,8 @@ from callrec.domain.notifications import (
     file_id,
 )
 from callrec.media.sniff import CONTENT_TYPES
-from callrec.storage.catalog import Catalog, ChatMessageRow, NotificationRow
+from callrec.storage.catalog import Catalog
+from callrec.storage.rows import ChatMessageRow, NotificationRow
 
 MESSAGE_TYPES = {"video": "record-video", "audio": "record-audio"}
 

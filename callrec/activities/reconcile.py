@@ -30,9 +30,10 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistoryEv
 
 from callrec.activities.catalog import projection_fields
 from callrec.domain.recording import RecordingState
-from callrec.storage.catalog import IN_PROGRESS, Catalog, RecordingRow
+from callrec.storage.catalog import Catalog
 from callrec.storage.objects import ObjectNotFound, ObjectStore
 from callrec.storage.pool import RecorderPool
+from callrec.storage.rows import IN_PROGRESS, RecordingRow
 from callrec.temporal import TemporalConflict, TemporalUnavailable, WorkflowNotFound, temporal_errors
 
 log = logging.getLogger(__name__)

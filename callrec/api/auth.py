@@ -26,7 +26,7 @@ from callrec.api.errors import ApiError, invalid_api_key, unauthorized
 from callrec.api.services import services
 from callrec.domain.member_permissions import effective_recording_permissions
 from callrec.domain.tokens import ADMIN, ALL_PERMISSIONS, InvalidToken, Kind, Permission, Principal, read_token
-from callrec.storage.catalog import RoomMemberRow, RoomRow
+from callrec.storage.rows import RoomMemberRow, RoomRow
 
 API_KEY_HEADER = "X-API-KEY"
 MEMBER_TOKEN_HEADER = "X-Room-Member-Token"

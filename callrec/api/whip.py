@@ -25,8 +25,8 @@ from callrec.api.operations import Answer, Who, declare, error
 from callrec.api.services import services
 from callrec.domain import publish, signing
 from callrec.domain.ids import PLAIN_ID
-from callrec.storage.catalog import RoomRow
 from callrec.storage.pool import RecorderPool, RecorderView
+from callrec.storage.rows import RoomRow
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("whip", __name__)

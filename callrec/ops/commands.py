@@ -17,7 +17,8 @@ from callrec.ops.base import UnknownRecording
 from callrec.ops.history import summarize_event
 from callrec.ops.output import recording_view, workflow_view
 from callrec.ops.retry import RetryCommands
-from callrec.storage.catalog import IN_PROGRESS, Catalog, RecordingRow
+from callrec.storage.catalog import Catalog
+from callrec.storage.rows import IN_PROGRESS, RecordingRow
 from callrec.storage.stores import make_store
 from callrec.temporal import connect
 from callrec.workflows.recording import RecordingWorkflow

@@ -9,7 +9,7 @@ from pydantic.alias_generators import to_camel
 from temporalio.client import WorkflowExecutionDescription
 
 from callrec.domain.recording import ROOM_ID_ATTR, STATUS_ATTR, Recording
-from callrec.storage.catalog import RecordingRow
+from callrec.storage.rows import RecordingRow
 
 # What ops shows of a recording, in this order (camelCase, like the REST API).
 _RECORDING_FIELDS = (

@@ -31,8 +31,8 @@ from callrec.ops.reset import (
     choose_reset_point,
     claim_fields,
 )
-from callrec.storage.catalog import IN_PROGRESS, RecordingRow
 from callrec.storage.objects import ObjectNotFound
+from callrec.storage.rows import IN_PROGRESS, RecordingRow
 from callrec.temporal import TemporalConflict, TemporalUnavailable, WorkflowNotFound, temporal_errors
 from callrec.workflows.recording import RecordingWorkflow
 

@@ -18,7 +18,8 @@ from callrec.domain.participants import Participant
 from callrec.domain.recording import RecordingKind
 from callrec.recordings import errors, room_events
 from callrec.recordings.service import RecordingsService, now_ms
-from callrec.storage.catalog import CallRow, RoomNotFound, RoomRow
+from callrec.storage.catalog import RoomNotFound
+from callrec.storage.rows import CallRow, RoomRow
 
 log = logging.getLogger(__name__)
 

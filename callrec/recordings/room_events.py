@@ -19,7 +19,7 @@ from callrec.activities.webhooks import DELIVERY_WORKFLOW
 from callrec.domain.settings import Settings
 from callrec.domain.webhook_delivery import DELIVERY_ID_REUSE_POLICY, WebhookDelivery, delivery_workflow_id
 from callrec.domain.webhooks import WebhookEvent
-from callrec.storage.catalog import RoomRow
+from callrec.storage.rows import RoomRow
 
 log = logging.getLogger(__name__)
 

@@ -62,11 +62,12 @@ from callrec.domain.recording import (
 )
 from callrec.domain.settings import Settings
 from callrec.recordings import errors
-from callrec.storage import catalog as catalog_rows
-from callrec.storage.catalog import IN_PROGRESS, CallRow, Catalog, RecordingRow, RoomRow
+from callrec.storage.catalog import Catalog
+from callrec.storage.catalog import RecordingInProgress as CatalogRecordingInProgress
 from callrec.storage.listing import After, RecordingFilter, SortField, SortOrder, list_recordings
 from callrec.storage.objects import ObjectStore, ObjectStoreError
 from callrec.storage.pool import RecorderPool
+from callrec.storage.rows import IN_PROGRESS, CallRow, RecordingRow, RoomRow
 from callrec.temporal import WorkflowNotFound, temporal_errors
 from callrec.workflows.recording import RecordingWorkflow
 
@@ -256,7 +257,7 @@ class RecordingsService:
         )
         try:
             await self.catalog.add_recording(row)
-        except catalog_rows.RecordingInProgress as exc:
+        except CatalogRecordingInProgress as exc:
             raise errors.RoomAlreadyRecording(room.room_id) from exc
         assignment = await self._admit(row, config, kind, len(call.participants))
 

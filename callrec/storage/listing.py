@@ -30,7 +30,8 @@ from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select
 from sqlalchemy.orm import QueryableAttribute
 
 from callrec.storage import textmatch
-from callrec.storage.catalog import Catalog, RecordingRow
+from callrec.storage.catalog import Catalog
+from callrec.storage.rows import RecordingRow
 from callrec.storage.textmatch import MatchMode as MatchMode
 from callrec.storage.textmatch import escape_like as escape_like
 

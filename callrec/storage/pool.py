@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 
 from callrec.domain.pool import LIVE_WITHIN_S, Assignment, AssignRequest, RecorderReport, RecorderState
-from callrec.storage.catalog import IN_PROGRESS, Catalog, RecorderRow, RecordingRow, SlotRow
+from callrec.storage.catalog import Catalog
+from callrec.storage.rows import IN_PROGRESS, RecorderRow, RecordingRow, SlotRow
 
 # A recorder not heard from for this long is forgotten (its row removed at the next registration of any recorder).
 FORGET_AFTER_MS = 24 * 3600 * 1000

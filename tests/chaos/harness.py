@@ -22,8 +22,9 @@ from sqlalchemy import select
 
 from callrec.dev import temporal_argv, wait_for_temporal
 from callrec.domain.settings import Settings
-from callrec.storage.catalog import Catalog, ChatMessageRow, NotificationRow, migrate
+from callrec.storage.catalog import Catalog, migrate
 from callrec.storage.objects import ObjectStore
+from callrec.storage.rows import ChatMessageRow, NotificationRow
 from callrec.storage.stores import make_store
 from tests.conftest import API_KEY, PUBLISH_SECRET, SECRET, TOKEN_SECRET, free_port
 from tests.helpers import SMALL

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from callrec.storage.catalog import RecordingRow
+from callrec.storage.rows import RecordingRow
 from tests.conftest import Stack, StackFactory, s3_overrides
 from tests.helpers import PeakRss, create_room, join, record, wait_for_status
 

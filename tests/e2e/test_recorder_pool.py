@@ -21,7 +21,7 @@ from sqlalchemy import select
 from callrec.domain.layout import Layout
 from callrec.domain.settings import Settings
 from callrec.media.testsignals import COLORS
-from callrec.storage.catalog import SlotRow
+from callrec.storage.rows import SlotRow
 from tests.conftest import Stack, StackFactory, free_port
 from tests.e2e.test_whip_recording import wait_for_call
 from tests.helpers import create_room, join, wait_for_status

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from callrec.storage.catalog import NotificationRow
+from callrec.storage.rows import NotificationRow
 from tests.conftest import StackFactory
 from tests.helpers import OCS, create_room, join, record
 from tests.test_access_helpers import client

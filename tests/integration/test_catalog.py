@@ -9,16 +9,8 @@ from typing import Any
 
 import pytest
 
-from callrec.storage.catalog import (
-    Catalog,
-    ChatMessageRow,
-    NotificationRow,
-    RecordingInProgress,
-    RecordingRow,
-    RoomNotFound,
-    RoomRow,
-    create_schema,
-)
+from callrec.storage.catalog import Catalog, RecordingInProgress, RoomNotFound, create_schema
+from callrec.storage.rows import ChatMessageRow, NotificationRow, RecordingRow, RoomRow
 
 IN_PROGRESS = ["starting", "active", "ending"]
 TERMINAL = ["complete", "failed", "aborted", "limit_reached"]

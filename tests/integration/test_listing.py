@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from callrec.api import cursor
 from callrec.domain.recording import RecordingStatus
-from callrec.storage.catalog import IN_PROGRESS, Catalog, RecordingRow, create_schema
+from callrec.storage.catalog import Catalog, create_schema
 from callrec.storage.listing import (
     NULL_KEY,
     After,
@@ -28,6 +28,7 @@ from callrec.storage.listing import (
     list_recordings,
     sort_value,
 )
+from callrec.storage.rows import IN_PROGRESS, RecordingRow
 from tests.conftest import API_KEY, POSTGRES_URL, StackFactory
 
 KEY = cursor.derive_key(API_KEY)

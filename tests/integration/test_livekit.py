@@ -54,7 +54,8 @@ from callrec.domain.layout import EncodingPreset, Layout
 from callrec.domain.recording import EgressStart, EgressStop, RecordingKind
 from callrec.domain.settings import Settings
 from callrec.servers import serve_app
-from callrec.storage.catalog import Catalog, RecordingRow, RoomRow
+from callrec.storage.catalog import Catalog
+from callrec.storage.rows import RecordingRow, RoomRow
 from tests.conftest import API_KEY, SECRET, Stack, StackFactory, free_port, s3_overrides, wait_until_up
 from tests.helpers import create_room, mp4_bytes, wait_for_status
 

@@ -23,7 +23,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from callrec.storage import migrations
-from callrec.storage.catalog import Base, Catalog, RoomRow, create_schema, make_engine
+from callrec.storage.catalog import Catalog, create_schema, make_engine
+from callrec.storage.rows import Base, RoomRow
 
 MODEL_TABLES = {
     "rooms",

@@ -31,9 +31,10 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from callrec.activities.reconcile import ReconcileActivities, ReconcileInput, ReconcileReport
 from callrec.domain.pool import AssignRequest, RecorderReport
 from callrec.domain.recording import FinalizeResult, RecordingState, RecordingStatus
-from callrec.storage.catalog import Catalog, RecordingRow
+from callrec.storage.catalog import Catalog
 from callrec.storage.objects import LocalObjectStore
 from callrec.storage.pool import RecorderPool
+from callrec.storage.rows import RecordingRow
 from callrec.workflows.reconcile import SCHEDULE_ID, ReconcileWorkflow, ensure_schedule
 
 NOBODY_POLLS = "callrec-test-no-worker"

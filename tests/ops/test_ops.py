@@ -26,8 +26,9 @@ from temporalio.testing import WorkflowEnvironment
 from callrec import ops
 from callrec.domain.settings import Settings
 from callrec.media.probe import probe_recording
-from callrec.storage.catalog import Catalog, RecordingRow, create_schema
+from callrec.storage.catalog import Catalog, create_schema
 from callrec.storage.objects import LocalObjectStore
+from callrec.storage.rows import RecordingRow
 from tests.conftest import SECRET, Stack, StackFactory, wait_registered
 from tests.helpers import backend_callback, create_room, join, mp4_bytes, upload, wait_for_status
 from tests.recording_server import ScriptedRecordingServer

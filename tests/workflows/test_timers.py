@@ -37,8 +37,9 @@ from callrec.domain.recording import (
     StopRequest,
 )
 from callrec.media.render import render_file
-from callrec.storage.catalog import Catalog, RecordingRow, create_schema
+from callrec.storage.catalog import Catalog, create_schema
 from callrec.storage.objects import LocalObjectStore
+from callrec.storage.rows import RecordingRow
 from callrec.temporal import bundled_binary
 from callrec.worker.main import recording_activities
 from callrec.workflows.recording import RecordingWorkflow

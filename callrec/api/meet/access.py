@@ -19,7 +19,7 @@ from callrec.api.auth import ADMINS_ONLY, EVERYONE, forbidden, require
 from callrec.api.services import services
 from callrec.domain.layout import RecordingConfig
 from callrec.domain.tokens import Kind, Permission
-from callrec.storage.catalog import RecordingRow, RoomRow
+from callrec.storage.rows import RecordingRow, RoomRow
 
 SECRET_PARAM = "recordingSecret"
 

@@ -23,8 +23,8 @@ from callrec.api.validation import check_range_header
 from callrec.domain.recording import RecordingStatus
 from callrec.domain.tokens import Permission
 from callrec.media.sniff import CONTENT_TYPES
-from callrec.storage.catalog import RecordingRow
 from callrec.storage.objects import ObjectNotFound
+from callrec.storage.rows import RecordingRow
 
 blueprint = Blueprint("media", __name__)
 

@@ -35,7 +35,7 @@ from callrec.domain import member_permissions as perms
 from callrec.domain import tokens
 from callrec.domain.tokens import Permission, Principal
 from callrec.recordings.service import now_ms
-from callrec.storage.catalog import RoomMemberRow, RoomRow
+from callrec.storage.rows import RoomMemberRow, RoomRow
 
 blueprint = Blueprint("members", __name__)
 

@@ -36,7 +36,8 @@ from callrec.domain.ids import new_room_id
 from callrec.domain.layout import AutoStart, Layout, RecordingConfig
 from callrec.domain.participants import Participant
 from callrec.recordings.service import now_ms
-from callrec.storage.catalog import RoomNotFound, RoomRow
+from callrec.storage.catalog import RoomNotFound
+from callrec.storage.rows import RoomRow
 from callrec.storage.textmatch import MatchMode
 
 blueprint = Blueprint("rooms", __name__)

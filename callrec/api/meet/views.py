@@ -10,7 +10,7 @@ from callrec.domain.notifications import FILE_STORED
 from callrec.domain.recording import Recording
 from callrec.domain.recording_info import recording_info
 from callrec.recordings.room_events import room_payload
-from callrec.storage.catalog import CallRow, ChatMessageRow, NotificationRow, RecordingRow, RoomRow
+from callrec.storage.rows import CallRow, ChatMessageRow, NotificationRow, RecordingRow, RoomRow
 
 # How Talk clients show each system message ({actor} and {file} are messageParameters).
 CHAT_TEXT = {

@@ -46,8 +46,8 @@ from callrec.domain.notifications import STORE_FAILED
 from callrec.domain.recording import FileStored, RecordingStatus
 from callrec.media.sniff import SNIFF_BYTES, UploadFormatError, check_upload
 from callrec.recordings.errors import NotExpectingFile, RecordingNotFound, ServiceUnavailable
-from callrec.storage.catalog import NotificationRow, RecordingRow
 from callrec.storage.objects import ObjectStoreError, PutResult
+from callrec.storage.rows import NotificationRow, RecordingRow
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

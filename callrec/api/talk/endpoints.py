@@ -26,7 +26,7 @@ from callrec.domain.notifications import FILE_STORED, Actor, DismissRequest, Sha
 from callrec.domain.recording import RecordingKind
 from callrec.domain.tokens import Permission, Principal
 from callrec.recordings import errors as service
-from callrec.storage.catalog import RoomRow
+from callrec.storage.rows import RoomRow
 
 blueprint = Blueprint("talk", __name__, url_prefix=OCS_BASE)
 

@@ -48,7 +48,7 @@ from callrec.domain.recording import (
 )
 from callrec.recordings.errors import NotExpectingFile, RecordingNotFound, RoomNotFound, ServiceUnavailable
 from callrec.recordings.service import Callback
-from callrec.storage.catalog import RecordingRow
+from callrec.storage.rows import RecordingRow
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("livekit_webhook", __name__)

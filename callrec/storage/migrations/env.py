@@ -7,8 +7,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from callrec.storage.catalog import Base, make_engine
+from callrec.storage.catalog import make_engine
 from callrec.storage.migrations import include_object, lock_database
+from callrec.storage.rows import Base
 
 config = context.config
 
