@@ -17,6 +17,7 @@ still exist, be open, and be in the token generation the token was minted in.
 from __future__ import annotations
 
 import hmac
+from dataclasses import replace
 from typing import Literal
 
 from quart import g, request
@@ -25,7 +26,16 @@ from sqlalchemy import select
 from callrec.api.errors import ApiError, invalid_api_key, unauthorized
 from callrec.api.services import services
 from callrec.domain.member_permissions import effective_recording_permissions
-from callrec.domain.tokens import ADMIN, ALL_PERMISSIONS, InvalidToken, Kind, Permission, Principal, read_token
+from callrec.domain.tokens import (
+    ADMIN,
+    ALL_PERMISSIONS,
+    MEMBER_PREFIX,
+    InvalidToken,
+    Kind,
+    Permission,
+    Principal,
+    read_token,
+)
 from callrec.storage.rows import RoomMemberRow, RoomRow
 
 API_KEY_HEADER = "X-API-KEY"
@@ -144,6 +154,26 @@ async def load_room_scope() -> None:
         for room_id in owned.scalars():
             scope[room_id] = ALL_PERMISSIONS
     g.room_scope = scope
+
+
+async def apply_member_registration() -> None:
+    """A member token minted for a registered user (refreshed with its user token) counts for what the registration
+    is now: a removed member's token is refused (401), a changed one carries the new role and permissions. Tokens
+    from the room's secrets (`member:...`) and the owner's are as they were minted."""
+    who = principal()
+    if who is None or who.kind != "member" or who.subject.startswith(MEMBER_PREFIX) or who.room_id is None:
+        return
+    async with services().catalog.sessions() as session:
+        room = await session.get(RoomRow, who.room_id)
+        if room is not None and room.owner == who.subject:
+            return
+        row = await session.get(RoomMemberRow, (who.room_id, who.subject))
+    if row is None:
+        raise revoked_token(who.room_id, f"no longer has '{who.subject}' as a member")
+    role = "moderator" if row.base_role == "moderator" else "speaker"
+    g.principal = replace(
+        who, role=role, permissions=effective_recording_permissions(row.base_role, row.custom_permissions)
+    )
 
 
 def room_scope() -> dict[str, frozenset[Permission]]:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import secrets
 from importlib import resources
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from quart import Blueprint, Response, render_template_string, request
 
+from callrec.api.baseurl import public_base
 from callrec.api.errors import recording_not_found
 from callrec.api.operations import Answer, Who, declare, error
 from callrec.api.validation import recording_id_problems
@@ -60,7 +61,8 @@ async def player_page(recording_id: str) -> Response:
     if problems:
         raise recording_not_found(recording_id)
     secret = request.args.get("secret", "")[:MAX_SECRET_LENGTH]
-    media = f"/api/v1/recordings/{quote(recording_id, safe='')}"
+    prefix = urlsplit(public_base()).path  # the API behind a path (`CALLREC_PUBLIC_URL=https://host/callrec`)
+    media = f"{prefix}/api/v1/recordings/{quote(recording_id, safe='')}"
     query = f"?recordingSecret={quote(secret, safe='')}" if secret else ""
     nonce = secrets.token_urlsafe(18)
     html = await render_template_string(

@@ -8,7 +8,7 @@ from quart import Blueprint, Response, jsonify
 
 from callrec.api import schemas
 from callrec.api.auth import api_key_only
-from callrec.api.operations import Answer, Who, declare, error
+from callrec.api.operations import Answer, Who, declare
 from callrec.api.services import services
 from callrec.storage.pool import RecorderPool
 
@@ -23,7 +23,6 @@ blueprint = Blueprint("recorders", __name__)
     security=Who.API_KEY,
     responses={
         200: Answer("Every recorder heard from in the last day", schemas.Recorders),
-        403: error("Not the API key"),
     },
     auth=api_key_only,
     notes="A recorder is `offline` when it has not registered for 15 s; nothing new goes to it. `load` is the cost "

@@ -56,7 +56,11 @@ class Settings(BaseSettings):
     )
     user_token_ttl_s: float = Field(default=24 * 3600.0, gt=0, description="lifetime of a user access token")
     member_token_ttl_s: float = Field(default=6 * 3600.0, gt=0, description="lifetime of a room member token")
-    public_url: str | None = Field(default=None, description="base of shareable URLs; default api_url")
+    public_url: str | None = Field(
+        default=None,
+        description="base of the absolute URLs the API answers; default the request's scheme and host (api_url for "
+        "recording servers)",
+    )
     trusted_proxies: TrustedProxies = Field(
         default=[],
         description="IPs or CIDR networks (comma-separated) of reverse proxies whose X-Forwarded-Proto and "

@@ -30,17 +30,27 @@ class Calls:
 
     async def put(self, room: RoomRow, participants: list[dict[str, Any]]) -> CallRow:
         """The call's participants are now `participants` (the call starts if there is none)."""
+        previous, call = await self.replace(room, participants)
+        await self.changed(room, previous, call)
+        return call
+
+    async def replace(self, room: RoomRow, participants: list[dict[str, Any]]) -> tuple[CallRow | None, CallRow]:
+        """`put`'s catalog write alone (for a caller that serialises its writes): the call before, and now. The
+        caller then passes both to `changed`, outside its lock."""
         catalog = self.recordings.catalog
         previous = await catalog.get_call(room.room_id)
-        before = [Participant.model_validate(p) for p in previous.participants] if previous else []
         try:
             call = await catalog.put_call(room.room_id, participants, now_ms())
         except RoomNotFound as exc:
             raise errors.RoomNotFound(room.room_id) from exc
+        return previous, call
+
+    async def changed(self, room: RoomRow, previous: CallRow | None, call: CallRow) -> None:
+        """What follows a change of the call: `meetingStarted` for a new one, and the room's `autoStart`."""
         if previous is None:
             await self.announce("meetingStarted", room, call.started_date)
+        before = [Participant.model_validate(p) for p in previous.participants] if previous else []
         await self.auto_start(room, before, call)
-        return call
 
     async def join(self, room_id: str, participant: Participant) -> None:
         """A WHIP publisher's media reached the recorder: it is in the call (which starts if there is none)."""

@@ -4,7 +4,8 @@
 databases evaluate the same way and in time linear in the name's length:
 
 * at most `REGEX_MAX_LENGTH` characters, repetition bounds `{n,m}` at most `REGEX_MAX_QUANTIFIER` (PostgreSQL's
-  own ceiling; Meet's 65535 is MongoDB's), and a compiled program of at most `REGEX_MAX_PROGRAM` steps;
+  own ceiling; Meet's 65535 is MongoDB's), a compiled program of at most `REGEX_MAX_PROGRAM` steps, built in at
+  most `REGEX_MAX_VISITS` node visits (a repeat of something empty, `(){255}` nested, counts what it expands to);
 * literals, `.`, `^`, `$`, `|`, groups `(...)` and `(?:...)`, `* + ? {n} {n,} {n,m}` (lazy forms too), bracket
   classes with ranges and negation, `\\d \\D \\w \\W \\s \\S` and escaped punctuation. Backreferences, lookaround,
   inline flags, word boundaries and POSIX classes are refused: they are what makes a backtracking engine
@@ -30,6 +31,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 REGEX_MAX_LENGTH = 100
 REGEX_MAX_QUANTIFIER = 255
 REGEX_MAX_PROGRAM = 5000
+REGEX_MAX_VISITS = 4 * REGEX_MAX_PROGRAM  # nodes compiled (a repeat compiles its child once per copy)
 LIKE_ESCAPE = "\\"
 SQLITE_FUNCTION = "callrec_regex"
 
@@ -258,6 +260,13 @@ def _raise_invalid() -> str:
 class _Compiler:
     def __init__(self) -> None:
         self.prog: list[Instr] = []
+        self.visits = 0  # every node compiled, also those that emit nothing (`(){255}`): bounds the work
+
+    def node(self, n: Node) -> None:
+        self.visits += 1
+        if self.visits > REGEX_MAX_VISITS:
+            raise InvalidPattern(PATTERN_TOO_COMPLEX)
+        self._node(n)
 
     def emit(self, instr: Instr) -> int:
         if len(self.prog) >= REGEX_MAX_PROGRAM:
@@ -265,7 +274,7 @@ class _Compiler:
         self.prog.append(instr)
         return len(self.prog) - 1
 
-    def node(self, n: Node) -> None:
+    def _node(self, n: Node) -> None:
         kind = n[0]
         if kind == "char":
             self.emit(_Char(n[1]))

@@ -97,6 +97,13 @@ async def test_users_reach_only_their_rooms_and_members_hold_their_own_permissio
     owner = await olga.post(f"/api/v1/rooms/{room_a}/members", json={"userId": "olga", "baseRole": "speaker"})
     assert owner.status_code == 409
     assert (await api.post(f"/api/v1/rooms/{room_b}/members", json={"baseRole": "speaker"})).status_code == 422
+    for odd in ("a\nb", "team/alice", "x" * 129):  # a user id names a path segment and a header value
+        refused_id = await api.post(f"/api/v1/rooms/{room_b}/members", json={"userId": odd, "baseRole": "speaker"})
+        assert refused_id.status_code == 422 and refused_id.json()["details"][0]["field"] == "userId", odd
+    # A guest joins with its role's room secret: permissions of its own could not be enforced, so none are taken.
+    guest = {"name": "Bob", "baseRole": "moderator", "customPermissions": {"recordingDelete": False}}
+    refused_guest = await api.post(f"/api/v1/rooms/{room_b}/members", json=guest)
+    assert refused_guest.status_code == 422 and "registered users" in refused_guest.text, refused_guest.text
     listed = (await api.get(f"/api/v1/rooms/{room_b}/members")).json()
     assert [m["memberId"] for m in listed["members"]] == ["sam"] and listed["pagination"]["isTruncated"] is False
     assert (await sam.get(f"/api/v1/rooms/{room_b}/members/sam")).json()["memberId"] == "sam"  # itself
@@ -132,6 +139,11 @@ async def test_users_reach_only_their_rooms_and_members_hold_their_own_permissio
     assert changed.status_code == 200, changed.text
     assert changed.json()["customPermissions"] == {"recordingDelete": True}
     assert changed.json()["effectivePermissions"]["recordingDelete"] is True
+    # A member token minted for a registered user counts for the registration as it is now, not as minted.
+    sam_member_headers = {"X-Room-Member-Token": refreshed.json()["token"]}
+    async with client(api, sam_member_headers) as sam_member:
+        now_allowed = await sam_member.post(f"/api/v1/rooms/{room_b}/members/token/refresh")
+        assert "recordingDelete" in now_allowed.json()["permissions"], now_allowed.text
     bad = await api.put(f"/api/v1/rooms/{room_b}/members/sam", json={"customPermissions": {"canFly": True}})
     assert bad.status_code == 422
 
@@ -140,6 +152,10 @@ async def test_users_reach_only_their_rooms_and_members_hold_their_own_permissio
     assert removed.json() == {"message": f"Member 'sam' deleted successfully from room '{room_b}'"}
     assert (await sam.get("/api/v1/recordings")).json()["recordings"] == []
     assert (await api.delete(f"/api/v1/rooms/{room_b}/members/sam")).status_code == 404
+    async with client(api, sam_member_headers) as removed_member:  # its member token is refused, and not renewed
+        for method, path in (("GET", "/api/v1/recordings"), ("POST", f"/api/v1/rooms/{room_b}/members/token/refresh")):
+            gone = await removed_member.request(method, path)
+            assert gone.status_code == 401 and "no longer has 'sam' as a member" in gone.json()["message"], gone.text
 
     # Recording URLs: the player page with the secret; refused for the public variant while anonymous access is off.
     base = str(api.base_url).rstrip("/")
@@ -150,9 +166,9 @@ async def test_users_reach_only_their_rooms_and_members_hold_their_own_permissio
         media = await anonymous.get(f"{base}/api/v1/recordings/{rec_a}/media", params={"recordingSecret": secret})
         assert media.status_code == 200
     off = await olga.put(f"/api/v1/rooms/{room_a}/config", json={"config": {"recording": {"publicAccess": False}}})
-    if off.status_code == 403:  # room management by its owner is not callrec's yet: the admin does it
-        off = await api.put(f"/api/v1/rooms/{room_a}/config", json={"config": {"recording": {"publicAccess": False}}})
-    assert off.status_code == 200, off.text
+    assert off.status_code == 200, off.text  # its owner manages the room
+    not_owner = await sam.put(f"/api/v1/rooms/{room_a}/config", json={"config": {"recording": {"enabled": False}}})
+    assert not_owner.json() == INSUFFICIENT
     refused = await olga.get(f"/api/v1/recordings/{rec_a}/url")
     assert refused.status_code == 403 and refused.json()["error"] == "Recording Error"
     private = await olga.get(f"/api/v1/recordings/{rec_a}/url", params={"privateAccess": "true"})

@@ -106,3 +106,12 @@ async def test_a_browser_plays_a_shared_recording(stacks: StackFactory) -> None:
             assert width > 0  # a picture, not only sound
         finally:
             await browser.close()
+
+
+async def test_the_player_follows_a_public_url_with_a_path(stacks: StackFactory) -> None:
+    """Behind a proxy that serves the API under a path, the page's player and link go through that path."""
+    stack = await stacks.start(recorder=False, public_url="https://proxy.example/callrec")
+    page = await stack.api.get("/recording/room--EG_abc--xyz", params={"secret": "s3cret"})
+    assert page.status_code == 200, page.text
+    assert 'src="/callrec/api/v1/recordings/room--EG_abc--xyz/media?recordingSecret=s3cret"' in page.text
+    assert 'href="/callrec/api/v1/recordings/room--EG_abc--xyz/download?recordingSecret=s3cret"' in page.text

@@ -33,6 +33,7 @@ from callrec.api.operations import Answer, Who, declare, error
 from callrec.api.services import services
 from callrec.domain import member_permissions as perms
 from callrec.domain import tokens
+from callrec.domain.ids import PLAIN_ID
 from callrec.domain.tokens import Permission, Principal
 from callrec.recordings.service import now_ms
 from callrec.storage.rows import RoomMemberRow, RoomRow
@@ -41,6 +42,9 @@ blueprint = Blueprint("members", __name__)
 
 MAX_ITEMS = 100
 GUEST_PREFIX = "ext-"
+# An identified guest joins with its access URL, which carries its base role's room secret: permissions of its own
+# could not be held to it, so callrec refuses them rather than store what it does not enforce.
+GUEST_PERMISSIONS = "customPermissions apply to registered users (userId) only; a guest has its base role's"
 
 
 class MemberOptions(BaseModel):
@@ -50,7 +54,7 @@ class MemberOptions(BaseModel):
             "examples": [{"userId": "alice", "baseRole": "speaker"}, {"name": "Bob", "baseRole": "moderator"}]
         },
     )
-    userId: str | None = Field(default=None, min_length=1, max_length=128)
+    userId: str | None = Field(default=None, pattern=PLAIN_ID)
     name: str | None = Field(default=None, min_length=1, max_length=128)
     baseRole: Literal["moderator", "speaker"]
     customPermissions: dict[str, bool] | None = None
@@ -59,6 +63,8 @@ class MemberOptions(BaseModel):
     def one_identity(self) -> MemberOptions:
         if (self.userId is None) == (self.name is None):
             raise ValueError("Either userId or name must be provided, but not both")
+        if self.name is not None and self.customPermissions:
+            raise ValueError(GUEST_PERMISSIONS)
         if self.customPermissions is not None:
             self.customPermissions = perms.normalize(self.customPermissions)
         return self
@@ -244,6 +250,9 @@ async def update_member(room_id: str, member_id: str, body: MemberUpdate) -> Res
         row = await session.get(RoomMemberRow, (room_id, member_id))
         if row is None:
             raise not_found(room_id, member_id)
+        if row.user_id is None and body.customPermissions:
+            raise ApiError(422, "Unprocessable Entity", "Invalid request",
+                           [{"field": "customPermissions", "message": GUEST_PERMISSIONS}])  # fmt: skip
         if body.baseRole is not None:
             row.base_role = body.baseRole
         if body.customPermissions is not None:
@@ -316,14 +325,18 @@ async def _refreshed(
     if who.kind == "member":
         if who.room_id != room.room_id:
             raise forbidden()
-        role: Literal["moderator", "speaker"] = "moderator" if who.role == "moderator" else "speaker"
+        if who.subject.startswith(tokens.MEMBER_PREFIX):  # from the room's secret: the same role and permissions
+            role: Literal["moderator", "speaker"] = "moderator" if who.role == "moderator" else "speaker"
+            return role, who.permissions, who.subject, who.name or who.subject
+        # a token of a registered user or of the owner: what they are now (removed or demoted members lose it)
+        if room.owner == who.subject:
+            return "moderator", tokens.ALL_PERMISSIONS, who.subject, who.name or who.subject
         row = await get_member(room.room_id, who.subject)
-        granted = (
-            perms.effective_recording_permissions(row.base_role, row.custom_permissions)
-            if row is not None
-            else who.permissions
-        )
-        return role, granted, who.subject, who.name or who.subject
+        if row is None:
+            raise forbidden()
+        role = "moderator" if row.base_role == "moderator" else "speaker"
+        granted = perms.effective_recording_permissions(row.base_role, row.custom_permissions)
+        return role, granted, who.subject, row.name
     if who.kind == "user" and room.owner == who.subject:
         return "moderator", tokens.ALL_PERMISSIONS, who.subject, who.subject
     if who.kind == "user":

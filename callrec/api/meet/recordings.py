@@ -180,7 +180,7 @@ async def get_recording(recording_id: str) -> Response:
         ),
         403: error(),
         404: error("No such recording"),
-        409: error("The recording is already stopped, or still starting (then it is stopped: it ends `aborted`)"),
+        409: error("The recording is already stopped, or still starting (it is stopped all the same)"),
         503: error("Temporal is unavailable, or no worker took the stop in time (the stop is queued; `Retry-After`)"),
     },
     parameters=FIELDS,

@@ -18,13 +18,14 @@ from callrec.api.operations import (
 )
 from callrec.api.services import services
 from callrec.domain import tokens
+from callrec.domain.ids import PLAIN_ID
 
 blueprint = Blueprint("users", __name__)
 
 
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"userId": "alice", "role": "user"}]})
-    userId: str = Field(min_length=1, max_length=128)
+    userId: str = Field(pattern=PLAIN_ID, description="letters, digits, `_` and `-`, at most 128")
     role: Literal["admin", "user"] = "user"
 
 
@@ -34,7 +35,10 @@ class TokenRequest(BaseModel):
     "Create a user access token",
     tag="Auth",
     security=Who.API_KEY,
-    responses={200: Answer("The token", schemas.UserToken), 403: error("Only the API key may create user tokens")},
+    responses={
+        200: Answer("The token", schemas.UserToken),
+        401: error("Not the API key (other credentials count as none)"),
+    },
     body=TokenRequest,
     auth=api_key_only,
 )

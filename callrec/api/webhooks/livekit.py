@@ -267,9 +267,10 @@ async def _presence(room_id: str, participant: ParticipantInfo, *, joined: bool)
         else:
             participants = livekit.left(current, participant.identity)
         try:
-            await services().calls.put(room, participants)
+            before, call = await services().calls.replace(room, participants)
         except RoomNotFound:
             return f"unknown room {room_id!r}"
+    await services().calls.changed(room, before, call)  # outside the lock: it may start a recording
     return None
 
 
