@@ -8,7 +8,7 @@ from quart import Blueprint, Quart, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from callrec.api import health, openapi, player_page, publish_page, recorders, whip
-from callrec.api.auth import apply_member_registration, authenticate, load_room_scope, refuse_revoked_member_token
+from callrec.api.auth import authenticate, load_room_scope, refuse_revoked_member_token
 from callrec.api.errors import ApiError, from_service, unauthorized
 from callrec.api.guard import BoundedJSONProvider, HttpGuard
 from callrec.api.meet import files, inbox, media, members, recordings, rooms, sharing, users
@@ -53,7 +53,6 @@ def create_app(svc: Services) -> Quart:
         if g.principal is None and request.endpoint not in ANONYMOUS_ENDPOINTS:
             raise unauthorized()
         await load_room_scope()  # a user-role token: the rooms it reaches (auth.confine)
-        await apply_member_registration()  # a registered member's token: its registration as it is now
 
     for bp in (
         users.blueprint,

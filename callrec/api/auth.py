@@ -42,14 +42,7 @@ API_KEY_HEADER = "X-API-KEY"
 MEMBER_TOKEN_HEADER = "X-Room-Member-Token"
 EVERYONE: frozenset[Kind] = frozenset({"api_key", "user", "member"})
 APPS_AND_MEMBERS: frozenset[Kind] = frozenset({"api_key", "member"})
-ADMINS_ONLY: frozenset[Kind] = frozenset({"api_key", "user"})  # with an admin role (see `forbidden_unless_admin`)
-
-# How each credential is sent, as 401 and 403 answers name it.
-HOW_TO_SEND: dict[Kind, str] = {
-    "api_key": f"{API_KEY_HEADER}: <api key>",
-    "user": "Authorization: Bearer <user token>",
-    "member": f"{MEMBER_TOKEN_HEADER}: <member token>",
-}
+ADMINS_ONLY: frozenset[Kind] = frozenset({"api_key", "user"})  # roles checked apart (`require_admin`, `managed_room`)
 
 
 INSUFFICIENT = "Insufficient permissions to access this resource"  # Meet's errorInsufficientPermissions
@@ -87,7 +80,9 @@ def authenticate() -> Principal | None:
         return _read(token.strip(), "user")
     member = headers.get(MEMBER_TOKEN_HEADER)
     if member is not None:
-        return _read(member_token_of(member), "member")
+        who = _read(member_token_of(member), "member")
+        registered: Principal | None = g.get("member_registration")  # `refuse_revoked_member_token`
+        return registered if registered is not None and registered.subject == who.subject else who
     return None
 
 
@@ -109,6 +104,9 @@ def _read(token: str, expected: Literal["user", "member"]) -> Principal:
 async def refuse_revoked_member_token() -> None:
     """Before every request: a member token that counts (no API key, no Bearer) must be of its room as it is now.
 
+    A member token minted for a registered user (refreshed with its user token) also counts for the registration
+    as it is now: a removed member's token is refused, a changed one carries the new role and permissions (kept
+    for `authenticate`). Tokens from the room's secrets (`member:...`) and the owner's are as they were minted.
     A token that does not even verify is left to the route that reads it (its own 401, or none where the
     route takes no credential).
     """
@@ -128,6 +126,15 @@ async def refuse_revoked_member_token() -> None:
         raise revoked_token(who.room_id, "is closed")
     if who.generation != room.token_generation:
         raise revoked_token(who.room_id, "had its secrets rotated since this token was issued")
+    if who.subject.startswith(MEMBER_PREFIX) or room.owner == who.subject:
+        return
+    async with services().catalog.sessions() as session:
+        row = await session.get(RoomMemberRow, (who.room_id, who.subject))
+    if row is None:
+        raise revoked_token(who.room_id, f"no longer has '{who.subject}' as a member")
+    role = "moderator" if row.base_role == "moderator" else "speaker"
+    permissions = effective_recording_permissions(row.base_role, row.custom_permissions)
+    g.member_registration = replace(who, role=role, permissions=permissions)
 
 
 def principal() -> Principal | None:
@@ -156,26 +163,6 @@ async def load_room_scope() -> None:
     g.room_scope = scope
 
 
-async def apply_member_registration() -> None:
-    """A member token minted for a registered user (refreshed with its user token) counts for what the registration
-    is now: a removed member's token is refused (401), a changed one carries the new role and permissions. Tokens
-    from the room's secrets (`member:...`) and the owner's are as they were minted."""
-    who = principal()
-    if who is None or who.kind != "member" or who.subject.startswith(MEMBER_PREFIX) or who.room_id is None:
-        return
-    async with services().catalog.sessions() as session:
-        room = await session.get(RoomRow, who.room_id)
-        if room is not None and room.owner == who.subject:
-            return
-        row = await session.get(RoomMemberRow, (who.room_id, who.subject))
-    if row is None:
-        raise revoked_token(who.room_id, f"no longer has '{who.subject}' as a member")
-    role = "moderator" if row.base_role == "moderator" else "speaker"
-    g.principal = replace(
-        who, role=role, permissions=effective_recording_permissions(row.base_role, row.custom_permissions)
-    )
-
-
 def room_scope() -> dict[str, frozenset[Permission]]:
     found: dict[str, frozenset[Permission]] = g.get("room_scope") or {}
     return found
@@ -187,10 +174,6 @@ def reachable_rooms(who: Principal, permission: Permission) -> tuple[str, ...] |
     if not is_scoped(who):
         return None
     return tuple(sorted(room for room, held in room_scope().items() if permission in held))
-
-
-def _credentials(kinds: frozenset[Kind]) -> str:
-    return " or ".join(f"`{HOW_TO_SEND[kind]}`" for kind in ("api_key", "user", "member") if kind in kinds)
 
 
 def require(

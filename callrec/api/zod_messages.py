@@ -11,28 +11,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from callrec.domain.zod_wording import enum_message, json_type
+
 # pydantic's wording of a custom rule's message (`ValueError` raised in a validator)
 _VALUE_ERROR_PREFIX = "Value error, "
 _QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'")
-
-
-def json_type(value: object) -> str:
-    """The type name zod reports for a received value ("received string")."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "number"
-    if isinstance(value, float):
-        return "nan" if value != value else "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 def _expected(kind: str, value: object) -> str:
@@ -40,8 +23,7 @@ def _expected(kind: str, value: object) -> str:
 
 
 def _enum_message(ctx: dict[str, Any], value: object) -> str:
-    options = " | ".join(f"'{option}'" for option in _QUOTED.findall(str(ctx.get("expected", ""))))
-    return f"Invalid enum value. Expected {options}, received '{value}'"
+    return enum_message(_QUOTED.findall(str(ctx.get("expected", ""))), value)
 
 
 def meet_message(err: Any) -> str:

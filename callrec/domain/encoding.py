@@ -26,6 +26,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from callrec.domain.zod_wording import enum_message, json_type
+
 
 class EncodingPreset(StrEnum):
     H264_720P_30 = "H264_720P_30"
@@ -72,30 +74,13 @@ DEFAULT_AUDIO_HZ = 48000
 SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
-def _enum_message(enum: type[StrEnum], value: Any) -> str:
-    options = " | ".join(f"'{member.value}'" for member in enum)
-    return f"Invalid enum value. Expected {options}, received '{value}'"
-
-
 def _positive(label: str, value: Any) -> Any:
     """Meet's `z.number().positive(...)`: a JSON number (not a boolean, not a numeric string) above 0."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PydanticCustomError("invalid_type", "Expected number, received {kind}", {"kind": _kind(value)})
+        raise PydanticCustomError("invalid_type", "Expected number, received {kind}", {"kind": json_type(value)})
     if value <= 0:
         raise PydanticCustomError("too_small", "{label} must be a positive number", {"label": label})
     return value
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object" if isinstance(value, dict) else type(value).__name__
 
 
 class _Checked(BaseModel):
@@ -113,7 +98,9 @@ class _Checked(BaseModel):
         name = info.field_name
         if name == "codec":
             if not isinstance(value, str) or value not in {member.value for member in cls.CODECS}:
-                raise PydanticCustomError("invalid_enum_value", _enum_message(cls.CODECS, value))
+                raise PydanticCustomError(
+                    "invalid_enum_value", enum_message((member.value for member in cls.CODECS), value)
+                )
             return value
         field = cls.model_fields[name]
         return _positive(f"{cls.LABEL} {field.alias or name}", value)

@@ -7,23 +7,15 @@ trusts none, so a client cannot choose the host of the absolute URLs the API ans
 from __future__ import annotations
 
 import ipaddress
-import json
 from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator
 from pydantic_settings import NoDecode
 
+from callrec.domain.setting_lists import split_list
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _split(value: object) -> object:
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if text.startswith("["):
-        return json.loads(text)
-    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def network(text: str) -> Network:
@@ -46,7 +38,7 @@ def networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(network(entry) for entry in entries)
 
 
-TrustedProxies = Annotated[list[str], NoDecode, BeforeValidator(_split), AfterValidator(_check)]
+TrustedProxies = Annotated[list[str], NoDecode, BeforeValidator(split_list), AfterValidator(_check)]
 
 
 def is_trusted(peer: str | None, networks: tuple[Network, ...]) -> bool:

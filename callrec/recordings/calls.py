@@ -64,13 +64,13 @@ class Calls:
     async def leave(self, room_id: str, participant_id: str) -> None:
         await self.recordings.catalog.leave_call(room_id, participant_id, now_ms())
 
-    async def end(self, room_id: str) -> bool:
+    async def end(self, room: RoomRow) -> bool:
         """Ends the room's call and stops its recording in progress (it is stored); False when there was none."""
         catalog = self.recordings.catalog
-        room, call = await catalog.get_room(room_id), await catalog.get_call(room_id)
-        if room is None or call is None or not await catalog.end_call(room_id):
+        call = await catalog.get_call(room.room_id)
+        if call is None or not await catalog.end_call(room.room_id):
             return False
-        recording = await catalog.recording_in_progress(room_id)
+        recording = await catalog.recording_in_progress(room.room_id)
         if recording is not None:
             await self.recordings.end(recording.recording_id, "call_ended")
         await self.announce("meetingEnded", room, call.started_date)

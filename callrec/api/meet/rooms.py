@@ -492,7 +492,6 @@ async def put_lobby(room_id: str, body: PutLobby) -> Response:
 async def end_call(room_id: str) -> tuple[str, int]:
     """Ends the call; a recording in progress stops and is stored."""
     require_admin()
-    await get_room_or_404(room_id)
-    if not await services().calls.end(room_id):
+    if not await services().calls.end(await get_room_or_404(room_id)):
         raise ApiError(404, "Call Error", f"Room '{room_id}' has no active call")
     return "", 204

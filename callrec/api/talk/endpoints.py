@@ -15,7 +15,7 @@ from typing import Any
 from quart import Blueprint, Response, g, request
 
 from callrec.api import schemas
-from callrec.api.auth import APPS_AND_MEMBERS, apply_member_registration, authenticate, require
+from callrec.api.auth import APPS_AND_MEMBERS, authenticate, require
 from callrec.api.errors import ApiError
 from callrec.api.ocs import OCS_BASE, ocs_response
 from callrec.api.operations import Answer, Who, declare, query
@@ -99,7 +99,6 @@ async def api_error(exc: ApiError) -> Response:
 async def controlled_room(token: str) -> tuple[RoomRow, Principal]:
     """The room and the caller, if it may control the room's recordings (API key, or a member with control)."""
     g.principal = authenticate()
-    await apply_member_registration()  # a registered member's token: its registration as it is now
     who = require(Permission.CONTROL, kinds=APPS_AND_MEMBERS, room_id=token)
     room = await services().catalog.get_room(token)
     if room is None:

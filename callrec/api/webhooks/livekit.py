@@ -275,7 +275,8 @@ async def _presence(room_id: str, participant: ParticipantInfo, *, joined: bool)
 
 
 async def _room_finished(room_id: str) -> str | None:
-    if await services().catalog.get_room(room_id) is None:
+    room = await services().catalog.get_room(room_id)
+    if room is None:
         return f"unknown room {room_id!r}"
-    await services().calls.end(room_id)
+    await services().calls.end(room)
     return None
