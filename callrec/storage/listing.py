@@ -32,8 +32,7 @@ from sqlalchemy.orm import QueryableAttribute
 from callrec.storage import textmatch
 from callrec.storage.catalog import Catalog
 from callrec.storage.rows import RecordingRow
-from callrec.storage.textmatch import MatchMode as MatchMode
-from callrec.storage.textmatch import escape_like as escape_like
+from callrec.storage.textmatch import MatchMode
 
 NULL_KEY = -1
 

@@ -12,7 +12,8 @@ import pytest
 
 from callrec.api import cursor
 from callrec.api.cursor import InvalidCursor
-from callrec.storage.listing import After, MatchMode, RecordingFilter, SortField, SortOrder
+from callrec.storage.listing import After, RecordingFilter, SortField, SortOrder
+from callrec.storage.textmatch import MatchMode
 
 KEY = cursor.derive_key("test-api-key")
 FILTERS = RecordingFilter(room_id="weekly-abc", room_name="Wee", room_name_match=MatchMode.PREFIX).canonical()

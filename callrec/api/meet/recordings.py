@@ -30,7 +30,8 @@ from callrec.domain.recording import (
 )
 from callrec.domain.recording_info import RECORDING_FIELDS, started_info, stopped_info
 from callrec.domain.tokens import Permission
-from callrec.storage.listing import After, MatchMode, RecordingFilter, SortField, SortOrder, sort_value
+from callrec.storage.listing import After, RecordingFilter, SortField, SortOrder, sort_value
+from callrec.storage.textmatch import MatchMode
 
 blueprint = Blueprint("recordings", __name__)
 
