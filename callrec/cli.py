@@ -1,4 +1,4 @@
-"""`callrec dev | api | worker | recorder | migrate | ops`, `callrec --version`.
+"""`callrec dev | api | worker | recorder | migrate | ops | consent`, `callrec --version`.
 
 Each command's `--help` lists the `CALLREC_*` settings it reads, from the descriptions in `Settings` (one source
 of truth). A Temporal that does not answer, or a setting that does not parse, is one line naming what to change,
@@ -23,6 +23,7 @@ from pydantic_core import PydanticUndefined
 
 from callrec import ops
 from callrec.domain.settings import Settings
+from callrec.ops import consent
 from callrec.temporal import TemporalUnavailable
 
 # What each command reads besides the settings no list names (those are shown for every command but migrate).
@@ -37,7 +38,7 @@ COMMAND_SETTINGS: dict[str, set[str]] = {
         "public_url", "api_host", "api_port", "api_url", "livekit_api_key", "livekit_api_secret", "max_upload_bytes",
         "bruteforce_max_failures", "bruteforce_window_s", "recorder_nonce_ttl_s", "max_concurrent_uploads",
         "upload_idle_timeout_s", "upload_body_timeout_s", "cors_origins", "publish_secret", "publish_token_ttl_s",
-        "egress", "whip_ice_servers", "trusted_proxies",
+        "egress", "whip_ice_servers", "trusted_proxies", "recording_consent",
     },
     "worker": _STORAGE | _TEMPORAL | {
         "egress", "talk_recording_server", "livekit_url", "livekit_api_key", "livekit_api_secret",
@@ -51,6 +52,7 @@ COMMAND_SETTINGS: dict[str, set[str]] = {
         "whip_media_timeout_s",
     },
     "migrate": {"data_dir", "database_url"},
+    "consent": {"data_dir", "database_url"},
     "ops": _STORAGE | _TEMPORAL | {"reconcile_min_age_s"},
 }  # fmt: skip
 SECRET_SUFFIXES = ("_key", "_secret", "_password")
@@ -66,7 +68,7 @@ def settings_read(command: str) -> list[str]:
             command == "dev"
             or name in COMMAND_SETTINGS[command]
             or (temporal and command in ("api", "worker", "ops", "recorder"))
-            or (name not in known and not temporal and command != "migrate")
+            or (name not in known and not temporal and command not in ("migrate", "consent"))
         ):
             chosen.append(name)
     return chosen
@@ -131,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     recorder.add_argument("action", nargs="?", choices=["serve", "drain"], default="serve")
     command("migrate", "create or upgrade the catalog schema")
     ops.configure(command("ops", "operator tools: list, show, abort, retry, reconcile recordings"))
+    consent.configure(command("consent", "the recording consent log: who agreed to be recorded, when, in which call"))
     return parser
 
 
@@ -196,6 +199,8 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
         run_dev(settings)
     elif args.command == "ops":
         raise SystemExit(ops.main(args, settings))
+    elif args.command == "consent":
+        raise SystemExit(consent.main(args, settings))
     elif args.command == "migrate":
         from callrec.storage.catalog import migrate
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from temporalio import activity
 
 from callrec.domain.recording import RecordingState
+from callrec.domain.talk_room import StatusChange
 from callrec.storage.catalog import Catalog
+from callrec.storage.talk_rooms import TalkRooms
 
 
 def projection_fields(state: RecordingState) -> dict[str, object]:
@@ -47,3 +49,8 @@ class CatalogActivities:
     async def project_recording(self, state: RecordingState) -> None:
         if not await self.catalog.project_recording(state.recording_id, state.seq, projection_fields(state)):
             activity.logger.info("projection %s #%d not applied (stale or row gone)", state.recording_id, state.seq)
+
+    @activity.defn
+    async def set_call_recording(self, change: StatusChange) -> None:
+        """The room's Talk status, as the workflow moves it (and the system message the change posts)."""
+        await TalkRooms(self.catalog).set_status(change)

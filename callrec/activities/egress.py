@@ -5,11 +5,12 @@ recording server (`nextcloud-talk-recording`, `Server.py`) accepts:
 
 - `POST {server}/api/v1/room/{token}` with a JSON body, compact as PHP's `json_encode` writes it:
   `{"type":"start","start":{"status":1|2,"owner":"<user id>","actor":{"type":"users","id":"<user id>"}}}`
-  or `{"type":"stop","stop":{}}` (Talk adds an `actor` only when a participant pressed stop; callrec does
-  not know who stopped, as when Talk stops a recording because the call ended);
+  or `{"type":"stop","stop":{"actor":{"type":"users"|"guests","id":"<who>"}}}` when someone stopped it, and
+  `{"type":"stop","stop":[]}` (PHP's empty array) when nobody did (the call ended, the room went away);
 - headers `Talk-Recording-Random` (64 characters, as Talk's), `Talk-Recording-Checksum` (lowercase hex
   HMAC-SHA256 of random + body with the shared secret) and `Talk-Recording-Backend` (where the server
-  calls back and uploads; it also picks the secret by this URL and keys its recordings by it + token).
+  calls back and uploads, with a trailing slash as Talk's base URL; the server also picks the secret by this URL
+  and keys its recordings by it + token).
 
 The recording server answers 200 `{}` (also to a repeated start and to a stop of a recording it is
 already stopping), 400 to a body it cannot use (a missing `owner`/`actor`, or a body above its
@@ -63,7 +64,7 @@ class EgressActivities:
     async def _send(self, room_id: str, body: Mapping[str, object]) -> httpx.Response:
         payload = encode(body)
         headers = {"Content-Type": "application/json"} | signing.signed_headers(self.secret, payload)
-        headers[signing.BACKEND_HEADER] = self.backend_url
+        headers[signing.BACKEND_HEADER] = f"{self.backend_url}/"
         url = f"{self.server_url}/api/v1/room/{room_id}"
         try:
             response = await self.http.post(url, content=payload, headers=headers, follow_redirects=True)
@@ -99,7 +100,9 @@ class EgressActivities:
     @activity.defn
     async def stop_egress(self, request: EgressStop) -> None:
         stop: dict[str, object] = {"recordingId": request.recording_id} if self.extended else {}
-        response = await self._send(request.room_id, {"type": "stop", "stop": stop})
+        if request.actor is not None:
+            stop["actor"] = {"type": request.actor.type, "id": request.actor.id}
+        response = await self._send(request.room_id, {"type": "stop", "stop": stop or []})
         if response.status_code == 404:
             raise ApplicationError(
                 "recording server does not know this recording", type="EgressNotFound", non_retryable=True

@@ -88,7 +88,8 @@ class NotifyActivities:
                         "link": f"/api/v1/recordings/{row.recording_id}/media",
                     },
                     "metaData": {"mimeType": mimetype, "messageType": MESSAGE_TYPES.get(row.kind, "record-video")},
-                },
+                }
+                | ({} if share.actor.name is None else {"actorName": share.actor.name}),
                 timestamp=int(time.time()),
             )
         )

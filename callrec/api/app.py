@@ -15,7 +15,10 @@ from callrec.api.meet import files, inbox, media, members, recordings, rooms, sh
 from callrec.api.recorder_backend import callbacks
 from callrec.api.recorder_backend.upload import StoreUpload
 from callrec.api.services import Services
+from callrec.api.talk import capabilities as talk_capabilities
+from callrec.api.talk import conversations as talk_conversations
 from callrec.api.talk import endpoints as talk
+from callrec.api.talk import notifications as talk_notifications
 from callrec.api.webhooks import livekit
 from callrec.domain.errors import ServiceUnavailable
 from callrec.recordings.errors import RecordingError
@@ -70,6 +73,9 @@ def create_app(svc: Services) -> Quart:
     app.register_blueprint(api_v1)
     app.register_blueprint(callbacks.blueprint)
     app.register_blueprint(talk.blueprint)
+    app.register_blueprint(talk_conversations.blueprint)
+    app.register_blueprint(talk_capabilities.blueprint)
+    app.register_blueprint(talk_notifications.blueprint)
     app.register_blueprint(livekit.blueprint)  # signed by LiveKit; 404 unless its API key is set
     app.register_blueprint(health.blueprint)
     app.register_blueprint(openapi.blueprint)  # GET /openapi.json and /docs, no credentials

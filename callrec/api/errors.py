@@ -69,6 +69,7 @@ SERVICE_ERRORS: dict[type[Exception], tuple[int, str]] = {
     service.RecordingNotFound: (404, "Recording Error"),
     service.RecordingDisabled: (403, "Recording Error"),
     service.NoParticipants: (409, "Recording Error"),
+    service.ConsentMissing: (409, "Recording Error"),
     service.RoomAlreadyRecording: (409, "Recording Error"),
     service.RecordingNotActive: (409, "Recording Error"),
     service.RecordingInProgress: (409, "Recording Error"),

@@ -66,6 +66,11 @@ PATH_PARAMETERS: dict[str, tuple[str, dict[str, Any], str]] = {
         {"type": "string", "maxLength": 128},
         "Talk's conversation token: the room's id.",
     ),
+    "notification_id": (
+        "notificationId",
+        {"type": "string", "maxLength": 20},
+        "A notification's id, as the notifications list gave it.",
+    ),
     "recording_id": (
         "recordingId",
         {"type": "string", "pattern": RECORDING_ID.pattern, "maxLength": 512},

@@ -193,6 +193,9 @@ class Room(_Body):
     callRecording: Literal[0, 1, 2, 3, 4, 5] | None = omittable(
         "on GET /rooms/{roomId}: Talk's recording status (0 none, 1 video, 2 audio, 3/4 starting, 5 failed)"
     )
+    recordingConsent: Literal[0, 1] | None = omittable(
+        "on GET /rooms/{roomId}: Talk's recording consent (1: joining the call needs `recordingConsent`)"
+    )
 
 
 class RoomList(_Body):
@@ -247,12 +250,17 @@ class Notification(_Body):
     moderators: bool = Field(description="whether the room's moderators see it too")
     timestamp: int = Field(description="seconds since the epoch, UTC")
     datetime: str = Field(description="the same moment, ISO 8601")
-    objectType: Literal["recording"]
+    objectType: Literal["recording", "recording_information"] = Field(
+        description="Talk's: `recording` (a stored file), `recording_information` (a failure)"
+    )
     objectId: str = Field(description="the room's id (Talk's room token)")
     roomId: str
     recordingId: str | None
     subject: Literal["record_file_stored", "record_file_store_fail", "recording_failed"]
-    message: str
+    message: str = Field(description="the text as Talk renders it")
+    subjectRich: str = Field(description='Talk\'s subject, e.g. "Call recording now available"')
+    messageRich: str = Field(description="Talk's message, with {call} and {file} standing for messageRichParameters")
+    messageRichParameters: dict[str, dict[str, Any]]
     fileId: int | None = Field(description="a stored recording's file id, for share-chat")
     actions: list[NotificationAction]
 
@@ -375,9 +383,23 @@ class OcsError(_Body):
     message: str | None = omittable()
 
 
+class OcsErrorDetail(_Body):
+    code: str = Field(description="`invalid_request`, `unknown_type`, `no_such_room`, ...")
+    message: str
+
+
+class OcsTypedError(_Body):
+    """How Talk's recording-server endpoints refuse a request."""
+
+    type: Literal["error"]
+    error: OcsErrorDetail
+
+
 class OcsEnvelope(_Body):
     meta: OcsMeta
-    data: list[Any] | OcsError
+    data: list[Any] | OcsError | OcsTypedError | dict[str, Any] | None = Field(
+        description="null or [] when done; an error; or what was asked for (a room, capabilities, notifications)"
+    )
 
 
 class Ocs(_Body):

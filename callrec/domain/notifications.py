@@ -20,11 +20,17 @@ OfferEnd = Literal["shared", "dismissed", "expired"]
 
 
 class Actor(BaseModel):
+    """Who did something, as Talk names actors: `users` / `guests` and an id; `name` is the display name (a call
+    participant's), when known."""
+
     type: str = "users"
     id: str
+    name: str | None = None
 
 
 SYSTEM = Actor(type="guests", id="system")
+# Talk's actor for what no participant did (a recording server's `failed`, a `started` from someone not in the call).
+NO_SESSION = Actor(type="guests", id="failed-to-get-session", name="")
 
 
 def file_id(recording_id: str) -> int:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from temporalio.common import SearchAttributeKey
 
 from callrec.domain.layout import Encoding, Layout
+from callrec.domain.notifications import Actor
 from callrec.domain.participants import Participant
 from callrec.domain.pool import Assignment, Gap
 
@@ -91,6 +92,9 @@ class StartRecordingInput(BaseModel):
     # The egress that records it (None: started before this was recorded). Talk recording servers take no
     # encoding: the recording then shows what its file holds once stored.
     egress: Literal["builtin", "talk", "livekit"] | None = None
+    # A file a recording server uploaded with no recording to take it (Talk stores it for its owner all the same): the
+    # recording begins with the file, which is validated, stored and offered as any other.
+    uploaded: bool = False
 
 
 class RecorderStarted(BaseModel):
@@ -118,6 +122,8 @@ class StopRequest(BaseModel):
     # no_worker: the API gave up waiting for a worker to take the start (it answered 503): abort, record nothing
     reason: Literal["requested", "call_ended", "room_deleted", "no_worker"] = "requested"
     actor: str | None = None  # who asked (a member's name, a user id); None: the recording's owner
+    actor_type: str = "users"  # Talk's actor type of `actor`: users or guests
+    actor_name: str | None = None  # its display name, when known
 
 
 class FileStored(BaseModel):
@@ -142,6 +148,7 @@ class EgressStart(BaseModel):
 class EgressStop(BaseModel):
     recording_id: str
     room_id: str
+    actor: Actor | None = None  # who asked to stop (Talk's `stop.actor`); None: the call ended
 
 
 class FinalizeInput(BaseModel):

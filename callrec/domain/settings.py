@@ -143,6 +143,11 @@ class Settings(BaseSettings):
         default=None, description="base URL of the external recording server when egress=talk"
     )
 
+    recording_consent: Literal[0, 1, 2] = Field(
+        default=0,
+        description="Talk's recording consent: 0 off, 1 joining any call needs consent to be recorded, 2 moderators "
+        "turn it on per room",
+    )
     start_timeout_s: float = Field(default=20.0, gt=0, description="recorder must report started within this")
     upload_timeout_s: float = Field(default=300.0, gt=0, description="recorder must upload within this after stop")
     late_upload_window_s: float = Field(

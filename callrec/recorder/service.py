@@ -1,18 +1,23 @@
 """The built-in recorder: the recording-server side of the Talk protocol, rendering with PyAV.
 
 It behaves as the Talk recording server (`nextcloud-talk-recording`: `Server.py`, `Service.py`,
-`BackendNotifier.py`) does. `POST /api/v1/room/{token}` with `{"type": "start" | "stop"}`, signed over
-random + body (403 when the checksum is wrong, 400 when the body is not usable, 404 to a stop of a
-recording it does not know, 200 `{}` otherwise, also to a repeated start and to a stop of a recording it
-is already stopping). The start's `owner` is the `owner` of the upload, its `actor` is echoed in
-`started`; a stop's `actor`, when given, is echoed in `stopped`.
+`BackendNotifier.py`) does, so it can stand in for one. `GET /api/v1/welcome` answers `{"version"}`.
+`POST /api/v1/room/{token}` with `{"type": "start" | "stop"}`, checked in the Talk recording server's order: the
+backend (403), the body's size (400 without a length or above MAX_MESSAGE_SIZE, its default `maxmessagesize`),
+the checksum over random + body, compared exactly (403), then the body (400: no `type`, an unknown one, a start
+without `owner` and `actor: {type, id}`, a stop without `stop`); 404 to a stop of a recording it does not know,
+200 `{}` otherwise, also to a start for a token it is recording already (one recording per token: nothing
+happens) and to a stop of a recording it is already stopping. The start's `owner` is the `owner` of the upload,
+its `actor` is echoed in `started`; a stop's `actor`, when given, is echoed in `stopped`.
 
-After a start it calls back `started` (or `failed`) to the backend named in `Talk-Recording-Backend`;
-after a stop it finishes the file, calls back `stopped`, and uploads the file to the backend's `/store`
-endpoint (multipart `owner` and `file`, checksum over random + token). callrec's own additions: the start
-carries `recordingId`, `layout`, `encoding` and `participants`; callbacks and the upload carry
-`recordingId`, and `failed` a `reason`. Unlike the Talk recording server it also accepts a start without
-`owner` / `actor` or `Talk-Recording-Backend` (falling back to placeholders and its first configured backend).
+After a start it calls back `started` to the backend named in `Talk-Recording-Backend` (3 tries; when `started`
+cannot be delivered it sends `failed` and drops the recording); after a stop it finishes the file, calls back
+`stopped`, and uploads the file to the backend's `/store` endpoint as `Recording YYYY-MM-DD HH-MM-SS.mp4` (`.ogg`
+for audio; local time of the recording's start), multipart `owner` and `file`, checksum over random + token, 3
+tries. A start as Talk sends it (no `recordingId`) gets exactly Talk's callbacks. callrec's own additions, only when
+the start carries a `recordingId` (with `layout`, `encoding`, `participants`): callbacks and the upload carry
+`recordingId`, `failed` a `reason`, and it reports `progress`. It also accepts a request without
+`Talk-Recording-Backend` (its first configured backend is meant).
 
 Hardening (`protocol.py`): `Talk-Recording-Backend` only picks one of the configured back ends (403 `backend`
 otherwise, as the Talk recording server answers a backend it has no secret for); a repeated
@@ -30,10 +35,13 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +62,10 @@ from callrec.recorder.whip import Whip, add_whip_routes
 
 log = logging.getLogger(__name__)
 OCS_BASE = "/ocs/v2.php/apps/spreed/api/v1"
-ATTEMPTS = 4
-# Used when a start carries no owner / actor (the Talk recording server requires both).
+ATTEMPTS = 3  # the Talk recording server tries every callback and upload three times
+MAX_MESSAGE_SIZE = 1024  # the Talk recording server's default `maxmessagesize`
+UPLOAD_NAME = "Recording %Y-%m-%d %H-%M-%S"  # the Talk recording server's file name, in its local time
+# Used when a pool part carries no owner / actor (an HTTP start must carry both, as the Talk recording server's).
 PLACEHOLDER_OWNER = "callrec-recorder"
 PLACEHOLDER_ACTOR = {"type": "users", "id": PLACEHOLDER_OWNER}
 # The Talk recording server sends these on every callback and upload.
@@ -78,7 +88,7 @@ class StartBody(BaseModel):
     status: int = 1
     owner: str | None = None
     actor: Actor | None = None
-    recordingId: str
+    recordingId: str | None = None  # absent in Talk's start: one is made up, and callbacks carry Talk's fields only
     layout: Layout = Layout.GRID
     encoding: Encoding = EncodingPreset.H264_720P_30
     participants: list[Participant] = []
@@ -97,6 +107,12 @@ class Session:
     stopped_by: dict[str, str] | None = None
     opened: asyncio.Task[bool] | None = field(default=None)
     part: Part | None = None  # a part of a pool recording: shipped as it records, no upload at the end
+    plain: bool = False  # started as Talk starts (no recordingId): callbacks and the upload carry only Talk's fields
+    started_at: datetime = field(default_factory=datetime.now)  # local time, as the upload's name says it
+
+    @property
+    def upload_name(self) -> str:
+        return self.started_at.strftime(UPLOAD_NAME) + self.path.suffix
 
 
 def private_file(path: Path) -> None:
@@ -200,29 +216,41 @@ class Recorder:
     ) -> None:
         """Reports to the backend. A 404 or 410 to `progress`, or to the first `started` (not a retry of one the
         backend may have taken already: it refuses a second), means the backend no longer has the recording."""
-        payload: dict[str, Any] = {"token": session.room_id, "recordingId": session.recording_id}
+        if session.plain and kind == "progress":
+            return  # not part of Talk's protocol
+        payload: dict[str, Any] = {"token": session.room_id}
+        if not session.plain:
+            payload["recordingId"] = session.recording_id
         if kind == "started":
             payload |= {"status": session.status, "actor": session.actor}
         elif kind == "stopped" and session.stopped_by is not None:
             payload["actor"] = session.stopped_by
-        payload |= extra or {}
+        if not session.plain:
+            payload |= extra or {}
         body = json.dumps({"type": kind, kind: payload}).encode()
         response, unanswered = await self._post(f"{session.backend}{OCS_BASE}/recording/backend", body)
         if response is None or response.status_code != 200:
             log.error("callback %s for %s not accepted", kind, session.recording_id)
-        if response is None or response.status_code not in GONE or session.part is not None:
+        if session.part is not None or (response is not None and response.status_code == 200):
             return  # a pool recording's part ends when its workflow says (its activity), not by a callback's answer
-        if kind == "progress" or (kind == "started" and first and not unanswered):
+        if kind == "started" and first and (response is None or not unanswered):
+            # as the Talk recording server: a recording whose `started` cannot be delivered is dropped, with `failed`
+            why = "no answer" if response is None else f"answered {response.status_code}"
+            if self.discard(session, f"`started` could not be delivered ({why})"):
+                await self.callback(session, "failed", {"reason": f"`started` could not be delivered ({why})"})
+        elif kind == "progress" and response is not None and response.status_code in GONE:
             self.discard(session, f"the backend answered {response.status_code} to {kind}")
 
-    def discard(self, session: Session, why: str) -> None:
-        """Stops a recording the backend no longer has (an orphan) and deletes its file; nothing is sent back."""
+    def discard(self, session: Session, why: str) -> bool:
+        """Stops a recording the backend does not have (an orphan) and deletes its file; False when it was stopping
+        or gone already."""
         if self.sessions.get(session.recording_id) is not session:
-            return  # already stopping or gone
+            return False
         log.warning("discarding recording %s of room %s: %s", session.recording_id, session.room_id, why)
         self.sessions.pop(session.recording_id)
         self.stopping[session.recording_id] = session  # a stop meanwhile is answered as a retried stop
         self.spawn(self._discard(session))
+        return True
 
     async def _discard(self, session: Session) -> None:
         try:
@@ -237,19 +265,26 @@ class Recorder:
             self.stopping.pop(session.recording_id, None)
 
     async def start(self, room_id: str, backend: str, body: StartBody) -> None:
-        """Starts recording; `Refused` for a recording id that is no plain identifier or is in use."""
-        if not is_plain_id(body.recordingId):
+        """Starts recording; `Refused` for a recording id that is no plain identifier or is in use. One recording
+        per back end and token: a start for a token it records already changes nothing (a retry of the same
+        recording id is told `started` again)."""
+        plain = body.recordingId is None
+        recording_id = f"talk-{secrets.token_hex(8)}" if body.recordingId is None else body.recordingId
+        if not is_plain_id(recording_id):
             raise Refused(400, "recordingId", "recordingId must be 1 to 128 letters, digits, '_' or '-'")
-        if (current := self.sessions.get(body.recordingId)) is not None:
+        if (current := self.sessions.get(recording_id)) is not None:
             if current.room_id != room_id:
-                raise Refused(409, "recording", f"recording {body.recordingId} is being recorded in another room")
-            log.info("start of %s again: sending started again", body.recordingId)
+                raise Refused(409, "recording", f"recording {recording_id} is being recorded in another room")
+            log.info("start of %s again: sending started again", recording_id)
             self.spawn(self._started_again(current))
             return
-        if body.recordingId in self.stopping:
-            raise Refused(409, "recording", f"recording {body.recordingId} is stopping; it cannot start again")
-        path = self.workdir / f"{body.recordingId}.{'ogg' if body.status == 2 else 'mp4'}"
-        self._begin(room_id, backend, body, path)
+        if recording_id in self.stopping:
+            raise Refused(409, "recording", f"recording {recording_id} is stopping; it cannot start again")
+        if any(s.room_id == room_id and s.backend == backend and s.part is None for s in self.sessions.values()):
+            log.warning("trying to start recording room %s again: it is being recorded", room_id)
+            return
+        path = self.workdir / f"{recording_id}.{'ogg' if body.status == 2 else 'mp4'}"
+        self._begin(room_id, backend, body.model_copy(update={"recordingId": recording_id}), path).plain = plain
 
     def _begin(self, room_id: str, backend: str, body: StartBody, path: Path, part: Part | None = None) -> Session:
         """Records the room's stage into `path` (fragmented for a pool recording's part) from now on."""
@@ -259,6 +294,7 @@ class Recorder:
         spec = render_spec(body.encoding)
         fragmented = part is not None
         live = RoomRecording(path, body.layout, spec, stage, participants, audio_only=audio_only, fragmented=fragmented)
+        assert body.recordingId is not None  # made up by `start` when the request carried none
         session = Session(body.recordingId, room_id, backend, body.status, path, live, part=part)
         if body.owner:
             session.owner = body.owner
@@ -372,7 +408,7 @@ class Recorder:
 
         A part of the same recording still here belongs to a run of its workflow that is over (an operator reset it,
         say): it is finished first (what it recorded is shipped), then the new part starts."""
-        if not is_plain_id(body.recordingId):
+        if body.recordingId is None or not is_plain_id(body.recordingId):
             raise Refused(400, "recordingId", "recordingId must be 1 to 128 letters, digits, '_' or '-'")
         if (old := self.sessions.get(body.recordingId)) is not None:
             if old.part is None:
@@ -424,12 +460,13 @@ class Recorder:
         for attempt in range(ATTEMPTS):
             headers = OCS_HEADERS | signing.signed_headers(self.secret, session.room_id.encode())
             try:
+                fields = {"owner": session.owner} | ({} if session.plain else {"recordingId": session.recording_id})
                 with session.path.open("rb") as f:
                     response = await self.http.post(
                         f"{session.backend}{OCS_BASE}/recording/{session.room_id}/store",
                         headers=headers,
-                        data={"owner": session.owner, "recordingId": session.recording_id},
-                        files={"file": (session.path.name, f, mimetype)},
+                        data=fields,
+                        files={"file": (session.upload_name, f, mimetype)},
                         timeout=httpx.Timeout(60, read=600),
                     )
                 if response.status_code == 200:
@@ -439,7 +476,8 @@ class Recorder:
                     return False
             except httpx.HTTPError as exc:
                 log.warning("upload of %s failed: %r", session.recording_id, exc)
-            await asyncio.sleep(0.5 * 2**attempt)
+            if attempt + 1 < ATTEMPTS:
+                await asyncio.sleep(0.5 * 2**attempt)
         return False
 
     async def shutdown(self) -> None:
@@ -455,22 +493,35 @@ def create_recorder_app(recorder: Recorder, whip: Whip | None = None) -> Quart:
     if whip is not None:
         add_whip_routes(app, whip)  # first: its sessions end before the recordings finish
 
+    @app.get("/api/v1/welcome")
+    async def welcome() -> Response:
+        try:
+            return jsonify({"version": version("callrec")})
+        except PackageNotFoundError:
+            return jsonify({"version": "0"})
+
     @app.post("/api/v1/room/<token>")
     async def room(token: str) -> tuple[Response, int]:
-        raw: bytes = await request.body
-        random = request.headers.get(signing.RANDOM_HEADER)
-        if not signing.verify(recorder.secret, random, request.headers.get(signing.CHECKSUM_HEADER), raw):
-            return jsonify({"error": "checksum"}), 403
         try:
-            return await handle(token, raw, random or "")
+            return await handle(token)
         except Refused as refused:
             log.warning("refused a request for room %r: %s", token[:200], refused.message)
             return jsonify(refused.body()), refused.status
 
-    async def handle(token: str, raw: bytes, random: str) -> tuple[Response, int]:
+    async def handle(token: str) -> tuple[Response, int]:
+        """In the Talk recording server's order: back end, headers, size, checksum, then the body."""
+        headers = request.headers
+        backend = recorder.backends.pick(headers.get(signing.BACKEND_HEADER))
+        random, given = headers.get(signing.RANDOM_HEADER), headers.get(signing.CHECKSUM_HEADER)
+        if not random or not given:
+            raise Refused(403, "checksum", "Talk-Recording-Random and Talk-Recording-Checksum are required")
+        if not request.content_length or request.content_length > MAX_MESSAGE_SIZE:
+            raise Refused(400, "size", f"the body must have a Content-Length of 1 to {MAX_MESSAGE_SIZE} bytes")
+        raw: bytes = await request.body
+        if len(raw) != request.content_length or not signing.verify(recorder.secret, random, given, raw, exact=True):
+            raise Refused(403, "checksum", "Talk-Recording-Checksum does not match")
         if not recorder.replays.first_use(random):
             raise Refused(403, "replayed", "this Talk-Recording-Random was used before: sign each request anew")
-        backend = recorder.backends.pick(request.headers.get(signing.BACKEND_HEADER))
         if not is_plain_id(token):
             raise Refused(400, "token", "the room token must be 1 to 128 letters, digits, '_' or '-'")
         try:
@@ -480,6 +531,9 @@ def create_recorder_app(recorder: Recorder, whip: Whip | None = None) -> Quart:
         except (ValueError, KeyError, TypeError, RecursionError):
             return jsonify({"error": "body"}), 400
         if kind == "start":
+            actor = payload.get("actor") if isinstance(payload, dict) else None
+            if not isinstance(actor, dict) or "owner" not in payload or "type" not in actor or "id" not in actor:
+                return jsonify({"error": "body", "message": "a start needs `owner` and `actor: {type, id}`"}), 400
             try:
                 await recorder.start(token, backend, StartBody.model_validate(payload))
             except ValidationError as exc:

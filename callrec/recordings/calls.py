@@ -18,6 +18,7 @@ from callrec.domain.participants import Participant
 from callrec.domain.recording import RecordingKind
 from callrec.recordings import errors, room_events
 from callrec.recordings.service import RecordingsService, now_ms
+from callrec.recordings.talk_status import check_consent
 from callrec.storage.catalog import RoomNotFound
 from callrec.storage.rows import CallRow, RoomRow
 
@@ -61,8 +62,14 @@ class Calls:
             await self.announce("meetingStarted", room, call.started_date)
         await self.auto_start(room, [Participant.model_validate(p) for p in before], call)
 
-    async def leave(self, room_id: str, participant_id: str) -> None:
-        await self.recordings.catalog.leave_call(room_id, participant_id, now_ms())
+    async def leave(self, room_id: str, participant_id: str, *, end_when_empty: bool = False) -> None:
+        """`end_when_empty`: the last participant leaving ends the call (Talk's), and so stops its recording. WHIP
+        presence does not: a publisher reconnecting through a recorder's loss would end it."""
+        catalog = self.recordings.catalog
+        await catalog.leave_call(room_id, participant_id, now_ms())
+        call = await catalog.get_call(room_id)
+        if end_when_empty and call is not None and not call.participants:
+            await self.end(await self.recordings.room(room_id))
 
     async def end(self, room: RoomRow) -> bool:
         """Ends the room's call and stops its recording in progress (it is stored); False when there was none."""
@@ -90,7 +97,10 @@ class Calls:
         if owner is None:
             return
         try:
+            await check_consent(self.recordings.settings, self.recordings.catalog, room, call)
             await self.recordings.begin(room, config, RecordingKind.VIDEO, call, owner)
+        except errors.ConsentMissing as exc:
+            log.info("autoStart of room %s waits: %s", room.room_id, exc)
         except errors.RoomAlreadyRecording:
             pass  # someone started one already
         except errors.EncodingNotSupported as exc:

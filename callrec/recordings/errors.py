@@ -53,6 +53,18 @@ class NoParticipants(RecordingError):
         self.room_id = room_id
 
 
+class ConsentMissing(RecordingError):
+    """The room needs consent to be recorded, and participants of its call have not given it."""
+
+    def __init__(self, room_id: str, names: list[str]) -> None:
+        listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        super().__init__(
+            f"Room '{room_id}' requires consent to be recorded, and {listed} did not consent when joining the call"
+        )
+        self.room_id = room_id
+        self.names = names
+
+
 class RoomAlreadyRecording(RecordingError):
     def __init__(self, room_id: str) -> None:
         super().__init__(f"Room '{room_id}' is already being recorded")
@@ -66,6 +78,10 @@ class StartFailed(RecordingError):
         super().__init__(f"Recording in room '{room_id}' could not start: {reason}")
         self.room_id = room_id
         self.reason = reason
+
+
+class StartRefused(StartFailed):
+    """The recorder did not take the start (unreachable, or it refused it): nothing was started."""
 
 
 class RecordingNotActive(RecordingError):

@@ -32,6 +32,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
+from callrec.domain import talk_room
 from callrec.domain.ids import new_recording_id
 from callrec.domain.layout import (
     RecordingConfig,
@@ -40,7 +41,7 @@ from callrec.domain.layout import (
     builtin_encoding,
     effective_config,
 )
-from callrec.domain.notifications import DismissRequest, ShareRequest, ShareResult
+from callrec.domain.notifications import NO_SESSION, Actor, DismissRequest, ShareRequest, ShareResult
 from callrec.domain.participants import Participant
 from callrec.domain.pool import Assignment, AssignRequest, cost_of
 from callrec.domain.recording import (
@@ -58,16 +59,18 @@ from callrec.domain.recording import (
     RecordingStatus,
     StartRecordingInput,
     StopRequest,
-    talk_status,
 )
 from callrec.domain.settings import Settings
 from callrec.recordings import errors
+from callrec.recordings.deletion import IN_PROGRESS_REASON, NOT_FOUND, delete_recording, meet_reason
+from callrec.recordings.talk_status import check_consent, room_status_callback
 from callrec.storage.catalog import Catalog
 from callrec.storage.catalog import RecordingInProgress as CatalogRecordingInProgress
 from callrec.storage.listing import After, RecordingFilter, SortField, SortOrder, list_recordings
-from callrec.storage.objects import ObjectStore, ObjectStoreError
+from callrec.storage.objects import ObjectStore
 from callrec.storage.pool import RecorderPool
-from callrec.storage.rows import IN_PROGRESS, CallRow, RecordingRow, RoomRow
+from callrec.storage.rows import CallRow, RecordingRow, RoomRow
+from callrec.storage.talk_rooms import TalkRooms
 from callrec.temporal import WorkflowNotFound, temporal_errors
 from callrec.workflows.recording import RecordingWorkflow
 
@@ -76,10 +79,6 @@ log = logging.getLogger(__name__)
 StopReason = Literal["call_ended", "room_deleted"]
 Callback = Literal["started", "stopped", "failed", "progress"]
 BULK_DELETE_CONCURRENCY = 8
-# Why a recording was not deleted, as bulk answers name it.
-NOT_FOUND = "Recording not found"
-IN_PROGRESS_REASON = "Recording is in progress"
-STORE_UNAVAILABLE = "The object store is not available; try again"
 
 
 def now_ms() -> int:
@@ -156,13 +155,9 @@ class RecordingsService:
         """One page of recordings and whether more follow it."""
         return await list_recordings(self.catalog, filters, sort_field, sort_order, limit, after)
 
-    async def talk_status(self, room_id: str) -> int:
-        """Talk's 0-5 for a room, from its recording in progress, else its latest one."""
-        row = await self.catalog.recording_in_progress(room_id)
-        if row is None:
-            latest = await self.catalog.recordings(room_id=room_id, limit=1)
-            row = latest[0] if latest else None
-        return 0 if row is None else talk_status(RecordingStatus(row.status), RecordingKind(row.kind))
+    @property
+    def talk_rooms(self) -> TalkRooms:
+        return TalkRooms(self.catalog)
 
     # ------------------------------------------------------------------ start
 
@@ -184,7 +179,23 @@ class RecordingsService:
         call = await self.catalog.get_call(room.room_id)
         if call is None or not call.participants:
             raise errors.NoParticipants(room.room_id)
+        await check_consent(self.settings, self.catalog, room, call)
         return await self.begin(room, config, kind, call, owner)
+
+    async def wait_until_accepted(self, recording_id: str) -> None:
+        """Returns once the recorder took the start (Talk answers then); StartRefused when it did not, and
+        WorkerUnavailable when no worker took the start (it is aborted)."""
+        room_id = recording_id.split("--", 1)[0]
+        try:
+            state = await self._update(
+                recording_id, RecordingWorkflow.wait_until_accepted, None, self.settings.start_timeout_s + 15
+            )
+        except _NotTaken:
+            raise await self._abandon_start(recording_id) from None
+        except (TimeoutError, WorkflowUpdateFailedError, WorkflowNotFound) as exc:
+            raise errors.StartFailed(room_id, "no worker answered in time") from exc
+        if not state.status.in_progress:
+            raise errors.StartRefused(room_id, state.details or state.status.value)
 
     async def wait_until_started(self, recording_id: str) -> Recording:
         """The recording once its recorder reported `started`; StartFailed when it did not in time, and
@@ -231,6 +242,47 @@ class RecordingsService:
             f"No worker took recording '{recording_id}' within {wait_s:g} s (is the worker running?): it was "
             "aborted before the recorder was asked to start. Start it again once a worker runs.",
         )
+
+    async def adopt_upload(self, room: RoomRow, recording_id: str, owner: str, kind: RecordingKind) -> None:
+        """A file uploaded with no recording to take it becomes a recording of its own, as Talk stores such an upload
+        for its owner: `recording_id` (where it was staged) begins `ending`, waiting for that file (`store_file`)."""
+        config = RecordingConfig.model_validate(room.config)
+        call = await self.catalog.get_call(room.room_id)
+        row = RecordingRow(
+            recording_id=recording_id,
+            room_id=room.room_id,
+            room_name=room.room_name,
+            status=RecordingStatus.ENDING.value,
+            layout=config.layout.value,
+            encoding=config.model_dump(mode="json", by_alias=True)["encoding"],
+            filename=f"{recording_id}.{EXTENSIONS[kind]}",
+            kind=kind.value,
+            owner=owner,
+            participants=call.participants if call is not None else [],
+            creation_date=now_ms(),
+        )
+        try:
+            await self.catalog.add_recording(row)
+        except CatalogRecordingInProgress as exc:
+            raise errors.RoomAlreadyRecording(room.room_id) from exc
+        settings = self.settings
+        workflow_input = StartRecordingInput(
+            recording_id=recording_id,
+            room_id=room.room_id,
+            room_name=room.room_name,
+            kind=kind,
+            layout=config.layout,
+            encoding=config.encoding,
+            participants=[Participant.model_validate(p) for p in row.participants or []],
+            start_timeout_s=settings.start_timeout_s,
+            upload_timeout_s=settings.update_timeout_s + 60,
+            max_duration_s=settings.max_duration_s,
+            owner=owner,
+            share_offer_expiry_s=settings.share_offer_expiry_s,
+            webhooks=bool(settings.webhooks),
+            uploaded=True,
+        )
+        await self._start_workflow(workflow_input, RecordingStatus.ENDING)
 
     async def begin(
         self, room: RoomRow, config: RecordingConfig, kind: RecordingKind, call: CallRow, owner: str
@@ -283,17 +335,23 @@ class RecordingsService:
             cost=assignment_cost(config, kind, len(call.participants)),
             egress=settings.egress,
         )
+        await self._start_workflow(workflow_input, RecordingStatus.STARTING)
+        return recording_id
+
+    async def _start_workflow(self, workflow_input: StartRecordingInput, status: RecordingStatus) -> None:
+        """The recording's workflow; when Temporal does not take it, the reserved row says so (`failed`)."""
+        recording_id = workflow_input.recording_id
         try:
             with temporal_errors(recording_id):
                 await self.temporal.start_workflow(
                     RecordingWorkflow.run,
                     workflow_input,
                     id=recording_id,
-                    task_queue=settings.task_queue,
+                    task_queue=self.settings.task_queue,
                     search_attributes=TypedSearchAttributes(
                         [
-                            SearchAttributePair(ROOM_ID_ATTR, room.room_id),
-                            SearchAttributePair(STATUS_ATTR, RecordingStatus.STARTING.value),
+                            SearchAttributePair(ROOM_ID_ATTR, workflow_input.room_id),
+                            SearchAttributePair(STATUS_ATTR, status.value),
                         ]
                     ),
                 )
@@ -302,7 +360,6 @@ class RecordingsService:
             await self.catalog.project_recording(recording_id, 1, failed)
             await self.pool.release(recording_id)
             raise
-        return recording_id
 
     async def _admit(
         self, row: RecordingRow, config: RecordingConfig, kind: RecordingKind, tiles: int
@@ -358,12 +415,13 @@ class RecordingsService:
             recording_id, f"No worker took the stop of recording '{recording_id}' within {wait_s:g} s: {what}."
         )
 
-    async def stop_room(self, room_id: str, actor: str) -> None:
-        """Stops the room's recording in progress, whatever its status; nothing to stop is no error."""
+    async def stop_room(self, room_id: str, actor: Actor) -> None:
+        """Stops the room's recording in progress, whatever its status (asked again while it is ending, the stop is
+        sent to the recorder again); nothing to stop is no error."""
         row = await self.catalog.recording_in_progress(room_id)
         if row is None:
             return
-        request = StopRequest(reason="requested", actor=actor)
+        request = StopRequest(reason="requested", actor=actor.id, actor_type=actor.type, actor_name=actor.name)
         try:
             if row.status == RecordingStatus.ACTIVE.value:
                 await self._update(row.recording_id, RecordingWorkflow.stop, request)
@@ -387,8 +445,11 @@ class RecordingsService:
 
     # ------------------------------------------------------------------ recorder callbacks
 
-    async def recorder_callback(self, row: RecordingRow, callback: Callback, argument: object = None) -> None:
-        """Hands a recorder's `started` / `stopped` / `failed` / `progress` report to the recording's workflow."""
+    async def recorder_callback(
+        self, row: RecordingRow, callback: Callback, argument: object = None, actor: Actor | None = None
+    ) -> None:
+        """Hands a recorder's `started` / `stopped` / `failed` / `progress` report to the recording's workflow, then
+        moves the room's Talk status as Talk does on these callbacks (`actor`: the one the callback names)."""
         if callback == "started" and row.status != RecordingStatus.STARTING.value:
             raise errors.RecordingNotFound(row.recording_id)  # only a starting recording can start
         signals = {
@@ -407,6 +468,12 @@ class RecordingsService:
                 await self._handle(row.recording_id).signal(signal, arg)
         except WorkflowNotFound as exc:
             raise errors.RecordingNotFound(row.recording_id) from exc
+        if callback == "started":
+            status = talk_room.recording(RecordingKind(row.kind))
+            await room_status_callback(self.catalog, row.room_id, status, actor or NO_SESSION)
+        elif callback in ("stopped", "failed"):
+            status = talk_room.NONE if callback == "stopped" else talk_room.FAILED
+            await room_status_callback(self.catalog, row.room_id, status, actor)
 
     async def for_upload(self, room_id: str, recording_id: str | None) -> RecordingRow:
         """The recording an upload is for: the one callrec's recorder names; else the room's recording waiting for
@@ -472,7 +539,7 @@ class RecordingsService:
 
     async def delete(self, row: RecordingRow) -> None:
         """Deletes a finished recording: its objects first, then its row, so a failure half way can be retried."""
-        reason = await self._delete(row)
+        reason = await delete_recording(self.catalog, self.store, row)
         if reason == NOT_FOUND:
             raise errors.RecordingNotFound(row.recording_id)
         if reason == IN_PROGRESS_REASON:
@@ -495,36 +562,13 @@ class RecordingsService:
                 return refused
             async with limit:
                 try:
-                    return await self._delete(row)
+                    return await delete_recording(self.catalog, self.store, row)
                 except Exception:
                     log.exception("deleting recording %s failed", recording_id)
                     return "Unexpected error; see the server log"
 
         reasons = await asyncio.gather(*(delete(i) for i in recording_ids))
-        return {i: _meet_reason(i, rows.get(i), reason) for i, reason in zip(recording_ids, reasons, strict=True)}
-
-    async def _delete(self, row: RecordingRow) -> str | None:
-        if row.status in IN_PROGRESS:
-            return IN_PROGRESS_REASON
-        try:
-            await self._delete_objects(row)
-        except ObjectStoreError as exc:
-            log.warning("deleting the objects of recording %s failed: %s", row.recording_id, exc)
-            return STORE_UNAVAILABLE
-        if await self.catalog.delete_recording(row.recording_id):
-            log.info("recording %s deleted", row.recording_id)
-            return None
-        # Not deleted: gone meanwhile (a concurrent delete) or, in theory, in progress again.
-        return NOT_FOUND if await self.catalog.get_recording(row.recording_id) is None else IN_PROGRESS_REASON
-
-    async def _delete_objects(self, row: RecordingRow) -> None:
-        """The final object and anything an upload or a finalize left behind for this recording."""
-        keys = set(await self.store.list_keys(f"staging/{row.recording_id}/"))
-        keys.update(await self.store.list_keys(f"recordings/{row.room_id}/{row.recording_id}."))
-        if row.object_key is not None:
-            keys.add(row.object_key)
-        for key in sorted(keys):
-            await self.store.delete(key)
+        return {i: meet_reason(i, rows.get(i), reason) for i, reason in zip(recording_ids, reasons, strict=True)}
 
     # ------------------------------------------------------------------ helpers
 
@@ -565,12 +609,3 @@ class RecordingsService:
         return errors.WorkerUnavailable(
             recording_id, f"No worker took the {what} of recording '{recording_id}' within {wait_s:g} s; try again"
         )
-
-
-def _meet_reason(recording_id: str, row: RecordingRow | None, reason: str | None) -> str | None:
-    """A bulk delete's reason as OpenVidu Meet words it where Meet has the case (not found, not stopped yet)."""
-    if reason == NOT_FOUND:
-        return str(errors.RecordingNotFound(recording_id))
-    if reason == IN_PROGRESS_REASON:
-        return str(errors.RecordingInProgress(recording_id, row.status if row is not None else "in progress"))
-    return reason

@@ -26,6 +26,7 @@ from callrec.storage.rows import (
     IN_PROGRESS,
     CallRow,
     ChatMessageRow,
+    ConsentRow,
     NonceRow,
     NotificationRow,
     RecordingRow,
@@ -276,7 +277,8 @@ class Catalog:
     async def delete_recording(self, recording_id: str) -> bool:
         """Delete the row of a recording that is not in progress, in one statement.
 
-        Returns False when nothing was deleted: no such row, or it is starting, active or ending.
+        Returns False when nothing was deleted: no such row, or it is starting, active or ending. Its notifications
+        go with it.
         """
         async with self.writing() as session:
             result = await session.execute(
@@ -284,6 +286,8 @@ class Catalog:
                 .where(RecordingRow.recording_id == recording_id, RecordingRow.status.not_in(IN_PROGRESS))
                 .execution_options(synchronize_session=False)
             )
+            if getattr(result, "rowcount", 0):  # its notifications name a file that is gone
+                await session.execute(sql_delete(NotificationRow).where(NotificationRow.recording_id == recording_id))
         return bool(getattr(result, "rowcount", 0))
 
     async def withdraw_recording(self, recording_id: str) -> None:
@@ -429,10 +433,11 @@ class Catalog:
         return room
 
     async def delete_room(self, room_id: str) -> bool:
-        """Deletes the room and its call; its recordings must be gone already."""
+        """Deletes the room, its call, chat, notifications and consent log; its recordings must be gone already."""
         async with self.writing() as session:
             await session.execute(sql_delete(CallRow).where(CallRow.room_id == room_id))
             await session.execute(sql_delete(ChatMessageRow).where(ChatMessageRow.room_id == room_id))
             await session.execute(sql_delete(NotificationRow).where(NotificationRow.room_id == room_id))
+            await session.execute(sql_delete(ConsentRow).where(ConsentRow.room_id == room_id))
             result = await session.execute(sql_delete(RoomRow).where(RoomRow.room_id == room_id))
         return bool(getattr(result, "rowcount", 0))

@@ -41,6 +41,11 @@ class RoomRow(Base):
     token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The user (user token subject) who created the room; NULL when the API key did. Meet's `owner`.
     owner: Mapped[str | None] = mapped_column(String(128), index=True, default=None)
+    # Talk's `callRecording` (0 none, 1 video, 2 audio, 3/4 starting, 5 failed), as Talk moves it: by the accepted
+    # start and the recording server's callbacks (`storage/talk_rooms.py`).
+    call_recording: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Talk's `recordingConsent` of the room (0 or 1): counts when CALLREC_RECORDING_CONSENT is 2.
+    recording_consent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class RoomMemberRow(Base):
@@ -166,6 +171,19 @@ class ChatMessageRow(Base):
     message: Mapped[str] = mapped_column(String(64))  # the system message: recording_started, file_shared, ...
     parameters: Mapped[dict[str, Any]]
     timestamp: Mapped[int] = mapped_column(BigInteger)
+
+
+class ConsentRow(Base):
+    """A participant agreed to be recorded when joining a room's call (Talk's consent log)."""
+
+    __tablename__ = "consents"
+
+    consent_id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.room_id", ondelete="CASCADE"), index=True)
+    actor_type: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[str] = mapped_column(String(128))
+    call_started: Mapped[int | None] = mapped_column(BigInteger)  # the call joined (its start, ms)
+    timestamp: Mapped[int] = mapped_column(BigInteger)  # ms
 
 
 class NonceRow(Base):

@@ -54,6 +54,7 @@ def recording_activities(
     egress_calls: list[Callable[..., Any]] = [egress.start_egress, egress.stop_egress] if egress is not None else []
     return [
         projection.project_recording,
+        projection.set_call_recording,
         *egress_calls,
         pool.assign_recorder,
         pool.release_recorder,

@@ -83,6 +83,7 @@ ACTIVITY_OPTIONS: dict[Callable[..., Any], ActivityOptions] = {
     FileActivities.finalize: ActivityOptions(timedelta(hours=1), FINALIZE, heartbeat=timedelta(seconds=20)),
     # catalog.py
     CatalogActivities.project_recording: WRITE,
+    CatalogActivities.set_call_recording: WRITE,
     # pool.py: admission and release are catalog writes; joining the parts reads and writes the whole file
     PoolActivities.assign_recorder: DURABLE_CALL,
     PoolActivities.release_recorder: DURABLE_CALL,

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from callrec.activities.files import FileActivities
     from callrec.activities.notify import NotifyActivities
     from callrec.activities.webhooks import WebhookActivities
-    from callrec.domain import notifications
+    from callrec.domain import notifications, talk_room
     from callrec.domain.encoding import encoding_of_media
     from callrec.domain.notifications import (
         Actor,
@@ -63,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         StopRequest,
         talk_status,
     )
+    from callrec.domain.talk_room import StatusChange
     from callrec.domain.webhooks import EventName, WebhookEvent, notification_payload, recording_payload, status_event
     from callrec.workflows.options import GIVE_UP_STOP, ActivityOptions, execute
     from callrec.workflows.parts import RecorderParts
@@ -85,6 +86,9 @@ class _Ended(Exception):
 
 # The patch that announces `recordingStarted` for `starting` (Meet's order); histories from before replay without it.
 MEET_WEBHOOK_EVENTS = "meet-webhook-events"
+# The patch that keeps the room's Talk status as Talk moves it (the chat's system messages follow its changes, the
+# stop names who stopped, a repeated stop is sent again); histories from before replay without it.
+TALK_ROOM_STATUS = "talk-room-status"
 
 # Why a stop came before the recorder was asked to start, in the recording's details.
 _STOPPED_BEFORE_START = {
@@ -111,6 +115,9 @@ class RecordingWorkflow:
         self.failure: str | None = None
         self.stop_reason: str | None = None
         self.stopped_by: str | None = None
+        self.stop_actor: Actor | None = None  # who asked to stop (None: the call ended, or nobody in particular)
+        self.accepted: bool | None = None  # whether the recorder took the start (None: not asked yet)
+        self.stop_again = False  # asked to stop again before the recorder confirmed (Talk sends it again)
         self.stored: FileStored | None = None
         self.offer: NotificationInfo | None = None
         self.offer_end: OfferEnd | None = None
@@ -121,18 +128,25 @@ class RecordingWorkflow:
         # Whether `recordingStarted` went out for `starting` (Meet's order); runs from before that change
         # announce it on `active`, as they did.
         self.announced_start = False
+        if input.uploaded:  # it begins with its file (`store_file`)
+            self.state.status = self.projected = RecordingStatus.ENDING
+            self.accepted = True
 
     @workflow.run
     async def run(self, input: StartRecordingInput) -> RecordingState:
         try:
-            await self._start_egress()
-            await self._announce_start()
-            await self._wait_for_started()
-            within_limit = await self._record()
-            await self._stop()
+            within_limit = True
+            if not input.uploaded:
+                await self._start_egress()
+                await self._announce_start()
+                await self._wait_for_started()
+                within_limit = await self._record()
+                await self._stop()
             stored = await self._receive_file()
             await self._store(stored)
         except _Ended as ended:
+            if self.accepted is None:
+                self.accepted = False
             if self.parts is not None:
                 await self.parts.release()
                 if ended.salvage:
@@ -171,14 +185,17 @@ class RecordingWorkflow:
                     ErrorCode.EGRESS_UNAVAILABLE, "No recorder has room for it: every one is full, draining or offline."
                 )
             self.parts.start()
-            return
-        try:
-            await execute(EgressActivities.start_egress, request)
-        except ActivityError as err:
-            await self._stop_egress(GIVE_UP_STOP)  # the start may have reached it, and its answer got lost
-            raise _Ended.failed(
-                ErrorCode.EGRESS_UNAVAILABLE, f"The recorder could not be started: {_reason(err)}"
-            ) from err
+        else:
+            try:
+                await execute(EgressActivities.start_egress, request)
+            except ActivityError as err:
+                await self._stop_egress(GIVE_UP_STOP)  # the start may have reached it, and its answer got lost
+                raise _Ended.failed(
+                    ErrorCode.EGRESS_UNAVAILABLE, f"The recorder could not be started: {_reason(err)}"
+                ) from err
+        self.accepted = True
+        if workflow.patched(TALK_ROOM_STATUS):  # Talk: starting, once the recording server took the request
+            await self._room_status(talk_room.starting(input.kind), only_from=list(talk_room.IDLE))
 
     async def _announce_start(self) -> None:
         """`recordingStarted` (status `starting`) once the egress was asked, as Meet sends it on egress_started."""
@@ -193,8 +210,15 @@ class RecordingWorkflow:
         timeout_s = self.input.start_timeout_s
         if self.parts is not None:
             await self._start_on_pool(self.parts)
+        talk = workflow.patched(TALK_ROOM_STATUS)
         in_time = await self._wait(
-            lambda: self.started or self.failure is not None or self.stop_reason is not None, timeout_s
+            lambda: (
+                self.started
+                or self.failure is not None
+                or self.stop_reason is not None
+                or (talk and self.recorder_done)
+            ),
+            timeout_s,
         )
         if self.failure is not None:
             await self._stop_egress(GIVE_UP_STOP)
@@ -203,6 +227,12 @@ class RecordingWorkflow:
             await self._stop_egress(GIVE_UP_STOP)
             raise _Ended.failed(
                 ErrorCode.START_TIMEOUT, f"The recorder did not report 'started' within {timeout_s:g} s."
+            )
+        if not self.started and self.stop_reason is None:  # the recorder reported `stopped` instead
+            raise _Ended(
+                RecordingStatus.ABORTED,
+                ErrorCode.NOTHING_RECORDED,
+                "The recording server stopped before it started; nothing was recorded.",
             )
         if not self.started:
             await self._stop_egress()
@@ -213,7 +243,8 @@ class RecordingWorkflow:
             )
         self.state.start_date = self._now_ms()
         await self._set_status(RecordingStatus.ACTIVE)
-        await self._chat("recording_started", self._owner())
+        if not talk:  # the `started` callback moved the room's status and posted the message
+            await self._chat("recording_started", self._owner())
 
     async def _record(self) -> bool:
         """Waits while recording: until stopped, the recorder stopped or failed, or the maximum duration
@@ -257,16 +288,18 @@ class RecordingWorkflow:
             self.state.end_date = self._now_ms()
         if self.state.status != RecordingStatus.ENDING:
             await self._set_status(RecordingStatus.ENDING)
-        if self.stopped_by is not None:  # Talk says nothing when the call ended without anyone stopping it
+        talk = workflow.patched(TALK_ROOM_STATUS)
+        if self.stopped_by is not None and not talk:  # Talk says nothing when the call ended without anyone stopping it
             await self._chat("recording_stopped", Actor(id=self.stopped_by))
         if self.parts is not None:
             await self._stop_egress()
             await self.parts.release()
-            return
-        if not self.recorder_done and not await self._stop_egress() and self.stored is None:
+        elif not self.recorder_done and not await self._stop_egress() and self.stored is None:
             raise _Ended.failed(
                 ErrorCode.RECORDER_FAILED, "The recorder does not know this recording any more (404 on stop)."
             )
+        if talk and self.input.egress != "talk":  # Talk's recording servers confirm with `stopped`; these did now
+            await self._room_status(talk_room.NONE, only_from=list(talk_room.IN_PROGRESS), actor=self.stop_actor)
 
     async def _receive_file(self) -> FileStored:
         """Until the recorder's upload is staged (the `store_file` update). Past the upload timeout the recording is
@@ -274,7 +307,16 @@ class RecordingWorkflow:
         if self.parts is not None:
             return await self._join_parts(self.parts)
         timeout_s = self.input.upload_timeout_s
-        await self._wait(lambda: self.stored is not None or self.failure is not None, timeout_s)
+        deadline = workflow.now() + timedelta(seconds=timeout_s)
+        while (left := (deadline - workflow.now()).total_seconds()) > 0:
+            if not await self._wait(
+                lambda: self.stored is not None or self.failure is not None or self.stop_again, left
+            ):
+                break
+            if self.stored is not None or self.failure is not None:
+                break
+            self.stop_again = False  # asked to stop again before the recorder confirmed: Talk sends it again
+            await self._stop_egress()
         if self.stored is not None:
             return self.stored
         if self.failure is not None:
@@ -299,6 +341,9 @@ class RecordingWorkflow:
             raise timed_out
         return self.stored
 
+    def _file_or_failure(self) -> bool:
+        return self.stored is not None or self.failure is not None
+
     async def _store(self, stored: FileStored) -> None:
         """Validates the upload and moves it to its final key."""
         input = self.input
@@ -313,7 +358,7 @@ class RecordingWorkflow:
             self.state.file = await execute(FileActivities.finalize, request)
         except ActivityError as err:
             raise _Ended.failed(ErrorCode.INVALID_FILE, _reason(err)) from err
-        if input.egress == "talk":  # a Talk recording server records as it is configured: say what it made
+        if input.egress == "talk" or input.uploaded:  # recorded as its recording server is configured: say what it made
             file = self.state.file
             self.state.encoding_used = encoding_of_media(
                 width=file.width,
@@ -325,11 +370,13 @@ class RecordingWorkflow:
             )
 
     async def _complete(self, within_limit: bool) -> None:
-        """Complete (or limit_reached): tells the owner and moderators, then keeps the offer to share it to the
+        """Complete (or limit_reached): tells the owner, then keeps the offer to share it to the
         chat open until it is taken, dismissed or expires."""
         self.state.error_code = self.state.error = self.state.details = None  # a late upload after a failure
         await self._set_status(RecordingStatus.COMPLETE if within_limit else RecordingStatus.LIMIT_REACHED)
         input = self.input
+        if workflow.patched(TALK_ROOM_STATUS) and not input.uploaded:
+            await self._room_status(talk_room.NONE, only_from=list(talk_room.IN_PROGRESS))
         kind = "audio" if input.kind == RecordingKind.AUDIO else "video"
         self.offer = await self._notify(
             notifications.FILE_STORED,
@@ -356,9 +403,15 @@ class RecordingWorkflow:
             self.state.end_date = self._now_ms()
         was_recording = self.state.status in (RecordingStatus.ACTIVE, RecordingStatus.ENDING)
         await self._set_status(ended.status)
-        if ended.status == RecordingStatus.FAILED or ended.code == ErrorCode.RECORDER_SILENT:  # not a call that ended
-            if was_recording:
-                await self._chat("recording_failed", notifications.SYSTEM)
+        lost = (
+            ended.status == RecordingStatus.FAILED or ended.code == ErrorCode.RECORDER_SILENT
+        )  # not a call that ended
+        if workflow.patched(TALK_ROOM_STATUS) and not self.input.uploaded:  # from recording: `recording_failed`
+            status = talk_room.FAILED if lost else talk_room.NONE
+            await self._room_status(status, only_from=list(talk_room.IN_PROGRESS))
+        elif lost and was_recording:
+            await self._chat("recording_failed", notifications.SYSTEM)
+        if lost:
             await self._notify(
                 notifications.RECORDING_FAILED,
                 f"The recording of {self.input.room_name} failed: {ended.details} "
@@ -470,6 +523,15 @@ class RecordingWorkflow:
             self.stop_reason = request.reason
             if request.actor is not None and self.stopped_by is None and self.state.status == RecordingStatus.ACTIVE:
                 self.stopped_by = request.actor
+            if request.reason == "requested" and request.actor is not None:
+                self.stop_actor = Actor(type=request.actor_type, id=request.actor, name=request.actor_name)
+        elif (
+            request.reason == "requested"
+            and self.state.status == RecordingStatus.ENDING
+            and not self.recorder_done
+            and workflow.patched(TALK_ROOM_STATUS)
+        ):
+            self.stop_again = True
 
     # API
     @workflow.update
@@ -479,9 +541,20 @@ class RecordingWorkflow:
         return self.state
 
     @workflow.update
+    async def wait_until_accepted(self) -> RecordingState:
+        """Returns once the recorder took the start (the state is `starting` or later), or the start ended without
+        it (the state says why)."""
+        await workflow.wait_condition(
+            lambda: self.accepted is True or (self.accepted is False and not self.projected.in_progress)
+        )
+        return self.state
+
+    @workflow.update
     async def stop(self, request: StopRequest) -> RecordingState:
         self.stop_reason = request.reason
         self.stopped_by = request.actor or self.input.owner or "callrec"
+        if request.actor is not None:
+            self.stop_actor = Actor(type=request.actor_type, id=request.actor, name=request.actor_name)
         self.state.status = RecordingStatus.ENDING
         self.state.end_date = self._now_ms()
         await self._project()
@@ -577,6 +650,18 @@ class RecordingWorkflow:
             WebhookEvent(event=event, creation_date=self._now_ms(), data=data, idempotency_key=idempotency_key),
         )
 
+    async def _room_status(self, status: int, *, only_from: list[int], actor: Actor | None = None) -> None:
+        """Moves the room's Talk status (while this is the room's newest recording), as Talk's own changes do."""
+        change = StatusChange(
+            room_id=self.input.room_id,
+            status=status,
+            only_from=only_from,
+            recording_id=self.input.recording_id,
+            actor=actor,
+            dedupe_key=f"{self.input.recording_id}:status:{status}",
+        )
+        await execute(CatalogActivities.set_call_recording, change)
+
     async def _stop_egress(self, options: ActivityOptions | None = None) -> bool:
         """Best effort: a recorder that cannot be reached is not recording for us either. False: the recorder
         answered that it does not know this recording (it will never upload)."""
@@ -586,7 +671,7 @@ class RecordingWorkflow:
         try:
             await execute(
                 EgressActivities.stop_egress,
-                EgressStop(recording_id=self.input.recording_id, room_id=self.input.room_id),
+                EgressStop(recording_id=self.input.recording_id, room_id=self.input.room_id, actor=self.stop_actor),
                 options,
             )
         except ActivityError as err:
@@ -606,14 +691,14 @@ class RecordingWorkflow:
         )
 
     async def _notify(self, subject: str, message: str, file_id: int | None = None) -> NotificationInfo:
-        """For the owner and the room's moderators."""
+        """For the recording's owner (who started it), as Talk's."""
         input = self.input
         post = NotificationPost(
             room_id=input.room_id,
             recording_id=input.recording_id,
             dedupe_key=f"{input.recording_id}:{subject}",
             user=input.owner,
-            moderators=True,
+            moderators=False,  # Talk tells the recording's owner only
             subject=subject,
             message=message,
             file_id=file_id,

@@ -42,7 +42,10 @@ def signed_store_headers(room_id: str, boundary: str) -> dict[str, str]:
 
 
 def error_of(response: httpx.Response) -> tuple[int, object]:
-    return response.status_code, response.json()["ocs"]["data"].get("error")
+    """The status and the error code, in either of Talk's shapes (`{"error": code}`, or the recording-server
+    endpoints' `{"type": "error", "error": {"code", "message"}}`)."""
+    error = response.json()["ocs"]["data"].get("error")
+    return response.status_code, error["code"] if isinstance(error, dict) else error
 
 
 async def test_signed_requests_pass_from_an_address_blocked_for_bad_ones(
@@ -70,7 +73,7 @@ async def test_signed_requests_pass_from_an_address_blocked_for_bad_ones(
     # A forged upload from it is still refused without being read.
     files = {"file": ("call.mp4", b"x" * 1000, "video/mp4")}
     forged = await stack.api.post(f"{OCS}/recording/{room_id}/store", headers=FORGED, files=files)
-    assert error_of(forged) == (429, "bruteforce") and int(forged.headers["Retry-After"]) > 0
+    assert error_of(forged) == (429, "too_many_requests") and int(forged.headers["Retry-After"]) > 0
 
 
 async def test_a_replayed_callback_is_refused_by_every_api_process(

@@ -29,6 +29,7 @@ from tests.helpers import (
     wait_for_status,
 )
 from tests.recording_server import ScriptedRecordingServer
+from tests.talk_server import until_room_status
 
 OCS_HEADERS = {"OCS-APIRequest": "true", "Accept": "application/json"}
 
@@ -75,16 +76,16 @@ async def record_and_store(
 ) -> str:  # fmt: skip
     """Alice starts and stops through Talk's endpoints; the recording server reports and uploads as owner alice."""
     await talk_start(stack, people, room_id, who)
-    start = await scripted.wait_for("start")
+    start: dict[str, Any] = (await scripted.wait_for("start"))["start"]  # type: ignore[assignment]
     recording_id = await room_recording(stack.api, room_id)
     # A member is known by the identity its token was minted with, never by the name it chose.
-    assert str(start["start"]["owner"]).startswith("member:")  # type: ignore[index]
-    assert (await backend_callback(stack.api, SECRET, "started", {"token": room_id, "status": 1})).status_code == 200
+    assert str(start["owner"]).startswith("member:")
+    started = {"token": room_id, "status": 1, "actor": start["actor"]}  # as the recording server echoes it
+    assert (await backend_callback(stack.api, SECRET, "started", started)).status_code == 200
     await wait_for_status(stack.api, recording_id, {"active"})
     stopped = await people.delete(url(stack, f"{OCS}/recording/{room_id}"), headers=OCS_HEADERS | who)
     assert stopped.status_code == 200, stopped.text
-    await scripted.wait_for("stop")
-    stopped_by = {"type": "users", "id": "Alice"}
+    stopped_by = (await scripted.wait_for("stop"))["stop"]["actor"]  # type: ignore[index]
     callback = await backend_callback(stack.api, SECRET, "stopped", {"token": room_id, "actor": stopped_by})
     assert callback.status_code == 200
     stored = await upload(stack.api, SECRET, room_id, "Recording.mp4", mp4_bytes(tmp_path), owner="Alice")
@@ -122,12 +123,30 @@ async def test_stored_recording_is_offered_and_shared_to_the_chat_once(
     stack, room_id = await talk_room(stacks, scripted)
     alice = await member_headers(stack.api, room_id, "Alice")
     bob = await member_headers(stack.api, room_id, "Bob", role="speaker")
+    joined = await people.post(
+        url(stack, f"/ocs/v2.php/apps/spreed/api/v4/call/{room_id}"), headers=OCS_HEADERS | alice
+    )
+    assert joined.status_code == 200, joined.text  # Alice is in the call: the chat names her as the call does
     recording_id = await record_and_store(stack, people, scripted, room_id, alice, tmp_path)
 
     offer = await wait_for_notification(stack, people, alice)
     assert (offer["subject"], offer["roomId"], offer["recordingId"]) == ("record_file_stored", room_id, recording_id)
-    assert offer["message"].endswith("is now available.")
-    assert [a["label"] for a in offer["actions"]] == ["Share to chat", "Dismiss"]
+    filename = (await stack.api.get(f"/api/v1/recordings/{recording_id}")).json()["filename"]
+    assert (offer["objectType"], offer["subjectRich"]) == ("recording", "Call recording now available")
+    assert offer["message"] == f"The recording for the call in Weekly sync was uploaded to {filename}."
+    file = offer["messageRichParameters"]["file"]
+    assert offer["messageRichParameters"]["call"] == {"type": "call", "id": room_id, "name": "Weekly sync",
+                                                      "call-type": "public"}  # fmt: skip
+    assert (file["type"], file["id"], file["name"]) == ("file", str(offer["fileId"]), filename)
+    assert [a["label"] for a in offer["actions"]] == ["Share to chat", "Dismiss notification"]
+    nextcloud = await people.get(url(stack, "/ocs/v2.php/apps/notifications/api/v2/notifications"), headers=alice)
+    [listed] = nextcloud.json()["ocs"]["data"]
+    assert (listed["object_type"], listed["object_id"], listed["subject"]) == (
+        "recording", room_id, "Call recording now available",
+    )  # fmt: skip
+    assert listed["actions"][0]["link"].endswith(
+        f"/recording/{room_id}/share-chat?fileId={offer['fileId']}&timestamp={offer['timestamp']}"
+    )
     assert await notifications(stack, people, bob) == []  # a speaker who did not start it is not told
     assert [n["notificationId"] for n in await notifications(stack, stack.api, {})] == [offer["notificationId"]]
 
@@ -145,10 +164,20 @@ async def test_stored_recording_is_offered_and_shared_to_the_chat_once(
     messages = await chat(stack, room_id)
     alice_id = messages[0]["actorId"]
     assert alice_id.startswith("member:")
-    assert [(m["systemMessage"], m["actorId"]) for m in messages] == [
-        ("recording_started", alice_id),
-        ("recording_stopped", alice_id),
-        ("file_shared", alice_id),
+    assert [(m["systemMessage"], m["actorId"], m["actorDisplayName"]) for m in messages] == [
+        ("recording_started", alice_id, "Alice"),
+        ("recording_stopped", alice_id, "Alice"),
+        ("", alice_id, "Alice"),  # the shared file is a regular message
+    ]
+    assert [m["message"] for m in messages] == ["{actor} started the video recording",
+                                                "{actor} stopped the video recording", "{file}"]  # fmt: skip
+    assert messages[0]["messageParameters"]["actor"] == {
+        "type": "user", "id": alice_id, "name": "Alice", "mention-id": alice_id,
+    }  # fmt: skip
+    as_alice = (await people.get(url(stack, f"/api/v1/rooms/{room_id}/chat"), headers=alice)).json()["messages"]
+    assert [m["message"] for m in as_alice[:2]] == [
+        "You started the video recording",
+        "You stopped the video recording",
     ]
     file_message = messages[-1]
     assert file_message["messageType"] == "record-video"
@@ -167,6 +196,11 @@ async def test_stored_recording_is_offered_and_shared_to_the_chat_once(
     assert (
         await stack.api.get(f"/api/v1/rooms/{room_id}/chat", params={"lastKnownMessageId": messages[1]["id"]})
     ).json()["messages"] == [file_message]
+
+    # The recording's file deleted: its notifications go with it.
+    await people.post(url(stack, f"/ocs/v2.php/apps/spreed/api/v4/call/{room_id}"), headers=OCS_HEADERS | alice)
+    assert (await stack.api.delete(f"/api/v1/recordings/{recording_id}")).status_code == 200
+    assert await notifications(stack, stack.api, {}) == []
 
 
 async def test_dismissed_offer_cannot_be_shared_and_the_workflow_ends(
@@ -212,7 +246,7 @@ async def test_offer_expires_and_auto_share_needs_no_click(
     recording_id = await record_and_store(stack, people, scripted, room_id, alice, tmp_path)
     await asyncio.wait_for(stack.client.get_workflow_handle(recording_id).result(), 30)
     assert await notifications(stack, people, alice) == []  # expired
-    assert "file_shared" not in [m["systemMessage"] for m in await chat(stack, room_id)]
+    assert "{file}" not in [m["message"] for m in await chat(stack, room_id)]
 
     changed = await stack.api.put(
         f"/api/v1/rooms/{room_id}/config", json={"config": {"recording": {"autoShareToChat": True}}}
@@ -221,12 +255,12 @@ async def test_offer_expires_and_auto_share_needs_no_click(
     scripted.requests.clear()
     second = await record_and_store(stack, people, scripted, room_id, alice, tmp_path)
     await asyncio.wait_for(stack.client.get_workflow_handle(second).result(), 30)
-    shared = [m for m in await chat(stack, room_id) if m["systemMessage"] == "file_shared"]
+    shared = [m for m in await chat(stack, room_id) if m["message"] == "{file}"]
     assert [m["messageParameters"]["file"]["recordingId"] for m in shared] == [second]
     assert await notifications(stack, people, alice) == []
 
 
-async def test_failed_recording_tells_moderators_and_a_new_start_is_allowed(
+async def test_failed_recording_tells_its_owner_and_a_new_start_is_allowed(
     stacks: StackFactory, scripted: ScriptedRecordingServer, people: httpx.AsyncClient
 ) -> None:
     stack, room_id = await talk_room(stacks, scripted)
@@ -244,9 +278,10 @@ async def test_failed_recording_tells_moderators_and_a_new_start_is_allowed(
     assert room["callRecording"] == 5
     workflow = stack.client.get_workflow_handle_for(RecordingWorkflow.run, recording_id)
     assert await workflow.query(RecordingWorkflow.call_recording) == 5
-    told = await wait_for_notification(stack, people, carol)
-    assert (told["subject"], told["actions"]) == ("recording_failed", [])
-    assert "Ask your administrators" in told["message"]
+    told = await wait_for_notification(stack, people, alice)
+    assert (told["subject"], told["objectType"], told["actions"]) == ("recording_failed", "recording_information", [])
+    assert told["message"].startswith("The recording of Weekly sync failed: The recording server reported a failure.")
+    assert await notifications(stack, people, carol) == []  # Talk tells the one who started it only
     assert [m["systemMessage"] for m in await chat(stack, room_id)] == ["audio_recording_started", "recording_failed"]
 
     await talk_start(stack, people, room_id, alice)  # as from `none`
@@ -281,13 +316,21 @@ async def test_store_rejects_each_bad_upload_and_keeps_nothing(
     assert await error_of(await upload(api, SECRET, room_id, "r.exe", video, owner="Alice")) == (400, "file_extension")
     assert await error_of(await upload(api, SECRET, room_id, "r.ogg", video, owner="Alice")) == (400, "file_extension")
     assert await error_of(await upload(api, SECRET, room_id, "r.mp4", b"", owner="Alice")) == (400, "empty_file")
-    assert await error_of(await upload(api, SECRET, "no-such-room", "r.mp4", video, owner="Alice")) == (404, "room")
+    no_room = await upload(api, SECRET, "no-such-room", "r.mp4", video, owner="Alice")
+    assert (no_room.status_code, no_room.json()["ocs"]["data"]) == (404, [])
     assert await stack.store.list_keys("staging/") == []
     assert await stack.store.list_keys("recordings/") == []
 
     # The upload that lost its owner told Alice.
     failed_upload = await wait_for_notification(stack, people, alice)
-    assert failed_upload["subject"] == "record_file_store_fail"
+    assert (failed_upload["subject"], failed_upload["objectType"]) == (
+        "record_file_store_fail",
+        "recording_information",
+    )
+    assert failed_upload["subjectRich"] == "Failed to upload call recording"
+    assert failed_upload["message"] == (
+        "The recording server failed to upload recording of call Weekly sync. Please reach out to the administration."
+    )
 
     # Bad checksums: 401, and after three of them 429 for this address, while another address goes on.
     forged = {signing.RANDOM_HEADER: "r" * 32, signing.CHECKSUM_HEADER: "0" * 64}
@@ -295,7 +338,7 @@ async def test_store_rejects_each_bad_upload_and_keeps_nothing(
     files = {"file": ("r.mp4", video, "video/mp4")}
     for _ in range(3):
         bad = await people.post(store, headers=forged, data={"owner": "Alice"}, files=files)
-        assert (bad.status_code, bad.json()["ocs"]["data"]) == (401, {"error": "checksum"})
+        assert (bad.status_code, bad.json()["ocs"]["data"]["error"]["code"]) == (401, "invalid_request")
     blocked = await people.post(store, headers=forged, data={"owner": "Alice"}, files=files)
     assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
     backend = await people.post(url(stack, f"{OCS}/recording/backend"), content=b"{}", headers=forged)
@@ -324,12 +367,21 @@ async def test_retried_upload_is_stored_once(
     # The recording server lost the answer and uploads the same file again: 200, nothing new stored.
     again = await upload(stack.api, SECRET, room_id, "Recording.mp4", video, owner="Alice")
     assert again.status_code == 200, again.text
-    other = await upload(stack.api, SECRET, room_id, "Other.mp4", mp4_bytes(tmp_path, 2.0), owner="Alice")
-    assert (other.status_code, other.json()["ocs"]["data"]) == (400, {"error": "recording"})
-    assert await stack.store.list_keys("staging/") == []
     assert await stack.store.list_keys("recordings/") == [f"recordings/{room_id}/{recording_id}.mp4"]
-    media = await stack.api.get(f"/api/v1/recordings/{recording_id}/media")
-    assert media.content == video
+    # Another file with no recording to take it: stored for its owner as Talk stores it, as a recording of its own;
+    # the stored one is never replaced.
+    other_video = mp4_bytes(tmp_path, 2.0)
+    other = await upload(stack.api, SECRET, room_id, "Other.mp4", other_video, owner="Alice")
+    assert other.status_code == 200, other.text
+    listed = (await stack.api.get("/api/v1/recordings", params={"roomId": room_id})).json()["recordings"]
+    [adopted] = [r for r in listed if r["recordingId"] != recording_id]
+    adopted = await wait_for_status(stack.api, adopted["recordingId"], {"complete", "failed"})
+    assert adopted["status"] == "complete", adopted
+    assert (await stack.api.get(f"/api/v1/recordings/{adopted['recordingId']}/media")).content == other_video
+    assert (await stack.api.get(f"/api/v1/recordings/{recording_id}/media")).content == video
+    assert await stack.store.list_keys("staging/") == []
+    told = [(n["recordingId"], n["user"]) for n in await notifications(stack, stack.api, {})]
+    assert (adopted["recordingId"], "Alice") in told  # its owner (the upload's) is told, as of any recording
 
 
 async def test_lobby_and_auto_start(
@@ -347,7 +399,7 @@ async def test_lobby_and_auto_start(
     assert (await api.put(f"/api/v1/rooms/{room_id}/call", json={"participants": with_moderator})).status_code == 200
     start = await scripted.wait_for("start")
     assert start["start"]["owner"] == "alice"  # type: ignore[index]
-    assert (await api.get(f"/api/v1/rooms/{room_id}")).json()["callRecording"] == 3
+    await until_room_status(api, room_id, 3)  # once the recording server's answer reached the workflow
     assert (await backend_callback(api, SECRET, "started", {"token": room_id, "status": 1})).status_code == 200
 
     # With the lobby on, a speaker allowed to control recordings gets 412; a moderator does not.

@@ -36,6 +36,7 @@ MODEL_TABLES = {
     "recorders",
     "recorder_slots",
     "room_members",
+    "consents",
 }
 KEYSET_INDEXES = {
     "sqlite": {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +31,7 @@ class Backend:
     port: int = field(default_factory=free_port)
     callbacks: list[dict[str, object]] = field(default_factory=list)
     uploads: list[tuple[str, bytes]] = field(default_factory=list)
+    upload_fields: list[dict[str, str]] = field(default_factory=list)  # each upload's form fields but the file
     randoms: list[str] = field(default_factory=list)  # of every request received, retries too
     answers: dict[str, list[int]] = field(default_factory=dict)  # callback type -> statuses to answer first
     refused: list[tuple[str, int]] = field(default_factory=list)  # the callbacks answered so, in order
@@ -68,8 +70,9 @@ class Backend:
                 return "bad checksum", 401
             if self.watch is not None:
                 self.modes_at_upload = {p.name: p.stat().st_mode & 0o777 for p in [self.watch, *self.watch.iterdir()]}
-            files = await request.files
+            files, form = await request.files, await request.form
             self.uploads.append((files["file"].filename or "", files["file"].read()))
+            self.upload_fields.append(dict(form))
             return "{}", 200
 
         @app.get("/health")
@@ -135,11 +138,14 @@ async def send(
         return await http.post(f"{url}/api/v1/room/{room}", content=payload, headers=headers)
 
 
+ACTOR = {"type": "users", "id": "alice"}
+
+
 def start_body(recording_id: str) -> dict[str, object]:
     return {
         "type": "start",
-        "start": {"status": 1, "recordingId": recording_id, "layout": "grid", "encoding": SMALL,
-                  "participants": [{"name": "Alice"}]},
+        "start": {"status": 1, "owner": "alice", "actor": ACTOR, "recordingId": recording_id, "layout": "grid",
+                  "encoding": SMALL, "participants": [{"name": "Alice"}]},
     }  # fmt: skip
 
 
@@ -162,11 +168,10 @@ async def test_start_then_stop_reports_and_uploads_a_playable_file(running: Runn
     await until(lambda: len(running.backend.uploads) == 1)
     assert running.backend.kinds() == ["started", "started", "stopped"]  # the retried start is told again
     started = running.backend.callbacks[0]["started"]
-    assert started == {  # type: ignore[comparison-overlap]
-        "token": "room-1", "recordingId": "rec-1", "status": 1, "actor": {"type": "users", "id": "callrec-recorder"},
-    }  # fmt: skip
+    assert started == {"token": "room-1", "recordingId": "rec-1", "status": 1, "actor": ACTOR}  # type: ignore[comparison-overlap]
     name, content = running.backend.uploads[0]
-    assert name == "rec-1.mp4"
+    assert re.fullmatch(r"Recording \d{4}-\d\d-\d\d \d\d-\d\d-\d\d\.mp4", name), name  # as Talk's server names it
+    assert running.backend.upload_fields == [{"owner": "alice", "recordingId": "rec-1"}]
     path = tmp_path / "uploaded.mp4"
     path.write_bytes(content)
     info = probe_recording(path, "video")
@@ -197,3 +202,52 @@ async def test_bad_requests_are_refused(running: Running) -> None:
     assert (await send(running.url, "room-3", bad_layout)).status_code == 400
     assert (await send(running.url, "room-3", {"type": "dance"})).status_code == 400
     assert running.recorder.sessions == {} and running.backend.callbacks == []
+
+
+async def test_it_stands_in_for_the_talk_recording_server(running: Running, tmp_path: Path) -> None:
+    """Talk's own requests: no recordingId, Talk's fields back, its file name, its checks in its order."""
+    async with httpx.AsyncClient() as http:
+        welcome = await http.get(f"{running.url}/api/v1/welcome")
+    assert welcome.status_code == 200 and isinstance(welcome.json()["version"], str)
+    talk_start = {"type": "start", "start": {"status": 2, "owner": "alice", "actor": ACTOR}}
+
+    for start in ({"status": 2, "actor": ACTOR}, {"status": 2, "owner": "alice", "actor": {"id": "alice"}}):
+        assert (await send(running.url, "room-4", {"type": "start", "start": start})).status_code == 400
+    too_big = {"type": "start", "start": talk_start["start"] | {"padding": "x" * 1024}}
+    assert (await send(running.url, "room-4", too_big)).status_code == 400  # its default maxmessagesize
+    payload, headers = signed(talk_start)
+    headers[signing.CHECKSUM_HEADER] = headers[signing.CHECKSUM_HEADER].upper()  # compared exactly
+    async with httpx.AsyncClient() as http:
+        assert (
+            await http.post(f"{running.url}/api/v1/room/room-4", content=payload, headers=headers)
+        ).status_code == 403
+    assert running.recorder.sessions == {}
+
+    assert (await send(running.url, "room-4", talk_start)).status_code == 200
+    await until(lambda: running.backend.kinds() == ["started"])
+    assert (await send(running.url, "room-4", talk_start)).status_code == 200  # one recording per token: nothing
+    assert len(running.recorder.sessions) == 1
+    await asyncio.sleep(1.2)
+    assert (await send(running.url, "room-4", {"type": "stop", "stop": []})).status_code == 200
+    await until(lambda: len(running.backend.uploads) == 1)
+    assert running.backend.callbacks == [
+        {"type": "started", "started": {"token": "room-4", "status": 2, "actor": ACTOR}},
+        {"type": "stopped", "stopped": {"token": "room-4"}},
+    ]  # Talk's fields only: no recordingId, no progress, nothing extra
+    name, content = running.backend.uploads[0]
+    assert re.fullmatch(r"Recording \d{4}-\d\d-\d\d \d\d-\d\d-\d\d\.ogg", name), name
+    assert running.backend.upload_fields == [{"owner": "alice"}]
+    (tmp_path / "audio.ogg").write_bytes(content)
+    assert probe_recording(tmp_path / "audio.ogg", "audio").audio_codec == "opus"
+
+
+async def test_a_started_that_cannot_be_delivered_drops_the_recording_with_failed(tmp_path: Path) -> None:
+    backend = Backend(answers={"started": [503, 503, 503]})  # three tries, all refused
+    async with run_recorder(tmp_path / "work", backend) as running:
+        start = {"type": "start", "start": {"status": 1, "owner": "alice", "actor": ACTOR}}
+        assert (await send(running.url, "room-5", start)).status_code == 200
+        await until(lambda: backend.kinds() == ["failed"])
+        assert [kind for kind, _ in backend.refused] == ["started"] * 3
+        assert backend.callbacks == [{"type": "failed", "failed": {"token": "room-5"}}]
+        await until(lambda: running.recorder.sessions == {} and not list((tmp_path / "work").iterdir()))
+        assert (await send(running.url, "room-5", {"type": "stop", "stop": []})).status_code == 404

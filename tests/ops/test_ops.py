@@ -260,8 +260,14 @@ async def test_show_and_abort_of_a_live_recording(stacks: StackFactory) -> None:
     scheduled = {"ActivityTaskScheduled", "MarkerRecorded"}
     activities = [(item["activity"], item.get("local", False)) for item in shown["history"] if "activity" in item
                   and item["type"] in scheduled]  # fmt: skip
-    # admission, then the recording itself: one long activity on the recorder's own task queue
-    assert activities[:3] == [("assign_recorder", False), ("record_part", False), ("project_recording", True)]
+    # admission, then the recording itself: one long activity on the recorder's own task queue; the room's Talk
+    # status (starting, once admitted) and the recording's projection are local activities
+    assert activities[:4] == [
+        ("assign_recorder", False),
+        ("record_part", False),
+        ("set_call_recording", True),
+        ("project_recording", True),
+    ]
     assert any(item.get("signal") == "recorder_started" for item in shown["history"])
     code, text = await run(tool, "show", recording_id)
     assert code == 0 and "current state (query):" in text and "activity=record_part" in text

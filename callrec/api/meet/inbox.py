@@ -11,6 +11,7 @@ from callrec.api import schemas
 from callrec.api.auth import require
 from callrec.api.meet.rooms import get_room_or_404
 from callrec.api.meet.views import chat_message_view, notification_view
+from callrec.api.notification_facts import callers_notifications, notification_facts
 from callrec.api.operations import (
     Answer,
     Who,
@@ -52,16 +53,9 @@ async def list_notifications(query: NotificationsQuery) -> Response:
     own in its room, and a moderator also the room's moderator notifications; a user token its own in every
     room; the API key all of them.
     """
-    who = require()
-    room_id = query.roomId
-    catalog = services().catalog
-    if who.kind == "api_key":
-        rows = await catalog.notifications(room_id=room_id)
-    elif who.kind == "user":
-        rows = await catalog.notifications(room_id=room_id, user=who.subject)
-    else:
-        rows = await catalog.notifications(room_id=who.room_id, user=who.subject, moderators=who.role == "moderator")
-    return jsonify({"notifications": [notification_view(row) for row in rows]})
+    rows = await callers_notifications(require(), query.roomId)
+    facts = await notification_facts(rows)
+    return jsonify({"notifications": [notification_view(row, fact) for row, fact in zip(rows, facts, strict=True)]})
 
 
 @blueprint.get("/rooms/<room_id>/chat")
@@ -84,4 +78,5 @@ async def room_chat(room_id: str, query: ChatQuery) -> Response:
     params = query
     await get_room_or_404(room_id)
     rows = await services().catalog.chat_messages(room_id, after=params.lastKnownMessageId, limit=params.limit)
-    return jsonify({"messages": [chat_message_view(row) for row in rows]})
+    viewer = require().subject
+    return jsonify({"messages": [chat_message_view(row, viewer) for row in rows]})

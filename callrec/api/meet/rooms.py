@@ -29,7 +29,7 @@ from callrec.api.operations import (
 )
 from callrec.api.services import services
 from callrec.api.validation import QueryBool, check_max_items
-from callrec.domain import tokens
+from callrec.domain import talk_room, tokens
 from callrec.domain.encoding import EncodingOverride
 from callrec.domain.encoding import merge as merge_encoding
 from callrec.domain.ids import new_room_id
@@ -269,11 +269,12 @@ async def list_rooms() -> Response:
     },
 )
 async def get_room(room_id: str) -> Response:
-    """The room, with `callRecording`: Talk's recording status 0-5 (none, video, audio, starting video,
-    starting audio, failed)."""
+    """The room, with Talk's `callRecording` (0-5: none, video, audio, starting video, starting audio, failed) and
+    `recordingConsent` (1: joining the call needs consent to be recorded)."""
     require(room_id=room_id)
-    room = show_room(await get_room_or_404(room_id))
-    return jsonify(room | {"callRecording": await services().recordings.talk_status(room_id)})
+    row = await get_room_or_404(room_id)
+    consent = talk_room.effective_consent(services().settings.recording_consent, row.recording_consent)
+    return jsonify(show_room(row) | {"callRecording": row.call_recording, "recordingConsent": consent})
 
 
 @blueprint.delete("/rooms/<room_id>")

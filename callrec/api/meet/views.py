@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from callrec.api.ocs import OCS_BASE
-from callrec.domain.notifications import FILE_STORED
+from callrec.api.baseurl import api_url
+from callrec.domain import talk_render
 from callrec.domain.recording import Recording
 from callrec.domain.recording_info import recording_info
 from callrec.recordings.room_events import room_payload
 from callrec.storage.rows import CallRow, ChatMessageRow, NotificationRow, RecordingRow, RoomRow
-
-# How Talk clients show each system message ({actor} and {file} are messageParameters).
-CHAT_TEXT = {
-    "recording_started": "{actor} started the video recording",
-    "audio_recording_started": "{actor} started the audio recording",
-    "recording_stopped": "{actor} stopped the video recording",
-    "audio_recording_stopped": "{actor} stopped the audio recording",
-    "recording_failed": "The recording failed. Please contact your administrator.",
-    "file_shared": "{file}",
-}
 
 
 def room_view(room: RoomRow, *, with_secrets: bool = False) -> dict[str, Any]:
@@ -49,59 +38,56 @@ def as_recording(recording: Recording | RecordingRow) -> Recording:
     return recording if isinstance(recording, Recording) else Recording.model_validate(recording)
 
 
-def notification_view(row: NotificationRow) -> dict[str, Any]:
-    """Shaped like a Nextcloud notification; a stored recording's carries the share and dismiss actions."""
-    actions: list[dict[str, Any]] = []
-    if row.subject == FILE_STORED:
-        base = f"{OCS_BASE}/recording/{row.room_id}"
-        actions = [
-            {
-                "label": "Share to chat",
-                "link": f"{base}/share-chat",
-                "type": "POST",
-                "primary": True,
-                "body": {"timestamp": row.timestamp, "fileId": row.file_id},
-            },
-            {
-                "label": "Dismiss",
-                "link": f"{base}/notification",
-                "type": "DELETE",
-                "primary": False,
-                "body": {"timestamp": row.timestamp},
-            },
-        ]
+def notification_view(row: NotificationRow, facts: talk_render.NotificationFacts) -> dict[str, Any]:
+    """Shaped like a Nextcloud notification (Talk's subjects, rich parameters and actions), with callrec's own keys
+    beside (`subject` is Talk's subject id; `subjectRich`, `messageRich` and their parameters what clients show)."""
+    talk = talk_render.nextcloud_notification(facts, api_url(""))
     return {
         "notificationId": row.notification_id,
         "app": "spreed",
         "user": row.user,
         "moderators": row.moderators,
         "timestamp": row.timestamp,
-        "datetime": datetime.fromtimestamp(row.timestamp, UTC).isoformat(),
-        "objectType": "recording",
+        "datetime": talk["datetime"],
+        "objectType": talk["object_type"],
         "objectId": row.room_id,
         "roomId": row.room_id,
         "recordingId": row.recording_id,
         "subject": row.subject,
-        "message": row.message,
+        "message": talk["message"],
+        "subjectRich": talk["subjectRich"],
+        "messageRich": talk["messageRich"],
+        "messageRichParameters": talk["messageRichParameters"],
         "fileId": row.file_id,
-        "actions": actions,
+        "actions": [
+            action | {"body": {"timestamp": row.timestamp} | ({"fileId": row.file_id} if action["primary"] else {})}
+            for action in talk["actions"]
+        ],
     }
 
 
-def chat_message_view(row: ChatMessageRow) -> dict[str, Any]:
-    """Shaped like a Talk chat message; a shared recording has messageType record-video or record-audio."""
-    meta = row.parameters.get("metaData")
-    message_type = meta.get("messageType", "comment") if isinstance(meta, dict) else "system"
+def chat_message_view(row: ChatMessageRow, viewer_id: str | None = None) -> dict[str, Any]:
+    """Shaped like a Talk chat message, as the caller `viewer_id` (a user id, a member id, `api-key`) reads it: a
+    system message about a recording ("You started the video recording" for its actor), or a shared recording
+    (`{file}`, messageType record-video or record-audio)."""
+    name = row.parameters.get("actorName")
+    name = name if isinstance(name, str) else None
+    found = row.parameters.get("metaData")
+    meta: dict[str, Any] = found if isinstance(found, dict) else {}
+    shared = isinstance(found, dict)
+    extra = {k: v for k, v in row.parameters.items() if k not in ("metaData", "actorName")}
+    if isinstance(file := extra.get("file"), dict):
+        extra["file"] = file | {"size": str(file.get("size")), "path": file.get("name"), "preview-available": "no"}
+    actor = {} if shared else {"actor": talk_render.actor_parameter(row.actor_type, row.actor_id, name)}
     return {
         "id": row.message_id,
         "token": row.room_id,
         "actorType": row.actor_type,
         "actorId": row.actor_id,
-        "actorDisplayName": row.actor_id,
+        "actorDisplayName": name if name is not None else (row.actor_id if row.actor_type == "users" else ""),
         "timestamp": row.timestamp,
-        "messageType": message_type,
-        "systemMessage": row.message,
-        "message": CHAT_TEXT.get(row.message, row.message),
-        "messageParameters": {"actor": {"type": row.actor_type, "id": row.actor_id, "name": row.actor_id}}
-        | {k: v for k, v in row.parameters.items() if k != "metaData"},
+        "messageType": meta.get("messageType", "comment") if shared else "system",
+        "systemMessage": "" if shared else row.message,
+        "message": talk_render.chat_text(row.message, by_viewer=viewer_id == row.actor_id),
+        "messageParameters": actor | extra,
     }

@@ -6,6 +6,12 @@ Authenticated by Talk-Recording-Random + Talk-Recording-Checksum (HMAC over rand
 callback becomes a signal to the recording's workflow. callrec's own recorder adds `recordingId` so a
 late callback can never reach a newer recording of the same room.
 
+Errors are answered as Talk answers them, `{"type": "error", "error": {"code", "message"}}` in the OCS envelope:
+403 `invalid_request` (not authenticated), 400 `unknown_type`, 404 `no_such_room`; callrec's own cases add 400
+`invalid_request` (a body without a token), 403 `replay`, 410 `room_closed`, 429 `too_many_requests` and 503
+`unavailable`. As in Talk, `stopped` and `failed` set the room's status (0, 5) even when no recording of the room is
+in progress; `started` is taken only while its recording is starting.
+
 The checksum is verified before anything else: a correctly signed request is never throttled; bad ones
 count against their address (`bruteforce.Throttle`). An accepted random is remembered in the catalog (shared
 by every API process) for `CALLREC_RECORDER_NONCE_TTL_S`, and a request that repeats it is refused
@@ -26,7 +32,8 @@ from callrec.api import schemas
 from callrec.api.ocs import OCS_BASE, ocs_response
 from callrec.api.operations import Answer, Who, declare
 from callrec.api.services import Services, services
-from callrec.domain import signing
+from callrec.domain import signing, talk_room
+from callrec.domain.notifications import Actor
 from callrec.domain.participants import Participant
 from callrec.domain.pool import RecorderReport
 from callrec.domain.recording import (
@@ -37,6 +44,7 @@ from callrec.domain.recording import (
 )
 from callrec.recordings.errors import RecordingNotFound, ServiceUnavailable
 from callrec.recordings.service import Callback
+from callrec.recordings.talk_status import room_status_callback
 from callrec.storage.pool import RecorderPool
 
 blueprint = Blueprint("recorder_backend", __name__, url_prefix=OCS_BASE)
@@ -51,10 +59,24 @@ async def remember_random(svc: Services, random: str) -> bool:
     return await svc.catalog.remember_nonce(random, int(time.time()), svc.settings.recorder_nonce_ttl_s)
 
 
-def actor_id(payload: dict[str, object]) -> str | None:
+def callback_error(status: int, code: str, message: str) -> Response:
+    return ocs_response({"type": "error", "error": {"code": code, "message": message}}, status, "")
+
+
+def actor_of(payload: dict[str, object]) -> Actor | None:
+    """The callback's `actor: {type, id}`, as Talk reads it (both strings, or no actor)."""
     actor = payload.get("actor")
-    found = actor.get("id") if isinstance(actor, dict) else None
-    return found if isinstance(found, str) and found else None
+    if not isinstance(actor, dict):
+        return None
+    kind, found = actor.get("type"), actor.get("id")
+    if not isinstance(kind, str) or not isinstance(found, str) or not kind or not found:
+        return None
+    return Actor(type=kind[:32], id=found[:128])
+
+
+def actor_id(payload: dict[str, object]) -> str | None:
+    actor = actor_of(payload)
+    return actor.id if actor is not None else None
 
 
 def argument(kind: Callback, payload: dict[str, object]) -> object:
@@ -93,15 +115,15 @@ async def publisher_presence(svc: Services, room_id: str, payload: dict[str, obj
     try:
         participant = Participant.model_validate(payload.get("participant"))
     except ValidationError:
-        return ocs_response({"error": "body"}, 400, "Bad Request")
+        return callback_error(400, "invalid_request", "`participant` is not {id, name, role}.")
     if participant.id is None or state not in ("joined", "left"):
-        return ocs_response({"error": "body"}, 400, "Bad Request")
+        return callback_error(400, "invalid_request", "`participant.id` and `state` (joined or left) are required.")
     if state == "joined":
         room = await svc.catalog.get_room(room_id)
         generation = payload.get("generation", 0)
         if room is None or room.status == "closed" or generation != room.token_generation:
             # Closed, or its secrets rotated since the token was minted: the recorder ends the session.
-            return ocs_response({"error": "room"}, 410, "Gone")
+            return callback_error(410, "room_closed", "The room is closed, or the publish token was revoked.")
         await svc.calls.join(room_id, participant)
     else:
         await svc.calls.leave(room_id, participant.id)
@@ -125,10 +147,10 @@ async def register_recorder(svc: Services, payload: object) -> Response:
     try:
         report = RecorderReport.model_validate(payload)
     except ValidationError:
-        return ocs_response({"error": "body"}, 400, "Bad Request")
+        return callback_error(400, "invalid_request", "The registration is not a recorder report.")
     now_ms = int(time.time() * 1000)
     if abs(now_ms - report.sentAt) > REGISTRATION_FRESH_S * 1000:
-        return ocs_response({"error": "stale"}, 403, "Forbidden")
+        return callback_error(403, "invalid_request", "The registration is stale (`sentAt`).")
     await RecorderPool(svc.catalog).register(report, now_ms)
     return ocs_response([])
 
@@ -141,15 +163,17 @@ async def register_recorder(svc: Services, payload: object) -> Response:
     security=Who.NONE,
     responses={
         200: Answer("Taken", schemas.Ocs),
-        400: Answer("Not a callback (`body`, `type`)", schemas.Ocs),
+        400: Answer("Not a known `type` (`unknown_type`), or no `token` (`invalid_request`)", schemas.Ocs),
         403: Answer(
-            "Bad `Talk-Recording-Checksum` (`checksum`), or a `Talk-Recording-Random` already used (`replay`)",
+            "Bad `Talk-Recording-Checksum` (`invalid_request`), or a `Talk-Recording-Random` already used (`replay`)",
             schemas.Ocs,
         ),
-        404: Answer("No such room (`room`) or recording (`recording`)", schemas.Ocs),
-        410: Answer("`publisher` joined a closed room, or with a revoked token (`room`)", schemas.Ocs),
-        429: Answer("Too many refused requests from this address (`bruteforce`); signed ones still pass", schemas.Ocs),
-        503: Answer("Temporal is not available; send it again (`Retry-After`)", schemas.Ocs),
+        404: Answer("No such room, or `started` with no recording starting (`no_such_room`)", schemas.Ocs),
+        410: Answer("`publisher` joined a closed room, or with a revoked token (`room_closed`)", schemas.Ocs),
+        429: Answer(
+            "Too many refused requests from this address (`too_many_requests`); signed ones still pass", schemas.Ocs
+        ),
+        503: Answer("Temporal is not available; send it again (`unavailable`, `Retry-After`)", schemas.Ocs),
     },
     notes="Signed with `Talk-Recording-Random` and `Talk-Recording-Checksum` (HMAC-SHA256 of random + body with "
     "the recording secret; the random 32 to 256 ASCII characters, fresh for every request). The body is "
@@ -171,38 +195,42 @@ async def backend() -> Response:
     replay = signed and not registration and random is not None and not await remember_random(svc, random)
     if not signed or replay:
         if (wait_s := svc.throttle.refused(request.remote_addr or "unknown")) is not None:
-            response = ocs_response({"error": "bruteforce"}, 429, "Too Many Requests")
+            response = callback_error(429, "too_many_requests", "Too many refused requests from this address.")
             response.headers["Retry-After"] = str(wait_s)
             return response
-        return ocs_response({"error": "replay" if replay else "checksum"}, 403, "Forbidden")
+        if replay:
+            return callback_error(403, "replay", "This Talk-Recording-Random was used before.")
+        return callback_error(403, "invalid_request", "The request could not be authenticated.")
     assert random is not None  # verified
-    if message is None:
-        return ocs_response({"error": "body"}, 400, "Bad Request")
-    kind, payload = message
+    kind, payload = message if message is not None else (None, None)
     if registration:
         return await register_recorder(svc, payload)
-    if not isinstance(payload, dict) or "token" not in payload:
-        return ocs_response({"error": "body"}, 400, "Bad Request")
-    token = payload["token"]
-    if kind not in (*CALLBACKS, PUBLISHER) or not isinstance(token, str):
-        return ocs_response({"error": "type"}, 400, "Bad Request")
+    if kind not in (*CALLBACKS, PUBLISHER):
+        return callback_error(400, "unknown_type", f"The given type {json.dumps(kind)[:100]} is not supported.")
+    if not isinstance(payload, dict) or not isinstance(token := payload.get("token"), str):
+        return callback_error(400, "invalid_request", "The callback carries no `token`.")
     if await svc.catalog.get_room(token) is None:
-        return ocs_response({"error": "room"}, 404, "Not Found")
+        return callback_error(404, "no_such_room", "Room not found.")
     if kind == PUBLISHER:
         return await publisher_presence(svc, token, payload)
     recording_id = payload.get("recordingId")
+    callback = cast(Callback, kind)
     try:
         row = await svc.recordings.for_callback(token, recording_id if isinstance(recording_id, str) else None)
-        callback = cast(Callback, kind)
-        await svc.recordings.recorder_callback(row, callback, argument(callback, payload))
+        await svc.recordings.recorder_callback(row, callback, argument(callback, payload), actor_of(payload))
     except RecordingNotFound:
-        return ocs_response({"error": "recording"}, 404, "Not Found")
+        if callback in ("stopped", "failed") and recording_id is None:
+            # Talk's: the room's status follows the recording server, whatever it was (nothing to signal)
+            status = talk_room.NONE if callback == "stopped" else talk_room.FAILED
+            await room_status_callback(svc.catalog, token, status, actor_of(payload))
+            return ocs_response(None)
+        return callback_error(404, "no_such_room", "Room not found.")
     except ServiceUnavailable as exc:  # never a 404: that would make the recorder give up a live recording
         await svc.catalog.forget_nonce(random)  # its retry may carry the same random
-        response = ocs_response({"error": "unavailable"}, 503, "Service Unavailable")
+        response = callback_error(503, "unavailable", str(exc))
         response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
-    return ocs_response([])
+    return ocs_response(None)
 
 
 @blueprint.post("/recording/<token>/store")

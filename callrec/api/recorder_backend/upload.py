@@ -4,12 +4,16 @@ Handled at the ASGI level, ahead of Quart: Quart buffers request bodies as fast 
 pulling each chunk with `receive()` lets the object store pace the client, so memory stays flat
 whatever the file size. The multipart body is parsed incrementally with werkzeug's sans-IO decoder.
 
-Checks, with Talk's error codes: checksum (401; verified first, so a signed upload is never throttled; bad
-ones are counted for brute force: 429), a random used before (401 `replay`), room (404), the recording
-(404), `owner` (missing: `size` and a "failed to upload" notification; `owner_invalid`,
-`owner_participant`, `owner_permission`), `empty_file`, and the file's sniffed type against its name
-(`file_name`, `file_mimetype`, `file_extension`). Nothing rejected stays in the object store. A retried
-upload of a file already stored is answered 200 and not stored twice.
+Checks, with Talk's error codes: checksum (401 `{"type": "error", "error": {"code": "invalid_request"}}`; verified
+first, so a signed upload is never throttled; bad ones are counted for brute force: 429), a random used before
+(401 `replay`), room (404, empty data), `owner` (missing: `size` and a "Failed to upload" notification to the owner
+of the room's latest recording; `owner_invalid`, `owner_participant`, `owner_permission`), `empty_file`, and the
+file's sniffed type against its name (`file_name`, `file_mimetype`, `file_extension`). Nothing rejected stays in
+the object store. A retried upload of a file already stored is answered 200 and not stored twice.
+
+As Talk stores any upload for its owner, an upload that no recording takes (none waiting for a file, or another file
+than the one a recording stored) becomes a recording of its own (`RecordingsService.adopt_upload`): validated,
+stored and offered to its owner as any other. An upload never replaces a stored file.
 
 Bounds: the body is counted as it streams (chunked ones too) and refused at `CALLREC_MAX_UPLOAD_BYTES`
 (`size`); at most `MAX_PARTS` multipart parts, fields other than `owner` and `recordingId` are skipped
@@ -42,10 +46,11 @@ from callrec.api.ocs import OCS_BASE, encode
 from callrec.api.recorder_backend.callbacks import remember_random
 from callrec.api.services import Services
 from callrec.domain import signing
+from callrec.domain.ids import new_recording_id
 from callrec.domain.notifications import STORE_FAILED
-from callrec.domain.recording import FileStored, RecordingStatus
+from callrec.domain.recording import FileStored, RecordingKind, RecordingStatus
 from callrec.media.sniff import SNIFF_BYTES, UploadFormatError, check_upload
-from callrec.recordings.errors import NotExpectingFile, RecordingNotFound, ServiceUnavailable
+from callrec.recordings.errors import NotExpectingFile, RecordingNotFound, RoomAlreadyRecording, ServiceUnavailable
 from callrec.storage.objects import ObjectStoreError, PutResult
 from callrec.storage.rows import NotificationRow, RecordingRow
 
@@ -79,6 +84,18 @@ class UploadRejected(Exception):
         self.status = status
         self.error = error
         self.headers = headers or {}
+
+    @property
+    def data(self) -> object:
+        """Talk's answer: `{"error": code}`; an authentication failure in the callbacks' shape; an unknown room
+        empty."""
+        if self.status == 404 and self.error == "room":
+            return []
+        if self.status in (401, 429):
+            message = "The request could not be authenticated." if self.status == 401 else "Too many refused requests."
+            code = "invalid_request" if self.error == "checksum" else self.error
+            return {"type": "error", "error": {"code": code, "message": message}}
+        return {"error": self.error}
 
 
 class _Body:
@@ -177,7 +194,7 @@ class StoreUpload:
             await self._store(match["token"], scope, body)
         except UploadRejected as exc:
             try:
-                await _respond(send, exc.status, {"error": exc.error}, "Upload rejected", exc.headers, body)
+                await _respond(send, exc.status, exc.data, "Upload rejected", exc.headers, body)
             finally:
                 await body.run_after_answer()  # also when the answer could not be sent
             return
@@ -199,34 +216,50 @@ class StoreUpload:
             return
         await _respond(send, 200, [], body=body)
 
-    async def _find_recording(self, room_id: str, recording_id: str | None) -> RecordingRow:
+    async def _find_recording(self, room_id: str, recording_id: str | None) -> RecordingRow | None:
         """The recording this upload is for: named by callrec's recorder, else the room's one waiting for its file,
         else its latest: one that gave up waiting for it (failed, upload timeout: its workflow still takes a late
-        upload within `CALLREC_LATE_UPLOAD_WINDOW_S`) or stored it (a retried upload)."""
+        upload within `CALLREC_LATE_UPLOAD_WINDOW_S`) or stored it (a retried upload). None: no recording takes it
+        (it becomes a recording of its own)."""
         try:
             row = await self.svc.recordings.for_upload(room_id, recording_id)
         except RecordingNotFound as exc:
-            raise UploadRejected(404, "recording") from exc
+            if recording_id is not None:  # callrec's recorder named one that is gone
+                raise UploadRejected(404, "recording") from exc
+            return None
         late = row.status == RecordingStatus.FAILED.value and row.error == "upload_timeout"
         if row.status not in UPLOADABLE | RETRYABLE and not late:
-            raise UploadRejected(404, "recording")
+            if recording_id is not None:
+                raise UploadRejected(404, "recording")
+            return None
         return row
 
-    async def _check_owner(self, row: RecordingRow, owner: str) -> None:
-        """The owner must be who started the recording, or a moderator of its call."""
+    async def _check_owner(self, room_id: str, row: RecordingRow | None, owner: str) -> None:
+        """The owner must be who started the recording (or, with no recording, of the room's latest one), or a
+        moderator of its call."""
         if not owner or len(owner) > MAX_OWNER_LENGTH or not owner.isprintable():
             raise UploadRejected(400, "owner_invalid")
-        if owner == row.owner:
+        if row is None:
+            latest = await self.svc.catalog.recordings(room_id=room_id, limit=1)
+            row = latest[0] if latest else None
+        if row is not None and owner == row.owner:
             return
-        call = await self.svc.catalog.get_call(row.room_id)
-        participants = list(row.participants or []) + list(call.participants if call else [])
+        call = await self.svc.catalog.get_call(room_id)
+        participants = list(row.participants or [] if row is not None else []) + list(call.participants if call else [])
         matches = [p for p in participants if owner in (p.get("id"), p.get("name"))]
         if not matches:
             raise UploadRejected(400, "owner_participant")
         if not any(p.get("role") == "moderator" for p in matches):
             raise UploadRejected(400, "owner_permission")
 
-    async def _notify_failed_upload(self, row: RecordingRow) -> None:
+    async def _notify_failed_upload(self, room_id: str, row: RecordingRow | None) -> None:
+        """Talk's "Failed to upload call recording", to the owner it remembers: the recording's, else the room's
+        latest recording's (nobody, with no recording at all)."""
+        if row is None:
+            latest = await self.svc.catalog.recordings(room_id=room_id, limit=1)
+            if not latest:
+                return
+            row = latest[0]
         await self.svc.catalog.add_notification(
             NotificationRow(
                 room_id=row.room_id,
@@ -242,7 +275,7 @@ class StoreUpload:
     def _refuse(self, scope: Scope, error: str) -> UploadRejected:
         """A refused signature or random, counted for its address: 429 once the address is blocked."""
         if (wait_s := self.svc.throttle.refused((scope.get("client") or ("unknown",))[0])) is not None:
-            return UploadRejected(429, "bruteforce", {"Retry-After": str(wait_s)})
+            return UploadRejected(429, "too_many_requests", {"Retry-After": str(wait_s)})
         return UploadRejected(401, error)
 
     def _authenticate(self, token: str, scope: Scope, headers: dict[str, str]) -> str:
@@ -282,49 +315,69 @@ class StoreUpload:
 
         upload = _MultipartUpload(options["boundary"].encode())
         row: RecordingRow | None = None
+        found = False
         owner_checked = False
-        staged: tuple[str, str] | None = None  # key, extension
+        staged: tuple[str, str, str] | None = None  # key, extension, mimetype
+        adopted_id = new_recording_id(token)  # where a file no recording takes is staged
         try:
             length = headers.get("content-length", "")
             if length.isascii() and length.isdigit() and int(length) > body.limit:
                 row = await self._find_recording(token, None)
                 raise UploadRejected(400, "size")
             async for head in upload.events(body):
-                row = await self._find_recording(token, upload.fields.get("recordingId"))
+                row, found = await self._find_recording(token, upload.fields.get("recordingId")), True
                 if (owner := upload.fields.get("owner")) is not None:
-                    await self._check_owner(row, owner)
+                    await self._check_owner(token, row, owner)
                     owner_checked = True
                 if not head.data:
                     raise UploadRejected(400, "empty_file")
                 try:
-                    _, extension = check_upload(head.filename, head.data)
+                    mimetype, extension = check_upload(head.filename, head.data)
                 except UploadFormatError as exc:
                     raise UploadRejected(400, exc.error) from exc
-                key = f"staging/{row.recording_id}/{uuid.uuid4().hex}.{extension}"
-                staged = (key, extension)
+                key = f"staging/{row.recording_id if row is not None else adopted_id}/{uuid.uuid4().hex}.{extension}"
+                staged = (key, extension, mimetype)
                 upload.start(self.svc.store.put_stream(key, upload.chunks()))
-            if row is None or upload.task is None or staged is None:
+            if not found or upload.task is None or staged is None:
                 raise UploadRejected(400, "invalid_file")
             result = await upload.task
+            owner = upload.fields.get("owner")
+            if owner is None:
+                raise UploadRejected(400, "size")  # Talk's answer when the form lost its fields
             if not owner_checked:
-                owner = upload.fields.get("owner")
-                if owner is None:
-                    raise UploadRejected(400, "size")  # Talk's answer when the form lost its fields
-                await self._check_owner(row, owner)
-            await self._hand_over(row, FileStored(staging_key=staged[0], size=result.size, sha256=result.sha256,
-                                                  extension=staged[1]))  # fmt: skip
+                await self._check_owner(token, row, owner)
+            file = FileStored(staging_key=staged[0], size=result.size, sha256=result.sha256, extension=staged[1])
+            if row is not None and not await self._hand_over(row, file):
+                if upload.fields.get("recordingId") is not None:  # callrec's recorder named this recording
+                    raise UploadRejected(400, "recording")  # it has another file already
+                row = None
+            if row is None:
+                kind = RecordingKind.AUDIO if staged[2].startswith("audio/") else RecordingKind.VIDEO
+                await self._adopt(token, adopted_id, owner, kind, file)
         except BaseException as exc:
             await upload.cancel()  # nothing stays in the store once the client has its answer
             if staged is not None:
                 await self.svc.store.delete(staged[0])
-            if isinstance(exc, UploadRejected) and exc.error == "size" and row is not None:
-                body.after_answer.append(self._notify_failed_upload(row))  # a catalog write: after the answer
+            if isinstance(exc, UploadRejected) and exc.error == "size":
+                body.after_answer.append(self._notify_failed_upload(token, row))  # a catalog write: after the answer
             raise
 
-    async def _hand_over(self, row: RecordingRow, file: FileStored) -> None:
-        """Gives the file to the recording's workflow. An upload never replaces a file: a copy of the file the
-        recording has (a recorder retrying an upload whose answer it lost) is dropped with a 200; another file gets
-        Talk's answer to a store it cannot take, 400 `recording`."""
+    async def _adopt(self, token: str, recording_id: str, owner: str, kind: RecordingKind, file: FileStored) -> None:
+        """The file as a recording of its own, for `owner` (Talk stores any upload it is sent)."""
+        room = await self.svc.catalog.get_room(token)
+        if room is None:
+            raise UploadRejected(404, "room")
+        try:
+            await self.svc.recordings.adopt_upload(room, recording_id, owner, kind)
+        except RoomAlreadyRecording as exc:  # one is starting: it takes no file, and this one cannot begin
+            raise UploadRejected(404, "recording") from exc
+        log.info("an upload to room %s that no recording took is recording %s", token, recording_id)
+        await self.svc.recordings.store_file(recording_id, file)
+
+    async def _hand_over(self, row: RecordingRow, file: FileStored) -> bool:
+        """Gives the file to the recording's workflow; False when the recording has another file (this one then
+        becomes a recording of its own). An upload never replaces a file: a copy of the file the recording has (a
+        recorder retrying an upload whose answer it lost) is dropped with a 200."""
         has = row.sha256  # the stored file's
         if row.status not in RETRYABLE:
             try:
@@ -336,11 +389,12 @@ class StoreUpload:
                 has = now.sha256
             else:
                 if kept.staging_key == file.staging_key:
-                    return
+                    return True
                 has = kept.sha256
-        await self.svc.store.delete(file.staging_key)
         if has != file.sha256:
-            raise UploadRejected(400, "recording")  # the recording has another file already
+            return False
+        await self.svc.store.delete(file.staging_key)
+        return True
 
 
 @dataclass(frozen=True)

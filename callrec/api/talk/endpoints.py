@@ -1,11 +1,14 @@
 """Talk-style recording control by room token (= room id), in OCS envelopes.
 
 `POST` / `DELETE /recording/{token}` start and stop; `POST /recording/{token}/share-chat` and
-`DELETE /recording/{token}/notification` take up or dismiss a stored recording's offer. Errors as Talk
-gives them: 400 with `{"error": "status" | "config" | "recording" | "call" | "file" | "system"}`, 401
-without a credential, 403 without recording control of the room, 404 for an unknown room, 412 while the
-lobby is on for a caller who is not a moderator. Unlike the Meet-style start, the answer does not wait for
-the recorder: the room's `callRecording` goes 3/4 (starting) and then 1/2 once the recorder reports `started`.
+`DELETE /recording/{token}/notification` take up or dismiss a stored recording's offer. Answers as Talk's
+`RecordingController` gives them: 400 with `{"error": "status" | "recording" | "call" | "config" | "file" |
+"system"}` (a start checks in that order), 401 without a credential, 404 with empty data for an unknown room or a
+caller who is not in it, 403 with empty data without recording control of the room, 412 while the lobby is on for
+a caller who is not a moderator. A start answers once the recorder took it (the room's `callRecording` is then 3/4,
+and 1/2 once the recorder reports `started`); one the recorder refused answers 500 and changes nothing. A stop is
+sent to the recorder whenever the room's status is not 0 (again, if it was sent before the recorder confirmed);
+the status changes when the recorder reports `stopped`.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from typing import Any
 from quart import Blueprint, Response, g, request
 
 from callrec.api import schemas
-from callrec.api.auth import APPS_AND_MEMBERS, authenticate, require
+from callrec.api.auth import APPS_AND_MEMBERS, authenticate, confine, principal, require
 from callrec.api.errors import ApiError
 from callrec.api.ocs import OCS_BASE, ocs_response
 from callrec.api.operations import Answer, Who, declare, query
 from callrec.api.services import services
+from callrec.domain import talk_room
 from callrec.domain.errors import ServiceUnavailable
 from callrec.domain.layout import RecordingConfig
 from callrec.domain.notifications import FILE_STORED, Actor, DismissRequest, ShareRequest
@@ -38,8 +42,8 @@ def talk_answers(**more: str) -> dict[int, Answer]:
     reasons = {
         200: "Done",
         401: "No credential",
-        403: "No recording control of this room",
-        404: "No such room (`room`)",
+        403: "No recording control of this room (empty data)",
+        404: "No such room, or the caller is not in it (empty data)",
         503: "Temporal is not available; try again (`Retry-After`)",
     } | {int(status.removeprefix("s")): text for status, text in more.items()}
     return {status: Answer(text, schemas.Ocs) for status, text in reasons.items()}
@@ -50,35 +54,39 @@ def talk_parameter(name: str, description: str) -> dict[str, object]:
 
 
 class TalkError(Exception):
-    def __init__(self, error: str, status: int = 400) -> None:
+    """Talk's answer `{"error": error}`, or empty data (`error` None) as Talk's middleware refuses access."""
+
+    def __init__(self, error: str | None, status: int = 400, message: str | None = None) -> None:
         super().__init__(error)
         self.error = error
         self.status = status
+        self.message = message
 
 
 # Talk's answer to each of the recordings service's refusals: (error, status).
-SERVICE_ERRORS: dict[type[Exception], tuple[str, int]] = {
-    service.RoomNotFound: ("room", 404),
+SERVICE_ERRORS: dict[type[Exception], tuple[str | None, int]] = {
+    service.RoomNotFound: (None, 404),
     service.RecordingDisabled: ("config", 400),
     service.NoParticipants: ("call", 400),
+    service.ConsentMissing: ("consent", 400),
     service.RoomAlreadyRecording: ("recording", 400),
     service.ShareFailed: ("system", 400),
     service.OfferClosed: ("file", 400),
 }
 
 
-@blueprint.errorhandler(TalkError)
 async def talk_error(exc: TalkError) -> Response:
-    return ocs_response({"error": exc.error}, exc.status, "Bad Request" if exc.status == 400 else "Failure")
+    data: object = [] if exc.error is None else {"error": exc.error}
+    return ocs_response(data, exc.status, exc.message or "")
 
 
-@blueprint.errorhandler(service.RecordingError)
 async def recording_error(exc: service.RecordingError) -> Response:
+    if isinstance(exc, service.StartRefused):  # Talk: the recording server's refusal is not caught (500)
+        return await talk_error(TalkError(None, 500, str(exc)))
     error, status = SERVICE_ERRORS.get(type(exc), ("recording", 400))
     return await talk_error(TalkError(error, status))
 
 
-@blueprint.errorhandler(ServiceUnavailable)
 async def unavailable(exc: ServiceUnavailable) -> Response:
     if isinstance(exc, service.WorkerUnavailable):  # no worker took it: the answer names the recording
         data = {"error": "system", "recordingId": exc.recording_id, "message": str(exc)}
@@ -91,19 +99,43 @@ async def unavailable(exc: ServiceUnavailable) -> Response:
     return response
 
 
-@blueprint.errorhandler(ApiError)
 async def api_error(exc: ApiError) -> Response:
     return ocs_response({"error": exc.error, "message": exc.message}, exc.status, exc.message)
 
 
+def answer_errors_as_talk(bp: Blueprint) -> None:
+    """The Talk blueprints answer every refusal in OCS envelopes, as Talk does."""
+    bp.register_error_handler(TalkError, talk_error)
+    bp.register_error_handler(service.RecordingError, recording_error)
+    bp.register_error_handler(ServiceUnavailable, unavailable)
+    bp.register_error_handler(ApiError, api_error)
+
+
+answer_errors_as_talk(blueprint)
+
+
 async def controlled_room(token: str) -> tuple[RoomRow, Principal]:
-    """The room and the caller, if it may control the room's recordings (API key, or a member with control)."""
+    """The room and the caller, if it may control the room's recordings (API key, or a member with control), with
+    Talk's refusals: 401 without a credential, 404 (empty) for an unknown room or a caller not in it, 403 (empty)
+    without control."""
     g.principal = authenticate()
-    who = require(Permission.CONTROL, kinds=APPS_AND_MEMBERS, room_id=token)
+    who = principal()
+    if who is None or who.kind not in APPS_AND_MEMBERS:
+        raise TalkError(None, 401)
     room = await services().catalog.get_room(token)
-    if room is None:
-        raise TalkError("room", 404)
+    if room is None or not confine(who, token):
+        raise TalkError(None, 404)
+    try:
+        require(Permission.CONTROL, kinds=APPS_AND_MEMBERS, room_id=token)
+    except ApiError:
+        raise TalkError(None, 403) from None
     return room, who
+
+
+def actor_of(who: Principal) -> Actor:
+    """The caller as Talk names an actor: a user by its authenticated id (a member's minted id, a user token's, or
+    `api-key`), with the display name a member chose."""
+    return Actor(type="users", id=who.subject, name=who.name)
 
 
 def check_lobby(room: RoomRow, who: Principal) -> None:
@@ -135,8 +167,10 @@ async def whole_number(name: str, error: str) -> int:
     tag="Talk",
     security=Who.APPS_AND_MEMBERS,
     responses=talk_answers(
-        s400="`status` not 1 or 2, recording disabled (`config`), nobody in the call (`call`), or already recording",
+        s400="In this order: `status` not 1 or 2, already recording (`recording`), no call (`call`), recording "
+        "disabled (`config`); a participant of the call has not consented to be recorded (`consent`)",
         s412="The lobby is on and the caller is not a moderator",
+        s500="The recorder refused the start or could not be reached: the room's status is as it was",
     ),
     parameters=(talk_parameter("status", "1: video, 2: audio"),),
 )
@@ -147,8 +181,17 @@ async def start(token: str) -> Response:
     status = int(raw) if isinstance(raw, int | str) and str(raw) in ("1", "2") else None
     if status is None:
         raise TalkError("status")
-    await services().recordings.start(room, who.subject, KINDS[status])
-    return ocs_response([])
+    recordings = services().recordings
+    if room.call_recording not in talk_room.IDLE or await services().catalog.recording_in_progress(token) is not None:
+        raise TalkError("recording")
+    call = await services().catalog.get_call(token)
+    if call is None or not call.participants:
+        raise TalkError("call")
+    if not RecordingConfig.model_validate(room.config).enabled:
+        raise TalkError("config")
+    recording_id = await recordings.start(room, who.subject, KINDS[status])
+    await recordings.wait_until_accepted(recording_id)
+    return ocs_response(None)
 
 
 @blueprint.delete("/recording/<token>")
@@ -157,21 +200,16 @@ async def start(token: str) -> Response:
     "Stop recording the room (Talk)",
     tag="Talk",
     security=Who.APPS_AND_MEMBERS,
-    responses=talk_answers(
-        s400="Recording disabled (`config`) or no call (`call`)",
-        s412="The lobby is on and the caller is not a moderator",
-    ),
+    responses=talk_answers(s412="The lobby is on and the caller is not a moderator"),
 )
 async def stop(token: str) -> Response:
+    """Nothing to do while the room's status is 0; otherwise the stop goes to the recorder (again, when asked again
+    before it confirmed), naming the caller as its actor."""
     room, who = await controlled_room(token)
     check_lobby(room, who)
-    if not RecordingConfig.model_validate(room.config).enabled:
-        raise TalkError("config")
-    catalog = services().catalog
-    if await catalog.get_call(room.room_id) is None:
-        raise TalkError("call")
-    await services().recordings.stop_room(room.room_id, who.subject)
-    return ocs_response([])
+    if room.call_recording != talk_room.NONE:
+        await services().recordings.stop_room(room.room_id, actor_of(who))
+    return ocs_response(None)
 
 
 @blueprint.post("/recording/<token>/share-chat")
@@ -201,13 +239,13 @@ async def share_chat(token: str) -> Response:
         raise TalkError("file")
     offer = offers[0]
     assert offer.recording_id is not None
-    share = ShareRequest(actor=Actor(id=who.subject), timestamp=timestamp, file_id=file_id)
+    share = ShareRequest(actor=actor_of(who), timestamp=timestamp, file_id=file_id)
     try:
         await services().recordings.share_to_chat(offer.recording_id, share)
     except service.OfferClosed:  # refused, or the workflow ended with the offer
         if not await _already_shared(offer.notification_id, timestamp, room.room_id):
             raise
-    return ocs_response([])
+    return ocs_response(None)
 
 
 async def _already_shared(notification_id: int, timestamp: int, room_id: str) -> bool:
@@ -239,4 +277,4 @@ async def dismiss_notification(token: str) -> Response:
             except service.OfferClosed:
                 pass  # the workflow no longer holds the offer: close the notification here
         await catalog.close_notifications("dismissed", notification_id=row.notification_id)
-    return ocs_response([])
+    return ocs_response(None)
