@@ -359,7 +359,7 @@ async def test_store_rejects_each_bad_upload_and_keeps_nothing(
 async def test_retried_upload_is_stored_once(
     stacks: StackFactory, scripted: ScriptedRecordingServer, people: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    stack, room_id = await talk_room(stacks, scripted)
+    stack, room_id = await talk_room(stacks, scripted, share_offer_expiry_s=3)
     alice = await member_headers(stack.api, room_id, "Alice")
     recording_id = await record_and_store(stack, people, scripted, room_id, alice, tmp_path)
     video = mp4_bytes(tmp_path)
@@ -382,6 +382,7 @@ async def test_retried_upload_is_stored_once(
     assert await stack.store.list_keys("staging/") == []
     told = [(n["recordingId"], n["user"]) for n in await notifications(stack, stack.api, {})]
     assert (adopted["recordingId"], "Alice") in told  # its owner (the upload's) is told, as of any recording
+    await asyncio.wait_for(stack.client.get_workflow_handle(adopted["recordingId"]).result(), 30)  # the offer expires
 
 
 async def test_lobby_and_auto_start(

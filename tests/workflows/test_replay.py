@@ -49,6 +49,13 @@ ENDINGS = {
     "test_a_recorder_killed_mid_recording_is_replaced_and_the_file_holds_both_sides_of_the_gap",
     "failed-pool-recorder-lost": "e2e/test_recorder_pool.py::"
     "test_with_no_recorder_to_take_over_the_recording_fails_with_what_was_stored",
+    # with the room's Talk status (the `talk-room-status` patch)
+    "complete-talk-room-status": "e2e/test_talk_notifications.py::test_offer_expires_and_auto_share_needs_no_click",
+    "complete-uploaded": "e2e/test_talk_notifications.py::test_retried_upload_is_stored_once",
+    "aborted-stopped-while-starting": "e2e/test_talk_status_flow.py::"
+    "test_a_refused_start_changes_nothing_and_callbacks_set_the_status_whatever_it_was",
+    "failed-start-refused": "e2e/test_talk_status_flow.py::"
+    "test_a_refused_start_changes_nothing_and_callbacks_set_the_status_whatever_it_was",
 }
 
 
