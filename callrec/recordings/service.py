@@ -248,40 +248,12 @@ class RecordingsService:
         for its owner: `recording_id` (where it was staged) begins `ending`, waiting for that file (`store_file`)."""
         config = RecordingConfig.model_validate(room.config)
         call = await self.catalog.get_call(room.room_id)
-        row = RecordingRow(
-            recording_id=recording_id,
-            room_id=room.room_id,
-            room_name=room.room_name,
-            status=RecordingStatus.ENDING.value,
-            layout=config.layout.value,
-            encoding=config.model_dump(mode="json", by_alias=True)["encoding"],
-            filename=f"{recording_id}.{EXTENSIONS[kind]}",
-            kind=kind.value,
-            owner=owner,
-            participants=call.participants if call is not None else [],
-            creation_date=now_ms(),
-        )
-        try:
-            await self.catalog.add_recording(row)
-        except CatalogRecordingInProgress as exc:
-            raise errors.RoomAlreadyRecording(room.room_id) from exc
+        participants = call.participants if call is not None else []
+        await self._reserve(room, recording_id, config, kind, participants, owner, RecordingStatus.ENDING)
         settings = self.settings
-        workflow_input = StartRecordingInput(
-            recording_id=recording_id,
-            room_id=room.room_id,
-            room_name=room.room_name,
-            kind=kind,
-            layout=config.layout,
-            encoding=config.encoding,
-            participants=[Participant.model_validate(p) for p in row.participants or []],
-            start_timeout_s=settings.start_timeout_s,
-            upload_timeout_s=settings.update_timeout_s + 60,
-            max_duration_s=settings.max_duration_s,
-            owner=owner,
-            share_offer_expiry_s=settings.share_offer_expiry_s,
-            webhooks=bool(settings.webhooks),
-            uploaded=True,
-        )
+        upload_timeout_s = settings.update_timeout_s + 60  # the file is being handed over
+        workflow_input = self._input(room, recording_id, config, kind, participants, owner, uploaded=True,
+                                     upload_timeout_s=upload_timeout_s, auto_share_to_chat=False)  # fmt: skip
         await self._start_workflow(workflow_input, RecordingStatus.ENDING)
 
     async def begin(
@@ -294,49 +266,64 @@ class RecordingsService:
             except UnsupportedEncoding as exc:
                 raise errors.EncodingNotSupported(exc.field, exc.message) from exc
         recording_id = new_recording_id(room.room_id)
+        participants = call.participants
+        row = await self._reserve(room, recording_id, config, kind, participants, owner, RecordingStatus.STARTING)
+        assignment = await self._admit(row, config, kind, len(participants))
+        settings = self.settings
+        workflow_input = self._input(
+            room, recording_id, config, kind, participants, owner,
+            recorder=assignment, cost=assignment_cost(config, kind, len(participants)), egress=settings.egress,
+            recorder_silence_timeout_s=settings.recorder_silence_timeout_s,
+            late_upload_window_s=settings.late_upload_window_s,
+        )  # fmt: skip
+        await self._start_workflow(workflow_input, RecordingStatus.STARTING)
+        return recording_id
+
+    async def _reserve(
+        self, room: RoomRow, recording_id: str, config: RecordingConfig, kind: RecordingKind,
+        participants: Sequence[dict[str, Any]], owner: str, status: RecordingStatus,
+    ) -> RecordingRow:  # fmt: skip
+        """The recording's catalog row, which reserves the room: RoomAlreadyRecording when one is in progress."""
         row = RecordingRow(
             recording_id=recording_id,
             room_id=room.room_id,
             room_name=room.room_name,
-            status=RecordingStatus.STARTING.value,
+            status=status.value,
             layout=config.layout.value,
             encoding=config.model_dump(mode="json", by_alias=True)["encoding"],
             filename=f"{recording_id}.{EXTENSIONS[kind]}",
             kind=kind.value,
             owner=owner,
-            participants=call.participants,
+            participants=list(participants),
             creation_date=now_ms(),
         )
         try:
-            await self.catalog.add_recording(row)
+            return await self.catalog.add_recording(row)
         except CatalogRecordingInProgress as exc:
             raise errors.RoomAlreadyRecording(room.room_id) from exc
-        assignment = await self._admit(row, config, kind, len(call.participants))
 
+    def _input(
+        self, room: RoomRow, recording_id: str, config: RecordingConfig, kind: RecordingKind,
+        participants: Sequence[dict[str, Any]], owner: str, **more: Any,
+    ) -> StartRecordingInput:  # fmt: skip
         settings = self.settings
-        workflow_input = StartRecordingInput(
-            recording_id=recording_id,
-            room_id=room.room_id,
-            room_name=room.room_name,
-            kind=kind,
-            layout=config.layout,
-            encoding=config.encoding,
-            participants=[Participant.model_validate(p) for p in call.participants],
-            start_timeout_s=settings.start_timeout_s,
-            upload_timeout_s=settings.upload_timeout_s,
-            max_duration_s=settings.max_duration_s,
-            owner=owner,
-            auto_share_to_chat=config.autoShareToChat,
-            share_offer_expiry_s=settings.share_offer_expiry_s,
-            recorder_silence_timeout_s=settings.recorder_silence_timeout_s,
-            webhooks=bool(settings.webhooks),
-            late_upload_window_s=settings.late_upload_window_s,
-            recorder=assignment,
-            cost=assignment_cost(config, kind, len(call.participants)),
-            egress=settings.egress,
-        )
-        await self._start_workflow(workflow_input, RecordingStatus.STARTING)
-        return recording_id
+        base: dict[str, Any] = {
+            "recording_id": recording_id,
+            "room_id": room.room_id,
+            "room_name": room.room_name,
+            "kind": kind,
+            "layout": config.layout,
+            "encoding": config.encoding,
+            "participants": [Participant.model_validate(p) for p in participants],
+            "start_timeout_s": settings.start_timeout_s,
+            "upload_timeout_s": settings.upload_timeout_s,
+            "max_duration_s": settings.max_duration_s,
+            "owner": owner,
+            "auto_share_to_chat": config.autoShareToChat,
+            "share_offer_expiry_s": settings.share_offer_expiry_s,
+            "webhooks": bool(settings.webhooks),
+        }
+        return StartRecordingInput(**(base | more))
 
     async def _start_workflow(self, workflow_input: StartRecordingInput, status: RecordingStatus) -> None:
         """The recording's workflow; when Temporal does not take it, the reserved row says so (`failed`)."""

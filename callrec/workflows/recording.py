@@ -193,9 +193,9 @@ class RecordingWorkflow:
                 raise _Ended.failed(
                     ErrorCode.EGRESS_UNAVAILABLE, f"The recorder could not be started: {_reason(err)}"
                 ) from err
-        self.accepted = True
         if workflow.patched(TALK_ROOM_STATUS):  # Talk: starting, once the recording server took the request
             await self._room_status(talk_room.starting(input.kind), only_from=list(talk_room.IDLE))
+        self.accepted = True  # after the room says so: `wait_until_accepted` answers with the room starting
 
     async def _announce_start(self) -> None:
         """`recordingStarted` (status `starting`) once the egress was asked, as Meet sends it on egress_started."""
