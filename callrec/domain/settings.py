@@ -143,8 +143,10 @@ class Settings(BaseSettings):
         default=None, description="base URL of the external recording server when egress=talk"
     )
 
-    recording_consent: Literal[0, 1, 2] = Field(
+    recording_consent: int = Field(
         default=0,
+        ge=0,
+        le=2,
         description="Talk's recording consent: 0 off, 1 joining any call needs consent to be recorded, 2 moderators "
         "turn it on per room",
     )

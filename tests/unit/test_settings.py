@@ -125,3 +125,11 @@ def test_ice_servers_become_rfc_9725_link_headers_with_turn_credentials(monkeypa
         monkeypatch.setenv("CALLREC_WHIP_ICE_SERVERS", bad)
         with pytest.raises(ValidationError):
             Settings()
+
+
+def test_recording_consent_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLREC_RECORDING_CONSENT", "2")
+    assert Settings().recording_consent == 2
+    monkeypatch.setenv("CALLREC_RECORDING_CONSENT", "3")
+    with pytest.raises(ValidationError, match="recording_consent"):
+        Settings()
