@@ -96,6 +96,7 @@ class RecordInput(BaseModel):
     encoding: Encoding
     participants: list[Participant]
     backend: str | None = None  # where the recorder reports `started` / `progress` / `failed` (its default: None)
+    owner: str | None = None  # who started the recording: the actor of its `started`
     # what the parts before it stored, so that its progress reports count the whole recording
     media_before_s: float = 0.0
     bytes_before: int = 0

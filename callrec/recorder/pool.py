@@ -97,7 +97,8 @@ class RecorderNode:
         )
         body = StartBody(
             status=2 if input.audio_only else 1,
-            actor=Actor(type="users", id="callrec"),
+            owner=input.owner,
+            actor=Actor(type="users", id=input.owner or "callrec"),  # who started it, as Talk's `started` names them
             recordingId=input.recording_id,
             layout=input.layout,
             encoding=input.encoding,

@@ -88,6 +88,7 @@ class RecorderParts:
                 layout=input.layout,
                 encoding=input.encoding,
                 participants=input.participants,
+                owner=input.owner,
                 media_before_s=self.stored_s,
                 bytes_before=self.stored_bytes,
             ),
