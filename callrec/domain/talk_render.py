@@ -100,7 +100,8 @@ class NotificationFacts:
 
 
 def nextcloud_notification(n: NotificationFacts, base_url: str) -> dict[str, Any]:
-    """The notification as Nextcloud's notifications API shows it to Talk clients (`base_url`: absolute links)."""
+    """The notification as Nextcloud's notifications API shows it to Talk clients (`base_url`: the public base of
+    absolute links, `scheme://host[/path]`)."""
     call = call_parameter(n.room_id, n.room_name)
     file = None
     if n.file_id is not None and n.recording_id is not None and n.filename is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from callrec.api.baseurl import api_url
+from callrec.api.baseurl import public_base
 from callrec.domain import talk_render
 from callrec.domain.recording import Recording
 from callrec.domain.recording_info import recording_info
@@ -41,7 +41,7 @@ def as_recording(recording: Recording | RecordingRow) -> Recording:
 def notification_view(row: NotificationRow, facts: talk_render.NotificationFacts) -> dict[str, Any]:
     """Shaped like a Nextcloud notification (Talk's subjects, rich parameters and actions), with callrec's own keys
     beside (`subject` is Talk's subject id; `subjectRich`, `messageRich` and their parameters what clients show)."""
-    talk = talk_render.nextcloud_notification(facts, api_url(""))
+    talk = talk_render.nextcloud_notification(facts, public_base())
     return {
         "notificationId": row.notification_id,
         "app": "spreed",

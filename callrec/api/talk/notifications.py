@@ -8,7 +8,7 @@ from __future__ import annotations
 from quart import Blueprint, Response, g
 
 from callrec.api.auth import authenticate, principal
-from callrec.api.baseurl import api_url
+from callrec.api.baseurl import public_base
 from callrec.api.notification_facts import callers_notifications, notification_facts
 from callrec.api.ocs import ocs_response
 from callrec.api.operations import Who, declare
@@ -34,7 +34,7 @@ def caller() -> Principal:
          responses=talk_answers())  # fmt: skip
 async def list_notifications() -> Response:
     rows = await callers_notifications(caller())
-    base = api_url("")
+    base = public_base()
     return ocs_response([nextcloud_notification(fact, base) for fact in await notification_facts(rows)])
 
 
