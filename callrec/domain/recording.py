@@ -16,7 +16,12 @@ from callrec.domain.pool import Assignment, Gap
 
 ROOM_ID_ATTR = SearchAttributeKey.for_keyword("RoomId")
 STATUS_ATTR = SearchAttributeKey.for_keyword("RecordingStatus")
-SEARCH_ATTRIBUTES = (ROOM_ID_ATTR, STATUS_ATTR)
+# What an operator filters the Temporal UI by besides: the room's name, the layout, who records, why it failed.
+ROOM_NAME_ATTR = SearchAttributeKey.for_keyword("RoomName")
+LAYOUT_ATTR = SearchAttributeKey.for_keyword("Layout")
+EGRESS_ATTR = SearchAttributeKey.for_keyword("Egress")
+ERROR_CODE_ATTR = SearchAttributeKey.for_keyword("ErrorCode")
+SEARCH_ATTRIBUTES = (ROOM_ID_ATTR, STATUS_ATTR, ROOM_NAME_ATTR, LAYOUT_ATTR, EGRESS_ATTR, ERROR_CODE_ATTR)
 
 RECORDING_ID = re.compile(r"^(?P<room>[a-z0-9][a-z0-9-]*)--EG_(?P<egress>[A-Za-z0-9]+)--(?P<uid>[A-Za-z0-9]+)$")
 

@@ -45,8 +45,11 @@ from callrec.domain.notifications import NO_SESSION, Actor, DismissRequest, Shar
 from callrec.domain.participants import Participant
 from callrec.domain.pool import Assignment, AssignRequest, cost_of
 from callrec.domain.recording import (
+    EGRESS_ATTR,
     EXTENSIONS,
+    LAYOUT_ATTR,
     ROOM_ID_ATTR,
+    ROOM_NAME_ATTR,
     STATUS_ATTR,
     FileStored,
     RecorderFailed,
@@ -98,6 +101,19 @@ def _unless_cancelled() -> None:
 
 # Clocks and transit: the workflow refuses a file a little before the API stops waiting for the worker to take it.
 HAND_OVER_MARGIN_S = 2.0
+
+
+def egress_of(recording: StartRecordingInput) -> str:
+    return "upload" if recording.uploaded else (recording.egress or "builtin")
+
+
+def workflow_summary(recording: StartRecordingInput) -> str:
+    """What the Temporal UI shows for the recording at a glance: room, layout, kind, who records it, who started it."""
+    kind = "audio" if recording.kind == RecordingKind.AUDIO else f"video, {recording.layout.value}"
+    return (
+        f"Recording of {recording.room_name!r} ({recording.room_id}): {kind}, recorded by {egress_of(recording)}, "
+        f"started by {recording.owner or 'callrec'}"
+    )
 
 
 def assignment_cost(config: RecordingConfig, kind: RecordingKind, tiles: int) -> float:
@@ -339,8 +355,12 @@ class RecordingsService:
                         [
                             SearchAttributePair(ROOM_ID_ATTR, workflow_input.room_id),
                             SearchAttributePair(STATUS_ATTR, status.value),
+                            SearchAttributePair(ROOM_NAME_ATTR, workflow_input.room_name[:256]),
+                            SearchAttributePair(LAYOUT_ATTR, workflow_input.layout.value),
+                            SearchAttributePair(EGRESS_ATTR, egress_of(workflow_input)),
                         ]
                     ),
+                    static_summary=workflow_summary(workflow_input),
                 )
         except errors.ServiceUnavailable as exc:
             failed = {"status": RecordingStatus.FAILED.value, "error": "workflow_unavailable", "details": str(exc)}

@@ -104,14 +104,18 @@ GIVE_UP_STOP = ActivityOptions(SECONDS_15, EGRESS_GIVE_UP)  # stop_egress after 
 
 
 async def execute(
-    activity: Callable[[Any, ArgT], Awaitable[ResultT]], arg: ArgT, options: ActivityOptions | None = None
+    activity: Callable[[Any, ArgT], Awaitable[ResultT]],
+    arg: ArgT,
+    options: ActivityOptions | None = None,
+    *,
+    summary: str | None = None,
 ) -> ResultT:
     """Runs `activity` (a method of an activities class) from a workflow with its options from the table (or
-    `options`, for a call that needs others)."""
+    `options`, for a call that needs others); `summary`: what the Temporal UI shows for the call."""
     options = options or ACTIVITY_OPTIONS[activity]
     if options.local:
         return await workflow.execute_local_activity_method(
-            activity, arg, start_to_close_timeout=options.start_to_close, retry_policy=options.retry
+            activity, arg, start_to_close_timeout=options.start_to_close, retry_policy=options.retry, summary=summary
         )
     return await workflow.execute_activity_method(
         activity,
@@ -119,4 +123,5 @@ async def execute(
         start_to_close_timeout=options.start_to_close,
         heartbeat_timeout=options.heartbeat,
         retry_policy=options.retry,
+        summary=summary,
     )

@@ -25,29 +25,20 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from callrec.activities.catalog import CatalogActivities
     from callrec.activities.egress import EgressActivities
     from callrec.activities.files import FileActivities
-    from callrec.activities.notify import NotifyActivities
-    from callrec.activities.webhooks import WebhookActivities
     from callrec.domain import notifications, talk_room
     from callrec.domain.encoding import encoding_of_media
     from callrec.domain.notifications import (
         Actor,
-        ChatPost,
-        CloseOffer,
         DismissRequest,
         NotificationInfo,
-        NotificationPost,
         OfferEnd,
         ShareRequest,
         ShareResult,
-        ShareToChat,
     )
     from callrec.domain.recording import (
-        STATUS_ATTR,
         EgressStart,
-        EgressStop,
         ErrorCode,
         FileStored,
         FinalizeInput,
@@ -63,9 +54,9 @@ with workflow.unsafe.imports_passed_through():
         StopRequest,
         talk_status,
     )
-    from callrec.domain.talk_room import StatusChange
-    from callrec.domain.webhooks import EventName, WebhookEvent, notification_payload, recording_payload, status_event
-    from callrec.workflows.options import GIVE_UP_STOP, ActivityOptions, execute
+    from callrec.domain.webhooks import recording_payload
+    from callrec.workflows.effects import RecordingEffects, reason_of
+    from callrec.workflows.options import GIVE_UP_STOP, execute
     from callrec.workflows.parts import RecorderParts
 
 
@@ -96,15 +87,8 @@ _STOPPED_BEFORE_START = {
 }
 
 
-def _reason(err: ActivityError) -> str:
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        return cause.message
-    return str(cause or err)
-
-
 @workflow.defn
-class RecordingWorkflow:
+class RecordingWorkflow(RecordingEffects):
     @workflow.init
     def __init__(self, input: StartRecordingInput) -> None:
         self.input = input
@@ -186,12 +170,14 @@ class RecordingWorkflow:
                 )
             self.parts.start()
         else:
+            self._phase("Starting: asking the recorder to record the room")
             try:
-                await execute(EgressActivities.start_egress, request)
+                egress = self.input.egress or "the recorder"
+                await execute(EgressActivities.start_egress, request, summary=f"Start egress ({egress})")
             except ActivityError as err:
                 await self._stop_egress(GIVE_UP_STOP)  # the start may have reached it, and its answer got lost
                 raise _Ended.failed(
-                    ErrorCode.EGRESS_UNAVAILABLE, f"The recorder could not be started: {_reason(err)}"
+                    ErrorCode.EGRESS_UNAVAILABLE, f"The recorder could not be started: {reason_of(err)}"
                 ) from err
         if workflow.patched(TALK_ROOM_STATUS):  # Talk: starting, once the recording server took the request
             await self._room_status(talk_room.starting(input.kind), only_from=list(talk_room.IDLE))
@@ -208,6 +194,7 @@ class RecordingWorkflow:
     async def _wait_for_started(self) -> None:
         """Until the recorder reports `started` (-> active), fails, or the recording is stopped before."""
         timeout_s = self.input.start_timeout_s
+        self._phase(f"Starting: waiting up to {timeout_s:g} s for the recorder's `started`")
         if self.parts is not None:
             await self._start_on_pool(self.parts)
         talk = workflow.patched(TALK_ROOM_STATUS)
@@ -242,6 +229,7 @@ class RecordingWorkflow:
                 f"The recording was stopped ({self.stop_reason}) before the recorder started.",
             )
         self.state.start_date = self._now_ms()
+        self._phase(f"Recording since {workflow.now().isoformat(timespec='seconds')}")
         await self._set_status(RecordingStatus.ACTIVE)
         if not talk:  # the `started` callback moved the room's status and posted the message
             await self._chat("recording_started", self._owner())
@@ -286,6 +274,7 @@ class RecordingWorkflow:
         """Ending: says who stopped it in the chat and asks the recorder to stop (unless it stopped already)."""
         if self.state.end_date is None:
             self.state.end_date = self._now_ms()
+        self._phase(f"Ending ({self.stop_reason or 'stopped'}): the recorder stops and uploads the file")
         if self.state.status != RecordingStatus.ENDING:
             await self._set_status(RecordingStatus.ENDING)
         talk = workflow.patched(TALK_ROOM_STATUS)
@@ -354,10 +343,11 @@ class RecordingWorkflow:
             staging_key=stored.staging_key,
             extension=stored.extension,
         )
+        self._phase(f"Storing: validating the file ({stored.size:,} bytes uploaded)")
         try:
-            self.state.file = await execute(FileActivities.finalize, request)
+            self.state.file = await execute(FileActivities.finalize, request, summary="Validate and store the file")
         except ActivityError as err:
-            raise _Ended.failed(ErrorCode.INVALID_FILE, _reason(err)) from err
+            raise _Ended.failed(ErrorCode.INVALID_FILE, reason_of(err)) from err
         if input.egress == "talk" or input.uploaded:  # recorded as its recording server is configured: say what it made
             file = self.state.file
             self.state.encoding_used = encoding_of_media(
@@ -373,6 +363,7 @@ class RecordingWorkflow:
         """Complete (or limit_reached): tells the owner, then keeps the offer to share it to the
         chat open until it is taken, dismissed or expires."""
         self.state.error_code = self.state.error = self.state.details = None  # a late upload after a failure
+        self._phase("Complete: the file is stored; the offer to share it to the chat is open")
         await self._set_status(RecordingStatus.COMPLETE if within_limit else RecordingStatus.LIMIT_REACHED)
         input = self.input
         if workflow.patched(TALK_ROOM_STATUS) and not input.uploaded:
@@ -388,7 +379,7 @@ class RecordingWorkflow:
             try:
                 self.shared = await self._share(self._owner())
             except ActivityError as err:
-                workflow.logger.warning("sharing to the chat failed: %s", _reason(err))
+                workflow.logger.warning("sharing to the chat failed: %s", reason_of(err))
             return
         if not await self._wait(lambda: self.offer_end is not None, input.share_offer_expiry_s):
             self.offer_end = "expired"
@@ -399,6 +390,7 @@ class RecordingWorkflow:
         self.state.error_code = int(ended.code)
         self.state.error = ended.code.name.lower()
         self.state.details = ended.details
+        self._phase(f"{ended.status.value.capitalize()} ({self.state.error}): {ended.details}")
         if self.state.end_date is None:
             self.state.end_date = self._now_ms()
         was_recording = self.state.status in (RecordingStatus.ACTIVE, RecordingStatus.ENDING)
@@ -460,7 +452,7 @@ class RecordingWorkflow:
         try:
             stored, self.state.gaps = await parts.assemble()
         except ActivityError as err:
-            raise _Ended.failed(ErrorCode.NOTHING_RECORDED, _reason(err)) from err
+            raise _Ended.failed(ErrorCode.NOTHING_RECORDED, reason_of(err)) from err
         return stored
 
     async def _salvage(self) -> None:
@@ -573,7 +565,7 @@ class RecordingWorkflow:
             try:
                 self.shared = await self._share(request.actor)
             except ActivityError as err:
-                raise ApplicationError(_reason(err), type="ShareFailed") from err
+                raise ApplicationError(reason_of(err), type="ShareFailed") from err
         return self.shared
 
     @share_to_chat.validator
@@ -606,116 +598,3 @@ class RecordingWorkflow:
     def call_recording(self) -> int:
         """Talk's recording status (0-5) of the room as this recording sees it."""
         return talk_status(self.state.status, self.input.kind)
-
-    # helpers
-    def _now_ms(self) -> int:
-        return int(workflow.now().timestamp() * 1000)
-
-    def _owner(self) -> Actor:
-        return Actor(id=self.input.owner or "callrec")
-
-    async def _wait(self, condition: Callable[[], bool], seconds: float) -> bool:
-        try:
-            await workflow.wait_condition(condition, timeout=timedelta(seconds=seconds))
-        except TimeoutError:
-            return False
-        return True
-
-    async def _set_status(self, status: RecordingStatus) -> None:
-        self.state.status = status
-        await self._project()
-
-    async def _project(self) -> None:
-        """Writes the state to the catalog and the search attribute, then announces it (webhooks)."""
-        # Numbered by workflow time, so a run started by a Temporal reset (which replays an older state)
-        # still outnumbers what the catalog got before the reset.
-        self.state.seq = max(self.state.seq + 1, self._now_ms())
-        snapshot = self.state.model_copy(deep=True)
-        workflow.upsert_search_attributes([STATUS_ATTR.value_set(snapshot.status.value)])
-        await execute(CatalogActivities.project_recording, snapshot)
-        self.projected = snapshot.status
-        payload = recording_payload(Recording.of_workflow(self.input, snapshot))
-        event = status_event(snapshot.status)
-        if snapshot.status == RecordingStatus.ACTIVE and not self.announced_start:
-            event = "recordingStarted"
-        await self._emit(event, payload, f"{snapshot.seq}")
-
-    async def _emit(self, event: EventName, data: dict[str, object], key: str) -> None:
-        """Hands the event to webhook delivery (its own workflow, so a receiver that is down delays nothing here)."""
-        if not self.input.webhooks:
-            return
-        idempotency_key = f"{self.input.recording_id}:{event}:{key}"
-        await execute(
-            WebhookActivities.emit_webhook,
-            WebhookEvent(event=event, creation_date=self._now_ms(), data=data, idempotency_key=idempotency_key),
-        )
-
-    async def _room_status(self, status: int, *, only_from: list[int], actor: Actor | None = None) -> None:
-        """Moves the room's Talk status (while this is the room's newest recording), as Talk's own changes do."""
-        change = StatusChange(
-            room_id=self.input.room_id,
-            status=status,
-            only_from=only_from,
-            recording_id=self.input.recording_id,
-            actor=actor,
-            dedupe_key=f"{self.input.recording_id}:status:{status}",
-        )
-        await execute(CatalogActivities.set_call_recording, change)
-
-    async def _stop_egress(self, options: ActivityOptions | None = None) -> bool:
-        """Best effort: a recorder that cannot be reached is not recording for us either. False: the recorder
-        answered that it does not know this recording (it will never upload)."""
-        if self.parts is not None:
-            await self.parts.stop()
-            return True
-        try:
-            await execute(
-                EgressActivities.stop_egress,
-                EgressStop(recording_id=self.input.recording_id, room_id=self.input.room_id, actor=self.stop_actor),
-                options,
-            )
-        except ActivityError as err:
-            workflow.logger.warning("stopping egress failed: %s", _reason(err))
-            cause = err.cause
-            return not (isinstance(cause, ApplicationError) and cause.type == "EgressNotFound")
-        return True
-
-    async def _chat(self, message: str, actor: Actor) -> None:
-        """A Talk system message in the room's chat (`audio_` prefixed for audio recordings)."""
-        if self.input.kind == RecordingKind.AUDIO and message != "recording_failed":
-            message = f"audio_{message}"
-        dedupe_key = f"{self.input.recording_id}:{message}"
-        await execute(
-            NotifyActivities.post_chat,
-            ChatPost(room_id=self.input.room_id, dedupe_key=dedupe_key, actor=actor, message=message),
-        )
-
-    async def _notify(self, subject: str, message: str, file_id: int | None = None) -> NotificationInfo:
-        """For the recording's owner (who started it), as Talk's."""
-        input = self.input
-        post = NotificationPost(
-            room_id=input.room_id,
-            recording_id=input.recording_id,
-            dedupe_key=f"{input.recording_id}:{subject}",
-            user=input.owner,
-            moderators=False,  # Talk tells the recording's owner only
-            subject=subject,
-            message=message,
-            file_id=file_id,
-        )
-        info = await execute(NotifyActivities.notify, post)
-        await self._emit("notificationCreated", notification_payload(post, info), subject)
-        return info
-
-    async def _share(self, actor: Actor) -> ShareResult:
-        input = self.input
-        message_id = await execute(
-            NotifyActivities.share_to_chat,
-            ShareToChat(room_id=input.room_id, recording_id=input.recording_id, actor=actor),
-        )
-        shared = {"recordingId": input.recording_id, "roomId": input.room_id, "messageId": message_id}
-        await self._emit("recordingShared", shared | {"actor": actor.model_dump()}, "chat")
-        return ShareResult(message_id=message_id)
-
-    async def _close_offer(self, end: OfferEnd) -> None:
-        await execute(NotifyActivities.close_offer, CloseOffer(recording_id=self.input.recording_id, end=end))
