@@ -29,11 +29,14 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistoryEventFilterType
 
 from callrec.activities.catalog import projection_fields
+from callrec.domain import talk_room
 from callrec.domain.recording import RecordingState
+from callrec.domain.talk_room import StatusChange
 from callrec.storage.catalog import Catalog
 from callrec.storage.objects import ObjectNotFound, ObjectStore
 from callrec.storage.pool import RecorderPool
 from callrec.storage.rows import IN_PROGRESS, RecordingRow
+from callrec.storage.talk_rooms import TalkRooms
 from callrec.temporal import TemporalConflict, TemporalUnavailable, WorkflowNotFound, temporal_errors
 
 log = logging.getLogger(__name__)
@@ -213,6 +216,11 @@ class ReconcileActivities:
         log.info(
             "recording %s: %s -> %s (workflow %s)", fix.recording_id, fix.previous_status, fix.status, fix.workflow
         )
+        if fix.status in ("failed", "aborted"):  # the room's Talk status its lost workflow can no longer move
+            status = talk_room.FAILED if fix.status == "failed" else talk_room.NONE
+            settled = StatusChange(room_id=row.room_id, status=status, only_from=list(talk_room.IN_PROGRESS),
+                                   recording_id=row.recording_id)  # fmt: skip
+            await TalkRooms(self.catalog).set_status(settled)
         report.fixed.append(fix)
         return fix
 

@@ -11,8 +11,10 @@ from typing import Any
 from temporalio.client import WorkflowExecutionStatus
 
 from callrec.activities.reconcile import ReconcileActivities, ReconcileInput, ReconcileReport
+from callrec.domain import talk_room
 from callrec.domain.recording import RecordingState, StopRequest
 from callrec.domain.settings import Settings
+from callrec.domain.talk_room import StatusChange
 from callrec.ops.base import UnknownRecording
 from callrec.ops.history import summarize_event
 from callrec.ops.output import recording_view, workflow_view
@@ -20,6 +22,7 @@ from callrec.ops.retry import RetryCommands
 from callrec.storage.catalog import Catalog
 from callrec.storage.rows import IN_PROGRESS, RecordingRow
 from callrec.storage.stores import make_store
+from callrec.storage.talk_rooms import TalkRooms
 from callrec.temporal import connect
 from callrec.workflows.recording import RecordingWorkflow
 
@@ -159,6 +162,10 @@ class Ops(RetryCommands):
         # Above the workflow's own numbers too, so a projection still in flight cannot undo this.
         if await self.catalog.project_recording(recording_id, max(current.seq, seq) + 1, fields):
             actions.append(f"row {current.status} -> aborted ({OPERATOR_ABORTED})")
+            # The room's Talk status no callback will move now: none, so the room can record again.
+            settled = StatusChange(room_id=current.room_id, status=talk_room.NONE,
+                                   only_from=list(talk_room.IN_PROGRESS), recording_id=recording_id)  # fmt: skip
+            await TalkRooms(self.catalog).set_status(settled)
         else:
             actions.append("the row changed meanwhile; left as it is")
 

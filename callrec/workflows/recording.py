@@ -298,11 +298,9 @@ class RecordingWorkflow(RecordingEffects):
         timeout_s = self.input.upload_timeout_s
         deadline = workflow.now() + timedelta(seconds=timeout_s)
         while (left := (deadline - workflow.now()).total_seconds()) > 0:
-            if not await self._wait(
-                lambda: self.stored is not None or self.failure is not None or self.stop_again, left
-            ):
+            if not await self._wait(lambda: self._file_or_failure() or self.stop_again, left):
                 break
-            if self.stored is not None or self.failure is not None:
+            if self._file_or_failure():
                 break
             self.stop_again = False  # asked to stop again before the recorder confirmed: Talk sends it again
             await self._stop_egress()
@@ -395,9 +393,8 @@ class RecordingWorkflow(RecordingEffects):
             self.state.end_date = self._now_ms()
         was_recording = self.state.status in (RecordingStatus.ACTIVE, RecordingStatus.ENDING)
         await self._set_status(ended.status)
-        lost = (
-            ended.status == RecordingStatus.FAILED or ended.code == ErrorCode.RECORDER_SILENT
-        )  # not a call that ended
+        # lost: failed, or the recorder fell silent (not a call that ended)
+        lost = ended.status == RecordingStatus.FAILED or ended.code == ErrorCode.RECORDER_SILENT
         if workflow.patched(TALK_ROOM_STATUS) and not self.input.uploaded:  # from recording: `recording_failed`
             status = talk_room.FAILED if lost else talk_room.NONE
             await self._room_status(status, only_from=list(talk_room.IN_PROGRESS))

@@ -31,10 +31,12 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from callrec.activities.reconcile import ReconcileActivities, ReconcileInput, ReconcileReport
 from callrec.domain.pool import AssignRequest, RecorderReport
 from callrec.domain.recording import FinalizeResult, RecordingState, RecordingStatus
+from callrec.domain.talk_room import StatusChange
 from callrec.storage.catalog import Catalog
 from callrec.storage.objects import LocalObjectStore
 from callrec.storage.pool import RecorderPool
-from callrec.storage.rows import RecordingRow
+from callrec.storage.rows import RecordingRow, RoomRow
+from callrec.storage.talk_rooms import TalkRooms
 from callrec.workflows.reconcile import SCHEDULE_ID, ReconcileWorkflow, ensure_schedule
 
 NOBODY_POLLS = "callrec-test-no-worker"
@@ -374,3 +376,22 @@ async def test_recorder_slots_of_recordings_that_are_over_are_released_once(
     second = await activities.run(ReconcileInput(min_age_s=MIN_AGE))
     assert second.released_slots == []
     await temporal_env.client.get_workflow_handle(active.recording_id).terminate()
+
+
+async def test_a_lost_recording_leaves_its_room_failed_for_talk(
+    temporal_env: WorkflowEnvironment, catalog: Catalog, store: LocalObjectStore
+) -> None:
+    """No callback will move the room's Talk status of a recording whose workflow is gone: reconcile sets 5 (failed,
+    with Talk's message), so a Talk client can start again."""
+    client = temporal_env.client
+    row = await add_row(catalog, "active", seq=2)
+    await catalog.add_room(RoomRow(room_id=row.room_id, room_name="Weekly", config={}, creation_date=now_ms()))
+    await TalkRooms(catalog).set_status(StatusChange(room_id=row.room_id, status=1))
+    await stuck_workflow(client, row.recording_id)
+    await client.get_workflow_handle(row.recording_id).terminate(reason="gone")
+
+    await ReconcileActivities(catalog, store, client).run(ReconcileInput(min_age_s=MIN_AGE))
+
+    room = await catalog.get_room(row.room_id)
+    assert room is not None and room.call_recording == 5
+    assert [m.message for m in await catalog.chat_messages(row.room_id)] == ["recording_started", "recording_failed"]

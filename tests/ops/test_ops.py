@@ -25,10 +25,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from callrec import ops
 from callrec.domain.settings import Settings
+from callrec.domain.talk_room import StatusChange
 from callrec.media.probe import probe_recording
 from callrec.storage.catalog import Catalog, create_schema
 from callrec.storage.objects import LocalObjectStore
-from callrec.storage.rows import RecordingRow
+from callrec.storage.rows import RecordingRow, RoomRow
+from callrec.storage.talk_rooms import TalkRooms
 from tests.conftest import SECRET, Stack, StackFactory, wait_registered
 from tests.helpers import backend_callback, create_room, join, mp4_bytes, upload, wait_for_status
 from tests.recording_server import ScriptedRecordingServer
@@ -173,6 +175,8 @@ async def test_abort_terminates_a_stuck_recording_and_marks_it_aborted(
 ) -> None:
     client = temporal_env.client
     row = await add_row(catalog, "active", seq=3)
+    await catalog.add_room(RoomRow(room_id=row.room_id, room_name="Weekly", config={}, creation_date=now_ms()))
+    await TalkRooms(catalog).set_status(StatusChange(room_id=row.room_id, status=1))  # Talk shows it recording
     await stuck_workflow(client, row.recording_id)
 
     shown = await run_json(tool, "show", row.recording_id)
@@ -192,6 +196,8 @@ async def test_abort_terminates_a_stuck_recording_and_marks_it_aborted(
     assert (got.status, got.error, got.error_code, got.seq) == ("aborted", "operator_aborted", 410, 4)
     assert got.details == "Aborted by an operator: recorder hung"
     assert got.end_date is not None
+    room = await catalog.get_room(row.room_id)
+    assert room is not None and room.call_recording == 0  # no callback will come: the room can record again
 
     code, text = await run(tool, "show", row.recording_id)
     assert code == 0
