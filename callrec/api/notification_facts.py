@@ -38,12 +38,17 @@ async def notification_facts(rows: Sequence[NotificationRow]) -> list[Notificati
     return facts
 
 
-async def callers_notifications(who: Principal, room_id: str | None = None) -> Sequence[NotificationRow]:
-    """The caller's open notifications, newest first: a user token's and a member token's own (a moderator member
-    also its room's moderator ones, from before notifications went to owners only); the API key's: all of them."""
+async def callers_notifications(
+    who: Principal, room_id: str | None = None, notification_id: int | None = None
+) -> Sequence[NotificationRow]:
+    """The caller's open notifications (or the one of `notification_id`, if it is the caller's), newest first: a
+    user token's and a member token's own (a moderator member also its room's moderator ones, from before
+    notifications went to owners only); the API key's: all of them."""
     catalog = services().catalog
     if who.kind == "api_key":
-        return await catalog.notifications(room_id=room_id)
+        return await catalog.notifications(room_id=room_id, notification_id=notification_id)
     if who.kind == "user":
-        return await catalog.notifications(room_id=room_id, user=who.subject)
-    return await catalog.notifications(room_id=who.room_id, user=who.subject, moderators=who.role == "moderator")
+        return await catalog.notifications(room_id=room_id, user=who.subject, notification_id=notification_id)
+    return await catalog.notifications(
+        room_id=who.room_id, user=who.subject, moderators=who.role == "moderator", notification_id=notification_id
+    )

@@ -284,9 +284,11 @@ class Recorder:
             log.warning("trying to start recording room %s again: it is being recorded", room_id)
             return
         path = self.workdir / f"{recording_id}.{'ogg' if body.status == 2 else 'mp4'}"
-        self._begin(room_id, backend, body.model_copy(update={"recordingId": recording_id}), path).plain = plain
+        self._begin(room_id, backend, body.model_copy(update={"recordingId": recording_id}), path, plain=plain)
 
-    def _begin(self, room_id: str, backend: str, body: StartBody, path: Path, part: Part | None = None) -> Session:
+    def _begin(
+        self, room_id: str, backend: str, body: StartBody, path: Path, part: Part | None = None, *, plain: bool = False
+    ) -> Session:
         """Records the room's stage into `path` (fragmented for a pool recording's part) from now on."""
         audio_only = body.status == 2
         participants = [(p.id or p.name, p.name) for p in body.participants]
@@ -295,7 +297,7 @@ class Recorder:
         fragmented = part is not None
         live = RoomRecording(path, body.layout, spec, stage, participants, audio_only=audio_only, fragmented=fragmented)
         assert body.recordingId is not None  # made up by `start` when the request carried none
-        session = Session(body.recordingId, room_id, backend, body.status, path, live, part=part)
+        session = Session(body.recordingId, room_id, backend, body.status, path, live, part=part, plain=plain)
         if body.owner:
             session.owner = body.owner
         if body.actor is not None:

@@ -305,7 +305,13 @@ class Catalog:
         return await self._add_once(row, NotificationRow)
 
     async def notifications(
-        self, *, room_id: str | None = None, user: str | None = None, moderators: bool = False, limit: int = 200
+        self,
+        *,
+        room_id: str | None = None,
+        user: str | None = None,
+        moderators: bool = False,
+        notification_id: int | None = None,
+        limit: int = 200,
     ) -> Sequence[NotificationRow]:
         """Open notifications, newest first: those of `user`, plus the room's moderator ones when `moderators`.
 
@@ -315,6 +321,8 @@ class Catalog:
             query = select(NotificationRow).where(NotificationRow.state == "open")
             if room_id is not None:
                 query = query.where(NotificationRow.room_id == room_id)
+            if notification_id is not None:
+                query = query.where(NotificationRow.notification_id == notification_id)
             audience = []
             if user is not None:
                 audience.append(NotificationRow.user == user)

@@ -282,6 +282,10 @@ async def test_failed_recording_tells_its_owner_and_a_new_start_is_allowed(
     assert (told["subject"], told["objectType"], told["actions"]) == ("recording_failed", "recording_information", [])
     assert told["message"].startswith("The recording of Weekly sync failed: The recording server reported a failure.")
     assert await notifications(stack, people, carol) == []  # Talk tells the one who started it only
+    one = url(stack, f"/ocs/v2.php/apps/notifications/api/v2/notifications/{told['notificationId']}")
+    assert (await people.delete(one, headers=OCS_HEADERS | carol)).status_code == 404  # not hers: as if none
+    assert (await people.delete(one, headers=OCS_HEADERS | alice)).status_code == 200  # dismissed for its reader
+    assert await notifications(stack, people, alice) == []
     assert [m["systemMessage"] for m in await chat(stack, room_id)] == ["audio_recording_started", "recording_failed"]
 
     await talk_start(stack, people, room_id, alice)  # as from `none`

@@ -239,9 +239,7 @@ class StoreUpload:
         moderator of its call."""
         if not owner or len(owner) > MAX_OWNER_LENGTH or not owner.isprintable():
             raise UploadRejected(400, "owner_invalid")
-        if row is None:
-            latest = await self.svc.catalog.recordings(room_id=room_id, limit=1)
-            row = latest[0] if latest else None
+        row = row or await self._latest(room_id)
         if row is not None and owner == row.owner:
             return
         call = await self.svc.catalog.get_call(room_id)
@@ -252,14 +250,17 @@ class StoreUpload:
         if not any(p.get("role") == "moderator" for p in matches):
             raise UploadRejected(400, "owner_permission")
 
+    async def _latest(self, room_id: str) -> RecordingRow | None:
+        """The room's latest recording: whose owner Talk remembers for an upload that names no recording."""
+        latest = await self.svc.catalog.recordings(room_id=room_id, limit=1)
+        return latest[0] if latest else None
+
     async def _notify_failed_upload(self, room_id: str, row: RecordingRow | None) -> None:
         """Talk's "Failed to upload call recording", to the owner it remembers: the recording's, else the room's
         latest recording's (nobody, with no recording at all)."""
+        row = row or await self._latest(room_id)
         if row is None:
-            latest = await self.svc.catalog.recordings(room_id=room_id, limit=1)
-            if not latest:
-                return
-            row = latest[0]
+            return
         await self.svc.catalog.add_notification(
             NotificationRow(
                 room_id=row.room_id,

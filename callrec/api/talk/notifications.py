@@ -43,8 +43,10 @@ async def list_notifications() -> Response:
          security=Who.EVERYONE, responses=talk_answers())  # fmt: skip
 async def dismiss(notification_id: str) -> Response:
     """Only the caller's own: someone else's is answered 404, as one that does not exist."""
-    rows = await callers_notifications(caller())
-    if not any(str(row.notification_id) == notification_id for row in rows):
+    who = caller()
+    digits = notification_id.isascii() and notification_id.isdigit() and len(notification_id) <= 18  # fits 64 bits
+    number = int(notification_id) if digits else None
+    if number is None or not await callers_notifications(who, notification_id=number):
         raise TalkError(None, 404)
-    await services().catalog.close_notifications("dismissed", notification_id=int(notification_id))
+    await services().catalog.close_notifications("dismissed", notification_id=number)
     return ocs_response(None)
