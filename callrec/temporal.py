@@ -8,6 +8,7 @@ Nothing else in the code base catches `RPCError`.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import sysconfig
@@ -15,16 +16,22 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+from pydantic import ValidationError
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from callrec.domain.errors import ServiceUnavailable
+from callrec.domain.recording import RecordingState
 from callrec.domain.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def bundled_binary(name: str) -> str:
@@ -164,3 +171,27 @@ async def workflow_pollers(client: Client, settings: Settings, timeout_s: float)
         timeout=timedelta(seconds=timeout_s),
     )
     return described.pollers
+
+
+async def final_state(
+    handle: WorkflowHandle[Any, RecordingState], status: WorkflowExecutionStatus
+) -> RecordingState | None:
+    """The recording's final state from its closed workflow: a completed run's result, or the state a run that ended
+    the recording `failed` or `aborted` closed with (its failure's details); None for any other close (terminated,
+    timed out, a failure that is not the recording's end) or a result that is not a recording state."""
+    if status not in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.FAILED):
+        return None
+    try:
+        with temporal_errors(handle.id):
+            return await handle.result(follow_runs=False)
+    except WorkflowFailureError as err:
+        cause = err.cause
+        if not isinstance(cause, ApplicationError) or not cause.details:
+            return None
+        try:
+            return RecordingState.model_validate(cause.details[0])
+        except ValidationError:
+            return None
+    except (ValidationError, TypeError) as err:  # a result that is not a RecordingState
+        log.warning("result of workflow %s unreadable: %s", handle.id, err)
+        return None

@@ -163,7 +163,10 @@ class StackFactory:
         self.recorder_tasks: dict[int, asyncio.Task[None]] = {}
         self.nodes: dict[int, RecorderNode] = {}  # the recorders' pool sides, by port
 
-    async def start(self, *, recorder: bool = True, **overrides: object) -> Stack:
+    async def start(
+        self, *, recorder: bool = True, worker_overrides: dict[str, object] | None = None, **overrides: object
+    ) -> Stack:
+        """`worker_overrides`: settings only the worker gets (e.g. another path to the object store)."""
         from callrec.api.app import create_app
 
         address = self.env.client.service_client.config.target_host
@@ -175,7 +178,9 @@ class StackFactory:
         client = self.env.client
         http = httpx.AsyncClient(timeout=30)
         self.closers += [http, catalog]
-        worker = build_worker(client, settings, catalog, store, http)
+        worker_settings = settings.model_copy(update=worker_overrides or {})
+        worker_store = store if not worker_overrides else await make_store(worker_settings)
+        worker = build_worker(client, worker_settings, catalog, worker_store, http)
         app = create_app(Services(settings=settings, catalog=catalog, store=store, temporal=client))
         self.tasks.append(asyncio.create_task(self._run_worker(worker)))
         self.tasks.append(asyncio.create_task(serve_app(app, "127.0.0.1", settings.api_port, self.stop.wait)))

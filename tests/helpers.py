@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 
 from callrec.domain import signing
+from callrec.domain.recording import RecordingState
 
 SMALL = {"video": {"width": 320, "height": 180, "framerate": 10, "keyFrameInterval": 1}}
 OCS = "/ocs/v2.php/apps/spreed/api/v1"
@@ -145,3 +148,21 @@ async def room_recording(api: httpx.AsyncClient, room_id: str) -> str:
     assert listed.status_code == 200, listed.text
     recording_id: str = listed.json()["recordings"][0]["recordingId"]
     return recording_id
+
+
+async def outcome(handle: WorkflowHandle[Any, RecordingState]) -> RecordingState:
+    """The recording's final state, checking how its workflow closed: a `failed` or `aborted` recording closes it as
+    Failed, with a non-retryable application error whose type is the recording's `error` and whose message is its
+    `details` (the state rides along as the error's details); any other ending completes it with the state."""
+    try:
+        state = RecordingState.model_validate(await handle.result())
+    except WorkflowFailureError as err:
+        cause = err.cause
+        assert isinstance(cause, ApplicationError), cause
+        assert cause.non_retryable
+        state = RecordingState.model_validate(cause.details[0])
+        assert state.status in ("failed", "aborted")
+        assert (cause.type, cause.message) == (state.error, state.details)
+        return state
+    assert state.status not in ("failed", "aborted"), state
+    return state

@@ -65,33 +65,42 @@ class NotifyActivities:
     @activity.defn
     async def share_to_chat(self, share: ShareToChat) -> int:
         """Posts the recording to the room's chat (once), then closes its notifications as shared."""
-        row = await self.catalog.get_recording(share.recording_id)
-        if row is None or row.object_key is None:
+        message_id = await post_shared_file(self.catalog, share)
+        if message_id is None:
             raise ApplicationError("The recording is gone.", type="RecordingGone", non_retryable=True)
-        extension = row.object_key.rsplit(".", 1)[-1]
-        mimetype = CONTENT_TYPES.get(extension, "application/octet-stream")
-        message = await self.catalog.add_chat_message(
-            ChatMessageRow(
-                dedupe_key=f"{share.recording_id}:file_shared",
-                room_id=share.room_id,
-                actor_type=share.actor.type,
-                actor_id=share.actor.id,
-                message="file_shared",
-                parameters={
-                    "file": {
-                        "type": "file",
-                        "id": str(file_id(row.recording_id)),
-                        "name": row.filename,
-                        "size": row.size,
-                        "mimetype": mimetype,
-                        "recordingId": row.recording_id,
-                        "link": f"/api/v1/recordings/{row.recording_id}/media",
-                    },
-                    "metaData": {"mimeType": mimetype, "messageType": MESSAGE_TYPES.get(row.kind, "record-video")},
-                }
-                | ({} if share.actor.name is None else {"actorName": share.actor.name}),
-                timestamp=int(time.time()),
-            )
+        return message_id
+
+
+async def post_shared_file(catalog: Catalog, share: ShareToChat) -> int | None:
+    """Posts the recording's file to the room's chat (once: a repeat returns the same message) and closes its
+    notifications as shared; None when the recording or its file is gone."""
+    row = await catalog.get_recording(share.recording_id)
+    if row is None or row.object_key is None:
+        return None
+    extension = row.object_key.rsplit(".", 1)[-1]
+    mimetype = CONTENT_TYPES.get(extension, "application/octet-stream")
+    message = await catalog.add_chat_message(
+        ChatMessageRow(
+            dedupe_key=f"{share.recording_id}:file_shared",
+            room_id=share.room_id,
+            actor_type=share.actor.type,
+            actor_id=share.actor.id,
+            message="file_shared",
+            parameters={
+                "file": {
+                    "type": "file",
+                    "id": str(file_id(row.recording_id)),
+                    "name": row.filename,
+                    "size": row.size,
+                    "mimetype": mimetype,
+                    "recordingId": row.recording_id,
+                    "link": f"/api/v1/recordings/{row.recording_id}/media",
+                },
+                "metaData": {"mimeType": mimetype, "messageType": MESSAGE_TYPES.get(row.kind, "record-video")},
+            }
+            | ({} if share.actor.name is None else {"actorName": share.actor.name}),
+            timestamp=int(time.time()),
         )
-        await self.catalog.close_notifications("shared", recording_id=share.recording_id)
-        return message.message_id
+    )
+    await catalog.close_notifications("shared", recording_id=share.recording_id)
+    return message.message_id

@@ -1,12 +1,15 @@
 """Reconciliation: repairs where the catalog or the object store disagrees with Temporal.
 
 1. A catalog row in progress (starting / active / ending) whose workflow is closed or does not exist
-   would stay in progress forever and block its room. If the workflow completed, its result (the
-   final RecordingState) is projected again; otherwise the row becomes `failed` / `workflow_lost`.
+   would stay in progress forever and block its room. If the workflow closed with the recording's end (completed
+   with its final RecordingState, or failed with it as the failure's details), that is projected again; otherwise
+   the row becomes `failed` / `workflow_lost`.
 2. A staging object (`staging/{recordingId}/...`) whose recording is not in progress (finished, or
    no row at all) will never be finalized: it is deleted.
+   Except the upload of a recording that failed `store_unavailable`: it is kept for `callrec ops retry`.
 3. A recorder slot (`storage/pool.py`) of a recording that is not in progress holds capacity that no recording
    uses (its workflow ended without releasing it, e.g. terminated): it is released.
+4. A stored recording's share-to-chat offer older than `offer_expiry_s` is closed as expired.
 
 Rows and objects younger than `min_age_s` are left alone: a start or an upload may be under way.
 Every write uses a projection number above the row's, so it never undoes a newer projection, and a
@@ -30,14 +33,15 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistoryEv
 
 from callrec.activities.catalog import projection_fields
 from callrec.domain import talk_room
-from callrec.domain.recording import RecordingState
+from callrec.domain.notifications import FILE_STORED
+from callrec.domain.recording import ErrorCode, RecordingState
 from callrec.domain.talk_room import StatusChange
 from callrec.storage.catalog import Catalog
 from callrec.storage.objects import ObjectNotFound, ObjectStore
 from callrec.storage.pool import RecorderPool
 from callrec.storage.rows import IN_PROGRESS, RecordingRow
 from callrec.storage.talk_rooms import TalkRooms
-from callrec.temporal import TemporalConflict, TemporalUnavailable, WorkflowNotFound, temporal_errors
+from callrec.temporal import TemporalConflict, TemporalUnavailable, WorkflowNotFound, final_state, temporal_errors
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +90,11 @@ class ReconcileReport(BaseModel):
     keys_too_young: list[str] = []  # orphans younger than min_age_s (or of unknown age): left for a later run
     deleted_keys: list[str] = []
     released_slots: list[str] = []  # recordings whose recorder slot was released
+    expired_offers: int = 0  # share-to-chat offers closed as expired
 
     @property
     def changed(self) -> bool:
-        return bool(self.fixed or self.deleted_keys or self.released_slots)
+        return bool(self.fixed or self.deleted_keys or self.released_slots or self.expired_offers)
 
     def summary(self) -> str:
         lines = [
@@ -104,6 +109,8 @@ class ReconcileReport(BaseModel):
         ]
         lines += [f"  deleted {key}" for key in self.deleted_keys]
         lines += [f"  released the recorder slot of {recording_id}" for recording_id in self.released_slots]
+        if self.expired_offers:
+            lines.append(f"share-to-chat offers expired: {self.expired_offers}")
         return "\n".join(lines)
 
 
@@ -116,10 +123,13 @@ def _ignore(*_: Any) -> None:
 
 
 class ReconcileActivities:
-    def __init__(self, catalog: Catalog, store: ObjectStore, client: Client) -> None:
+    def __init__(
+        self, catalog: Catalog, store: ObjectStore, client: Client, *, offer_expiry_s: float | None = None
+    ) -> None:
         self.catalog = catalog
         self.store = store
         self.client = client
+        self.offer_expiry_s = offer_expiry_s  # None: offers are not expired here
 
     @activity.defn
     async def reconcile(self, input: ReconcileInput) -> ReconcileReport:
@@ -137,6 +147,8 @@ class ReconcileActivities:
         await self._staging(report, now=now, min_age_s=input.min_age_s, heartbeat=heartbeat)
         report.deleted_keys += await self.store.sweep_unfinished(input.min_age_s)
         report.released_slots = await RecorderPool(self.catalog).release_stale(int(now * 1000) - min_age_ms)
+        if self.offer_expiry_s is not None:
+            report.expired_offers = await self.catalog.expire_notifications(FILE_STORED, int(now - self.offer_expiry_s))
         if report.changed:
             log.info("reconcile changed things:\n%s", report.summary())
         else:
@@ -172,22 +184,18 @@ class ReconcileActivities:
             report.rows_too_young.append(row.recording_id)
             return None
 
+        state = await final_state(handle, status) if status is not None else None
+        if state is not None and not state.status.in_progress:
+            seq = max(row.seq, state.seq) + 1
+            fix = RowFix(
+                recording_id=row.recording_id,
+                previous_status=row.status,
+                status=state.status.value,
+                workflow="completed" if status == WorkflowExecutionStatus.COMPLETED else "failed",
+                details=state.details,
+            )
+            return await self._apply(row, seq, projection_fields(state), fix, report)
         if status == WorkflowExecutionStatus.COMPLETED:
-            try:
-                state: RecordingState | None = await handle.result()
-            except Exception as err:  # noqa: BLE001 - a result that is not a RecordingState: the row is lost
-                log.warning("result of workflow %s unreadable: %s", row.recording_id, err)
-                state = None
-            if state is not None and not state.status.in_progress:
-                seq = max(row.seq, state.seq) + 1
-                fix = RowFix(
-                    recording_id=row.recording_id,
-                    previous_status=row.status,
-                    status=state.status.value,
-                    workflow="completed",
-                    details=state.details,
-                )
-                return await self._apply(row, seq, projection_fields(state), fix, report)
             what, details = "completed", "The recording's workflow completed without a final status."
         elif status is None:
             what, details = "missing", MISSING
@@ -255,6 +263,8 @@ class ReconcileActivities:
             row = rows.get(owner) if owner is not None else None
             if row is not None and row.status in IN_PROGRESS:
                 continue  # its workflow may still finalize it
+            if row is not None and row.error == ErrorCode.STORE_UNAVAILABLE.name.lower():
+                continue  # kept for a retry once the store is back
             try:
                 info = await self.store.stat(key)
             except ObjectNotFound:

@@ -71,6 +71,8 @@ class ErrorCode(IntEnum):
     NOTHING_RECORDED = 410
     RECORDER_SILENT = 408
     RECORDER_LOST = 502  # the pool: a recorder was lost and no other one could go on (what was stored is kept)
+    STORE_UNAVAILABLE = 507  # the object store did not take the file within the store timeout (the upload is kept)
+    OPERATOR_CANCELLED = 499  # an operator cancelled its workflow (Temporal UI): stopped, what was recorded is kept
 
 
 class StartRecordingInput(BaseModel):
@@ -84,6 +86,8 @@ class StartRecordingInput(BaseModel):
     start_timeout_s: float
     upload_timeout_s: float
     max_duration_s: float
+    # How long storing may take while the object store is down before the recording fails `store_unavailable`.
+    store_timeout_s: float = 6 * 3600.0
     owner: str | None = None  # who started it (member name, user id, or "api-key"); gets the notifications
     auto_share_to_chat: bool = False
     share_offer_expiry_s: float = 7 * 24 * 3600.0

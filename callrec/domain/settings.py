@@ -165,6 +165,12 @@ class Settings(BaseSettings):
         "update; a restarted worker takes its tasks back after about 10 s); beyond it 503 naming the recording",
     )
     max_duration_s: float = Field(default=4 * 3600.0, gt=0, description="recordings stop as limit_reached after this")
+    store_timeout_s: float = Field(
+        default=6 * 3600.0,
+        gt=0,
+        description="how long the worker keeps trying to store an uploaded file while the object store is down; "
+        "then the recording fails store_unavailable, keeping the upload for `callrec ops retry`",
+    )
     max_upload_bytes: int = Field(default=20 * 1024**3, gt=0, description="largest recording upload accepted")
     share_offer_expiry_s: float = Field(
         default=7 * 24 * 3600.0, gt=0, description="the share-to-chat offer of a stored recording stays open this long"

@@ -23,7 +23,7 @@ from callrec.storage.catalog import Catalog
 from callrec.storage.rows import IN_PROGRESS, RecordingRow
 from callrec.storage.stores import make_store
 from callrec.storage.talk_rooms import TalkRooms
-from callrec.temporal import connect
+from callrec.temporal import connect, final_state
 from callrec.workflows.recording import RecordingWorkflow
 
 OPERATOR_ABORTED = "operator_aborted"
@@ -130,6 +130,9 @@ class Ops(RetryCommands):
         while True:
             description = await handle.describe()
             if description.status != WorkflowExecutionStatus.RUNNING:
+                if description.status is not None and (ended := await final_state(handle, description.status)):
+                    actions.append(f"the recording finished by itself as {ended.status.value}")
+                    return
                 status = description.status.name.lower() if description.status else "?"
                 actions.append(f"the workflow closed by itself ({status})")
                 return

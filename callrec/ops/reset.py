@@ -42,7 +42,7 @@ _NOT_RETRYABLE = {
 class RunEnding:
     """How the run to be reset ended."""
 
-    workflow: str  # completed, terminated, failed, timed out, cancelled
+    workflow: str  # completed (the run ended the recording, whatever its close), terminated, failed, timed out, ...
     status: str  # the recording's: the completed run's result, else the catalog row's
     error: str | None
     details: str | None
@@ -123,6 +123,8 @@ def choose_reset_point(history: RunHistory, ending: RunEnding) -> ResetPoint:
     - ended `upload_timeout`: the task that started the timer that ran out: the wait for the upload starts
       over (the recorder was already asked to stop);
     - ended `invalid_file`: the task that scheduled the last `finalize`: the file is validated again;
+    - ended `store_unavailable`: the task that scheduled the last `finalize` or `assemble` (the recorders' pool joins
+      its parts): the file is stored again;
     - anything else (`recorder_failed` while recording, `recorder_silent`, `nothing_recorded`, ...): no point.
 
     The task that scheduled the final `project_recording` is never a useful point: it is the one that
@@ -163,6 +165,15 @@ def choose_reset_point(history: RunHistory, ending: RunEnding) -> ResetPoint:
             raise NoResetPoint("its history has no upload timer to start over")
         task = timer.timer_started_event_attributes.workflow_task_completed_event_id
         return history.point(task, "wait for the recorder's upload again")
+    if error == ErrorCode.STORE_UNAVAILABLE.name.lower():  # storing gave up: joining the parts or storing the file
+        steps = [e for e in (history.last_scheduled("finalize"), history.last_scheduled("assemble")) if e is not None]
+        if not steps:
+            raise NoResetPoint("its history has no `finalize` or `assemble` to redo")
+        last = max(steps, key=lambda event: event.event_id)
+        task = last.activity_task_scheduled_event_attributes.workflow_task_completed_event_id
+        if history.activities[last.event_id] == "assemble":
+            return history.point(task, "join the recorded parts and store the file again")
+        return history.point(task, "validate and store the uploaded file again", finalize=last)
     if error == ErrorCode.INVALID_FILE.name.lower():
         finalize = history.last_scheduled("finalize")
         if finalize is None:

@@ -33,7 +33,7 @@ from callrec.ops.reset import (
 )
 from callrec.storage.objects import ObjectNotFound
 from callrec.storage.rows import IN_PROGRESS, RecordingRow
-from callrec.temporal import TemporalConflict, TemporalUnavailable, WorkflowNotFound, temporal_errors
+from callrec.temporal import TemporalConflict, TemporalUnavailable, WorkflowNotFound, final_state, temporal_errors
 from callrec.workflows.recording import RecordingWorkflow
 
 
@@ -101,7 +101,7 @@ class RetryCommands(OpsBase):
             if row.status != point.status
             else f"catalog row stays {row.status}"
         ]
-        handle = self.client.get_workflow_handle_for(RecordingWorkflow.run, recording_id, run_id=new_run)
+        handle = self.client.get_workflow_handle(recording_id, run_id=new_run, result_type=RecordingState)
         if call_ended:
             await handle.signal(RecordingWorkflow.end, StopRequest(reason="call_ended"))
             actions.append(
@@ -149,12 +149,11 @@ class RetryCommands(OpsBase):
         refuse: Callable[[str], RetryRefused],
     ) -> RunEnding:
         started = row.start_date is not None
-        if description.status == WorkflowExecutionStatus.COMPLETED:
-            try:
-                state = await old.result()
-            except Exception as err:  # noqa: BLE001 - a result that is not a RecordingState
-                raise refuse(f"its workflow completed with a result that is not a recording state: {err}") from err
+        if description.status is not None and (state := await final_state(old, description.status)) is not None:
+            # The run ended the recording (completed with its state, or failed with it as the failure's details).
             return RunEnding("completed", state.status.value, state.error, state.details, state.start_date is not None)
+        if description.status == WorkflowExecutionStatus.COMPLETED:
+            raise refuse("its workflow completed with a result that is not a recording state")
         what = CLOSED_ABNORMALLY.get(description.status) if description.status is not None else None
         if what is None:
             status = description.status.name.lower() if description.status is not None else "?"

@@ -49,13 +49,19 @@ async def announce(
     """Starts the delivery of `event` about `room` (its Meet-style view) to the endpoints that want it. `key`
     tells this occurrence apart (the call's start date): the same occurrence is delivered once. True when a
     delivery was started."""
-    urls = list(dict.fromkeys(e.url for e in settings.webhooks if e.wants(event)))
-    if not urls:
-        return False
     room_id = room.get("roomId")
     webhook = WebhookEvent(
         event=event, creation_date=now_ms, data=room, idempotency_key=f"room:{room_id}:{event}:{key}"
     )
+    return await emit(settings, temporal, webhook)
+
+
+async def emit(settings: Settings, temporal: Client, webhook: WebhookEvent) -> bool:
+    """Starts the delivery of an event the API raises (not a workflow) to the endpoints that want it; the same
+    idempotency key is delivered once. True when a delivery was started; failures are logged, not raised."""
+    urls = list(dict.fromkeys(e.url for e in settings.webhooks if e.wants(webhook.event, webhook.status())))
+    if not urls:
+        return False
     try:
         await temporal.start_workflow(
             DELIVERY_WORKFLOW,
@@ -66,7 +72,7 @@ async def announce(
         )
     except WorkflowAlreadyStartedError:
         return False
-    except Exception:  # background: the call goes on without its webhook
-        log.warning("webhook %s for room %s not emitted", event, room_id, exc_info=True)
+    except Exception:  # background: what raised it goes on without its webhook
+        log.warning("webhook %s (%s) not emitted", webhook.event, webhook.idempotency_key, exc_info=True)
         return False
     return True

@@ -30,7 +30,6 @@ from temporalio.client import (
     WorkflowUpdateStage,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError
 
 from callrec.domain import talk_room
 from callrec.domain.ids import new_recording_id
@@ -41,7 +40,7 @@ from callrec.domain.layout import (
     builtin_encoding,
     effective_config,
 )
-from callrec.domain.notifications import NO_SESSION, Actor, DismissRequest, ShareRequest, ShareResult
+from callrec.domain.notifications import NO_SESSION, Actor
 from callrec.domain.participants import Participant
 from callrec.domain.pool import Assignment, AssignRequest, cost_of
 from callrec.domain.recording import (
@@ -66,6 +65,7 @@ from callrec.domain.recording import (
 from callrec.domain.settings import Settings
 from callrec.recordings import errors
 from callrec.recordings.deletion import IN_PROGRESS_REASON, NOT_FOUND, delete_recording, meet_reason
+from callrec.recordings.offers import Offers
 from callrec.recordings.talk_status import check_consent, room_status_callback
 from callrec.storage.catalog import Catalog
 from callrec.storage.catalog import RecordingInProgress as CatalogRecordingInProgress
@@ -130,6 +130,11 @@ class RecordingsService:
     @property
     def pool(self) -> RecorderPool:
         return RecorderPool(self.catalog)
+
+    @property
+    def offers(self) -> Offers:
+        """Stored recordings' share-to-chat offers (in the catalog: their workflows have closed)."""
+        return Offers(self.settings, self.catalog, self.temporal)
 
     # ------------------------------------------------------------------ look up
 
@@ -334,6 +339,7 @@ class RecordingsService:
             "start_timeout_s": settings.start_timeout_s,
             "upload_timeout_s": settings.upload_timeout_s,
             "max_duration_s": settings.max_duration_s,
+            "store_timeout_s": settings.store_timeout_s,
             "owner": owner,
             "auto_share_to_chat": config.autoShareToChat,
             "share_offer_expiry_s": settings.share_offer_expiry_s,
@@ -518,29 +524,6 @@ class RecordingsService:
             raise errors.NotExpectingFile(str(exc.cause or exc)) from exc
         except WorkflowNotFound as exc:
             raise errors.RecordingNotFound(recording_id) from exc
-
-    # ------------------------------------------------------------------ share offer
-
-    async def share_to_chat(self, recording_id: str, request: ShareRequest) -> ShareResult:
-        try:
-            return cast(ShareResult, await self._update(recording_id, RecordingWorkflow.share_to_chat, request))
-        except _NotTaken:
-            raise self._not_taken(recording_id, "sharing") from None
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            if isinstance(cause, ApplicationError) and cause.type == "ShareFailed":
-                raise errors.ShareFailed(cause.message) from exc
-            raise errors.OfferClosed(str(cause or exc)) from exc
-        except WorkflowNotFound as exc:
-            raise errors.OfferClosed(f"Recording '{recording_id}' no longer offers sharing") from exc
-
-    async def dismiss(self, recording_id: str, request: DismissRequest) -> None:
-        try:
-            await self._update(recording_id, RecordingWorkflow.dismiss, request)
-        except _NotTaken:
-            raise self._not_taken(recording_id, "dismissal") from None
-        except (WorkflowUpdateFailedError, WorkflowNotFound) as exc:
-            raise errors.OfferClosed(str(exc)) from exc
 
     # ------------------------------------------------------------------ delete
 

@@ -353,6 +353,21 @@ class Catalog:
             result = await session.execute(query)
         return int(getattr(result, "rowcount", 0))
 
+    async def expire_notifications(self, subject: str, before_timestamp: int) -> int:
+        """Closes the open notifications of `subject` posted before `before_timestamp` (seconds) as expired."""
+        query = (
+            update(NotificationRow)
+            .where(
+                NotificationRow.state == "open",
+                NotificationRow.subject == subject,
+                NotificationRow.timestamp < before_timestamp,
+            )
+            .values(state="expired")
+        )
+        async with self.writing() as session:
+            result = await session.execute(query)
+        return int(getattr(result, "rowcount", 0))
+
     # chat
     async def add_chat_message(self, row: ChatMessageRow) -> ChatMessageRow:
         """Posts the message once: a retry with the same `dedupe_key` returns the message already posted."""

@@ -83,7 +83,7 @@ def build_worker(
         workflows=[RecordingWorkflow, ReconcileWorkflow, WebhookDeliveryWorkflow],
         activities=[
             *recording_activities(catalog, store, egress, settings.data_dir),
-            ReconcileActivities(catalog, store, client).reconcile,
+            ReconcileActivities(catalog, store, client, offer_expiry_s=settings.share_offer_expiry_s).reconcile,
             *webhook_activities(http, settings.webhooks, client, settings.task_queue),
         ],
     )

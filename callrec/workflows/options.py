@@ -109,9 +109,11 @@ async def execute(
     options: ActivityOptions | None = None,
     *,
     summary: str | None = None,
+    give_up_after: timedelta | None = None,
 ) -> ResultT:
     """Runs `activity` (a method of an activities class) from a workflow with its options from the table (or
-    `options`, for a call that needs others); `summary`: what the Temporal UI shows for the call."""
+    `options`, for a call that needs others); `summary`: what the Temporal UI shows for the call; `give_up_after`:
+    a schedule-to-close timeout over all its attempts (regular activities only)."""
     options = options or ACTIVITY_OPTIONS[activity]
     if options.local:
         return await workflow.execute_local_activity_method(
@@ -122,6 +124,7 @@ async def execute(
         arg,
         start_to_close_timeout=options.start_to_close,
         heartbeat_timeout=options.heartbeat,
+        schedule_to_close_timeout=give_up_after,
         retry_policy=options.retry,
         summary=summary,
     )

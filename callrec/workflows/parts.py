@@ -170,7 +170,12 @@ class RecorderParts:
         """The parts joined into one file in the staging area, as an upload would have left it, and its gaps."""
         audio_only = self.input.kind == RecordingKind.AUDIO
         request = AssembleInput(recording_id=self.input.recording_id, audio_only=audio_only)
-        joined = await execute(PoolActivities.assemble, request)
+        joined = await execute(
+            PoolActivities.assemble,
+            request,
+            summary="Join the recorded parts",
+            give_up_after=timedelta(seconds=self.input.store_timeout_s),
+        )
         stored = FileStored(
             staging_key=joined.staging_key, size=joined.size, sha256=joined.sha256, extension=joined.extension
         )

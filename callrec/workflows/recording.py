@@ -18,25 +18,20 @@ window open (`late_upload_window_s`) in which a late upload (a long call's slow 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 with workflow.unsafe.imports_passed_through():
     from callrec.activities.egress import EgressActivities
     from callrec.activities.files import FileActivities
     from callrec.domain import notifications, talk_room
     from callrec.domain.encoding import encoding_of_media
-    from callrec.domain.notifications import (
-        Actor,
-        DismissRequest,
-        NotificationInfo,
-        OfferEnd,
-        ShareRequest,
-        ShareResult,
-    )
+    from callrec.domain.notifications import Actor, NotificationInfo, OfferEnd, ShareResult
     from callrec.domain.recording import (
         EgressStart,
         ErrorCode,
@@ -55,7 +50,8 @@ with workflow.unsafe.imports_passed_through():
         talk_status,
     )
     from callrec.domain.webhooks import recording_payload
-    from callrec.workflows.effects import RecordingEffects, reason_of
+    from callrec.workflows.effects import last_failure, reason_of
+    from callrec.workflows.offer import OfferHandlers
     from callrec.workflows.options import GIVE_UP_STOP, execute
     from callrec.workflows.parts import RecorderParts
 
@@ -81,14 +77,26 @@ MEET_WEBHOOK_EVENTS = "meet-webhook-events"
 # stop names who stopped, a repeated stop is sent again); histories from before replay without it.
 TALK_ROOM_STATUS = "talk-room-status"
 
+# The patch that closes the workflow as the recording ended: Failed (the error's name as the failure's type) for
+# `failed` and `aborted`; histories from before completed with the state whatever the status.
+CLOSE_AS_OUTCOME = "close-as-outcome"
+# The patch that leaves the share-to-chat offer to the catalog (the notification, closed by the API or expired by
+# reconcile): the workflow closes once the file is stored; histories from before kept it open until then.
+OFFER_IN_CATALOG = "offer-in-catalog"
+_FAILED_CLOSE = (RecordingStatus.FAILED, RecordingStatus.ABORTED)
+
 # Why a stop came before the recorder was asked to start, in the recording's details.
 _STOPPED_BEFORE_START = {
     "no_worker": "No worker took the start in time, so the API gave up on it (it answered 503)",
+    "cancelled": "An operator cancelled the recording's workflow",
 }
+_CANCELLED_KEPT = (
+    "An operator cancelled the recording's workflow: the recorder was stopped and what it recorded until then is kept."
+)
 
 
 @workflow.defn
-class RecordingWorkflow(RecordingEffects):
+class RecordingWorkflow(OfferHandlers):
     @workflow.init
     def __init__(self, input: StartRecordingInput) -> None:
         self.input = input
@@ -112,12 +120,33 @@ class RecordingWorkflow(RecordingEffects):
         # Whether `recordingStarted` went out for `starting` (Meet's order); runs from before that change
         # announce it on `active`, as they did.
         self.announced_start = False
+        self.cancelled = False  # an operator cancelled the workflow: it stops and ends `aborted`
         if input.uploaded:  # it begins with its file (`store_file`)
             self.state.status = self.projected = RecordingStatus.ENDING
             self.accepted = True
 
     @workflow.run
     async def run(self, input: StartRecordingInput) -> RecordingState:
+        """The lifecycle runs in its own task: a cancellation (the Temporal UI's "Request Cancellation") reaches only
+        this one, which turns it into a stop (`_cancelled`) and lets the lifecycle stop the recorder, keep what was
+        recorded and end `aborted`. A recording that ends `failed` or `aborted` closes its workflow as Failed, with
+        its error as the failure's type; a stored one completes with its state."""
+        lifecycle = asyncio.ensure_future(self._lifecycle(input))
+        try:
+            await asyncio.shield(lifecycle)
+        except asyncio.CancelledError:
+            self._cancelled()
+            await lifecycle
+        if workflow.patched(CLOSE_AS_OUTCOME) and self.state.status in _FAILED_CLOSE:
+            raise ApplicationError(
+                self.state.details or self.state.status.value,
+                self.state,
+                type=self.state.error or self.state.status.value,
+                non_retryable=True,
+            )
+        return self.state
+
+    async def _lifecycle(self, input: StartRecordingInput) -> None:
         try:
             within_limit = True
             if not input.uploaded:
@@ -128,6 +157,8 @@ class RecordingWorkflow(RecordingEffects):
                 await self._stop()
             stored = await self._receive_file()
             await self._store(stored)
+            if self.cancelled and self.state.file is not None:
+                raise _Ended(RecordingStatus.ABORTED, ErrorCode.OPERATOR_CANCELLED, _CANCELLED_KEPT)
         except _Ended as ended:
             if self.accepted is None:
                 self.accepted = False
@@ -140,7 +171,13 @@ class RecordingWorkflow(RecordingEffects):
         else:
             await self._complete(within_limit)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.state
+
+    def _cancelled(self) -> None:
+        """A cancellation is a stop whatever the status (as the `end` signal), and the recording ends `aborted`."""
+        self.cancelled = True
+        workflow.logger.info("cancellation requested: stopping the recording, keeping what was recorded")
+        if self.stop_reason is None:
+            self.stop_reason = "cancelled"
 
     # the phases, in order
     async def _start_egress(self) -> None:
@@ -320,13 +357,23 @@ class RecordingWorkflow(RecordingEffects):
             f"Failed (upload timeout); a late upload still completes it until {until.isoformat(timespec='seconds')}."
         )
         self.awaiting_late_file = True
-        arrived = await self._wait(lambda: self.stored is not None, window_s)
+        arrived = await self._wait(lambda: self.stored is not None or self.cancelled, window_s)
         self.awaiting_late_file = False
         workflow.set_current_details("")
         if not arrived or self.stored is None:
             timed_out.recorded = True
             raise timed_out
         return self.stored
+
+    def _store_timed_out(self, err: ActivityError) -> None:
+        """Storing gave up after the store timeout (the object store stayed down): failed, and what was uploaded or
+        recorded is kept for a retry."""
+        if isinstance(err.cause, TemporalTimeout) or err.retry_state == RetryState.TIMEOUT:
+            raise _Ended.failed(
+                ErrorCode.STORE_UNAVAILABLE,
+                f"The file could not be stored within {self.input.store_timeout_s:g} s ({last_failure(err)}); "
+                "the upload is kept: retry the recording once the object store is back.",
+            ) from err
 
     def _file_or_failure(self) -> bool:
         return self.stored is not None or self.failure is not None
@@ -343,8 +390,14 @@ class RecordingWorkflow(RecordingEffects):
         )
         self._phase(f"Storing: validating the file ({stored.size:,} bytes uploaded)")
         try:
-            self.state.file = await execute(FileActivities.finalize, request, summary="Validate and store the file")
+            self.state.file = await execute(
+                FileActivities.finalize,
+                request,
+                summary="Validate and store the file",
+                give_up_after=timedelta(seconds=input.store_timeout_s),
+            )
         except ActivityError as err:
+            self._store_timed_out(err)
             raise _Ended.failed(ErrorCode.INVALID_FILE, reason_of(err)) from err
         if input.egress == "talk" or input.uploaded:  # recorded as its recording server is configured: say what it made
             file = self.state.file
@@ -361,7 +414,7 @@ class RecordingWorkflow(RecordingEffects):
         """Complete (or limit_reached): tells the owner, then keeps the offer to share it to the
         chat open until it is taken, dismissed or expires."""
         self.state.error_code = self.state.error = self.state.details = None  # a late upload after a failure
-        self._phase("Complete: the file is stored; the offer to share it to the chat is open")
+        self._phase("Complete: the file is stored")
         await self._set_status(RecordingStatus.COMPLETE if within_limit else RecordingStatus.LIMIT_REACHED)
         input = self.input
         if workflow.patched(TALK_ROOM_STATUS) and not input.uploaded:
@@ -379,14 +432,19 @@ class RecordingWorkflow(RecordingEffects):
             except ActivityError as err:
                 workflow.logger.warning("sharing to the chat failed: %s", reason_of(err))
             return
-        if not await self._wait(lambda: self.offer_end is not None, input.share_offer_expiry_s):
+        if workflow.patched(OFFER_IN_CATALOG):  # the notification is the offer: the API takes it, reconcile expires it
+            return
+        if not await self._wait(lambda: self.offer_end is not None or self.cancelled, input.share_offer_expiry_s):
             self.offer_end = "expired"
             await self._close_offer("expired")
 
     async def _end(self, ended: _Ended) -> None:
         """A terminal status other than complete; a recording that was lost tells the chat and the moderators."""
-        self.state.error_code = int(ended.code)
-        self.state.error = ended.code.name.lower()
+        code = ended.code
+        if self.cancelled and ended.status == RecordingStatus.ABORTED:
+            code = ErrorCode.OPERATOR_CANCELLED
+        self.state.error_code = int(code)
+        self.state.error = code.name.lower()
         self.state.details = ended.details
         self._phase(f"{ended.status.value.capitalize()} ({self.state.error}): {ended.details}")
         if self.state.end_date is None:
@@ -449,6 +507,7 @@ class RecordingWorkflow(RecordingEffects):
         try:
             stored, self.state.gaps = await parts.assemble()
         except ActivityError as err:
+            self._store_timed_out(err)
             raise _Ended.failed(ErrorCode.NOTHING_RECORDED, reason_of(err)) from err
         return stored
 
@@ -553,39 +612,6 @@ class RecordingWorkflow(RecordingEffects):
     def _validate_stop(self, request: StopRequest) -> None:
         if self.state.status != RecordingStatus.ACTIVE or self.stop_reason is not None:
             raise ApplicationError(f"Recording is {self.state.status.value}", type="RecordingNotActive")
-
-    @workflow.update
-    async def share_to_chat(self, request: ShareRequest) -> ShareResult:
-        """Posts the recording to the room's chat; asking again returns the same message."""
-        self.offer_end = "shared"
-        if self.shared is None:
-            try:
-                self.shared = await self._share(request.actor)
-            except ActivityError as err:
-                raise ApplicationError(reason_of(err), type="ShareFailed") from err
-        return self.shared
-
-    @share_to_chat.validator
-    def _validate_share(self, request: ShareRequest) -> None:
-        self._check_offer(request.timestamp, "shared")
-        if request.file_id != notifications.file_id(self.input.recording_id):
-            raise ApplicationError("No such file", type="WrongFile")
-
-    @workflow.update
-    async def dismiss(self, request: DismissRequest) -> None:
-        if self.offer_end is None:
-            self.offer_end = "dismissed"
-            await self._close_offer("dismissed")
-
-    @dismiss.validator
-    def _validate_dismiss(self, request: DismissRequest) -> None:
-        self._check_offer(request.timestamp, "dismissed")
-
-    def _check_offer(self, timestamp: int, allowed_end: OfferEnd) -> None:
-        if self.offer is None or self.offer.timestamp != timestamp:
-            raise ApplicationError("No such notification", type="WrongFile")
-        if self.offer_end not in (None, allowed_end):
-            raise ApplicationError(f"The offer was {self.offer_end}", type="OfferClosed")
 
     @workflow.query
     def current(self) -> RecordingState:

@@ -18,6 +18,7 @@ from tests.helpers import (
     create_room,
     join,
     mp4_bytes,
+    outcome,
     record,
     room_recording,
     upload,
@@ -291,7 +292,7 @@ async def test_a_recorder_that_falls_silent_is_aborted(stacks: StackFactory, scr
     aborted = await wait_for_status(stack.api, recording_id, {"aborted", "failed", "complete"})
     assert (aborted["status"], aborted["error"], aborted["errorCode"]) == ("aborted", "recorder_silent", 408)
     assert [r["type"] for r in scripted.requests] == ["start", "stop"]
-    await stack.client.get_workflow_handle(recording_id).result()
+    await outcome(stack.client.get_workflow_handle(recording_id))
     told = (await stack.api.get("/api/v1/notifications", params={"roomId": room_id})).json()["notifications"]
     assert [(n["subject"], n["recordingId"]) for n in told] == [("recording_failed", recording_id)]
     assert "stopped reporting progress" in told[0]["message"]
@@ -303,5 +304,5 @@ async def test_the_built_in_recorder_reports_progress_and_is_not_given_up(stacks
     await join(stack.api, room_id, "Alice")
     done = await record(stack.api, room_id, seconds=3)
     assert done["status"] == "complete", done
-    state = await stack.client.get_workflow_handle(done["recordingId"]).result()
-    assert state["status"] == "complete"
+    state = await outcome(stack.client.get_workflow_handle(done["recordingId"]))
+    assert state.status == "complete"

@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import WorkflowExecutionStatus
 
+from callrec.activities.reconcile import ReconcileActivities, ReconcileInput
 from callrec.domain import signing, tokens
 from callrec.workflows.recording import RecordingWorkflow
 from tests.conftest import SECRET, Stack, StackFactory
@@ -185,9 +187,11 @@ async def test_stored_recording_is_offered_and_shared_to_the_chat_once(
     assert file_message["messageParameters"]["file"]["mimetype"] == "video/mp4"
     assert await notifications(stack, people, alice) == []  # sharing dismissed it
 
-    # The offer is over: the workflow ends, and sharing again still answers 200 without a second message.
+    # The workflow completed once the file was stored (the offer is the catalog's); sharing again still answers 200
+    # without a second message.
     handle = stack.client.get_workflow_handle(recording_id)
     await asyncio.wait_for(handle.result(), 30)
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
     again = await people.post(path, headers=OCS_HEADERS | alice, json=share)
     assert again.status_code == 200
     assert len(await chat(stack, room_id)) == 3
@@ -244,7 +248,19 @@ async def test_offer_expires_and_auto_share_needs_no_click(
     stack, room_id = await talk_room(stacks, scripted, share_offer_expiry_s=1)
     alice = await member_headers(stack.api, room_id, "Alice")
     recording_id = await record_and_store(stack, people, scripted, room_id, alice, tmp_path)
-    await asyncio.wait_for(stack.client.get_workflow_handle(recording_id).result(), 30)
+    await asyncio.wait_for(stack.client.get_workflow_handle(recording_id).result(), 30)  # closed once stored
+    offer = await wait_for_notification(stack, people, alice)
+    reconciler = ReconcileActivities(stack.catalog, stack.store, stack.client, offer_expiry_s=1)
+    assert (await reconciler.run(ReconcileInput(min_age_s=120))).expired_offers == 0  # open for 1 s
+    await asyncio.sleep(2.1)
+    # Past its expiry the offer cannot be taken (the API checks), and reconcile closes it as expired.
+    assert (await reconciler.run(ReconcileInput(min_age_s=120))).expired_offers == 1
+    assert await notifications(stack, people, alice) == []
+    share = {"timestamp": offer["timestamp"], "fileId": offer["fileId"]}
+    late = await people.post(
+        url(stack, f"{OCS}/recording/{room_id}/share-chat"), headers=OCS_HEADERS | alice, json=share
+    )
+    assert (late.status_code, late.json()["ocs"]["data"]) == (400, {"error": "file"})
     assert await notifications(stack, people, alice) == []  # expired
     assert "{file}" not in [m["message"] for m in await chat(stack, room_id)]
 
@@ -386,7 +402,7 @@ async def test_retried_upload_is_stored_once(
     assert await stack.store.list_keys("staging/") == []
     told = [(n["recordingId"], n["user"]) for n in await notifications(stack, stack.api, {})]
     assert (adopted["recordingId"], "Alice") in told  # its owner (the upload's) is told, as of any recording
-    await asyncio.wait_for(stack.client.get_workflow_handle(adopted["recordingId"]).result(), 30)  # the offer expires
+    await asyncio.wait_for(stack.client.get_workflow_handle(adopted["recordingId"]).result(), 30)
 
 
 async def test_lobby_and_auto_start(

@@ -22,7 +22,7 @@ from callrec.servers import serve_app
 from callrec.worker.main import build_worker
 from callrec.workflows.recording import RecordingWorkflow
 from tests.conftest import API_KEY, SECRET, Stack, StackFactory, free_port, wait_until_up
-from tests.helpers import OCS, backend_callback, create_room, join, mp4_bytes, upload, wait_for_status
+from tests.helpers import OCS, backend_callback, create_room, join, mp4_bytes, outcome, upload, wait_for_status
 from tests.recording_server import ScriptedRecordingServer
 
 OCS_HEADERS = {"OCS-APIRequest": "true", "Accept": "application/json"}
@@ -70,7 +70,7 @@ async def test_a_start_no_worker_takes_answers_503_naming_it_and_ends_aborted(
     assert (listed["status"], listed["error"]) == ("aborted", "nothing_recorded")  # not left `starting`
 
     async with worker(stack, settings):  # a worker comes: the recording resolves, the recorder is never asked
-        state = await stack.client.get_workflow_handle_for(RecordingWorkflow.run, recording_id).result()
+        state = await outcome(stack.client.get_workflow_handle_for(RecordingWorkflow.run, recording_id))
     assert (state.status, state.error) == ("aborted", "nothing_recorded")
     assert scripted.requests == []
     assert (await api.get(f"/api/v1/recordings/{recording_id}")).json()["status"] == "aborted"

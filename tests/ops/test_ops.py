@@ -283,16 +283,15 @@ async def test_show_and_abort_of_a_live_recording(stacks: StackFactory) -> None:
     assert result["actions"][0] == "sent the `end` signal"
     assert result["actions"][1] == "the recording finished by itself as complete"
     assert len(result["actions"]) == 2
-    # The workflow stays open for the share-to-chat offer; the recording is stored.
-    assert result["workflowStatus"] == "RUNNING"
+    # The workflow completed with the recording: the share-to-chat offer is the catalog's.
+    assert result["workflowStatus"] == "COMPLETED"
     body = await wait_for_status(stack.api, recording_id, {"complete"})
     assert body["size"] > 0
 
-    # Aborting a stored recording does not terminate its workflow.
+    # Aborting a stored recording changes nothing.
     again = await run_json(tool, "abort", recording_id)
-    assert "nothing to stop: the recording is complete" in again["actions"][0]
-    description = await stack.client.get_workflow_handle(recording_id).describe()
-    assert description.status == WorkflowExecutionStatus.RUNNING
+    assert again["actions"] == ["nothing to do: the recording is complete, its workflow completed"]
+    assert (await wait_for_status(stack.api, recording_id, {"complete"}))["size"] == body["size"]
 
 
 # ------------------------------------------------------------------ retry: choosing the reset point

@@ -44,7 +44,7 @@ from callrec.temporal import bundled_binary
 from callrec.worker.main import recording_activities
 from callrec.workflows.recording import RecordingWorkflow
 from tests.conftest import SECRET
-from tests.helpers import SMALL
+from tests.helpers import SMALL, outcome
 from tests.recording_server import ScriptedRecordingServer
 
 HOUR = 3600.0
@@ -154,7 +154,7 @@ async def harness(
 
 async def test_start_timeout_fails_the_recording_and_stops_egress(harness: Harness) -> None:
     handle = await harness.start()
-    state = await handle.result()  # 20 s pass in no time
+    state = await outcome(handle)  # 20 s pass in no time
 
     assert (state.status, state.error) == ("failed", "start_timeout")
     assert state.details == "The recorder did not report 'started' within 20 s."
@@ -172,7 +172,7 @@ async def test_a_recorder_that_cannot_be_reached_fails_the_recording(harness: Ha
             harness.client, task_queue=nowhere.task_queue, workflows=[RecordingWorkflow], activities=activities
         ):
             handle = await nowhere.start()
-            state = await handle.result()  # three attempts, then it gives up
+            state = await outcome(handle)  # three attempts, then it gives up
 
     assert (state.status, state.error, state.error_code) == ("failed", "egress_unavailable", 503)
     assert state.details is not None and state.details.startswith("The recorder could not be started: recording server")
@@ -197,7 +197,7 @@ async def test_max_duration_ends_as_limit_reached_with_the_file_stored(harness: 
     staged = await harness.store.put_file(f"staging/{handle.id}/upload.mp4", video)
     upload = FileStored(staging_key=f"staging/{handle.id}/upload.mp4", size=staged.size, sha256=staged.sha256)
     assert await handle.execute_update(RecordingWorkflow.store_file, upload) == upload
-    state = await handle.result()  # the 7-day share-to-chat offer expires in no time
+    state = await outcome(handle)  # it closes once stored: the share offer is the catalog's
 
     assert state.status == "limit_reached"
     assert state.file is not None and state.file.sha256 == staged.sha256
@@ -206,9 +206,12 @@ async def test_max_duration_ends_as_limit_reached_with_the_file_stored(harness: 
     assert row.duration is not None and 1.8 <= row.duration <= 2.3
     assert await harness.store.list_keys("recordings/") == [f"recordings/room-1/{handle.id}.mp4"]
     # The chat's messages follow the room's Talk status, which the recorder's callbacks move through the API (here the
-    # test signals the workflow itself): the workflow posts none of its own. The expired offer is no longer open.
+    # test signals the workflow itself): the workflow posts none of its own. The owner's offer to share it is open in
+    # the catalog, while the workflow has completed.
     assert [m.message for m in await harness.catalog.chat_messages("room-1")] == []
-    assert await harness.catalog.notifications(room_id="room-1") == []
+    [offer] = await harness.catalog.notifications(room_id="room-1")
+    assert (offer.subject, offer.recording_id, offer.state) == ("record_file_stored", handle.id, "open")
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
 
 
 async def test_missing_upload_after_stop_fails_the_recording(harness: Harness) -> None:
@@ -219,7 +222,7 @@ async def test_missing_upload_after_stop_fails_the_recording(harness: Harness) -
     stopping = await handle.execute_update(RecordingWorkflow.stop, StopRequest())
     assert stopping.status == "ending"
 
-    state = await handle.result()  # the 300 s upload timeout passes in no time
+    state = await outcome(handle)  # the 300 s upload timeout passes in no time
 
     assert (state.status, state.error, state.error_code) == ("failed", "upload_timeout", 508)
     row = await harness.catalog.get_recording(handle.id)
@@ -232,7 +235,7 @@ async def test_call_ending_before_the_recorder_started_aborts(harness: Harness) 
     await harness.recorder.wait_for("start")
     await handle.signal(RecordingWorkflow.end, StopRequest(reason="call_ended"))
 
-    state = await handle.result()
+    state = await outcome(handle)
 
     assert (state.status, state.error) == ("aborted", "nothing_recorded")
     assert [r["type"] for r in harness.recorder.requests] == ["start", "stop"]
@@ -248,7 +251,7 @@ async def test_recorder_that_falls_silent_is_aborted_and_stopped(harness: Harnes
         await harness.env.sleep(50)
     assert (await handle.query(RecordingWorkflow.current)).status == "active"
 
-    state = await handle.result()  # then nothing for 60 s
+    state = await outcome(handle)  # then nothing for 60 s
 
     assert (state.status, state.error, state.error_code) == ("aborted", "recorder_silent", 408)
     assert state.details is not None and "60 s" in state.details
@@ -276,7 +279,7 @@ async def test_a_late_upload_after_the_upload_timeout_still_completes_the_record
     staged = await harness.store.put_file(f"staging/{handle.id}/late.mp4", video)
     late = FileStored(staging_key=f"staging/{handle.id}/late.mp4", size=staged.size, sha256=staged.sha256)
     assert await handle.execute_update(RecordingWorkflow.store_file, late) == late
-    state = await handle.result()
+    state = await outcome(handle)
 
     assert (state.status, state.error, state.details) == ("complete", None, None)
     row = await harness.catalog.get_recording(handle.id)
@@ -291,10 +294,10 @@ async def test_the_late_upload_window_closes(harness: Harness) -> None:
     await harness.status_becomes(handle, "active")
     await handle.execute_update(RecordingWorkflow.stop, StopRequest())
 
-    state = await handle.result()  # upload timeout, then the late window, pass in no time
+    state = await outcome(handle)  # upload timeout, then the late window, pass in no time
 
     assert (state.status, state.error) == ("failed", "upload_timeout")
-    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+    assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
 
 
 async def test_a_recorder_that_fails_before_it_started_is_stopped_all_the_same(harness: Harness) -> None:
@@ -302,7 +305,7 @@ async def test_a_recorder_that_fails_before_it_started_is_stopped_all_the_same(h
     await harness.recorder.wait_for("start")
     await handle.signal(RecordingWorkflow.recorder_failed, RecorderFailed(reason="No camera"))
 
-    state = await handle.result()
+    state = await outcome(handle)
 
     assert (state.status, state.error, state.details) == ("failed", "recorder_failed", "No camera")
     assert [r["type"] for r in harness.recorder.requests] == ["start", "stop"]  # no orphan left recording
@@ -318,7 +321,7 @@ async def test_a_start_the_api_gave_up_on_never_reaches_the_recorder(harness: Ha
         async with Worker(
             harness.client, task_queue=idle.task_queue, workflows=[RecordingWorkflow], activities=activities
         ):
-            state = await handle.result()
+            state = await outcome(handle)
 
     assert (state.status, state.error) == ("aborted", "nothing_recorded")
     assert state.details is not None and state.details.startswith("No worker took the start in time")

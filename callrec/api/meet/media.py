@@ -28,8 +28,9 @@ from callrec.storage.rows import RecordingRow
 
 blueprint = Blueprint("media", __name__)
 
-# A failed recording has a file when its recorder was lost and what it stored was kept (`recorder_lost`).
-PLAYABLE = (RecordingStatus.COMPLETE.value, RecordingStatus.LIMIT_REACHED.value, RecordingStatus.FAILED.value)
+# Any finished recording with a file: a failed one keeps what a lost recorder stored (`recorder_lost`), an aborted one
+# what was recorded until an operator cancelled it (`operator_cancelled`).
+PLAYABLE = tuple(status.value for status in RecordingStatus if not status.in_progress)
 
 
 def playable_key(row: RecordingRow) -> str:

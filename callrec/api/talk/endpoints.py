@@ -26,7 +26,7 @@ from callrec.api.services import services
 from callrec.domain import talk_room
 from callrec.domain.errors import ServiceUnavailable
 from callrec.domain.layout import RecordingConfig
-from callrec.domain.notifications import FILE_STORED, Actor, DismissRequest, ShareRequest
+from callrec.domain.notifications import FILE_STORED, Actor, ShareRequest
 from callrec.domain.recording import RecordingKind
 from callrec.domain.tokens import Permission, Principal
 from callrec.recordings import errors as service
@@ -240,17 +240,8 @@ async def share_chat(token: str) -> Response:
     offer = offers[0]
     assert offer.recording_id is not None
     share = ShareRequest(actor=actor_of(who), timestamp=timestamp, file_id=file_id)
-    try:
-        await services().recordings.share_to_chat(offer.recording_id, share)
-    except service.OfferClosed:  # refused, or the workflow ended with the offer
-        if not await _already_shared(offer.notification_id, timestamp, room.room_id):
-            raise
+    await services().recordings.offers.share(offer.recording_id, share)
     return ocs_response(None)
-
-
-async def _already_shared(notification_id: int, timestamp: int, room_id: str) -> bool:
-    rows = await services().catalog.room_notifications_at(room_id, timestamp)
-    return any(row.notification_id == notification_id and row.state == "shared" for row in rows)
 
 
 @blueprint.delete("/recording/<token>/notification")
@@ -268,13 +259,6 @@ async def dismiss_notification(token: str) -> Response:
     timestamp = await whole_number("timestamp", "timestamp")
     catalog = services().catalog
     for row in await catalog.room_notifications_at(room.room_id, timestamp):
-        if row.state != "open":
-            continue
-        if row.subject == FILE_STORED and row.recording_id is not None:
-            try:
-                await services().recordings.dismiss(row.recording_id, DismissRequest(timestamp=timestamp))
-                continue
-            except service.OfferClosed:
-                pass  # the workflow no longer holds the offer: close the notification here
-        await catalog.close_notifications("dismissed", notification_id=row.notification_id)
+        if row.state == "open":
+            await catalog.close_notifications("dismissed", notification_id=row.notification_id)
     return ocs_response(None)
