@@ -12,7 +12,10 @@ import asyncio
 import json
 import sys
 
+from sqlalchemy.exc import DBAPIError
+
 from callrec.domain.settings import Settings
+from callrec.ops.cli import catalog_missing, catalog_unavailable
 from callrec.ops.output import iso
 from callrec.storage.catalog import Catalog
 from callrec.storage.rows import ConsentRow
@@ -62,4 +65,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     if (args.actor_type is None) != (args.actor_id is None):
         print("callrec consent: --actor-type and --actor-id go together", file=sys.stderr)
         return 1
-    return asyncio.run(listed(args, settings))
+    if catalog_missing("consent", settings):
+        return 2
+    try:
+        return asyncio.run(listed(args, settings))
+    except (DBAPIError, ConnectionError) as err:  # the database is down, refuses us, or has no schema
+        return catalog_unavailable("consent", settings, err)
