@@ -2,7 +2,8 @@
 
 Each command's `--help` lists the `CALLREC_*` settings it reads, from the descriptions in `Settings` (one source
 of truth). A Temporal that does not answer, or a setting that does not parse, is one line naming what to change,
-never a traceback.
+never a traceback. The operator commands (`ops`, `consent`) also read the nearest `.env`, and else the stack
+`callrec dev` recorded, so that they work from any directory (`operator_settings`).
 """
 
 from __future__ import annotations

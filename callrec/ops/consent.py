@@ -2,7 +2,7 @@
 
 Who agreed to be recorded when joining a room's call, when, and which call (by its start). A row is written at
 each join with consent while CALLREC_RECORDING_CONSENT is not 0, and deleted with the room. Exit status: 1 for an
-actor filter without both its parts, 2 for an unknown room.
+actor filter without both its parts or a database that cannot be read, 2 for an unknown room or no catalog.
 """
 
 from __future__ import annotations
