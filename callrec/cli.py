@@ -2,7 +2,8 @@
 
 Each command's `--help` lists the `CALLREC_*` settings it reads, from the descriptions in `Settings` (one source
 of truth). A Temporal that does not answer, or a setting that does not parse, is one line naming what to change,
-never a traceback.
+never a traceback. The operator commands (`ops`, `consent`) also read the nearest `.env`, and else the stack
+`callrec dev` recorded, so that they work from any directory (`operator_settings`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic_core import PydanticUndefined
 from callrec import ops
 from callrec.domain.settings import Settings
 from callrec.ops import consent
+from callrec.storage.dev_stack import LOCATION_SETTINGS, find_dotenv, read_stack
 from callrec.temporal import TemporalUnavailable
 
 # What each command reads besides the settings no list names (those are shown for every command but migrate).
@@ -53,7 +55,7 @@ COMMAND_SETTINGS: dict[str, set[str]] = {
     },
     "migrate": {"data_dir", "database_url"},
     "consent": {"data_dir", "database_url"},
-    "ops": _STORAGE | _TEMPORAL | {"reconcile_min_age_s"},
+    "ops": _STORAGE | _TEMPORAL | {"reconcile_min_age_s", "temporal_ui_url"},
 }  # fmt: skip
 SECRET_SUFFIXES = ("_key", "_secret", "_password")
 
@@ -63,7 +65,7 @@ def settings_read(command: str) -> list[str]:
     known = set().union(*COMMAND_SETTINGS.values())
     chosen = []
     for name in Settings.model_fields:
-        temporal = name.startswith("temporal_") and name != "temporal_ui_port"
+        temporal = name.startswith("temporal_") and name not in ("temporal_ui_port", "temporal_ui_url")
         if (
             command == "dev"
             or name in COMMAND_SETTINGS[command]
@@ -137,10 +139,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OPERATOR_COMMANDS = ("ops", "consent")
+
+
+def operator_settings() -> Settings:
+    """What `callrec ops` and `callrec consent` read, from any directory: the environment, then the nearest `.env`
+    (the working directory or a parent); when neither says where the catalog and Temporal are, the stack that
+    `callrec dev` recorded (`storage/dev_stack.py`), never a `.callrec/` relative to the working directory."""
+    env_file = find_dotenv()
+    settings = Settings(_env_file=env_file)
+    if settings.model_fields_set & set(LOCATION_SETTINGS):
+        return settings
+    recorded = read_stack()
+    return Settings(_env_file=env_file, **recorded) if recorded else settings
+
+
 def load_settings(command: str) -> Settings:
     """The settings from the environment; one line per setting that does not parse, then exit 2."""
     try:
-        return Settings()
+        return operator_settings() if command in OPERATOR_COMMANDS else Settings()
     except ValidationError as err:
         for error in err.errors():
             if error["type"] == "default_factory_not_called":  # follows from another setting's error

@@ -16,6 +16,7 @@ import asyncio
 import errno
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 from temporalio.client import Client
@@ -30,6 +32,7 @@ from temporalio.client import Client
 from callrec.domain.recording import SEARCH_ATTRIBUTES
 from callrec.domain.settings import DEV_API_KEY, Settings, local_url
 from callrec.storage.catalog import migrate
+from callrec.storage.dev_stack import stack_file, write_stack
 from callrec.storage.private import kept_secret
 from callrec.temporal import bundled_binary, connect, workflow_pollers
 
@@ -371,8 +374,40 @@ def _up_message(settings: Settings, api_key: str, own_temporal: bool) -> str:
         f"{ui}"
         f"  Temporal gRPC  {settings.temporal_address}\n"
         f"  data           {settings.data_dir.resolve()}\n"
+        f"{_cli_hint()}"
         "Ctrl-C stops everything.\n"
     )
+
+
+def _cli_hint() -> str:
+    """How to run the operator CLI from another shell: `callrec` itself when it is on PATH, else its path."""
+    script = Path(sys.executable).parent / "callrec"
+    if not script.exists():
+        return ""
+    found = shutil.which("callrec")
+    if found is not None and Path(found).resolve() == script.resolve():
+        return "  operator CLI   callrec ops list  (from any directory: it finds this stack)\n"
+    return (
+        f"  operator CLI   {script} ops list  (from any directory: it finds this stack)\n"
+        f'                 put it on PATH: export PATH="{script.parent}:$PATH"  (or: source {script.parent}/activate)\n'
+    )
+
+
+def record_stack(settings: Settings) -> None:
+    """Where this stack runs, for `callrec ops` and `callrec consent` started from any directory."""
+    try:
+        write_stack(
+            {
+                "data_dir": str(settings.data_dir.resolve()),
+                "database_url": settings.database_url,
+                "temporal_address": settings.temporal_address,
+                "temporal_namespace": settings.temporal_namespace,
+                "temporal_ui_url": settings.temporal_ui_url,
+                "api_url": settings.api_url,
+            }
+        )
+    except OSError as err:  # a read-only home: the CLI then needs CALLREC_DATA_DIR, nothing else changes
+        print(f"callrec dev: cannot record where the stack runs in {stack_file()}: {err.strerror or err}", flush=True)
 
 
 async def _run(settings: Settings) -> int:
@@ -412,6 +447,7 @@ async def _run(settings: Settings) -> int:
         if own_temporal:  # Temporal creates its database with the umask's mode (in the 0700 data dir)
             for path in settings.data_dir.glob("temporal.db*"):
                 path.chmod(0o600)
+        record_stack(settings)
         print(_up_message(settings, api_key, own_temporal), flush=True)
         await supervise([*([temporal] if temporal else []), *parts], stop)
     except Stopped:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ TOKEN_SECRET = "test-token-secret-0123456789abcdef012345"  # its own secret, at 
 PUBLISH_SECRET = "test-publish-secret-0123456789abcdef0123"  # WHIP publish tokens: its own secret too
 SECRET = "test-recording-secret"
 POSTGRES_URL = os.environ.get("CALLREC_TEST_POSTGRES_URL")
+# `callrec dev` records where its stack runs under XDG_STATE_HOME (storage/dev_stack.py), and the operator commands
+# read it: the tests' stacks (and `callrec` subprocesses) keep to their own, never a developer's.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="callrec-test-state-")
 
 
 @pytest.fixture(scope="session")

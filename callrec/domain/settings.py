@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     temporal_address: str = Field(default="127.0.0.1:7233", description="host:port of the Temporal frontend")
     temporal_namespace: str = Field(default="default", description="Temporal namespace")
     temporal_ui_port: int = Field(default=8233, description="port of the Temporal web UI `callrec dev` starts")
+    temporal_ui_url: str = Field(
+        default_factory=lambda data: local_url(data["temporal_address"].rpartition(":")[0].strip("[]"),
+                                               data["temporal_ui_port"]),
+        description="base URL of the Temporal web UI, for the workflow links `callrec ops show` prints; default "
+        "http://<host of temporal_address>:<temporal_ui_port> (the UI `callrec dev` starts); Temporal Cloud: "
+        "https://cloud.temporal.io",
+    )  # fmt: skip
     task_queue: str = Field(default="callrec", description="Temporal task queue of the worker")
     temporal_tls: bool | None = Field(
         default=None,

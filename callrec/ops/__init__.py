@@ -8,7 +8,16 @@ summaries of history events, `output` what is printed, and `cli` the arguments a
 """
 
 from callrec.ops.base import QUERY_TIMEOUT, UnknownRecording
-from callrec.ops.cli import configure, execute, main, run, temporal_unavailable
+from callrec.ops.cli import (
+    catalog_missing,
+    catalog_unavailable,
+    configure,
+    execute,
+    main,
+    run,
+    since_ms,
+    temporal_unavailable,
+)
 from callrec.ops.commands import OPERATOR_ABORTED, OPERATOR_ABORTED_CODE, Ops
 from callrec.ops.history import summarize_event
 from callrec.ops.output import (
@@ -18,6 +27,7 @@ from callrec.ops.output import (
     format_show,
     iso,
     recording_view,
+    workflow_url,
     workflow_view,
 )
 from callrec.ops.reset import RETRY_REASON, NoResetPoint, ResetPoint, RunEnding, RunHistory, choose_reset_point
@@ -35,6 +45,8 @@ __all__ = [
     "RunEnding",
     "RunHistory",
     "UnknownRecording",
+    "catalog_missing",
+    "catalog_unavailable",
     "choose_reset_point",
     "configure",
     "execute",
@@ -46,7 +58,9 @@ __all__ = [
     "main",
     "recording_view",
     "run",
+    "since_ms",
     "summarize_event",
     "temporal_unavailable",
+    "workflow_url",
     "workflow_view",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,7 +18,7 @@ from callrec.domain.settings import Settings
 from callrec.domain.talk_room import StatusChange
 from callrec.ops.base import UnknownRecording
 from callrec.ops.history import summarize_event
-from callrec.ops.output import recording_view, workflow_view
+from callrec.ops.output import error_view, recording_view, workflow_view
 from callrec.ops.retry import RetryCommands
 from callrec.storage.catalog import Catalog
 from callrec.storage.rows import IN_PROGRESS, RecordingRow
@@ -44,34 +45,41 @@ class Ops(RetryCommands):
             await catalog.close()
 
     async def list_recordings(
-        self, *, status: str | None = None, room: str | None = None, limit: int = 50
+        self, *, status: str | None = None, room: str | None = None, since_ms: int | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
-        rows = await self.catalog.recordings(room_id=room, status=status, limit=limit)
+        rows = await self.catalog.recordings(room_id=room, status=status, created_since_ms=since_ms, limit=limit)
         return [recording_view(row) for row in rows]
 
-    async def show(self, recording_id: str) -> dict[str, Any]:
+    async def show(self, recording_id: str, *, events: int = 0) -> dict[str, Any]:
+        """The recording's error, catalog row, workflow and current state, and its last `events` history events
+        (0: all of them; workflow-task bookkeeping left out)."""
         row = await self.catalog.get_recording(recording_id)
         description = await self._describe(recording_id)
         if row is None and description is None:
             raise UnknownRecording(recording_id)
         shown: dict[str, Any] = {
             "recordingId": recording_id,
+            "error": None,
             "recording": recording_view(row) if row is not None else None,
             "workflow": workflow_view(description) if description is not None else None,
             "current": None,
             "history": [],
+            "historyEvents": 0,
         }
-        if description is None:
-            return shown
-        if description.status == WorkflowExecutionStatus.RUNNING:
+        if description is not None and description.status == WorkflowExecutionStatus.RUNNING:
             state, error = await self._current(recording_id)
             shown["current"] = state.model_dump(mode="json") if state is not None else None
             if error is not None:
                 shown["currentError"] = error
-        activities: dict[int, str] = {}
-        async for event in self._handle(recording_id).fetch_history_events():
-            if (item := summarize_event(event, activities)) is not None:
-                shown["history"].append(item)
+        if description is not None:
+            activities: dict[int, str] = {}
+            last: deque[dict[str, Any]] = deque(maxlen=events or None)
+            async for event in self._handle(recording_id).fetch_history_events():
+                if (item := summarize_event(event, activities)) is not None:
+                    last.append(item)
+                    shown["historyEvents"] += 1
+            shown["history"] = list(last)
+        shown["error"] = error_view(shown["recording"], shown["current"])
         return shown
 
     async def abort(self, recording_id: str, *, reason: str, wait_s: float) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Who agreed to be recorded when joining a room's call, when, and which call (by its start). A row is written at
 each join with consent while CALLREC_RECORDING_CONSENT is not 0, and deleted with the room. Exit status: 1 for an
-actor filter without both its parts, 2 for an unknown room.
+actor filter without both its parts or a database that cannot be read, 2 for an unknown room or no catalog.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ import asyncio
 import json
 import sys
 
+from sqlalchemy.exc import DBAPIError
+
 from callrec.domain.settings import Settings
+from callrec.ops.cli import catalog_missing, catalog_unavailable
 from callrec.ops.output import iso
 from callrec.storage.catalog import Catalog
 from callrec.storage.rows import ConsentRow
@@ -62,4 +65,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     if (args.actor_type is None) != (args.actor_id is None):
         print("callrec consent: --actor-type and --actor-id go together", file=sys.stderr)
         return 1
-    return asyncio.run(listed(args, settings))
+    if catalog_missing("consent", settings):
+        return 2
+    try:
+        return asyncio.run(listed(args, settings))
+    except (DBAPIError, ConnectionError) as err:  # the database is down, refuses us, or has no schema
+        return catalog_unavailable("consent", settings, err)

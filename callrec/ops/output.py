@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from pydantic.alias_generators import to_camel
 from temporalio.client import WorkflowExecutionDescription
 
 from callrec.domain.recording import ROOM_ID_ATTR, STATUS_ATTR, Recording
+from callrec.domain.settings import Settings
 from callrec.storage.rows import RecordingRow
 
 # What ops shows of a recording, in this order (camelCase, like the REST API).
@@ -61,6 +63,20 @@ def workflow_view(description: WorkflowExecutionDescription) -> dict[str, Any]:
     }
 
 
+def error_view(recording: dict[str, Any] | None, current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Why the recording failed or was aborted (catalog row first, else the running workflow's state), or None."""
+    for source, code in ((recording, "errorCode"), (current, "error_code")):
+        if source is not None and source.get("error"):
+            return {"error": source["error"], "errorCode": source.get(code), "details": source.get("details")}
+    return None
+
+
+def workflow_url(settings: Settings, workflow_id: str, run_id: str | None) -> str:
+    """The workflow's page in the Temporal web UI (CALLREC_TEMPORAL_UI_URL; the same path on Temporal Cloud)."""
+    path = f"namespaces/{quote(settings.temporal_namespace, safe='')}/workflows/{quote(workflow_id, safe='')}"
+    return f"{settings.temporal_ui_url.rstrip('/')}/{path}" + (f"/{quote(run_id, safe='')}/history" if run_id else "")
+
+
 # ------------------------------------------------------------------ text
 
 
@@ -93,6 +109,11 @@ def _fields(values: dict[str, Any], indent: str = "  ") -> list[str]:
 
 def format_show(shown: dict[str, Any]) -> str:
     lines = [f"recording {shown['recordingId']}"]
+    if (error := shown.get("error")) is not None:
+        code = f" ({error['errorCode']})" if error["errorCode"] is not None else ""
+        lines.append(f"error: {error['error']}{code}" + (f": {error['details']}" if error["details"] else ""))
+    if shown.get("workflowUrl"):
+        lines.append(f"Temporal UI: {shown['workflowUrl']}")
     lines += ["catalog:", *(_fields(shown["recording"]) if shown["recording"] else ["  (no row)"])]
     lines += ["workflow:", *(_fields(shown["workflow"]) if shown["workflow"] else ["  (no workflow)"])]
     if shown["current"] is not None:
@@ -100,7 +121,10 @@ def format_show(shown: dict[str, Any]) -> str:
     elif "currentError" in shown:
         lines.append(f"current state: {shown['currentError']}")
     if shown["history"]:
-        lines.append("history:")
+        total, count = shown.get("historyEvents", len(shown["history"])), len(shown["history"])
+        lines.append(
+            "history:" if count == total else f"history (the last {count} of {total} events; --events 0: all):"
+        )
         lines += [f"  {event_line(item)}" for item in shown["history"]]
     return "\n".join(lines)
 

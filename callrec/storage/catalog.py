@@ -254,7 +254,12 @@ class Catalog:
             )
 
     async def recordings(
-        self, *, room_id: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        room_id: str | None = None,
+        status: str | None = None,
+        created_since_ms: int | None = None,
+        limit: int = 100,
     ) -> Sequence[RecordingRow]:
         async with self.sessions() as session:
             query = select(RecordingRow).order_by(RecordingRow.creation_date.desc(), RecordingRow.recording_id.desc())
@@ -262,6 +267,8 @@ class Catalog:
                 query = query.where(RecordingRow.room_id == room_id)
             if status is not None:
                 query = query.where(RecordingRow.status == status)
+            if created_since_ms is not None:
+                query = query.where(RecordingRow.creation_date >= created_since_ms)
             return (await session.execute(query.limit(limit))).scalars().all()
 
     async def recordings_by_id(self, recording_ids: Sequence[str]) -> dict[str, RecordingRow]:

@@ -62,12 +62,14 @@ class Dev:
             "CALLREC_TEMPORAL_UI_PORT": str(self.ports["ui"]),
             "CALLREC_TASK_QUEUE": f"dev-{tmp_path.name}",
             "PYTHONUNBUFFERED": "1",
+            "XDG_STATE_HOME": str(tmp_path / "state"),  # where it records the stack for `callrec ops`
         }
         env |= {f"CALLREC_{name.upper()}": str(value) for name, value in settings.items() if value is not None}
         for name, value in settings.items():
             if value is None:
                 env.pop(f"CALLREC_{name.upper()}", None)
         self.data_dir = tmp_path / "data"
+        self.env = env
         self.lines: list[str] = []
         self.health_when_up: int | None = None
         self.up = threading.Event()
@@ -169,6 +171,22 @@ async def test_dev_comes_up_when_every_part_answers_works_on_changed_ports_and_s
         assert len(secret.read_text().strip()) >= 32
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     assert stat.S_IMODE((dev.data_dir / "temporal.db").stat().st_mode) == 0o600  # Temporal's state is private too
+
+    # The operator CLI, from another directory and with no settings, finds this stack (the up message says how).
+    assert "operator CLI" in dev.output and "ops list  (from any directory: it finds this stack)" in dev.output
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {name: value for name, value in dev.env.items() if not name.startswith("CALLREC_")}
+    shown = subprocess.run(
+        [str(Path(sys.executable).parent / "callrec"), "ops", "show", recording["recordingId"]],
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "status: complete" in shown.stdout
+    ui = f"http://127.0.0.1:{dev.ports['ui']}/namespaces/default/workflows/{recording['recordingId']}/"
+    assert f"Temporal UI: {ui}" in shown.stdout, shown.stdout
+    assert list(elsewhere.iterdir()) == []  # no stray .callrec/
+    assert stat.S_IMODE((tmp_path / "state" / "callrec" / "dev-stack.json").stat().st_mode) == 0o600
 
     dev.process.send_signal(signal.SIGINT)
     assert dev.finish(timeout=5) == 0, dev.output  # every part stopped within 5 s of Ctrl-C

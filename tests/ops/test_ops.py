@@ -258,7 +258,7 @@ async def test_show_and_abort_of_a_live_recording(stacks: StackFactory) -> None:
     recording_id = started.json()["recordingId"]
     tool = ops.Ops(catalog=stack.catalog, store=stack.store, client=stack.client)
 
-    shown = await run_json(tool, "show", recording_id)
+    shown = await run_json(tool, "show", recording_id, "--events", "0")  # the whole history, from its start
     assert shown["recording"]["status"] == "active"
     assert shown["workflow"]["status"] == "RUNNING"
     assert (shown["workflow"]["roomId"], shown["workflow"]["recordingStatus"]) == (room_id, "active")
@@ -275,7 +275,7 @@ async def test_show_and_abort_of_a_live_recording(stacks: StackFactory) -> None:
         ("project_recording", True),
     ]
     assert any(item.get("signal") == "recorder_started" for item in shown["history"])
-    code, text = await run(tool, "show", recording_id)
+    code, text = await run(tool, "show", recording_id, "--events", "0")
     assert code == 0 and "current state (query):" in text and "activity=record_part" in text
 
     await asyncio.sleep(1.5)
@@ -494,7 +494,7 @@ async def test_retry_of_a_recording_terminated_mid_recording(stacks: StackFactor
     assert await stored_file(stack, recording_id, tmp_path) > 1.0  # from the start, through the terminate
     row = await stack.catalog.get_recording(recording_id)
     assert row is not None and (row.status, row.error, row.error_code) == ("complete", None, None)
-    shown = await run_json(tool, "show", recording_id)
+    shown = await run_json(tool, "show", recording_id, "--events", "0")
     assert shown["workflow"]["runId"] == result["runId"]
     reset = [item for item in shown["history"] if item["eventId"] == point["eventId"]]
     assert [item["type"] for item in reset] == ["WorkflowTaskFailed"]  # where the new run took over

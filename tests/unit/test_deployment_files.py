@@ -23,6 +23,8 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
 README = ROOT / "README.md"
+PRODUCTION_GUIDE = ROOT / "docs" / "production.md"
+BENCH_README = ROOT / "bench" / "README.md"
 
 CALLREC_SERVICES = ("callrec-migrate", "callrec-api", "callrec-worker", "recorder")
 # The services that use the catalog (the recorders do not: they get the shared settings only).
@@ -422,11 +424,36 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_context() -> None
     assert not {"pyproject.toml", "README.md", "callrec", "callrec/"} & patterns, "the build needs these"
 
 
-def test_readme_names_only_real_settings() -> None:
-    text = README.read_text()
+@pytest.mark.parametrize(
+    "doc", [README, PRODUCTION_GUIDE, BENCH_README], ids=lambda path: path.relative_to(ROOT).as_posix()
+)
+def test_the_docs_name_only_real_settings(doc: Path) -> None:
+    text = doc.read_text()
     names = {name for name in CALLREC_NAME.findall(text) if not name.startswith("CALLREC_TEST_")}  # the suite's own
     families = {name for name in names if name.endswith("_")}  # `CALLREC_S3_*`
     assert names - families <= SETTING_NAMES, sorted(names - families - SETTING_NAMES)
     assert all(any(setting.startswith(family) for setting in SETTING_NAMES) for family in families), families
+
+
+def test_readme_names_the_stack_services() -> None:
+    text = README.read_text()
     for service in ("callrec-api", "callrec-worker", "temporal-ui"):
         assert service in text
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("doc", [README, PRODUCTION_GUIDE], ids=lambda path: path.relative_to(ROOT).as_posix())
+def test_the_table_of_contents_lists_every_section_and_every_link_lands(doc: Path) -> None:
+    text = doc.read_text()
+    anchors = {_anchor(line.lstrip("#")) for line in text.splitlines() if line.startswith("#")}
+    contents = text.split("\n## ", 2)[1] if doc == README else text.split("\n## ", 1)[0]
+    listed = set(re.findall(r"\]\(#([^)]+)\)", contents))
+    sections = {_anchor(line[3:]) for line in text.splitlines() if line.startswith("## ") and line != "## Contents"}
+    assert sections <= listed, sorted(sections - listed)
+    assert set(re.findall(r"\]\(#([^)]+)\)", text)) <= anchors  # every in-page link lands on a heading
+    for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):  # every link to a file of the repository
+        assert (doc.parent / target).exists(), target
