@@ -27,6 +27,7 @@ from callrec.domain.settings import Settings
 from callrec.ops import consent
 from callrec.storage.dev_stack import LOCATION_SETTINGS, find_dotenv, read_stack
 from callrec.temporal import TemporalUnavailable
+from callrec.tracing import configure_tracing, shutdown_tracing
 
 # What each command reads besides the settings no list names (those are shown for every command but migrate).
 _STORAGE = {"data_dir", "database_url", "s3_endpoint", "s3_access_key", "s3_secret_key", "s3_bucket", "s3_secure",
@@ -203,6 +204,7 @@ def main(argv: list[str] | None = None) -> None:
 def _exit(status: int) -> None:
     """Ends the process without interpreter teardown, once output is flushed: the Temporal SDK's Rust threads
     can abort a finalizing interpreter ("Fatal Python error: PyGILState_Release", temporalio/sdk-python#300)."""
+    shutdown_tracing()  # the spans still buffered go out: no atexit handler runs after os._exit
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -210,6 +212,8 @@ def _exit(status: int) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> None:
+    if args.command in ("api", "worker") or (args.command == "recorder" and args.action == "serve"):
+        configure_tracing(f"callrec-{args.command}")  # when OTEL_EXPORTER_OTLP_ENDPOINT is set
     if args.command == "dev":
         from callrec.dev import run_dev
 

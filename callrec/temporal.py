@@ -30,6 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 from callrec.domain.errors import ServiceUnavailable
 from callrec.domain.recording import RecordingState
 from callrec.domain.settings import Settings
+from callrec.tracing import temporal_interceptors
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ async def connect(settings: Settings) -> Client:
             data_converter=pydantic_data_converter,
             tls=tls,
             api_key=settings.temporal_api_key or None,
+            interceptors=temporal_interceptors(),  # workers made from this client trace too
         )
     except RuntimeError as err:  # the SDK's "Failed client connect: ..."
         raise TemporalUnavailable(f"cannot connect to Temporal at {settings.temporal_address}: {err}") from err

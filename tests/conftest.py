@@ -158,6 +158,7 @@ class StackFactory:
 
     def __init__(self, env: WorkflowEnvironment, tmp_path: Path) -> None:
         self.env = env
+        self.client = env.client  # the stacks' Temporal client; a test may give its own (tracing: connect()'s)
         self.tmp_path = tmp_path
         self.stop = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
@@ -179,7 +180,7 @@ class StackFactory:
         catalog = Catalog.from_url(settings.catalog_url)
         await create_schema(catalog.engine)
         store = await make_store(settings)
-        client = self.env.client
+        client = self.client
         http = httpx.AsyncClient(timeout=30)
         self.closers += [http, catalog]
         worker_settings = settings.model_copy(update=worker_overrides or {})
@@ -210,7 +211,7 @@ class StackFactory:
 
         app, node = await build_recorder(settings, http)
         self.nodes[settings.recorder_port] = node
-        task = asyncio.create_task(serve_recorder(settings, app, node, self.env.client, until_stopped))
+        task = asyncio.create_task(serve_recorder(settings, app, node, self.client, until_stopped))
         self.tasks.append(task)
         self.recorder_tasks[settings.recorder_port] = task
         await wait_until_up(f"http://127.0.0.1:{settings.recorder_port}/health")

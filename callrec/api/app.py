@@ -22,6 +22,7 @@ from callrec.api.talk import notifications as talk_notifications
 from callrec.api.webhooks import livekit
 from callrec.domain.errors import ServiceUnavailable
 from callrec.recordings.errors import RecordingError
+from callrec.tracing.web import instrument_app
 
 log = logging.getLogger(__name__)
 
@@ -104,4 +105,5 @@ def create_app(svc: Services) -> Quart:
     app.asgi_app = StoreUpload(app.asgi_app, svc)  # type: ignore[method-assign,assignment,arg-type]
     # Outermost, so that it covers /store too: framing checks, security headers, CORS (preflight before auth).
     app.asgi_app = HttpGuard(app.asgi_app, svc.settings.cors_origins)  # type: ignore[method-assign,assignment,arg-type]
+    instrument_app(app)  # around all of it: requests the layers above answer are traced too
     return app

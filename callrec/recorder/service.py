@@ -59,6 +59,7 @@ from callrec.media.stage import Stages
 from callrec.recorder.protocol import Backends, Refused, ReplayGuard
 from callrec.recorder.shipping import SegmentShipper, Shipped
 from callrec.recorder.whip import Whip, add_whip_routes
+from callrec.tracing.web import instrument_app
 
 log = logging.getLogger(__name__)
 OCS_BASE = "/ocs/v2.php/apps/spreed/api/v1"
@@ -568,4 +569,5 @@ def create_recorder_app(recorder: Recorder, whip: Whip | None = None) -> Quart:
     async def finish_recordings() -> None:
         await recorder.shutdown()
 
+    instrument_app(app)
     return app

@@ -53,6 +53,7 @@ from callrec.media.sniff import SNIFF_BYTES, UploadFormatError, check_upload
 from callrec.recordings.errors import NotExpectingFile, RecordingNotFound, RoomAlreadyRecording, ServiceUnavailable
 from callrec.storage.objects import ObjectStoreError, PutResult
 from callrec.storage.rows import NotificationRow, RecordingRow
+from callrec.tracing import name_server_span
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,6 +62,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 STORE_PATH = re.compile(rf"^{re.escape(OCS_BASE)}/recording/(?P<token>[^/]+)/store$")
+STORE_ROUTE = f"{OCS_BASE}/recording/<token>/store"  # as Quart names the route (`callbacks.py` declares it)
 UPLOADABLE = {s.value for s in RecordingStatus if s.in_progress and s != RecordingStatus.STARTING}
 RETRYABLE = {RecordingStatus.COMPLETE.value, RecordingStatus.LIMIT_REACHED.value}  # a retry of a stored upload
 MAX_OWNER_LENGTH = 128
@@ -188,6 +190,7 @@ class StoreUpload:
         if match is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        name_server_span("POST", STORE_ROUTE)
         settings = self.svc.settings
         body = _Body(receive, settings.max_upload_bytes, settings.upload_idle_timeout_s, settings.upload_body_timeout_s)
         try:
