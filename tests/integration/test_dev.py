@@ -52,6 +52,8 @@ class Dev:
             "recorder": free_port(),
             "temporal": free_port(),
             "ui": free_port(),
+            "worker_metrics": free_port(),
+            "temporal_metrics": free_port(),
         }
         env = {name: value for name, value in os.environ.items() if not name.startswith("CALLREC_")}
         env |= {
@@ -60,6 +62,8 @@ class Dev:
             "CALLREC_RECORDER_PORT": str(self.ports["recorder"]),
             "CALLREC_TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports['temporal']}",
             "CALLREC_TEMPORAL_UI_PORT": str(self.ports["ui"]),
+            "CALLREC_WORKER_METRICS_PORT": str(self.ports["worker_metrics"]),
+            "CALLREC_TEMPORAL_METRICS_PORT": str(self.ports["temporal_metrics"]),
             "CALLREC_TASK_QUEUE": f"dev-{tmp_path.name}",
             "PYTHONUNBUFFERED": "1",
         }
