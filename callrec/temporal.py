@@ -97,7 +97,9 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
     host, port = settings.worker_metrics_host, settings.temporal_metrics_port
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+        # Named and measured as callrec's own series: counters end in _total, durations are in seconds.
+        prometheus = PrometheusConfig(bind_address=address, counters_total_suffix=True, durations_as_seconds=True)
+        return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
     except Exception as err:  # noqa: BLE001 - the SDK's bind error, whatever its type: one line naming the setting
         raise SystemExit(
             f"the Temporal SDK metrics cannot listen on {address} ({err}): set CALLREC_TEMPORAL_METRICS_PORT to a "

@@ -163,7 +163,8 @@ class StackFactory:
         self.recorder_tasks: dict[int, asyncio.Task[None]] = {}
         self.nodes: dict[int, RecorderNode] = {}  # the recorders' pool sides, by port
 
-    async def start(self, *, recorder: bool = True, **overrides: object) -> Stack:
+    async def start(self, *, recorder: bool = True, client: Client | None = None, **overrides: object) -> Stack:
+        """`client`: the Temporal client of the API and the worker (default the test server's own)."""
         from callrec.api.app import create_app
 
         address = self.env.client.service_client.config.target_host
@@ -172,7 +173,7 @@ class StackFactory:
         catalog = Catalog.from_url(settings.catalog_url)
         await create_schema(catalog.engine)
         store = await make_store(settings)
-        client = self.env.client
+        client = client or self.env.client
         http = httpx.AsyncClient(timeout=30)
         self.closers += [http, catalog]
         worker = build_worker(client, settings, catalog, store, http)

@@ -18,12 +18,21 @@ from bench.common import free_port
 from callrec import metrics
 from callrec.temporal import connect, metrics_runtime
 from callrec.worker.main import serve_metrics
-from tests.conftest import SECRET, Stack, StackFactory
+from tests.conftest import SECRET, Stack, StackFactory, make_settings
 from tests.e2e.test_failures import start_with_scripted_recorder
 from tests.helpers import create_room, join, mp4_bytes, record, upload, wait_for_status
 from tests.recording_server import ScriptedRecordingServer
 
 TOKEN = "metrics-token-0123456789abcdef0123456789"
+# The Temporal SDK series the Grafana dashboard shows (tests/unit/test_deployment_files.py checks it uses no other).
+TEMPORAL_SDK_SERIES = {
+    "temporal_request_total",
+    "temporal_num_pollers",
+    "temporal_worker_task_slots_available",
+    "temporal_workflow_task_schedule_to_start_latency_bucket",
+    "temporal_activity_schedule_to_start_latency_bucket",
+    "temporal_activity_execution_latency_bucket",
+}
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -171,15 +180,18 @@ async def test_metrics_are_not_served_without_a_token_or_the_public_setting(stac
     assert opened.status_code == 200 and "callrec_http_requests_total" in opened.text
 
 
-async def test_the_temporal_sdk_serves_its_metrics_for_the_workers_client(stacks: StackFactory) -> None:
-    stack = await stacks.start(recorder=False)
+async def test_the_temporal_sdk_serves_its_metrics_for_the_worker(stacks: StackFactory, tmp_path: Path) -> None:
     port = free_port()
-    settings = stack.settings.model_copy(update={"temporal_metrics_port": port})
+    settings = make_settings(tmp_path, stacks.env.client.service_client.config.target_host, temporal_metrics_port=port)
     runtime = metrics_runtime(settings)
     assert runtime is not None
+    assert metrics_runtime(settings.model_copy(update={"temporal_metrics_port": 0})) is None
     client = await connect(settings, runtime)
-    await client.count_workflows()
+    stack = await stacks.start(client=client)  # the worker (and the API) on the client with the SDK's metrics
+    room_id = await create_room(stack.api)
+    await join(stack.api, room_id, "Alice")
+    assert (await record(stack.api, room_id, seconds=0.5))["status"] == "complete"
     async with httpx.AsyncClient(timeout=10) as http:
         text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-    assert re.search(r"^temporal_request(_total)?\{", text, flags=re.MULTILINE), text[:2000]
-    assert metrics_runtime(settings.model_copy(update={"temporal_metrics_port": 0})) is None
+    names = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]", text, flags=re.MULTILINE))  # as Prometheus stores them
+    assert TEMPORAL_SDK_SERIES <= names, sorted(names)
