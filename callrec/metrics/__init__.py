@@ -1,4 +1,4 @@
-"""Prometheus metrics of the API, the worker and the recorder, and the `GET /metrics` that serves them.
+"""Prometheus metrics of the API, the worker and the recorder.
 
 Each process role counts into its own registry (`API`, `WORKER`, `RECORDER`), and its `/metrics` serves that
 one alone: what a process shows is what it did, also where several parts run in one process (the tests).
@@ -6,8 +6,8 @@ HTTP requests are counted by route template (the url_map rule, `/api/v1/recordin
 raw path: ids must not make a series each. Who may read `/metrics`: a caller with `Authorization: Bearer
 <CALLREC_METRICS_TOKEN>`, or anyone when `CALLREC_METRICS_PUBLIC` is true; with neither set it answers 404.
 The Temporal SDK's own metrics (`temporal_*`) are served by the SDK's exporter (`callrec.temporal`).
-This module defines the metrics (and imports no web framework: the recordings service counts too);
-`callrec.metrics.http` counts HTTP requests and serves `/metrics`.
+This module defines the metrics and imports no web framework (the activities the recordings service imports
+count too); `callrec.metrics.http` counts HTTP requests and serves `/metrics`.
 """
 
 from __future__ import annotations

@@ -104,9 +104,13 @@ def build_worker(
     )
 
 
+class CannotListen(Exception):
+    """The worker's metrics server cannot listen where its settings say; the message names the setting."""
+
+
 async def serve_metrics(settings: Settings, shutdown: Callable[[], Awaitable[object]]) -> None:
-    """The worker's `GET /metrics` on worker_metrics_host:worker_metrics_port until `shutdown`; SystemExit
-    naming the setting when it cannot listen there."""
+    """The worker's `GET /metrics` on worker_metrics_host:worker_metrics_port until `shutdown`; CannotListen
+    when it cannot listen there."""
     config = Config()
     config.bind = [f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"]
     config.errorlog = logging.getLogger("hypercorn.error")
@@ -114,7 +118,7 @@ async def serve_metrics(settings: Settings, shutdown: Callable[[], Awaitable[obj
     try:
         await serve(worker_metrics_app(settings), config, shutdown_trigger=shutdown)
     except OSError as err:
-        raise SystemExit(
+        raise CannotListen(
             f"the worker's metrics cannot listen on {config.bind[0]} ({err.strerror or err}): set "
             "CALLREC_WORKER_METRICS_PORT to a free port, or 0 for none"
         ) from None
@@ -158,10 +162,13 @@ async def run(settings: Settings) -> None:
             stop.set()
             log.info("worker stopping")
             for done in waits:
-                await done  # the metrics server's SystemExit, if it could not listen
+                await done  # raises CannotListen if the metrics server could not listen (the worker then stops)
     await catalog.close()
 
 
 def main(settings: Settings) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(settings))
+        try:
+            asyncio.run(run(settings))
+        except CannotListen as err:
+            raise SystemExit(str(err)) from None
