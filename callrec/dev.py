@@ -99,6 +99,11 @@ def dev_publish_secret(settings: Settings) -> str:
     return settings.publish_secret or kept_secret(settings.data_dir, "publish-secret")
 
 
+def dev_metrics_token(settings: Settings) -> str:
+    """The token /metrics asks for: the configured one, else one kept in the data dir."""
+    return settings.metrics_token or kept_secret(settings.data_dir, "metrics-token")
+
+
 def split_address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     try:
@@ -148,6 +153,12 @@ def listeners(settings: Settings, own_temporal: bool) -> list[Listener]:
         Listener("API", settings.api_host, settings.api_port, "CALLREC_API_PORT"),
         Listener("recorder", settings.recorder_host, settings.recorder_port, "CALLREC_RECORDER_PORT"),
     ]
+    if settings.worker_metrics_port:
+        host, port = settings.worker_metrics_host, settings.worker_metrics_port
+        parts.append(Listener("worker's metrics", host, port, "CALLREC_WORKER_METRICS_PORT"))
+    if settings.temporal_metrics_port:
+        host, port = settings.worker_metrics_host, settings.temporal_metrics_port
+        parts.append(Listener("Temporal SDK metrics", host, port, "CALLREC_TEMPORAL_METRICS_PORT"))
     if own_temporal:
         host, port = split_address(settings.temporal_address)
         parts += [
@@ -355,7 +366,21 @@ async def stop_all(parts: list[Child], temporal: Child | None) -> None:
         child.kill()
 
 
-def _up_message(settings: Settings, api_key: str, own_temporal: bool) -> str:
+def _metrics_lines(settings: Settings, token: str) -> str:
+    """Where `make dev` says the metrics are (and the token they ask for)."""
+    served = [f"{local_url(settings.api_host, settings.api_port)}/metrics (API)",
+              f"{local_url(settings.recorder_host, settings.recorder_port)}/metrics (recorder)"]  # fmt: skip
+    if settings.worker_metrics_port:
+        served.append(f"{local_url(settings.worker_metrics_host, settings.worker_metrics_port)}/metrics (worker)")
+    lines = "".join(f"  {'metrics' if i == 0 else '':<15}{url}\n" for i, url in enumerate(served))
+    lines += f"  {'':<15}(Authorization: Bearer {token})\n" if not settings.metrics_public else ""
+    if settings.temporal_metrics_port:
+        sdk = local_url(settings.worker_metrics_host, settings.temporal_metrics_port)
+        lines += f"  {'SDK metrics':<15}{sdk}/metrics  (the worker's Temporal SDK, temporal_*)\n"
+    return lines
+
+
+def _up_message(settings: Settings, api_key: str, own_temporal: bool, metrics_token: str) -> str:
     api = local_url(settings.api_host, settings.api_port)
     recorder = local_url(settings.recorder_host, settings.recorder_port)
     host, _ = split_address(settings.temporal_address)
@@ -371,6 +396,7 @@ def _up_message(settings: Settings, api_key: str, own_temporal: bool) -> str:
         f"  publish page   {api}/rooms/<roomId>/publish  (with a token of POST /api/v1/rooms/<roomId>/publish-token)\n"
         f"  recorder       {recorder}\n"
         f"  callbacks      {settings.backend_url}  (CALLREC_API_URL / CALLREC_PUBLIC_URL)\n"
+        f"{_metrics_lines(settings, metrics_token)}"
         f"{ui}"
         f"  Temporal gRPC  {settings.temporal_address}\n"
         f"  data           {settings.data_dir.resolve()}\n"
@@ -429,6 +455,7 @@ async def _run(settings: Settings) -> int:
             "CALLREC_RECORDING_SECRET": dev_secret(settings),
             "CALLREC_TOKEN_SECRET": dev_token_secret(settings),
             "CALLREC_PUBLISH_SECRET": dev_publish_secret(settings),
+            "CALLREC_METRICS_TOKEN": dev_metrics_token(settings),
             "CALLREC_DATA_DIR": str(settings.data_dir.resolve()),
             "CALLREC_API_URL": settings.api_url,
             "CALLREC_RECORDER_URL": settings.recorder_url,
@@ -448,7 +475,7 @@ async def _run(settings: Settings) -> int:
             for path in settings.data_dir.glob("temporal.db*"):
                 path.chmod(0o600)
         record_stack(settings)
-        print(_up_message(settings, api_key, own_temporal), flush=True)
+        print(_up_message(settings, api_key, own_temporal, env["CALLREC_METRICS_TOKEN"]), flush=True)
         await supervise([*([temporal] if temporal else []), *parts], stop)
     except Stopped:
         pass

@@ -16,6 +16,8 @@ from temporalio.client import Client
 from callrec.api.app import create_app
 from callrec.api.services import Services
 from callrec.domain.settings import Settings
+from callrec.metrics import RECORDER, RECORDER_HTTP
+from callrec.metrics.http import HttpMetrics, add_metrics_route
 from callrec.recorder.pool import RecorderNode, add_drain_route
 from callrec.recorder.service import Recorder, create_recorder_app
 from callrec.recorder.whip import Whip, WhipConfig
@@ -63,6 +65,8 @@ async def build_recorder(settings: Settings, http: httpx.AsyncClient) -> tuple[Q
     node = RecorderNode(settings, recorder, sessions, await make_store(settings))
     app = create_recorder_app(recorder, sessions)
     add_drain_route(app, node)
+    add_metrics_route(app, RECORDER, settings)
+    app.asgi_app = HttpMetrics(app.asgi_app, app.url_map, RECORDER_HTTP)  # type: ignore[method-assign,assignment,arg-type]
     return app, node
 
 

@@ -25,6 +25,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from callrec.domain.errors import ServiceUnavailable
@@ -96,9 +97,27 @@ def tls_config(settings: Settings) -> TLSConfig | bool | None:
     )
 
 
-async def connect(settings: Settings) -> Client:
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """A Temporal SDK runtime whose metrics (`temporal_*`) Prometheus reads at worker_metrics_host:
+    temporal_metrics_port; None when that port is 0 (the SDK's default runtime, no metrics)."""
+    if not settings.temporal_metrics_port:
+        return None
+    host, port = settings.worker_metrics_host, settings.temporal_metrics_port
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        # Named and measured as callrec's own series: counters end in _total, durations are in seconds.
+        prometheus = PrometheusConfig(bind_address=address, counters_total_suffix=True, durations_as_seconds=True)
+        return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+    except Exception as err:  # noqa: BLE001 - the SDK's bind error, whatever its type: one line naming the setting
+        raise SystemExit(
+            f"the Temporal SDK metrics cannot listen on {address} ({err}): set CALLREC_TEMPORAL_METRICS_PORT to a "
+            "free port, or 0 for none"
+        ) from None
+
+
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     """A client of the configured Temporal (TLS and API key as set); TemporalUnavailable when nothing answers at
-    its address."""
+    its address. `runtime`: the SDK runtime (`metrics_runtime`), else the SDK's default one."""
     tls = tls_config(settings)
     try:
         return await Client.connect(
@@ -108,6 +127,7 @@ async def connect(settings: Settings) -> Client:
             tls=tls,
             api_key=settings.temporal_api_key or None,
             interceptors=temporal_interceptors(),  # workers made from this client trace too
+            runtime=runtime,
         )
     except RuntimeError as err:  # the SDK's "Failed client connect: ..."
         raise TemporalUnavailable(f"cannot connect to Temporal at {settings.temporal_address}: {err}") from err

@@ -169,9 +169,15 @@ class StackFactory:
         self.nodes: dict[int, RecorderNode] = {}  # the recorders' pool sides, by port
 
     async def start(
-        self, *, recorder: bool = True, worker_overrides: dict[str, object] | None = None, **overrides: object
+        self,
+        *,
+        recorder: bool = True,
+        client: Client | None = None,
+        worker_overrides: dict[str, object] | None = None,
+        **overrides: object,
     ) -> Stack:
-        """`worker_overrides`: settings only the worker gets (e.g. another path to the object store)."""
+        """`client`: the Temporal client of the API and the worker (default the factory's); `worker_overrides`:
+        settings only the worker gets (e.g. another path to the object store)."""
         from callrec.api.app import create_app
 
         address = self.env.client.service_client.config.target_host
@@ -180,7 +186,7 @@ class StackFactory:
         catalog = Catalog.from_url(settings.catalog_url)
         await create_schema(catalog.engine)
         store = await make_store(settings)
-        client = self.client
+        client = client or self.client
         http = httpx.AsyncClient(timeout=30)
         self.closers += [http, catalog]
         worker_settings = settings.model_copy(update=worker_overrides or {})

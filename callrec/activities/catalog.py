@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from callrec.domain.recording import RecordingState
+from callrec.domain.recording import ErrorCode, RecordingState, RecordingStatus
 from callrec.domain.talk_room import StatusChange
+from callrec.metrics import RECORDINGS_ENDED, RECORDINGS_STARTED
 from callrec.storage.catalog import Catalog
 from callrec.storage.talk_rooms import TalkRooms
 
@@ -41,14 +42,40 @@ def projection_fields(state: RecordingState) -> dict[str, object]:
     return fields
 
 
+def count_outcome(before: str, state: RecordingState, egress: str) -> None:
+    """Counts a recording that this write moved to active or to an end: once, since a retry or a second writer
+    of the same state finds the row moved already (and a replay runs no activity)."""
+    status = state.status
+    if status.value == before:
+        return
+    if status == RecordingStatus.ACTIVE:
+        RECORDINGS_STARTED.labels(egress).inc()
+    elif not status.in_progress:
+        RECORDINGS_ENDED.labels(status.value, error_name(state.error_code), egress).inc()
+
+
+def error_name(code: int | None) -> str:
+    """The errorCode as a label: its name (`start_timeout`), the number for one callrec does not name, or ""."""
+    if code is None:
+        return ""
+    try:
+        return ErrorCode(code).name.lower()
+    except ValueError:
+        return str(code)
+
+
 class CatalogActivities:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, egress: str = "builtin") -> None:
         self.catalog = catalog
+        self.egress = egress  # the worker's CALLREC_EGRESS: who records what it runs (a metrics label)
 
     @activity.defn
     async def project_recording(self, state: RecordingState) -> None:
-        if not await self.catalog.project_recording(state.recording_id, state.seq, projection_fields(state)):
+        before = await self.catalog.apply_projection(state.recording_id, state.seq, projection_fields(state))
+        if before is None:
             activity.logger.info("projection %s #%d not applied (stale or row gone)", state.recording_id, state.seq)
+            return
+        count_outcome(before, state, self.egress)
 
     @activity.defn
     async def set_call_recording(self, change: StatusChange) -> None:

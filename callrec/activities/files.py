@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from callrec.domain.recording import EXTENSIONS, FinalizeInput, FinalizeResult
 from callrec.media.probe import InvalidMedia, probe_recording
+from callrec.metrics import FINALIZE_SECONDS
 from callrec.storage.objects import ObjectNotFound, ObjectStore
 
 
@@ -61,7 +62,8 @@ class FileActivities:
                 await self.store.stat(source)
             except ObjectNotFound:
                 source = key
-            with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
+            validating = FINALIZE_SECONDS.labels("validate").time()
+            with validating, tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
                 local = Path(tmp) / f"recording.{key.rsplit('.', 1)[1]}"
                 try:
                     await self.store.download(source, local)
@@ -81,7 +83,8 @@ class FileActivities:
                 size = local.stat().st_size
                 sha256 = await asyncio.to_thread(_sha256, local)
             if source != key:
-                await self.store.move(source, key)
+                with FINALIZE_SECONDS.labels("store").time():
+                    await self.store.move(source, key)
         return FinalizeResult(
             object_key=key,
             filename=key.rsplit("/", 1)[1],

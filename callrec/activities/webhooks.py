@@ -37,6 +37,7 @@ from callrec.domain.webhooks import (
     WebhookEvent,
     signature,
 )
+from callrec.metrics import WEBHOOK_DELIVERIES
 
 REJECTED = "WebhookRejected"
 # The delivery workflow's type, started by name so this module need not import the workflow module.
@@ -119,6 +120,18 @@ class WebhookActivities:
 
     @activity.defn
     async def deliver_webhook(self, attempt: WebhookAttempt) -> None:
+        """One attempt; each is counted by outcome (`callrec_webhook_deliveries_total`)."""
+        try:
+            await self._deliver(attempt)
+        except ApplicationError as exc:
+            WEBHOOK_DELIVERIES.labels("rejected" if exc.non_retryable else "retryable").inc()
+            raise
+        except Exception:
+            WEBHOOK_DELIVERIES.labels("retryable").inc()
+            raise
+        WEBHOOK_DELIVERIES.labels("delivered").inc()
+
+    async def _deliver(self, attempt: WebhookAttempt) -> None:
         url, event = attempt.url, attempt.event
         endpoint = self.endpoint_for(url, event.event, event.status())
         if endpoint is None:

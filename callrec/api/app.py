@@ -7,7 +7,7 @@ import logging
 from quart import Blueprint, Quart, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from callrec.api import health, openapi, player_page, publish_page, recorders, whip
+from callrec.api import health, monitoring, openapi, player_page, publish_page, recorders, whip
 from callrec.api.auth import authenticate, load_room_scope, refuse_revoked_member_token
 from callrec.api.errors import ApiError, from_service, unauthorized
 from callrec.api.guard import BoundedJSONProvider, HttpGuard
@@ -21,6 +21,8 @@ from callrec.api.talk import endpoints as talk
 from callrec.api.talk import notifications as talk_notifications
 from callrec.api.webhooks import livekit
 from callrec.domain.errors import ServiceUnavailable
+from callrec.metrics import API_HTTP
+from callrec.metrics.http import HttpMetrics
 from callrec.recordings.errors import RecordingError
 from callrec.tracing.web import instrument_app
 
@@ -35,6 +37,9 @@ ANONYMOUS_ENDPOINTS = {
     "api_v1.whip.whip_options",  # WHIP: what the endpoint takes
     "api_v1.whip.whip_patch",  # WHIP: 405, no trickle ICE
 }
+
+# The routes that start a recording, by front door: their answers are `callrec_recording_start_seconds` too.
+START_ENDPOINTS = {"api_v1.recordings.start_recording": "meet", "talk.start": "talk"}
 
 
 def create_app(svc: Services) -> Quart:
@@ -79,6 +84,7 @@ def create_app(svc: Services) -> Quart:
     app.register_blueprint(talk_notifications.blueprint)
     app.register_blueprint(livekit.blueprint)  # signed by LiveKit; 404 unless its API key is set
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(monitoring.blueprint)  # GET /metrics: CALLREC_METRICS_TOKEN or CALLREC_METRICS_PUBLIC
     app.register_blueprint(openapi.blueprint)  # GET /openapi.json and /docs, no credentials
     app.register_blueprint(publish_page.blueprint)  # GET /rooms/<id>/publish: the WHIP page, no credentials
     app.register_blueprint(player_page.blueprint)  # GET /recording/<id>?secret=: a shared URL's page
@@ -106,4 +112,6 @@ def create_app(svc: Services) -> Quart:
     # Outermost, so that it covers /store too: framing checks, security headers, CORS (preflight before auth).
     app.asgi_app = HttpGuard(app.asgi_app, svc.settings.cors_origins)  # type: ignore[method-assign,assignment,arg-type]
     instrument_app(app)  # around all of it: requests the layers above answer are traced too
+    # Outside it all: every answer is counted and timed by its route template, refusals included.
+    app.asgi_app = HttpMetrics(app.asgi_app, app.url_map, API_HTTP, START_ENDPOINTS)  # type: ignore[method-assign,assignment,arg-type]
     return app

@@ -53,6 +53,11 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "description": "A room member token from `POST /api/v1/rooms/{roomId}/members/token`: one room, "
         "the permissions of its role (moderator or speaker).",
     },
+    "metricsToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "`CALLREC_METRICS_TOKEN`, what Prometheus sends to read `GET /metrics`.",
+    },
     "publishToken": {
         "type": "http",
         "scheme": "bearer",
@@ -75,6 +80,8 @@ class Who:
     # `{}`: no credential needed, with the recording's secret in `recordingSecret` (see `meet.access`).
     EVERYONE_OR_SECRET: Security = EVERYONE + [{}]
     PUBLISHERS: Security = [{"publishToken": []}]
+    # The metrics token, or nothing at all when CALLREC_METRICS_PUBLIC is true.
+    METRICS: Security = [{"metricsToken": []}, {}]
     # Signed another way (the recorder's HMAC, LiveKit's JWT), or open to anyone.
     NONE: Security = []
 

@@ -246,6 +246,30 @@ class Settings(BaseSettings):
     whip_media_timeout_s: float = Field(
         default=10.0, gt=0, description="a WHIP publisher that sends no media this long leaves the call"
     )
+    metrics_token: str | None = Field(
+        default=None,
+        description="bearer token GET /metrics of the API, the recorder and the worker asks for (Prometheus sends "
+        "it as `Authorization: Bearer <token>`); unset: /metrics answers 404 unless metrics_public "
+        "(`callrec dev` generates one and keeps it in data_dir/metrics-token)",
+    )
+    metrics_public: bool = Field(
+        default=False,
+        description="serve /metrics to anyone, without metrics_token: only where the ports are reachable from a "
+        "private network alone",
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="address the worker's /metrics and its Temporal SDK metrics listen on"
+    )
+    worker_metrics_port: int = Field(
+        default=8091, ge=0, le=65535, description="port of the worker's GET /metrics; 0: none"
+    )
+    temporal_metrics_port: int = Field(
+        default=8092,
+        ge=0,
+        le=65535,
+        description="port of the worker's Temporal SDK metrics (Prometheus text, `temporal_*` series, no token: "
+        "keep it off the internet) on worker_metrics_host; 0: none",
+    )
     recorder_replay_max_entries: int = Field(
         default=100_000,
         gt=0,

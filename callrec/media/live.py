@@ -37,10 +37,12 @@ from callrec.media.render import (
     open_output,
 )
 from callrec.media.stage import SAMPLE_RATE, Stage
+from callrec.metrics import DROPPED_FRAMES, ENCODE_LAG
 
 PLAYOUT_DELAY_S = 0.5  # media is encoded this far behind the local clock
 CATCH_UP_FRAMES = 2  # more frames than this due at once: the older ones repeat the last picture
 MAX_LAG_S = 1.0  # further behind than this: frames are skipped (the player holds the last one)
+_BEHIND = DROPPED_FRAMES.labels("behind")
 AUDIO_STEP_S = 0.02  # an audio-only recording encodes this often
 CLIP_KNEE = 0.75  # the mix is linear below this amplitude and bends smoothly towards 1.0 above it
 
@@ -179,7 +181,10 @@ class RoomRecording:
         step = AUDIO_STEP_S if self.audio_only else 1.0 / self.spec.framerate
         try:
             while not self._stop.is_set():
-                self._advance(output, time.monotonic() - self._origin - self.playout_delay_s)
+                now_m = time.monotonic() - self._origin - self.playout_delay_s
+                if now_m > 0:
+                    ENCODE_LAG.observe(max(0.0, now_m - self._media_time()))
+                self._advance(output, now_m)
                 due = self._origin + self.playout_delay_s + (math.floor(self._media_time() / step) + 1) * step
                 self._stop.wait(max(0.0, due - time.monotonic()))
             stop_at = self._stop_at if self._stop_at is not None else time.monotonic()
@@ -220,6 +225,7 @@ class RoomRecording:
         assert self.compositor is not None
         fps = self.spec.framerate
         due = round(m * fps) if final else math.floor(m * fps) + 1  # frames [next, due) start at or before m
+        repeated = self.repeated
         if due - self._next_pts > MAX_LAG_S * fps and self._last is not None:
             skipped = due - CATCH_UP_FRAMES - self._next_pts
             self.repeated += skipped
@@ -235,6 +241,8 @@ class RoomRecording:
             output.encode_video(frame, pts, fps)
             self._next_pts += 1
             self.frames += 1
+        if self.repeated > repeated:
+            _BEHIND.inc(self.repeated - repeated)
 
     def _mix(self, start: int, count: int) -> npt.NDArray[np.float32]:
         """48 kHz samples [start, start + count) of media time: the sum of every feed, soft-clipped."""

@@ -22,6 +22,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from callrec.metrics import DROPPED_FRAMES
+
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 48_000
@@ -162,6 +164,7 @@ class Feed:
 
     def _drop(self, kind: str, exc: BaseException) -> None:
         self._bad_frames += 1
+        DROPPED_FRAMES.labels("bad_input").inc()
         if self._bad_frames == 1:
             log.warning("dropped a bad %s frame of %r (later ones are dropped silently): %r", kind, self, exc)
 

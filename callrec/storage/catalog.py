@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     and_,
     event,
+    func,
     or_,
     select,
     text,
@@ -20,6 +21,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from callrec.domain.recording import RecordingStatus
 from callrec.domain.settings import Settings
 from callrec.storage.private import private_sqlite_file, restrict_dir
 from callrec.storage.rows import (
@@ -236,13 +238,35 @@ class Catalog:
 
         Returns False when nothing changed (row gone, or a newer or equal projection applied).
         """
+        return await self.apply_projection(recording_id, seq, fields) is not None
+
+    async def apply_projection(self, recording_id: str, seq: int, fields: dict[str, Any]) -> str | None:
+        """`project_recording` that tells the status the row had before this write; None when nothing changed.
+
+        Of two writers racing with the same `seq`, one applies: the other's update finds `seq` taken (PostgreSQL
+        re-checks the condition once the first commits; SQLite's writers in a process take turns)."""
         async with self.writing() as session:
+            before = await session.scalar(
+                select(RecordingRow.status).where(RecordingRow.recording_id == recording_id, RecordingRow.seq < seq)
+            )
+            if before is None:
+                return None
             result = await session.execute(
                 update(RecordingRow)
                 .where(RecordingRow.recording_id == recording_id, RecordingRow.seq < seq)
                 .values(seq=seq, **fields)
             )
-        return bool(getattr(result, "rowcount", 0))
+        return before if getattr(result, "rowcount", 0) else None
+
+    async def count_in_progress(self) -> dict[str, int]:
+        """Recordings by status, of those not ended (starting, active, ending)."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(RecordingRow.status, func.count())
+                .where(RecordingRow.status.in_([status.value for status in RecordingStatus if status.in_progress]))
+                .group_by(RecordingRow.status)
+            )
+            return {str(status): int(count) for status, count in rows.all()}
 
     async def record_progress(self, recording_id: str, duration_s: float, size: int) -> None:
         """Duration and bytes so far of an active recording (its recorder's report)."""

@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -23,12 +25,20 @@ from callrec.activities.pool import PoolActivities
 from callrec.activities.reconcile import ReconcileActivities
 from callrec.activities.webhooks import webhook_activities
 from callrec.domain.recording import EgressStart, EgressStop
-from callrec.domain.settings import Settings
+from callrec.domain.settings import Settings, local_url
+from callrec.metrics.http import worker_metrics_app
 from callrec.storage.catalog import Catalog
 from callrec.storage.objects import ObjectStore
 from callrec.storage.pool import RecorderPool
 from callrec.storage.stores import make_store
-from callrec.temporal import TemporalConflict, TemporalUnavailable, WorkflowNotFound, connect, temporal_errors
+from callrec.temporal import (
+    TemporalConflict,
+    TemporalUnavailable,
+    WorkflowNotFound,
+    connect,
+    metrics_runtime,
+    temporal_errors,
+)
 from callrec.workflows.reconcile import ReconcileWorkflow, ensure_schedule
 from callrec.workflows.recording import RecordingWorkflow
 from callrec.workflows.webhooks import WebhookDeliveryWorkflow
@@ -45,11 +55,16 @@ class EgressBackend(Protocol):
 
 
 def recording_activities(
-    catalog: Catalog, store: ObjectStore, egress: EgressBackend | None, workdir: Path | None = None
+    catalog: Catalog,
+    store: ObjectStore,
+    egress: EgressBackend | None,
+    workdir: Path | None = None,
+    egress_name: str = "builtin",
 ) -> list[Callable[..., Any]]:
     """Every activity RecordingWorkflow calls on this worker's queue (`egress`: None for the built-in recorders,
-    whose own activities run on each recorder's queue)."""
-    projection, files, notify = CatalogActivities(catalog), FileActivities(store), NotifyActivities(catalog)
+    whose own activities run on each recorder's queue; `egress_name`: CALLREC_EGRESS, what the metrics say)."""
+    projection, notify = CatalogActivities(catalog, egress_name), NotifyActivities(catalog)
+    files = FileActivities(store)
     pool = PoolActivities(RecorderPool(catalog), store, workdir)
     egress_calls: list[Callable[..., Any]] = [egress.start_egress, egress.stop_egress] if egress is not None else []
     return [
@@ -82,15 +97,35 @@ def build_worker(
         task_queue=settings.task_queue,
         workflows=[RecordingWorkflow, ReconcileWorkflow, WebhookDeliveryWorkflow],
         activities=[
-            *recording_activities(catalog, store, egress, settings.data_dir),
+            *recording_activities(catalog, store, egress, settings.data_dir, settings.egress),
             ReconcileActivities(catalog, store, client, offer_expiry_s=settings.share_offer_expiry_s).reconcile,
             *webhook_activities(http, settings.webhooks, client, settings.task_queue),
         ],
     )
 
 
+class CannotListen(Exception):
+    """The worker's metrics server cannot listen where its settings say; the message names the setting."""
+
+
+async def serve_metrics(settings: Settings, shutdown: Callable[[], Awaitable[object]]) -> None:
+    """The worker's `GET /metrics` on worker_metrics_host:worker_metrics_port until `shutdown`; CannotListen
+    when it cannot listen there."""
+    config = Config()
+    config.bind = [f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"]
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.accesslog = None
+    try:
+        await serve(worker_metrics_app(settings), config, shutdown_trigger=shutdown)
+    except OSError as err:
+        raise CannotListen(
+            f"the worker's metrics cannot listen on {config.bind[0]} ({err.strerror or err}): set "
+            "CALLREC_WORKER_METRICS_PORT to a free port, or 0 for none"
+        ) from None
+
+
 async def run(settings: Settings) -> None:
-    client = await connect(settings)
+    client = await connect(settings, metrics_runtime(settings))
     catalog = Catalog.from_url(settings.catalog_url)
     store = await make_store(settings)
     try:
@@ -115,11 +150,25 @@ async def run(settings: Settings) -> None:
                 settings.temporal_namespace,
                 settings.egress,
             )
-            await stop.wait()
+            waits: list[asyncio.Future[object]] = [asyncio.ensure_future(stop.wait())]
+            if settings.worker_metrics_port:
+                waits.append(asyncio.ensure_future(serve_metrics(settings, stop.wait)))
+                where = local_url(settings.worker_metrics_host, settings.worker_metrics_port)
+                log.info("worker metrics at %s/metrics", where)
+            if settings.temporal_metrics_port:
+                where = local_url(settings.worker_metrics_host, settings.temporal_metrics_port)
+                log.info("Temporal SDK metrics at %s/metrics", where)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            stop.set()
             log.info("worker stopping")
+            for done in waits:
+                await done  # raises CannotListen if the metrics server could not listen (the worker then stops)
     await catalog.close()
 
 
 def main(settings: Settings) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(settings))
+        try:
+            asyncio.run(run(settings))
+        except CannotListen as err:
+            raise SystemExit(str(err)) from None

@@ -55,6 +55,8 @@ class ChaosStack:
             "upload_timeout_s": 120,
             "share_offer_expiry_s": 3,
             "recorder_capacity": 50,  # several small recordings at once on one recorder
+            "worker_metrics_port": free_port(),
+            "temporal_metrics_port": free_port(),
         } | overrides
         self.settings = Settings(**values)  # type: ignore[arg-type]
         self.env = dict(os.environ) | {

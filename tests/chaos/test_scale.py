@@ -15,7 +15,11 @@ async def test_two_apis_and_two_workers_give_one_recording_per_room(tmp_path: Pa
         await stack.start()
         port = free_port()
         stack.start_another("api", "api-2", CALLREC_API_PORT=str(port))
-        stack.start_another("worker", "worker-2")
+        metrics_ports = {
+            "CALLREC_WORKER_METRICS_PORT": str(free_port()),
+            "CALLREC_TEMPORAL_METRICS_PORT": str(free_port()),
+        }
+        stack.start_another("worker", "worker-2", **metrics_ports)  # its own ports, as a second API needs
         other = await stack.api_client(port)
         room = await stack.room_in_a_call()
 

@@ -52,6 +52,8 @@ class Dev:
             "recorder": free_port(),
             "temporal": free_port(),
             "ui": free_port(),
+            "worker_metrics": free_port(),
+            "temporal_metrics": free_port(),
         }
         env = {name: value for name, value in os.environ.items() if not name.startswith("CALLREC_")}
         env |= {
@@ -60,6 +62,8 @@ class Dev:
             "CALLREC_RECORDER_PORT": str(self.ports["recorder"]),
             "CALLREC_TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports['temporal']}",
             "CALLREC_TEMPORAL_UI_PORT": str(self.ports["ui"]),
+            "CALLREC_WORKER_METRICS_PORT": str(self.ports["worker_metrics"]),
+            "CALLREC_TEMPORAL_METRICS_PORT": str(self.ports["temporal_metrics"]),
             "CALLREC_TASK_QUEUE": f"dev-{tmp_path.name}",
             "PYTHONUNBUFFERED": "1",
             "XDG_STATE_HOME": str(tmp_path / "state"),  # where it records the stack for `callrec ops`
@@ -166,7 +170,20 @@ async def test_dev_comes_up_when_every_part_answers_works_on_changed_ports_and_s
         recording = await record(api, room_id, seconds=1.0)
     assert recording["status"] == "complete", recording
 
-    for name in ("token-secret", "recording-secret"):  # generated, kept, readable by the owner only
+    # `make dev` says where the metrics are; the worker's count the recording, the SDK's serve temporal_* series.
+    token = (dev.data_dir / "metrics-token").read_text().strip()
+    worker_metrics = f"http://127.0.0.1:{dev.ports['worker_metrics']}/metrics"
+    sdk_metrics = f"http://127.0.0.1:{dev.ports['temporal_metrics']}/metrics"
+    assert worker_metrics in dev.output and sdk_metrics in dev.output and f"Bearer {token}" in dev.output
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=10) as http:
+        worker = (await http.get(worker_metrics)).text
+        sdk = (await http.get(sdk_metrics)).text
+        api = (await http.get(f"{dev.api_url}/metrics")).text
+    assert 'callrec_recordings_ended_total{egress="builtin",error_code="",status="complete"} 1.0' in worker, worker
+    assert "\ntemporal_" in sdk, sdk[:2000]
+    assert 'route="/api/v1/recordings/<recording_id>/stop"' in api
+
+    for name in ("token-secret", "recording-secret", "metrics-token"):  # generated, kept, owner-only
         secret = dev.data_dir / name
         assert len(secret.read_text().strip()) >= 32
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600

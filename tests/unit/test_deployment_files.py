@@ -54,6 +54,12 @@ RECORDER_SETTINGS = {
     "CALLREC_API_URL",
     "CALLREC_PUBLIC_URL",
 }
+# The worker's own: where its /metrics and its Temporal SDK's metrics listen (inside the stack).
+WORKER_METRICS_SETTINGS = {
+    "CALLREC_WORKER_METRICS_HOST",
+    "CALLREC_WORKER_METRICS_PORT",
+    "CALLREC_TEMPORAL_METRICS_PORT",
+}
 CALLREC_NAME = re.compile(r"\bCALLREC_[A-Z0-9_]+\b")
 REQUIRED_VARIABLE = re.compile(r"\$\{([A-Z0-9_]+):\?[^}]*\}")
 ANY_VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)")
@@ -122,6 +128,8 @@ def test_the_stack_has_its_services_with_their_images(services: dict[str, dict[s
         "temporal-ui": "temporalio/ui:",
         "minio": "minio/minio:",
         "minio-setup": "minio/mc:",
+        "prometheus": "prom/prometheus:",
+        "grafana": "grafana/grafana:",
     }
     for name, image in expected_images.items():
         assert name in services, name
@@ -152,6 +160,8 @@ def test_published_ports(services: dict[str, dict[str, Any]]) -> None:
     assert published_host_ports(services["callrec-api"]) == {8080: 8080}
     assert published_host_ports(services["temporal-ui"]) == {8233: 8080}
     assert 9001 in published_container_ports(services["minio"])  # the console
+    assert published_host_ports(services["prometheus"]) == {9090: 9090}
+    assert published_host_ports(services["grafana"]) == {3000: 3000}
 
 
 def test_nothing_is_published_beyond_the_hosts_loopback(services: dict[str, dict[str, Any]]) -> None:
@@ -280,7 +290,9 @@ def test_every_callrec_service_gets_the_shared_settings(
     shared, catalog = compose["x-callrec-env"], compose["x-callrec-catalog-env"]
     assert shared.items() <= catalog.items()
     for name in CATALOG_SERVICES:
-        assert environment(services[name]) == catalog, name
+        env = environment(services[name])
+        assert {key: env[key] for key in catalog} == catalog, name
+        assert set(env) - set(catalog) == (WORKER_METRICS_SETTINGS if name == "callrec-worker" else set()), name
     recorder = environment(services["recorder"])
     assert shared.items() <= recorder.items()
     text = COMPOSE_FILE.read_text()

@@ -50,6 +50,7 @@ from callrec.domain.ids import new_recording_id
 from callrec.domain.notifications import STORE_FAILED
 from callrec.domain.recording import FileStored, RecordingKind, RecordingStatus
 from callrec.media.sniff import SNIFF_BYTES, UploadFormatError, check_upload
+from callrec.metrics import UPLOAD_BYTES, UPLOAD_SECONDS
 from callrec.recordings.errors import NotExpectingFile, RecordingNotFound, RoomAlreadyRecording, ServiceUnavailable
 from callrec.storage.objects import ObjectStoreError, PutResult
 from callrec.storage.rows import NotificationRow, RecordingRow
@@ -193,8 +194,24 @@ class StoreUpload:
         name_server_span("POST", STORE_ROUTE)
         settings = self.svc.settings
         body = _Body(receive, settings.max_upload_bytes, settings.upload_idle_timeout_s, settings.upload_body_timeout_s)
+        began, answered = time.monotonic(), 500
+
+        async def sending(message: Any) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start":
+                answered = message["status"]
+            await send(message)
+
         try:
-            await self._store(match["token"], scope, body)
+            await self._answer(match["token"], scope, body, sending)
+        finally:
+            outcome = "stored" if answered == 200 else "refused" if answered < 500 else "failed"
+            UPLOAD_BYTES.labels(outcome).inc(body.received)
+            UPLOAD_SECONDS.labels(outcome).observe(time.monotonic() - began)
+
+    async def _answer(self, token: str, scope: Scope, body: _Body, send: Send) -> None:
+        try:
+            await self._store(token, scope, body)
         except UploadRejected as exc:
             try:
                 await _respond(send, exc.status, exc.data, "Upload rejected", exc.headers, body)
