@@ -31,7 +31,8 @@ from callrec.storage.stores import make_store
 from callrec.temporal import TemporalConflict, TemporalUnavailable, WorkflowNotFound, connect, temporal_errors
 from callrec.workflows.reconcile import ReconcileWorkflow, ensure_schedule
 from callrec.workflows.recording import RecordingWorkflow
-from callrec.workflows.webhooks import WebhookDeliveryWorkflow
+from callrec.workflows.webhook_endpoint import WebhookEndpointWorkflow
+from callrec.workflows.webhooks import WebhookDeliveryWorkflow  # retired: for the runs an upgrade finds
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[RecordingWorkflow, ReconcileWorkflow, WebhookDeliveryWorkflow],
+        workflows=[RecordingWorkflow, ReconcileWorkflow, WebhookEndpointWorkflow, WebhookDeliveryWorkflow],
         activities=[
             *recording_activities(catalog, store, egress, settings.data_dir),
             ReconcileActivities(catalog, store, client).reconcile,
