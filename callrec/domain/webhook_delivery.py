@@ -88,6 +88,13 @@ class EndpointInput(BaseModel):
     retry_initial_s: float = Field(default=1.0, gt=0, description="first retry interval; doubles up to 60 s")
     max_in_flight: int = Field(default=8, ge=1, description="events delivered at once (each of its own recording)")
     events_per_run: int = Field(default=500, ge=1, description="continue as new after taking this many events")
+    max_queued: int = Field(default=1000, ge=1, description="events waiting at most; beyond, new ones are dropped")
+    drain_history_limit: int = Field(
+        default=20_000,
+        ge=1,
+        description="history events past which a run about to continue as new stops waiting for its deliveries in "
+        "flight: it cancels them and hands them to the next run",
+    )
     queue: list[WebhookEvent] = Field(default_factory=list, description="taken, not yet delivered, oldest first")
     seen: list[str] = Field(default_factory=list, description="the latest idempotency keys taken, oldest first")
     outcomes: dict[str, str] = Field(default_factory=dict, description="the latest outcomes by idempotency key")

@@ -8,6 +8,11 @@ until taken, refused for good, or `give_up_after_s`), up to `max_in_flight` at o
 (or room) one after the other in the order they came. After `events_per_run` events, or when Temporal suggests
 it, it stops starting deliveries, lets those in flight finish, and continues as new with what is still queued,
 the keys it remembers and its latest outcomes. Its `status` query and current details say what it is doing.
+
+Bounded: at most `max_queued` events wait (a new one beyond is dropped, its outcome says so), and an endpoint that
+stays down does not hold a run open for days while signals pile up in its history: past `drain_history_limit`
+history events it cancels the deliveries in flight and hands them to the next run too (so a receiver may get one
+of them twice; it drops repeats by the idempotency key).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from callrec.activities.webhooks import ENDPOINT_WORKFLOW
@@ -41,7 +47,7 @@ class WebhookEndpointWorkflow:
         self.outcomes: dict[str, str] = dict(input.outcomes)
         self.delivered = input.delivered
         self.in_flight: dict[str, WebhookEvent] = {}  # order key -> its event being delivered
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: dict[str, asyncio.Task[None]] = {}  # order key -> its delivery
         self.taken = 0  # events taken by this run
         self.last = ""
 
@@ -55,8 +61,12 @@ class WebhookEndpointWorkflow:
         self.seen[key] = None
         while len(self.seen) > SEEN_KEYS:
             del self.seen[next(iter(self.seen))]
-        self.queue.append(event)
         self.taken += 1
+        if len(self.queue) >= self.input.max_queued:
+            self._settle(event, f"dropped: {len(self.queue)} events were already waiting")
+            workflow.logger.warning("webhook %s %s: %s", event.event, key, self.outcomes[key])
+            return
+        self.queue.append(event)
         self._show()
 
     @workflow.query
@@ -81,9 +91,13 @@ class WebhookEndpointWorkflow:
             self.queue.remove(event)
             key = order_key(event)
             self.in_flight[key] = event
-            task = asyncio.create_task(self._deliver(key, event))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self.tasks[key] = asyncio.create_task(self._deliver(key, event))
+        history_limit = self.input.drain_history_limit
+        await workflow.wait_condition(
+            lambda: not self.in_flight or workflow.info().get_current_history_length() > history_limit
+        )
+        for task in self.tasks.values():  # still in flight: the next run delivers them
+            task.cancel()
         await workflow.wait_condition(lambda: not self.in_flight and workflow.all_handlers_finished())
         workflow.continue_as_new(
             input.model_copy(
@@ -114,10 +128,17 @@ class WebhookEndpointWorkflow:
                 self.input.retry_initial_s,
                 summary=f"{event.event} {event.idempotency_key}",
             )
+        except (asyncio.CancelledError, ActivityError):  # `deliver` raises only when it is cancelled
+            self.queue.insert(0, event)  # the oldest of its recording's: first again, for the next run
+            return
         finally:
             del self.in_flight[key]
+            del self.tasks[key]
         if outcome == DELIVERED:
             self.delivered += 1
+        self._settle(event, outcome)
+
+    def _settle(self, event: WebhookEvent, outcome: str) -> None:
         self.outcomes[event.idempotency_key] = outcome
         while len(self.outcomes) > RECENT_OUTCOMES:
             del self.outcomes[next(iter(self.outcomes))]

@@ -35,7 +35,7 @@ import pytest
 from quart import Quart, request
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -568,16 +568,67 @@ async def test_continue_as_new_carries_the_queue_and_the_keys_taken(
     assert details.startswith("To 127.0.0.1: 0 pending")  # the next runs have no summary, their details name it
     assert len(runs) >= 2
     # The first run handed its successor the events it had not started, in order, and every key it took.
+    carried = await carried_input(history)
+    assert [e.idempotency_key for e in carried.queue] == [second.idempotency_key, third.idempotency_key]
+    assert carried.seen == [e.idempotency_key for e in (first, second, third)]
+    assert carried.outcomes == {first.idempotency_key: "delivered"}
+    assert (carried.events_per_run, carried.retry_initial_s) == (2, 0.1)
+
+
+async def test_an_endpoint_down_for_long_hands_its_deliveries_in_flight_to_the_next_run(
+    client: Client, http: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    hook = receiver.endpoint("down")
+    first, second = (make_event("recordingUpdated", recording_id="room--d--1") for _ in range(2))
+    receiver.key_script[first.idempotency_key] = [503, 503, 503]
+
+    async with webhook_worker(client, http, [hook]) as hooks:
+        # a history limit so low that the run, once it took its two events, stops waiting for `first`
+        small = EndpointInput(url=hook.url, retry_initial_s=0.1, events_per_run=2, drain_history_limit=1)
+        first_run = (await hooks.start(small, first)).result_run_id
+        while not receiver.hits_of("down"):  # `first` is being delivered
+            await asyncio.sleep(0.05)
+        assert await hooks.emit(second) == 1
+        for event in (first, second):
+            assert await hooks.outcome(hook.url, event) == "delivered"
+        history = await client.get_workflow_handle(hooks.endpoint(hook.url).id, run_id=first_run).fetch_history()
+
+    carried = await carried_input(history)
+    assert [e.idempotency_key for e in carried.queue] == [first.idempotency_key, second.idempotency_key]
+    assert carried.outcomes == {}
+    taken = [h.key for h in receiver.hits_of("down") if h.status == 200]
+    assert taken == [first.idempotency_key, second.idempotency_key]
+
+
+async def test_beyond_max_queued_an_event_is_dropped_and_says_so(
+    client: Client, http: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    hook = receiver.endpoint("full")
+    first, second, third = (make_event("recordingUpdated", recording_id="room--e--1") for _ in range(3))
+    receiver.key_script[first.idempotency_key] = [503]
+
+    async with webhook_worker(client, http, [hook]) as hooks:
+        await hooks.start(EndpointInput(url=hook.url, retry_initial_s=0.1, max_queued=1), first)
+        while not receiver.hits_of("full"):  # `first` is being delivered, the queue is empty
+            await asyncio.sleep(0.05)
+        assert await hooks.emit(second) == 1  # waits behind it: the queue is full
+        assert await hooks.emit(third) == 1
+        assert await hooks.outcome(hook.url, third) == "dropped: 1 events were already waiting"
+        for event in (first, second):
+            assert await hooks.outcome(hook.url, event) == "delivered"
+
+    assert third.idempotency_key not in {h.key for h in receiver.hits_of("full")}
+
+
+async def carried_input(history: WorkflowHistory) -> EndpointInput:
+    """What a run that continued as new handed the next one."""
     last = history.events[-1]
     assert last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
     [carried] = await pydantic_data_converter.decode(
         last.workflow_execution_continued_as_new_event_attributes.input.payloads, [EndpointInput]
     )
     assert isinstance(carried, EndpointInput)
-    assert [e.idempotency_key for e in carried.queue] == [second.idempotency_key, third.idempotency_key]
-    assert carried.seen == [e.idempotency_key for e in (first, second, third)]
-    assert carried.outcomes == {first.idempotency_key: "delivered"}
-    assert (carried.events_per_run, carried.retry_initial_s) == (2, 0.1)
+    return carried
 
 
 async def test_the_retired_delivery_workflow_still_delivers(

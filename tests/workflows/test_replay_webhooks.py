@@ -29,6 +29,8 @@ SOURCES = {
     "test_continue_as_new_carries_the_queue_and_the_keys_taken (its first run)",
     "endpoint-continued-run": "integration/test_webhooks.py::"
     "test_continue_as_new_carries_the_queue_and_the_keys_taken (the run it continued as)",
+    "endpoint-in-flight-handed-on": "integration/test_webhooks.py::"
+    "test_an_endpoint_down_for_long_hands_its_deliveries_in_flight_to_the_next_run (its first run)",
     "delivery-retired": "integration/test_webhooks.py::test_the_retired_delivery_workflow_still_delivers",
 }
 
