@@ -5,11 +5,11 @@ are handed endpoint URLs (see `webhook_delivery`), so no secret is ever written 
 
 `emit_webhook` hands the event, with signal-with-start, to the WebhookEndpointWorkflow of each endpoint that
 wants it (`enqueue`); the endpoint workflow takes an event once, so a retried emit delivers nothing twice.
-`deliver_webhook` POSTs the event to one URL, signed with that
-endpoint's secret, and is retried by Temporal until it is taken: 2xx is delivered. Unreachable, timed out,
-408, 429 and 5xx raise a plain (retryable) error. Any other answer is final (`WebhookRejected`,
-non-retryable): a 4xx the receiver means, or a 3xx, since a redirected POST may lose its body and its
-signature binds the body, not the URL it ends up at. So is a URL no longer configured.
+`deliver_webhook` POSTs the event to one URL, signed with that endpoint's secret, and is retried by Temporal
+until it is taken: 2xx is delivered. Unreachable, timed out, 408, 429 and 5xx raise a plain (retryable) error.
+Any other answer is final (`WebhookRejected`, non-retryable): a 4xx the receiver means, or a 3xx, since a
+redirected POST may lose its body and its signature binds the body, not the URL it ends up at. So is a URL no
+longer configured.
 """
 
 from __future__ import annotations
