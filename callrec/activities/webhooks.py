@@ -1,14 +1,15 @@
-"""Webhook activities: emit an event (start its delivery workflow) and deliver it to one endpoint.
+"""Webhook activities: emit an event (hand it to its endpoints' delivery workflows) and deliver it to one endpoint.
 
-Endpoint secrets live only here, in the worker's configuration: the delivery workflow and its activity
+Endpoint secrets live only here, in the worker's configuration: the delivery workflows and their activity
 are handed endpoint URLs (see `webhook_delivery`), so no secret is ever written into workflow history.
 
-`emit_webhook` starts one WebhookDeliveryWorkflow per event, for the endpoints that want it; a retried
-emit finds it started already and is done. `deliver_webhook` POSTs the event to one URL, signed with that
-endpoint's secret, and is retried by Temporal until it is taken: 2xx is delivered. Unreachable, timed out,
-408, 429 and 5xx raise a plain (retryable) error. Any other answer is final (`WebhookRejected`,
-non-retryable): a 4xx the receiver means, or a 3xx, since a redirected POST may lose its body and its
-signature binds the body, not the URL it ends up at. So is a URL no longer configured.
+`emit_webhook` hands the event, with signal-with-start, to the WebhookEndpointWorkflow of each endpoint that
+wants it (`enqueue`); the endpoint workflow takes an event once, so a retried emit delivers nothing twice.
+`deliver_webhook` POSTs the event to one URL, signed with that endpoint's secret, and is retried by Temporal
+until it is taken: 2xx is delivered. Unreachable, timed out, 408, 429 and 5xx raise a plain (retryable) error.
+Any other answer is final (`WebhookRejected`, non-retryable): a 4xx the receiver means, or a 3xx, since a
+redirected POST may lose its body and its signature binds the body, not the URL it ends up at. So is a URL no
+longer configured.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from typing import Any
 import httpx
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError
 
 from callrec.domain.webhook_delivery import (
-    DELIVERY_ID_REUSE_POLICY,
+    ENQUEUE_SIGNAL,
+    EndpointInput,
     WebhookAttempt,
-    WebhookDelivery,
-    delivery_workflow_id,
+    endpoint_summary,
+    endpoint_workflow_id,
 )
 from callrec.domain.webhooks import (
     IDEMPOTENCY_HEADER,
@@ -40,8 +42,9 @@ from callrec.domain.webhooks import (
 from callrec.metrics import WEBHOOK_DELIVERIES
 
 REJECTED = "WebhookRejected"
-# The delivery workflow's type, started by name so this module need not import the workflow module.
-DELIVERY_WORKFLOW = "WebhookDeliveryWorkflow"
+# The delivery workflows' types, started by name so this module need not import the workflow modules.
+ENDPOINT_WORKFLOW = "WebhookEndpointWorkflow"
+DELIVERY_WORKFLOW = "WebhookDeliveryWorkflow"  # retired: nothing starts it any more
 # Below the workflow's 30 s start-to-close timeout, so a slow receiver fails the attempt with a clear message.
 REQUEST_TIMEOUT_S = 20.0
 RETRYABLE_STATUS = {408, 429}
@@ -52,11 +55,27 @@ def _excerpt(response: httpx.Response) -> str:
     return " ".join(response.text[:200].split())
 
 
+async def enqueue(client: Client, task_queue: str, url: str, event: WebhookEvent) -> str:
+    """Hands `event` to the delivery workflow of the endpoint at `url` (signal-with-start: starts it if it is not
+    running); returns that workflow's id. The workflow takes an event once, so handing it again does nothing."""
+    workflow_id = endpoint_workflow_id(task_queue, url)
+    await client.start_workflow(
+        ENDPOINT_WORKFLOW,
+        EndpointInput(url=url),
+        id=workflow_id,
+        task_queue=task_queue,
+        start_signal=ENQUEUE_SIGNAL,
+        start_signal_args=[event],
+        static_summary=endpoint_summary(url),
+    )
+    return workflow_id
+
+
 class WebhookActivities:
     """The configured endpoints (with their secrets), and how to reach them and Temporal.
 
-    `client` and `task_queue` are for `emit_webhook` only: the client that starts delivery workflows, and
-    the task queue they run on (by default, the emitting activity's own).
+    `client` and `task_queue` are for `emit_webhook` only: the client that signals (and starts) the endpoints'
+    delivery workflows, and the task queue they run on (by default, the emitting activity's own).
     """
 
     def __init__(
@@ -87,35 +106,20 @@ class WebhookActivities:
 
     @activity.defn
     async def emit_webhook(self, event: WebhookEvent) -> int:
-        """Starts the delivery of `event` to every endpoint that wants it; returns how many that is.
+        """Hands `event` to the delivery workflow of every endpoint that wants it; returns how many that is.
 
-        Idempotent: the delivery workflow's id is the event's, so a retry (or a second emit of the same
-        event) finds it started already and starts nothing. No endpoint wants it: 0, and nothing started.
+        Idempotent: each endpoint workflow takes an event once (by its idempotency key), so a retry (or a second
+        emit of the same event) delivers nothing twice. No endpoint wants it: 0, and nothing signalled.
         """
         urls = self.urls_for(event.event, event.status())
         if not urls:
             return 0
         if self.client is None:
-            raise RuntimeError("WebhookActivities has no Temporal client to start webhook deliveries with")
-        workflow_id = delivery_workflow_id(event)
-        try:
-            await self.client.start_workflow(
-                DELIVERY_WORKFLOW,
-                WebhookDelivery(urls=urls, event=event),
-                id=workflow_id,
-                id_reuse_policy=DELIVERY_ID_REUSE_POLICY,
-                task_queue=self.task_queue or activity.info().task_queue,
-            )
-        except WorkflowAlreadyStartedError:
-            activity.logger.info("webhook %s %s: %s started already", event.event, event.idempotency_key, workflow_id)
-        else:
-            activity.logger.info(
-                "webhook %s %s: %s started for %d endpoint(s)",
-                event.event,
-                event.idempotency_key,
-                workflow_id,
-                len(urls),
-            )
+            raise RuntimeError("WebhookActivities has no Temporal client to hand webhook deliveries to")
+        task_queue = self.task_queue or activity.info().task_queue
+        for url in urls:
+            workflow_id = await enqueue(self.client, task_queue, url, event)
+            activity.logger.info("webhook %s %s: handed to %s", event.event, event.idempotency_key, workflow_id)
         return len(urls)
 
     @activity.defn

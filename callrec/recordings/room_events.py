@@ -1,10 +1,11 @@
 """Room webhook events as OpenVidu Meet sends them: `meetingStarted` when a room's call starts, `meetingEnded`
 when it ends (ended, or its room closed or deleted), each with the room as `data`.
 
-They are emitted where calls start and end (`calls.Calls`), straight into a `WebhookDeliveryWorkflow`, which
-signs and retries them like the recording events. Like Meet's, the emission is in the background of the
-request: if the workflow service cannot be reached at that moment, the event is logged and lost (the call
-itself is not refused for it).
+They are emitted where calls start and end (`calls.Calls`) (and `recordingShared` where the API shares a recording to
+the chat, `offers.py`), straight into the delivery workflow of each endpoint
+that wants them (`WebhookEndpointWorkflow`), which signs and retries them like the recording events. Like Meet's,
+the emission is in the background of the request: if the workflow service cannot be reached at that moment, the
+event is logged and lost (the call itself is not refused for it).
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ import logging
 from typing import Any, Literal
 
 from temporalio.client import Client
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from callrec.activities.webhooks import DELIVERY_WORKFLOW
+from callrec.activities.webhooks import enqueue
 from callrec.domain.settings import Settings
-from callrec.domain.webhook_delivery import DELIVERY_ID_REUSE_POLICY, WebhookDelivery, delivery_workflow_id
 from callrec.domain.webhooks import WebhookEvent
 from callrec.storage.rows import RoomRow
 
@@ -45,34 +44,23 @@ async def announce(
     room: dict[str, Any],
     key: str,
     now_ms: int,
-) -> bool:
-    """Starts the delivery of `event` about `room` (its Meet-style view) to the endpoints that want it. `key`
-    tells this occurrence apart (the call's start date): the same occurrence is delivered once. True when a
-    delivery was started."""
+) -> None:
+    """Hands `event` about `room` (its Meet-style view) to the delivery of each endpoint that wants it. `key`
+    tells this occurrence apart (the call's start date): each endpoint's workflow takes the same occurrence
+    once."""
     room_id = room.get("roomId")
     webhook = WebhookEvent(
         event=event, creation_date=now_ms, data=room, idempotency_key=f"room:{room_id}:{event}:{key}"
     )
-    return await emit(settings, temporal, webhook)
+    await emit(settings, temporal, webhook)
 
 
-async def emit(settings: Settings, temporal: Client, webhook: WebhookEvent) -> bool:
-    """Starts the delivery of an event the API raises (not a workflow) to the endpoints that want it; the same
-    idempotency key is delivered once. True when a delivery was started; failures are logged, not raised."""
+async def emit(settings: Settings, temporal: Client, webhook: WebhookEvent) -> None:
+    """Hands an event the API raises (not a workflow) to the delivery workflow of each endpoint that wants it; each
+    takes the same idempotency key once. Failures are logged, not raised: the request goes on without its webhook."""
     urls = list(dict.fromkeys(e.url for e in settings.webhooks if e.wants(webhook.event, webhook.status())))
-    if not urls:
-        return False
     try:
-        await temporal.start_workflow(
-            DELIVERY_WORKFLOW,
-            WebhookDelivery(urls=urls, event=webhook),
-            id=delivery_workflow_id(webhook),
-            id_reuse_policy=DELIVERY_ID_REUSE_POLICY,
-            task_queue=settings.task_queue,
-        )
-    except WorkflowAlreadyStartedError:
-        return False
+        for url in urls:
+            await enqueue(temporal, settings.task_queue, url, webhook)
     except Exception:  # background: what raised it goes on without its webhook
         log.warning("webhook %s (%s) not emitted", webhook.event, webhook.idempotency_key, exc_info=True)
-        return False
-    return True

@@ -41,7 +41,8 @@ from callrec.temporal import (
 )
 from callrec.workflows.reconcile import ReconcileWorkflow, ensure_schedule
 from callrec.workflows.recording import RecordingWorkflow
-from callrec.workflows.webhooks import WebhookDeliveryWorkflow
+from callrec.workflows.webhook_endpoint import WebhookEndpointWorkflow
+from callrec.workflows.webhooks import WebhookDeliveryWorkflow  # retired: for the runs an upgrade finds
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[RecordingWorkflow, ReconcileWorkflow, WebhookDeliveryWorkflow],
+        workflows=[RecordingWorkflow, ReconcileWorkflow, WebhookEndpointWorkflow, WebhookDeliveryWorkflow],
         activities=[
             *recording_activities(catalog, store, egress, settings.data_dir, settings.egress),
             ReconcileActivities(catalog, store, client, offer_expiry_s=settings.share_offer_expiry_s).reconcile,

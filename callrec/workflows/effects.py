@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from callrec.activities.catalog import CatalogActivities
@@ -46,17 +46,6 @@ def reason_of(err: ActivityError) -> str:
     if isinstance(cause, ApplicationError):
         return cause.message
     return str(cause or err)
-
-
-def last_failure(err: BaseException) -> str:
-    """The innermost failure's message: a timeout's cause is its last attempt's error."""
-    message = str(err)
-    cause: BaseException | None = err
-    while isinstance(cause, FailureError):
-        if cause.message:
-            message = cause.message
-        cause = cause.cause
-    return message
 
 
 class RecordingEffects:

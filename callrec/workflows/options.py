@@ -4,7 +4,7 @@ Every activity has a start-to-close timeout and a retry policy that names its no
 activities run inside the workflow task, with no round trip through the Temporal server: the catalog
 projection and the chat messages, short idempotent database writes (numbered projection, dedupe key).
 
-(WebhookDeliveryWorkflow's `deliver_webhook` is not here: each delivery brings its own retry schedule.)
+(`deliver_webhook` is not here: the webhook delivery workflows give it their own retry schedule.)
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from callrec.activities.catalog import CatalogActivities
@@ -93,7 +94,7 @@ ACTIVITY_OPTIONS: dict[Callable[..., Any], ActivityOptions] = {
     NotifyActivities.notify: DURABLE_CALL,
     NotifyActivities.close_offer: DURABLE_CALL,
     NotifyActivities.share_to_chat: DURABLE_CALL,
-    # webhooks.py: starts the event's delivery workflow (delivery itself has its own schedule)
+    # webhooks.py: hands the event to its endpoints' delivery workflows (delivery itself has its own schedule)
     WebhookActivities.emit_webhook: DURABLE_CALL,
     # reconcile.py
     ReconcileActivities.reconcile: ActivityOptions(timedelta(minutes=30), RECONCILE, heartbeat=timedelta(minutes=1)),
@@ -128,3 +129,14 @@ async def execute(
         retry_policy=options.retry,
         summary=summary,
     )
+
+
+def last_failure(err: BaseException) -> str:
+    """The innermost failure's message: a timeout's cause is its last attempt's error."""
+    message = str(err)
+    cause: BaseException | None = err
+    while isinstance(cause, FailureError):
+        if cause.message:
+            message = cause.message
+        cause = cause.cause
+    return message

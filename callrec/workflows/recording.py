@@ -50,9 +50,9 @@ with workflow.unsafe.imports_passed_through():
         talk_status,
     )
     from callrec.domain.webhooks import recording_payload
-    from callrec.workflows.effects import last_failure, reason_of
+    from callrec.workflows.effects import reason_of
     from callrec.workflows.offer import OfferHandlers
-    from callrec.workflows.options import GIVE_UP_STOP, execute
+    from callrec.workflows.options import GIVE_UP_STOP, execute, last_failure
     from callrec.workflows.parts import RecorderParts
 
 

@@ -1,11 +1,17 @@
-"""Recording events reach webhook endpoints, signed, each once, even when the endpoint was down for a while."""
+"""Recording events reach webhook endpoints, signed, each once, even when the endpoint was down for a while; the
+Temporal UI lists one delivery workflow per endpoint, none per event."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+from collections import Counter
+from collections.abc import Callable
 
+from temporalio.client import Client
+
+from callrec.domain.webhook_delivery import endpoint_workflow_id
 from tests.conftest import StackFactory, wait_until_up
 from tests.helpers import create_room, join, record
 from tests.integration.test_webhooks import Receiver
@@ -35,6 +41,18 @@ async def test_events_arrive_once_the_endpoint_is_back(stacks: StackFactory) -> 
         while len([k for (hook, k) in receiver.deliveries if hook == "all"]) < len(expected):
             assert time.monotonic() < deadline, receiver.deliveries.keys()
             await asyncio.sleep(0.2)
+
+        # The Temporal UI's list for this deployment: the recording, and one delivery workflow per endpoint.
+        queue = stack.settings.task_queue
+        endpoint_ids = {endpoint_workflow_id(queue, e.url) for e in (everything, only_ends)}
+        listed = await listed_when(stack.client, f'TaskQueue = "{queue}"', lambda ids: endpoint_ids <= set(ids))
+        assert Counter(listed.values()) == {"RecordingWorkflow": 1, "WebhookEndpointWorkflow": 2}, listed
+        assert {i for i, kind in listed.items() if kind == "WebhookEndpointWorkflow"} == endpoint_ids
+        recordings = [
+            e.id
+            async for e in stack.client.list_workflows(f'WorkflowType = "RecordingWorkflow" AND TaskQueue = "{queue}"')
+        ]
+        assert recordings == [i for i, kind in listed.items() if kind == "RecordingWorkflow"]
     finally:
         receiver.stop.set()
         await serving
@@ -53,3 +71,13 @@ async def test_events_arrive_once_the_endpoint_is_back(stacks: StackFactory) -> 
     ]
     retried_keys = {hit.key for hit in receiver.hits_of("all") if hit.status == 503}
     assert retried_keys <= {key for (hook, key) in receiver.deliveries if hook == "all"}
+
+
+async def listed_when(client: Client, query: str, ready: Callable[[dict[str, str]], bool]) -> dict[str, str]:
+    """Workflow id -> type of every execution the query finds, once `ready` says visibility caught up."""
+    for _ in range(100):
+        found = {e.id: e.workflow_type async for e in client.list_workflows(query)}
+        if ready(found):
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{query!r} found {found}")

@@ -1,5 +1,8 @@
 """Webhook delivery on the real Temporal dev server, to a receiver on loopback that checks what it is sent.
 
+Events go to one long-lived WebhookEndpointWorkflow per endpoint URL; the tests read what became of each event
+through its `status` query, as an operator would.
+
 Temporal (dev server 1.32) spaces activity retries about 1 s apart at least, whatever a shorter
 `initial_interval` says, so each retry here costs a second.
 
@@ -18,28 +21,37 @@ import base64
 import binascii
 import hmac
 import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from quart import Quart, request
-from temporalio.client import Client, WorkflowHandle
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from callrec.activities.webhooks import WebhookActivities, webhook_activities
 from callrec.domain.webhook_delivery import (
-    DELIVERY_ID_REUSE_POLICY,
+    ENQUEUE_SIGNAL,
+    EndpointInput,
+    EndpointStatus,
     WebhookAttempt,
     WebhookDelivery,
     delivery_workflow_id,
+    endpoint_summary,
+    endpoint_workflow_id,
 )
 from callrec.domain.webhooks import (
     IDEMPOTENCY_HEADER,
@@ -51,6 +63,7 @@ from callrec.domain.webhooks import (
     signature,
 )
 from callrec.servers import serve_app
+from callrec.workflows.webhook_endpoint import WebhookEndpointWorkflow
 from callrec.workflows.webhooks import WebhookDeliveryWorkflow
 from tests.conftest import free_port, wait_until_up
 
@@ -75,6 +88,7 @@ class Receiver:
     port: int = field(default_factory=free_port)
     secrets: dict[str, str] = field(default_factory=dict)
     script: dict[str, list[int]] = field(default_factory=dict)  # per hook: the next answers, then `always`
+    key_script: dict[str, list[int]] = field(default_factory=dict)  # per idempotency key: its next answers first
     always: dict[str, int] = field(default_factory=dict)  # per hook: the answer once the script is used up
     hits: list[Hit] = field(default_factory=list)
     deliveries: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (hook, idempotency key) -> body
@@ -103,7 +117,7 @@ class Receiver:
             key = headers.get(IDEMPOTENCY_HEADER, "")
             fresh = ts.isdigit() and abs(time.time() * 1000 - int(ts)) < FRESH_MS
             valid = fresh and hook in self.secrets and hmac.compare_digest(signature(self.secrets[hook], ts, raw), sig)
-            scripted = self.script.get(hook)
+            scripted = self.key_script.get(key) or self.script.get(hook)
             status = scripted.pop(0) if scripted else self.always.get(hook, 200)
             if not valid:
                 status = 401
@@ -154,52 +168,86 @@ def client(temporal_env: WorkflowEnvironment) -> Client:
 class Webhooks:
     """A running worker's task queue, and activities configured like the worker's (to emit with)."""
 
+    client: Client
     task_queue: str
     activities: WebhookActivities
 
     async def emit(self, event: WebhookEvent) -> int:
         return await ActivityEnvironment().run(self.activities.emit_webhook, event)
 
+    def endpoint(self, url: str) -> WorkflowHandle[Any, Any]:
+        """The delivery workflow of the endpoint at `url` (its latest run)."""
+        return self.client.get_workflow_handle(endpoint_workflow_id(self.task_queue, url))
+
+    async def status(self, url: str) -> EndpointStatus:
+        return await self.endpoint(url).query(WebhookEndpointWorkflow.status)
+
+    async def outcome(self, url: str, event: WebhookEvent) -> str:
+        """What became of `event` at the endpoint `url`, as its delivery workflow tells, once it is settled."""
+        deadline = time.monotonic() + 60
+        while True:
+            status = await self.status(url)
+            if event.idempotency_key in status.outcomes:
+                return status.outcomes[event.idempotency_key]
+            assert time.monotonic() < deadline, status
+            await asyncio.sleep(0.1)
+
+    async def start(self, input: EndpointInput, event: WebhookEvent) -> WorkflowHandle[Any, Any]:
+        """Hands `event` to the endpoint's workflow as `emit_webhook` does, starting it, if it is not running, with
+        `input` (shorter retries, fewer events per run)."""
+        return await self.client.start_workflow(
+            WebhookEndpointWorkflow.run,
+            input,
+            id=endpoint_workflow_id(self.task_queue, input.url),
+            task_queue=self.task_queue,
+            start_signal=ENQUEUE_SIGNAL,
+            start_signal_args=[event],
+            static_summary=endpoint_summary(input.url),
+        )
+
+    async def deliver(self, input: EndpointInput, event: WebhookEvent) -> str:
+        await self.start(input, event)
+        return await self.outcome(input.url, event)
+
 
 @asynccontextmanager
 async def webhook_worker(
     client: Client, http: httpx.AsyncClient, endpoints: list[WebhookEndpoint]
 ) -> AsyncIterator[Webhooks]:
-    """A worker on a fresh task queue for the delivery workflow and the activities, holding `endpoints`."""
+    """A worker on a fresh task queue for the delivery workflows and the activities, holding `endpoints`."""
     queue = f"webhooks-{uuid.uuid4().hex[:8]}"
     activities = webhook_activities(http, endpoints, client, queue)
     assert [getattr(a, "__name__", None) for a in activities] == ["emit_webhook", "deliver_webhook"]
-    async with Worker(client, task_queue=queue, workflows=[WebhookDeliveryWorkflow], activities=activities):
-        yield Webhooks(queue, WebhookActivities(http, endpoints, client, queue))
+    workflows = [WebhookEndpointWorkflow, WebhookDeliveryWorkflow]
+    async with Worker(client, task_queue=queue, workflows=workflows, activities=activities):
+        yield Webhooks(client, queue, WebhookActivities(http, endpoints, client, queue))
+        if target := os.environ.get("CALLREC_SAVE_HISTORIES"):
+            await save_histories(client, queue, Path(target))
 
 
-def make_event(name: EventName = "recordingEnded") -> WebhookEvent:
+async def save_histories(client: Client, task_queue: str, directory: Path) -> None:
+    """Keeps the histories of the task queue's workflow runs (closed or not) for the replay tests."""
+    directory.mkdir(parents=True, exist_ok=True)
+    async for execution in client.list_workflows(f'TaskQueue = "{task_queue}"'):
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        history = await handle.fetch_history()
+        (directory / f"{execution.workflow_type}-{execution.run_id}.json").write_text(history.to_json())
+
+
+def make_event(name: EventName = "recordingEnded", recording_id: str | None = None) -> WebhookEvent:
+    recording_id = recording_id or f"room--eg--{uuid.uuid4().hex[:6]}"
     return WebhookEvent(
         event=name,
         creation_date=int(time.time() * 1000),
-        data={"recordingId": f"room--eg--{uuid.uuid4().hex[:6]}", "status": "complete", "room": "Café ☕"},
+        data={"recordingId": recording_id, "status": "complete", "room": "Café ☕"},
         idempotency_key=uuid.uuid4().hex,
     )
 
 
-async def start(client: Client, task_queue: str, delivery: WebhookDelivery) -> WorkflowHandle[Any, dict[str, str]]:
-    return await client.start_workflow(
-        WebhookDeliveryWorkflow.run,
-        delivery,
-        id=delivery_workflow_id(delivery.event),
-        task_queue=task_queue,
-        id_reuse_policy=DELIVERY_ID_REUSE_POLICY,
-    )
-
-
-async def deliver(client: Client, task_queue: str, delivery: WebhookDelivery) -> dict[str, str]:
-    return await (await start(client, task_queue, delivery)).result()
-
-
-async def emitted(client: Client, event: WebhookEvent) -> dict[str, str]:
-    """The result of the delivery workflow `emit_webhook` started for `event`."""
-    result: dict[str, str] = await client.get_workflow_handle(delivery_workflow_id(event)).result()
-    return result
+async def assert_not_started(handle: WorkflowHandle[Any, Any]) -> None:
+    with pytest.raises(RPCError) as raised:
+        await handle.describe()
+    assert raised.value.status == RPCStatusCode.NOT_FOUND
 
 
 async def test_event_goes_to_every_endpoint_that_wants_it_signed(
@@ -213,9 +261,24 @@ async def test_event_goes_to_every_endpoint_that_wants_it_signed(
     started = time.time() * 1000
     async with webhook_worker(client, http, [everything, ended, failed_only]) as hooks:
         assert await hooks.emit(event) == 2
-        result = await emitted(client, event)
+        assert await hooks.outcome(everything.url, event) == "delivered"
+        assert await hooks.outcome(ended.url, event) == "delivered"
+        await assert_not_started(hooks.endpoint(failed_only.url))
 
-    assert result == {everything.url: "delivered", ended.url: "delivered"}
+        # What an operator sees of an endpoint's workflow: what it is, where it delivers, what it did.
+        description = await hooks.endpoint(everything.url).describe()
+        assert description.workflow_type == "WebhookEndpointWorkflow"
+        assert description.id.startswith("webhooks-endpoint-127.0.0.1-")
+        assert await description.static_summary() == "Webhook deliveries to 127.0.0.1"
+        assert description.status == WorkflowExecutionStatus.RUNNING  # waiting for the next event
+        status = await hooks.status(everything.url)
+        assert (status.url_host, status.pending, status.in_flight, status.delivered) == ("127.0.0.1", 0, 0, 1)
+        details = await current_details(hooks.endpoint(everything.url))
+        assert details == (
+            f"To 127.0.0.1: 0 pending (0 being delivered), 1 delivered\nlast: recordingEnded {event.idempotency_key}: "
+            "delivered"
+        )
+
     assert receiver.hits_of("failed") == []
     for endpoint, hook in ((everything, "all"), (ended, "ended")):
         [hit] = receiver.hits_of(hook)
@@ -235,6 +298,23 @@ async def test_event_goes_to_every_endpoint_that_wants_it_signed(
     assert receiver.hits_of("all")[0].signature != receiver.hits_of("ended")[0].signature  # each its own secret
 
 
+async def current_details(handle: WorkflowHandle[Any, Any]) -> str:
+    """What the Temporal UI shows under "Current details" (the SDK's built-in metadata query)."""
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    return str(metadata.current_details)
+
+
+def test_endpoint_ids_name_the_host_only_and_differ_per_url_and_task_queue() -> None:
+    url = "https://user:pw@hooks.example.com:8443/t/0123456789abcdef?token=xyz"
+    workflow_id = endpoint_workflow_id("callrec", url)
+    assert workflow_id.startswith("webhooks-endpoint-hooks.example.com-")
+    assert not any(secret in workflow_id for secret in ("user", "pw", "8443", "0123456789abcdef", "xyz"))
+    assert endpoint_summary(url) == "Webhook deliveries to hooks.example.com"
+    assert workflow_id == endpoint_workflow_id("callrec", url)
+    assert workflow_id != endpoint_workflow_id("callrec", url.replace("xyz", "abc"))
+    assert workflow_id != endpoint_workflow_id("other-deployment", url)
+
+
 async def test_emit_with_no_endpoint_that_wants_it_starts_nothing(
     client: Client, http: httpx.AsyncClient, receiver: Receiver
 ) -> None:
@@ -242,28 +322,26 @@ async def test_emit_with_no_endpoint_that_wants_it_starts_nothing(
     failed_only = receiver.endpoint("failed", events=["recordingFailed"])
     async with webhook_worker(client, http, [failed_only]) as hooks:
         assert await hooks.emit(event) == 0
-        with pytest.raises(RPCError) as raised:
-            await client.get_workflow_handle(delivery_workflow_id(event)).describe()
-        assert raised.value.status == RPCStatusCode.NOT_FOUND
+        await assert_not_started(hooks.endpoint(failed_only.url))
     # Without a client at all: it never needed Temporal.
     for endpoints in ([], [failed_only]):
         assert await ActivityEnvironment().run(WebhookActivities(http, endpoints).emit_webhook, event) == 0
     assert receiver.hits == []
 
 
-async def test_emit_retried_starts_one_delivery(client: Client, http: httpx.AsyncClient, receiver: Receiver) -> None:
+async def test_emit_retried_delivers_once(client: Client, http: httpx.AsyncClient, receiver: Receiver) -> None:
     event = make_event()
     hook = receiver.endpoint("once")
-    receiver.script["once"] = [503]  # keeps the delivery running while the retried emit comes
+    receiver.script["once"] = [503]  # keeps the delivery going while the retried emit comes
     async with webhook_worker(client, http, [hook]) as hooks:
-        handle = client.get_workflow_handle(delivery_workflow_id(event))
         assert await hooks.emit(event) == 1
-        run_id = (await handle.describe()).run_id
-        assert await hooks.emit(event) == 1  # the activity, retried: its first attempt started it already
-        assert (await handle.describe()).run_id == run_id
-        assert await emitted(client, event) == {hook.url: "delivered"}
-        assert await hooks.emit(event) == 1  # and after it closed
-        assert (await handle.describe()).run_id == run_id
+        run_id = (await hooks.endpoint(hook.url).describe()).run_id
+        assert await hooks.emit(event) == 1  # the activity, retried: its first attempt handed the event already
+        assert await hooks.outcome(hook.url, event) == "delivered"
+        assert await hooks.emit(event) == 1  # and once it was delivered
+        status = await hooks.status(hook.url)
+        assert (status.pending, status.delivered) == (0, 1)
+        assert (await hooks.endpoint(hook.url).describe()).run_id == run_id  # the same workflow took them all
 
     assert [h.status for h in receiver.hits_of("once")] == [503, 200]
     assert receiver.deliveries == {("once", event.idempotency_key): event.body()}
@@ -279,7 +357,7 @@ async def test_emit_sends_a_url_once_signed_by_the_first_endpoint_that_wants_it(
     async with webhook_worker(client, http, [not_this_event, first, again]) as hooks:
         assert hooks.activities.urls_for("recordingEnded") == [first.url]
         assert await hooks.emit(event) == 1
-        assert await emitted(client, event) == {first.url: "delivered"}
+        assert await hooks.outcome(first.url, event) == "delivered"
 
     [hit] = receiver.hits_of("dup")
     assert hit.valid and hit.signature == signature(first.secret, hit.timestamp, hit.body)
@@ -294,23 +372,24 @@ async def test_no_secret_in_the_delivery_history(client: Client, http: httpx.Asy
     receiver.always["bad"] = 400
     async with webhook_worker(client, http, [flaky, bad, elsewhere]) as hooks:
         assert await hooks.emit(event) == 2
-        assert await emitted(client, event) == {
-            flaky.url: "delivered",
-            bad.url: f"rejected: webhook {bad.url} answered 400: nope, scripted 400 for this hook",
-        }
-        history = await client.get_workflow_handle(delivery_workflow_id(event)).fetch_history()
+        assert await hooks.outcome(flaky.url, event) == "delivered"
+        assert await hooks.outcome(bad.url, event) == (
+            f"rejected: webhook {bad.url} answered 400: nope, scripted 400 for this hook"
+        )
+        histories = [await hooks.endpoint(e.url).fetch_history() for e in (flaky, bad)]
 
-    raw = history.to_json()
-    decoded = list(_base64_strings(json.loads(raw)))
-    # The payloads were found and decoded: the input, with the event and the URLs, is among them.
-    assert any(event.idempotency_key in d and flaky.url in d and bad.url in d for d in decoded)
-    assert any("Café ☕" in d for d in decoded)
-    secrets = [flaky.secret, bad.secret, elsewhere.secret]
-    assert len(receiver.secrets) == 3 and sorted(secrets) == sorted(receiver.secrets.values())
-    for secret in secrets:
-        assert secret not in raw
-        assert base64.b64encode(secret.encode()).decode() not in raw
-        assert not [d for d in decoded if secret in d]
+    for history, url in zip(histories, (flaky.url, bad.url), strict=True):
+        raw = history.to_json()
+        decoded = list(_base64_strings(json.loads(raw)))
+        # The payloads were found and decoded: the input with the URL, the signalled event, are among them.
+        assert any(url in d for d in decoded)
+        assert any(event.idempotency_key in d and "Café ☕" in d for d in decoded)
+        secrets = [flaky.secret, bad.secret, elsewhere.secret]
+        assert len(receiver.secrets) == 3 and sorted(secrets) == sorted(receiver.secrets.values())
+        for secret in secrets:
+            assert secret not in raw
+            assert base64.b64encode(secret.encode()).decode() not in raw
+            assert not [d for d in decoded if secret in d]
 
 
 def _base64_strings(node: object) -> Iterator[str]:
@@ -332,12 +411,11 @@ async def test_answered_503_then_delivered_once(client: Client, http: httpx.Asyn
     event = make_event()
     flaky = receiver.endpoint("flaky")
     receiver.script["flaky"] = [503, 503]
-    delivery = WebhookDelivery(urls=[flaky.url], event=event, retry_initial_s=0.1)  # the server makes it ~1 s
 
     async with webhook_worker(client, http, [flaky]) as hooks:
-        result = await deliver(client, hooks.task_queue, delivery)
+        # the server makes the 0.1 s retry interval ~1 s
+        assert await hooks.deliver(EndpointInput(url=flaky.url, retry_initial_s=0.1), event) == "delivered"
 
-    assert result == {flaky.url: "delivered"}
     hits = receiver.hits_of("flaky")
     assert [h.status for h in hits] == [503, 503, 200]
     assert {h.key for h in hits} == {event.idempotency_key}
@@ -355,17 +433,14 @@ async def test_endpoint_not_listening_then_back(client: Client, http: httpx.Asyn
     serving = asyncio.create_task(receiver.serve(after_s=1.5))
     try:
         async with webhook_worker(client, http, [late]) as hooks:
-            delivery = WebhookDelivery(urls=[late.url], event=event, retry_initial_s=0.2)
             started = time.monotonic()
-            handle = await start(client, hooks.task_queue, delivery)
-            result = await handle.result()
+            assert await hooks.deliver(EndpointInput(url=late.url, retry_initial_s=0.2), event) == "delivered"
+            history = await hooks.endpoint(late.url).fetch_history()
 
-        assert result == {late.url: "delivered"}
         assert time.monotonic() - started >= 1.5
         [hit] = receiver.hits_of("late")  # the earlier attempts found nobody listening
         assert hit.valid and hit.status == 200 and hit.key == event.idempotency_key
         assert receiver.deliveries == {("late", event.idempotency_key): event.body()}
-        history = await handle.fetch_history()
         attempts = [
             e.activity_task_started_event_attributes.attempt
             for e in history.events
@@ -377,22 +452,28 @@ async def test_endpoint_not_listening_then_back(client: Client, http: httpx.Asyn
         await serving
 
 
-async def test_400_is_final_and_other_endpoints_still_get_it(
+async def test_400_is_final_and_other_endpoints_and_events_still_go(
     client: Client, http: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     event = make_event()
     bad = receiver.endpoint("bad")
     good = receiver.endpoint("good")
     receiver.always["bad"] = 400
-    delivery = WebhookDelivery(urls=[bad.url, good.url], event=event, retry_initial_s=0.1)
 
     async with webhook_worker(client, http, [bad, good]) as hooks:
-        result = await deliver(client, hooks.task_queue, delivery)
+        assert await hooks.deliver(EndpointInput(url=bad.url, retry_initial_s=0.1), event) == (
+            f"rejected: webhook {bad.url} answered 400: nope, scripted 400 for this hook"
+        )
+        assert await hooks.deliver(EndpointInput(url=good.url, retry_initial_s=0.1), event) == "delivered"
         await asyncio.sleep(0.5)  # well past the first retry interval
+        assert [h.status for h in receiver.hits_of("bad")] == [400]
+        # The endpoint's workflow goes on with its next event (of the same recording too).
+        receiver.always["bad"] = 200
+        same_recording = make_event("recordingUpdated", recording_id=event.data["recordingId"])
+        assert await hooks.emit(same_recording) == 2
+        assert await hooks.outcome(bad.url, same_recording) == "delivered"
 
-    assert result[good.url] == "delivered"
-    assert result[bad.url] == f"rejected: webhook {bad.url} answered 400: nope, scripted 400 for this hook"
-    assert [h.status for h in receiver.hits_of("bad")] == [400]
+    assert [h.status for h in receiver.hits_of("bad")] == [400, 200]
 
 
 async def test_url_no_longer_configured_is_final_and_others_still_get_it(
@@ -401,12 +482,14 @@ async def test_url_no_longer_configured_is_final_and_others_still_get_it(
     event = make_event()
     good = receiver.endpoint("good")
     gone = receiver.url("gone")  # emitted while configured, say; the worker's configuration has lost it since
-    delivery = WebhookDelivery(urls=[gone, good.url], event=event, retry_initial_s=0.1)
 
     async with webhook_worker(client, http, [good]) as hooks:
-        result = await deliver(client, hooks.task_queue, delivery)
+        assert await hooks.deliver(EndpointInput(url=gone, retry_initial_s=0.1), event) == (
+            f"rejected: webhook {gone}: endpoint no longer configured"
+        )
+        assert await hooks.emit(event) == 1
+        assert await hooks.outcome(good.url, event) == "delivered"
 
-    assert result == {gone: f"rejected: webhook {gone}: endpoint no longer configured", good.url: "delivered"}
     assert receiver.hits_of("gone") == []
 
 
@@ -414,39 +497,162 @@ async def test_gives_up_after_give_up_after_s(client: Client, http: httpx.AsyncC
     event = make_event()
     down = receiver.endpoint("down")
     receiver.always["down"] = 503
-    delivery = WebhookDelivery(urls=[down.url], event=event, retry_initial_s=0.1, give_up_after_s=3.0)
 
     async with webhook_worker(client, http, [down]) as hooks:
         started = time.monotonic()
-        result = await deliver(client, hooks.task_queue, delivery)
+        outcome = await hooks.deliver(EndpointInput(url=down.url, retry_initial_s=0.1, give_up_after_s=3.0), event)
+        status = await hooks.status(down.url)
 
     assert time.monotonic() - started < 20
-    outcome = result[down.url]
     # Temporal ends the retries either when the time is up or when the next attempt could not fit in it.
     assert outcome.startswith("gave up: "), outcome
     assert "answered 503" in outcome
     assert len(receiver.hits_of("down")) >= 2
+    assert (status.pending, status.delivered) == (0, 0)
 
 
-async def test_starting_the_same_event_twice_delivers_once(
+async def test_a_recordings_events_arrive_in_order_and_others_are_not_held_up(
     client: Client, http: httpx.AsyncClient, receiver: Receiver
 ) -> None:
-    event = make_event()
-    hook = receiver.endpoint("once")
-    receiver.script["once"] = [503]  # keeps the first workflow running while the second start comes
-    delivery = WebhookDelivery(urls=[hook.url], event=event, retry_initial_s=0.3)
-    assert delivery_workflow_id(event) == delivery_workflow_id(event.model_copy())
+    hook = receiver.endpoint("ordered")
+    first, second, third = (make_event(name, recording_id="room--a--1") for name in ("recordingStarted",) * 3)
+    other = make_event("recordingStarted", recording_id="room--b--1")
+    receiver.key_script[first.idempotency_key] = [503, 503]  # the recording's first event needs three attempts
 
     async with webhook_worker(client, http, [hook]) as hooks:
-        first = await start(client, hooks.task_queue, delivery)
-        with pytest.raises(WorkflowAlreadyStartedError):  # while the first is still retrying
-            await start(client, hooks.task_queue, delivery)
-        assert await first.result() == {hook.url: "delivered"}
-        with pytest.raises(WorkflowAlreadyStartedError):  # and after it closed
-            await start(client, hooks.task_queue, delivery)
+        for event in (first, second, third, other):
+            assert await hooks.emit(event) == 1
+        for event in (first, second, third, other):
+            assert await hooks.outcome(hook.url, event) == "delivered"
 
-    assert [h.status for h in receiver.hits_of("once")] == [503, 200]
-    assert receiver.deliveries == {("once", event.idempotency_key): event.body()}
+    taken = [h.key for h in receiver.hits_of("ordered") if h.status == 200]
+    keys = [e.idempotency_key for e in (first, second, third)]
+    assert [k for k in taken if k in keys] == keys  # each after the one before it was taken
+    assert taken.index(other.idempotency_key) < taken.index(first.idempotency_key)  # another recording's went on
+    assert [h.key for h in receiver.hits_of("ordered") if h.status == 503] == [first.idempotency_key] * 2
+
+
+async def test_continue_as_new_carries_the_queue_and_the_keys_taken(
+    client: Client, http: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    hook = receiver.endpoint("long")
+    first, second, third = (make_event(name, recording_id="room--c--1") for name in ("recordingUpdated",) * 3)
+    receiver.key_script[first.idempotency_key] = [503, 503]  # in flight for a while: the others queue behind it
+
+    async with webhook_worker(client, http, [hook]) as hooks:
+        small = EndpointInput(url=hook.url, retry_initial_s=0.1, events_per_run=2)
+        first_run = (await hooks.start(small, first)).result_run_id
+        while not receiver.hits_of("long"):  # `first` is being delivered
+            await asyncio.sleep(0.05)
+        assert await hooks.emit(second) == 1  # the second event taken: the run continues as new once `first` is
+        assert await hooks.emit(third) == 1  # taken while it waits for `first`: carried over
+        for event in (first, second, third):
+            assert await hooks.outcome(hook.url, event) == "delivered"
+        assert await hooks.emit(first) == 1  # retried after the run it was taken by: still delivered once
+        status = await hooks.status(hook.url)
+        runs = [
+            e async for e in client.list_workflows(f'WorkflowId = "{endpoint_workflow_id(hooks.task_queue, hook.url)}"')
+        ]
+        history = await client.get_workflow_handle(hooks.endpoint(hook.url).id, run_id=first_run).fetch_history()
+        latest = await hooks.endpoint(hook.url).describe()
+        first_description = await client.get_workflow_handle(latest.id, run_id=first_run).describe()
+        details = await current_details(hooks.endpoint(hook.url))
+
+    assert [h.key for h in receiver.hits_of("long") if h.status == 200] == [
+        e.idempotency_key for e in (first, second, third)
+    ]
+    assert (status.pending, status.delivered) == (0, 3)  # the count goes on across runs
+    assert set(status.outcomes) == {e.idempotency_key for e in (first, second, third)}
+    assert latest.run_id != first_run and latest.status == WorkflowExecutionStatus.RUNNING
+    assert await first_description.static_summary() == "Webhook deliveries to 127.0.0.1"
+    assert details.startswith("To 127.0.0.1: 0 pending")  # the next runs have no summary, their details name it
+    assert len(runs) >= 2
+    # The first run handed its successor the events it had not started, in order, and every key it took.
+    carried = await carried_input(history)
+    assert [e.idempotency_key for e in carried.queue] == [second.idempotency_key, third.idempotency_key]
+    assert carried.seen == [e.idempotency_key for e in (first, second, third)]
+    assert carried.outcomes == {first.idempotency_key: "delivered"}
+    assert (carried.events_per_run, carried.retry_initial_s) == (2, 0.1)
+
+
+async def test_an_endpoint_down_for_long_hands_its_deliveries_in_flight_to_the_next_run(
+    client: Client, http: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    hook = receiver.endpoint("down")
+    first, second = (make_event("recordingUpdated", recording_id="room--d--1") for _ in range(2))
+    receiver.key_script[first.idempotency_key] = [503, 503, 503]
+
+    async with webhook_worker(client, http, [hook]) as hooks:
+        # a history limit so low that the run, once it took its two events, stops waiting for `first`
+        small = EndpointInput(url=hook.url, retry_initial_s=0.1, events_per_run=2, drain_history_limit=1)
+        first_run = (await hooks.start(small, first)).result_run_id
+        while not receiver.hits_of("down"):  # `first` is being delivered
+            await asyncio.sleep(0.05)
+        assert await hooks.emit(second) == 1
+        for event in (first, second):
+            assert await hooks.outcome(hook.url, event) == "delivered"
+        history = await client.get_workflow_handle(hooks.endpoint(hook.url).id, run_id=first_run).fetch_history()
+
+    carried = await carried_input(history)
+    assert [e.idempotency_key for e in carried.queue] == [first.idempotency_key, second.idempotency_key]
+    assert carried.outcomes == {}
+    taken = [h.key for h in receiver.hits_of("down") if h.status == 200]
+    assert taken == [first.idempotency_key, second.idempotency_key]
+
+
+async def test_beyond_max_queued_an_event_is_dropped_and_says_so(
+    client: Client, http: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    hook = receiver.endpoint("full")
+    first, second, third = (make_event("recordingUpdated", recording_id="room--e--1") for _ in range(3))
+    receiver.key_script[first.idempotency_key] = [503]
+
+    async with webhook_worker(client, http, [hook]) as hooks:
+        await hooks.start(EndpointInput(url=hook.url, retry_initial_s=0.1, max_queued=1), first)
+        while not receiver.hits_of("full"):  # `first` is being delivered, the queue is empty
+            await asyncio.sleep(0.05)
+        assert await hooks.emit(second) == 1  # waits behind it: the queue is full
+        assert await hooks.emit(third) == 1
+        assert await hooks.outcome(hook.url, third) == "dropped: 1 events were already waiting"
+        for event in (first, second):
+            assert await hooks.outcome(hook.url, event) == "delivered"
+
+    assert third.idempotency_key not in {h.key for h in receiver.hits_of("full")}
+
+
+async def carried_input(history: WorkflowHistory) -> EndpointInput:
+    """What a run that continued as new handed the next one."""
+    last = history.events[-1]
+    assert last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    [carried] = await pydantic_data_converter.decode(
+        last.workflow_execution_continued_as_new_event_attributes.input.payloads, [EndpointInput]
+    )
+    assert isinstance(carried, EndpointInput)
+    return carried
+
+
+async def test_the_retired_delivery_workflow_still_delivers(
+    client: Client, http: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """Runs an upgrade finds still running: nothing starts WebhookDeliveryWorkflow now, but the worker runs it."""
+    event = make_event()
+    bad = receiver.endpoint("bad")
+    good = receiver.endpoint("good")
+    receiver.script["good"] = [503]
+    receiver.always["bad"] = 400
+    delivery = WebhookDelivery(urls=[good.url, bad.url, good.url], event=event, retry_initial_s=0.1)
+
+    async with webhook_worker(client, http, [bad, good]) as hooks:
+        handle = await client.start_workflow(
+            WebhookDeliveryWorkflow.run, delivery, id=delivery_workflow_id(event), task_queue=hooks.task_queue
+        )
+        result = await handle.result()
+
+    assert result == {
+        good.url: "delivered",
+        bad.url: f"rejected: webhook {bad.url} answered 400: nope, scripted 400 for this hook",
+    }
+    assert [h.status for h in receiver.hits_of("good")] == [503, 200]
 
 
 @pytest.mark.parametrize(
