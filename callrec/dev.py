@@ -16,17 +16,21 @@ import asyncio
 import errno
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import IO
 
 import httpx
 from temporalio.client import Client
 
+from callrec import logs
 from callrec.domain.recording import SEARCH_ATTRIBUTES
 from callrec.domain.settings import DEV_API_KEY, Settings, local_url
 from callrec.storage.catalog import migrate
@@ -58,10 +62,17 @@ class Child:
     restarts: int = 0
     started_at: float = field(default=0.0)
     restart_at: float | None = None
+    relay: Callable[[IO[bytes]], None] | None = None  # reads its output (else it goes to the terminal as it is)
 
     def start(self) -> None:
         # Its own process group: the terminal's Ctrl-C reaches the supervisor, which stops the children in order.
-        self.process = subprocess.Popen(self.argv, env=self.env, process_group=0)
+        output = subprocess.PIPE if self.relay else None
+        self.process = subprocess.Popen(
+            self.argv, env=self.env, process_group=0, stdout=output, stderr=subprocess.STDOUT if output else None
+        )
+        if self.relay is not None:
+            assert self.process.stdout is not None
+            threading.Thread(target=self.relay, args=(self.process.stdout,), daemon=True).start()
         self.started_at = time.monotonic()
         self.restart_at = None
 
@@ -94,6 +105,23 @@ def dev_token_secret(settings: Settings) -> str:
 def dev_publish_secret(settings: Settings) -> str:
     """The WHIP publish-token secret shared by the API and the recorder: configured, else kept in the data dir."""
     return settings.publish_secret or kept_secret(settings.data_dir, "publish-secret")
+
+
+_TEMPORAL_TIME = re.compile(r"^time=\S+\s*")
+_TEMPORAL_LEVEL = re.compile(r"\blevel=(\w+)\s*")
+
+
+def relay_temporal(output: IO[bytes]) -> None:
+    """The dev server's log lines (`time=... level=... msg=...`) as callrec's own, from the process `temporal`."""
+    log = logs.get_logger("temporal")
+    for raw in output:
+        line = raw.decode(errors="replace").rstrip()
+        if not line:
+            continue
+        level = _TEMPORAL_LEVEL.search(line)
+        name = {"debug": "debug", "warn": "warning", "error": "error"}.get(level[1].lower() if level else "", "info")
+        text = _TEMPORAL_LEVEL.sub("", _TEMPORAL_TIME.sub("", line), count=1)
+        log.log(logging.getLevelName(name.upper()), text, process="temporal")
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -376,7 +404,6 @@ def _up_message(settings: Settings, api_key: str, own_temporal: bool) -> str:
 
 
 async def _run(settings: Settings) -> int:
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per health probe
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
@@ -404,7 +431,7 @@ async def _run(settings: Settings) -> int:
             print(f"callrec dev: {line}", file=sys.stderr, flush=True)
         return 1
     me = [sys.executable, "-m", "callrec.cli"]
-    temporal = Child("Temporal server", temporal_argv(settings), env) if own_temporal else None
+    temporal = Child("Temporal server", temporal_argv(settings), env, relay=relay_temporal) if own_temporal else None
     parts = [Child(name, [*me, name], env) for name in ("worker", "api", "recorder")]
     status = 0
     try:

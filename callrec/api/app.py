@@ -21,6 +21,7 @@ from callrec.api.talk import endpoints as talk
 from callrec.api.talk import notifications as talk_notifications
 from callrec.api.webhooks import livekit
 from callrec.domain.errors import ServiceUnavailable
+from callrec.logs.http import log_requests
 from callrec.recordings.errors import RecordingError
 
 log = logging.getLogger(__name__)
@@ -104,4 +105,5 @@ def create_app(svc: Services) -> Quart:
     app.asgi_app = StoreUpload(app.asgi_app, svc)  # type: ignore[method-assign,assignment,arg-type]
     # Outermost, so that it covers /store too: framing checks, security headers, CORS (preflight before auth).
     app.asgi_app = HttpGuard(app.asgi_app, svc.settings.cors_origins)  # type: ignore[method-assign,assignment,arg-type]
+    log_requests(app)  # outermost: a line per request, also for those the guard or the upload answer
     return app

@@ -49,6 +49,8 @@ from callrec.domain import signing
 from callrec.domain.ids import new_recording_id
 from callrec.domain.notifications import STORE_FAILED
 from callrec.domain.recording import FileStored, RecordingKind, RecordingStatus
+from callrec.logs import bind_recording
+from callrec.logs.http import note_route
 from callrec.media.sniff import SNIFF_BYTES, UploadFormatError, check_upload
 from callrec.recordings.errors import NotExpectingFile, RecordingNotFound, RoomAlreadyRecording, ServiceUnavailable
 from callrec.storage.objects import ObjectStoreError, PutResult
@@ -188,6 +190,8 @@ class StoreUpload:
         if match is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        note_route(scope, f"{OCS_BASE}/recording/<token>/store")
+        bind_recording(room_id=match["token"])
         settings = self.svc.settings
         body = _Body(receive, settings.max_upload_bytes, settings.upload_idle_timeout_s, settings.upload_body_timeout_s)
         try:
@@ -227,6 +231,7 @@ class StoreUpload:
             if recording_id is not None:  # callrec's recorder named one that is gone
                 raise UploadRejected(404, "recording") from exc
             return None
+        bind_recording(row.recording_id)
         late = row.status == RecordingStatus.FAILED.value and row.error == "upload_timeout"
         if row.status not in UPLOADABLE | RETRYABLE and not late:
             if recording_id is not None:
