@@ -205,8 +205,8 @@ class StoreUpload:
         except RequestEntityTooLarge:
             await _respond(send, 400, {"error": "size"}, "Upload rejected", body=body)
             return
-        except ObjectStoreError:
-            log.exception("object store failed during an upload")
+        except ObjectStoreError as exc:  # the store is down or refuses: an operator's matter, not a bug of callrec
+            log.warning("object store failed during an upload: %s", exc)
             await _respond(send, 503, {"error": "storage"}, "Object store unavailable", body=body)
             return
         except ServiceUnavailable as exc:  # the recorder retries; a 404 would make it give the recording up
