@@ -7,7 +7,8 @@ starts its own dev server (SQLite file under the data dir, web UI). Then the wor
 recorder, and "up" is printed once each answers its health check: the API's `/health`, the recorder's, and a
 worker polling the task queue. A child that dies afterwards is restarted with backoff. Ctrl-C (or SIGTERM,
 SIGHUP) stops every part: SIGTERM, then SIGKILL for what is still running after the grace period. The children
-run in their own process group, so the terminal's Ctrl-C reaches only this supervisor.
+run in their own process group, so the terminal's Ctrl-C reaches only this supervisor. Each part's log lines
+start with its name (`api`, `worker`, `recorder`); the Temporal dev server's are relayed as `temporal`.
 """
 
 from __future__ import annotations
