@@ -43,10 +43,12 @@ RUN groupadd --system --gid 10001 callrec \
 
 COPY --from=build /opt/callrec /opt/callrec
 
+# Logs: a JSON object per line on standard error (README: Logs); CALLREC_LOG_FORMAT=text for key=value lines.
 ENV PATH=/opt/callrec/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    CALLREC_DATA_DIR=/var/lib/callrec
+    CALLREC_DATA_DIR=/var/lib/callrec \
+    CALLREC_LOG_FORMAT=json
 
 # Writable by the service user only (0700; callrec creates its files 0600): the recorder's in-progress files
 # (<data dir>/recorder), and the catalog and objects only when no database and no S3 endpoint are configured

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from callrec import ops
+from callrec import logs, ops
 from callrec.domain.settings import Settings
 from callrec.ops import consent
 from callrec.storage.dev_stack import LOCATION_SETTINGS, find_dotenv, read_stack
@@ -182,8 +182,8 @@ def temporal_unavailable(command: str, settings: Settings, err: TemporalUnavaila
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load_settings(args.command)
+    logs.configure(args.command, settings.log_format, settings.log_level)
     try:
         try:
             run(args, settings)

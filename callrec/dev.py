@@ -7,7 +7,8 @@ starts its own dev server (SQLite file under the data dir, web UI). Then the wor
 recorder, and "up" is printed once each answers its health check: the API's `/health`, the recorder's, and a
 worker polling the task queue. A child that dies afterwards is restarted with backoff. Ctrl-C (or SIGTERM,
 SIGHUP) stops every part: SIGTERM, then SIGKILL for what is still running after the grace period. The children
-run in their own process group, so the terminal's Ctrl-C reaches only this supervisor.
+run in their own process group, so the terminal's Ctrl-C reaches only this supervisor. Each part's log lines
+start with its name (`api`, `worker`, `recorder`); the Temporal dev server's are relayed as `temporal`.
 """
 
 from __future__ import annotations
@@ -16,19 +17,23 @@ import asyncio
 import errno
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
 from temporalio.client import Client
 
+from callrec import logs
 from callrec.domain.recording import SEARCH_ATTRIBUTES
 from callrec.domain.settings import DEV_API_KEY, Settings, local_url
 from callrec.storage.catalog import migrate
@@ -61,10 +66,17 @@ class Child:
     restarts: int = 0
     started_at: float = field(default=0.0)
     restart_at: float | None = None
+    relay: Callable[[IO[bytes]], None] | None = None  # reads its output (else it goes to the terminal as it is)
 
     def start(self) -> None:
         # Its own process group: the terminal's Ctrl-C reaches the supervisor, which stops the children in order.
-        self.process = subprocess.Popen(self.argv, env=self.env, process_group=0)
+        output = subprocess.PIPE if self.relay else None
+        self.process = subprocess.Popen(
+            self.argv, env=self.env, process_group=0, stdout=output, stderr=subprocess.STDOUT if output else None
+        )
+        if self.relay is not None:
+            assert self.process.stdout is not None
+            threading.Thread(target=self.relay, args=(self.process.stdout,), daemon=True).start()
         self.started_at = time.monotonic()
         self.restart_at = None
 
@@ -102,6 +114,23 @@ def dev_publish_secret(settings: Settings) -> str:
 def dev_metrics_token(settings: Settings) -> str:
     """The token /metrics asks for: the configured one, else one kept in the data dir."""
     return settings.metrics_token or kept_secret(settings.data_dir, "metrics-token")
+
+
+_TEMPORAL_TIME = re.compile(r"^time=\S+\s*")
+_TEMPORAL_LEVEL = re.compile(r"\blevel=(\w+)\s*")
+
+
+def relay_temporal(output: IO[bytes]) -> None:
+    """The dev server's log lines (`time=... level=... msg=...`) as callrec's own, from the process `temporal`."""
+    log = logs.get_logger("temporal")
+    for raw in output:
+        line = raw.decode(errors="replace").rstrip()
+        if not line:
+            continue
+        level = _TEMPORAL_LEVEL.search(line)
+        name = {"debug": "debug", "warn": "warning", "error": "error"}.get(level[1].lower() if level else "", "info")
+        text = _TEMPORAL_LEVEL.sub("", _TEMPORAL_TIME.sub("", line), count=1)
+        log.log(logging.getLevelName(name.upper()), text, process="temporal")
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -437,7 +466,6 @@ def record_stack(settings: Settings) -> None:
 
 
 async def _run(settings: Settings) -> int:
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per health probe
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
@@ -466,7 +494,7 @@ async def _run(settings: Settings) -> int:
             print(f"callrec dev: {line}", file=sys.stderr, flush=True)
         return 1
     me = [sys.executable, "-m", "callrec.cli"]
-    temporal = Child("Temporal server", temporal_argv(settings), env) if own_temporal else None
+    temporal = Child("Temporal server", temporal_argv(settings), env, relay=relay_temporal) if own_temporal else None
     parts = [Child(name, [*me, name], env) for name in ("worker", "api", "recorder")]
     status = 0
     try:

@@ -87,7 +87,8 @@ async def serve_app(app: Quart, host: str, port: int, shutdown: Callable[..., Aw
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.graceful_timeout = 30
-    config.errorlog = logging.getLogger("hypercorn.error")  # through our logging config, once
+    config.errorlog = logging.getLogger("hypercorn.error")  # through callrec's log format (callrec.logs), once
+    config.accesslog = None  # the app writes the access line, with the route and the recording's ids
     await serve(app, config, shutdown_trigger=shutdown)
 
 
@@ -98,7 +99,6 @@ async def run_api(settings: Settings, shutdown: Callable[..., Awaitable[None]]) 
 async def run_recorder(settings: Settings) -> None:
     """`callrec recorder`: serves until SIGTERM / SIGINT or `callrec recorder drain`, then drains (takes nothing new,
     finishes its recordings) and stops."""
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per registration (every 5 s) and callback
     async with httpx.AsyncClient(timeout=30) as http:
         app, node = await build_recorder(settings, http)
         await serve_recorder(settings, app, node, await connect(settings), node.until_drained)

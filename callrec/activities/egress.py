@@ -66,12 +66,18 @@ class EgressActivities:
         headers = {"Content-Type": "application/json"} | signing.signed_headers(self.secret, payload)
         headers[signing.BACKEND_HEADER] = f"{self.backend_url}/"
         url = f"{self.server_url}/api/v1/room/{room_id}"
+        # Retried by the activity's retry policy; an ApplicationError, so its log line is one line, not a stack.
         try:
             response = await self.http.post(url, content=payload, headers=headers, follow_redirects=True)
         except httpx.HTTPError as exc:
-            raise RuntimeError(f"recording server at {self.server_url} unreachable: {exc!r}") from exc
+            raise ApplicationError(
+                f"recording server at {self.server_url} unreachable: {exc!r}", type="RecordingServerUnavailable"
+            ) from exc
         if response.status_code >= 500:
-            raise RuntimeError(f"recording server answered {response.status_code}: {response.text[:200]}")
+            raise ApplicationError(
+                f"recording server answered {response.status_code}: {response.text[:200]}",
+                type="RecordingServerUnavailable",
+            )
         return response
 
     @activity.defn

@@ -21,6 +21,7 @@ from callrec.api.talk import endpoints as talk
 from callrec.api.talk import notifications as talk_notifications
 from callrec.api.webhooks import livekit
 from callrec.domain.errors import ServiceUnavailable
+from callrec.logs.http import log_requests
 from callrec.metrics import API_HTTP
 from callrec.metrics.http import HttpMetrics
 from callrec.recordings.errors import RecordingError
@@ -112,6 +113,7 @@ def create_app(svc: Services) -> Quart:
     # Outermost, so that it covers /store too: framing checks, security headers, CORS (preflight before auth).
     app.asgi_app = HttpGuard(app.asgi_app, svc.settings.cors_origins)  # type: ignore[method-assign,assignment,arg-type]
     instrument_app(app)  # around all of it: requests the layers above answer are traced too
-    # Outside it all: every answer is counted and timed by its route template, refusals included.
+    # Outside them: every answer is counted and timed by its route template, refusals included.
     app.asgi_app = HttpMetrics(app.asgi_app, app.url_map, API_HTTP, START_ENDPOINTS)  # type: ignore[method-assign,assignment,arg-type]
+    log_requests(app)  # outermost: a line per request, also for those the guard or the upload answer
     return app

@@ -26,6 +26,7 @@ from callrec.api.operations import Answer, Who, declare, error
 from callrec.api.services import services
 from callrec.domain.pool import LIVE_WITHIN_S, RecorderState
 from callrec.domain.settings import Settings
+from callrec.logs.http import routine
 from callrec.storage.pool import RecorderPool
 from callrec.temporal import workflow_pollers
 
@@ -135,6 +136,7 @@ def _with_details() -> bool:
     "carries `error`, the reason.",
 )
 async def health() -> tuple[Response, int]:
+    routine()  # probed every few seconds: a debug line unless it fails
     details = _with_details()
     svc = services()
     names = ("catalog", "objectStore", "temporal", "worker", "recorder")

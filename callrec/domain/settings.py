@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callrec.domain.cors import CorsOrigins
@@ -18,6 +18,7 @@ from callrec.domain.webhooks import WebhookEndpoint
 
 DEV_API_KEY = "callrec-dev-key"
 StunUrl = Annotated[str, StringConstraints(pattern=r"^stuns?:[^\s<>\x00-\x1f]+$")]
+Lowered = BeforeValidator(lambda value: value.lower() if isinstance(value, str) else value)  # INFO is info
 MIN_SECRET_LENGTH = 32  # characters of CALLREC_API_KEY, bytes of CALLREC_TOKEN_SECRET
 
 
@@ -53,6 +54,14 @@ class Settings(BaseSettings):
         default=False,
         description="set by `callrec dev` for the processes it starts (allows its short dev API key); "
         "never set it in production",
+    )
+    log_format: Annotated[Literal["text", "json"], Lowered] = Field(
+        default="text",
+        description="`json`: a JSON object per log line (the container image's default); `text`: readable "
+        "key=value lines, each starting with the process name",
+    )
+    log_level: Annotated[Literal["debug", "info", "warning", "error"], Lowered] = Field(
+        default="info", description="the least severe log lines written"
     )
     user_token_ttl_s: float = Field(default=24 * 3600.0, gt=0, description="lifetime of a user access token")
     member_token_ttl_s: float = Field(default=6 * 3600.0, gt=0, description="lifetime of a room member token")

@@ -54,6 +54,8 @@ from callrec.domain.ids import is_plain_id
 from callrec.domain.layout import Encoding, EncodingPreset, Layout, render_spec
 from callrec.domain.participants import Participant
 from callrec.domain.pool import PartResult
+from callrec.logs import bind_recording
+from callrec.logs.http import log_requests, routine
 from callrec.media.live import RoomRecording
 from callrec.media.stage import Stages
 from callrec.recorder.protocol import Backends, Refused, ReplayGuard
@@ -304,6 +306,7 @@ class Recorder:
         if body.actor is not None:
             session.actor = body.actor.wire()
         self.sessions[body.recordingId] = session
+        bind_recording(session.recording_id, room_id)  # on every line of the session's tasks started from here
         session.opened = asyncio.ensure_future(self._open(session))
         return session
 
@@ -549,6 +552,7 @@ def create_recorder_app(recorder: Recorder, whip: Whip | None = None) -> Quart:
             if recording_id is not None and not is_plain_id(recording_id):
                 raise Refused(400, "recordingId", "recordingId must be 1 to 128 letters, digits, '_' or '-'")
             session = recorder.find(token, recording_id)
+            bind_recording(session.recording_id if session else recording_id)
             if session is None:
                 if recorder.find(token, recording_id, stopping=True) is not None:
                     return jsonify({}), 200  # stopped already: a retried stop
@@ -563,6 +567,7 @@ def create_recorder_app(recorder: Recorder, whip: Whip | None = None) -> Quart:
 
     @app.get("/health")
     async def health() -> Response:
+        routine()
         return jsonify({"status": "up", "recordings": len(recorder.sessions)})
 
     @app.after_serving
@@ -570,4 +575,5 @@ def create_recorder_app(recorder: Recorder, whip: Whip | None = None) -> Quart:
         await recorder.shutdown()
 
     instrument_app(app)
+    log_requests(app)
     return app

@@ -63,6 +63,7 @@ from callrec.domain.recording import (
     StopRequest,
 )
 from callrec.domain.settings import Settings
+from callrec.logs import bind_recording
 from callrec.recordings import errors
 from callrec.recordings.deletion import IN_PROGRESS_REASON, NOT_FOUND, delete_recording, meet_reason
 from callrec.recordings.offers import Offers
@@ -287,6 +288,7 @@ class RecordingsService:
             except UnsupportedEncoding as exc:
                 raise errors.EncodingNotSupported(exc.field, exc.message) from exc
         recording_id = new_recording_id(room.room_id)
+        bind_recording(recording_id)  # the lines about starting it, and the request's access line, name it
         participants = call.participants
         row = await self._reserve(room, recording_id, config, kind, participants, owner, RecordingStatus.STARTING)
         assignment = await self._admit(row, config, kind, len(participants))

@@ -170,6 +170,14 @@ async def test_dev_comes_up_when_every_part_answers_works_on_changed_ports_and_s
         recording = await record(api, room_id, seconds=1.0)
     assert recording["status"] == "complete", recording
 
+    # Each part's log lines start with its name, as key=value lines; the recording's name it.
+    lines = dev.output.splitlines()
+    recording_id = recording["recordingId"]
+    [start] = [line for line in lines if line.startswith("api ") and "method=POST route=/api/v1/recordings " in line]
+    assert "status=201 duration_ms=" in start and f"recording_id={recording_id} room_id={room_id}" in start, start
+    assert any(line.startswith("worker ") and "worker polling task queue" in line for line in lines), dev.output
+    assert any(line.startswith("recorder ") and f"recording_id={recording_id}" in line for line in lines), dev.output
+
     # `make dev` says where the metrics are; the worker's count the recording, the SDK's serve temporal_* series.
     token = (dev.data_dir / "metrics-token").read_text().strip()
     worker_metrics = f"http://127.0.0.1:{dev.ports['worker_metrics']}/metrics"

@@ -42,6 +42,8 @@ from callrec.domain.recording import (
     RecorderStarted,
     RecorderStopped,
 )
+from callrec.logs import bind_recording
+from callrec.logs.http import routine
 from callrec.recordings.errors import RecordingNotFound, ServiceUnavailable
 from callrec.recordings.service import Callback
 from callrec.recordings.talk_status import room_status_callback
@@ -144,6 +146,7 @@ async def register_recorder(svc: Services, payload: object) -> Response:
     """A pool recorder's registration (`RecorderReport`). It repeats every few seconds and says only what is true
     now, so instead of keeping its random for the replay window (a row per recorder every 5 s), the API takes it
     only while its signed `sentAt` is within REGISTRATION_FRESH_S: played again later, it is refused as stale."""
+    routine()  # every few seconds from each recorder: a debug line unless it is refused
     try:
         report = RecorderReport.model_validate(payload)
     except ValidationError:
@@ -217,6 +220,7 @@ async def backend() -> Response:
     callback = cast(Callback, kind)
     try:
         row = await svc.recordings.for_callback(token, recording_id if isinstance(recording_id, str) else None)
+        bind_recording(row.recording_id, token)
         await svc.recordings.recorder_callback(row, callback, argument(callback, payload), actor_of(payload))
     except RecordingNotFound:
         if callback in ("stopped", "failed") and recording_id is None:

@@ -49,6 +49,8 @@ from callrec.domain import signing
 from callrec.domain.ids import new_recording_id
 from callrec.domain.notifications import STORE_FAILED
 from callrec.domain.recording import FileStored, RecordingKind, RecordingStatus
+from callrec.logs import bind_recording
+from callrec.logs.http import note_route
 from callrec.media.sniff import SNIFF_BYTES, UploadFormatError, check_upload
 from callrec.metrics import UPLOAD_BYTES, UPLOAD_SECONDS
 from callrec.recordings.errors import NotExpectingFile, RecordingNotFound, RoomAlreadyRecording, ServiceUnavailable
@@ -192,6 +194,8 @@ class StoreUpload:
             await self.app(scope, receive, send)
             return
         name_server_span("POST", STORE_ROUTE)
+        note_route(scope, f"{OCS_BASE}/recording/<token>/store")
+        bind_recording(room_id=match["token"])
         settings = self.svc.settings
         body = _Body(receive, settings.max_upload_bytes, settings.upload_idle_timeout_s, settings.upload_body_timeout_s)
         began, answered = time.monotonic(), 500
@@ -221,8 +225,8 @@ class StoreUpload:
         except RequestEntityTooLarge:
             await _respond(send, 400, {"error": "size"}, "Upload rejected", body=body)
             return
-        except ObjectStoreError:
-            log.exception("object store failed during an upload")
+        except ObjectStoreError as exc:  # the store is down or refuses: an operator's matter, not a bug of callrec
+            log.warning("object store failed during an upload: %s", exc)
             await _respond(send, 503, {"error": "storage"}, "Object store unavailable", body=body)
             return
         except ServiceUnavailable as exc:  # the recorder retries; a 404 would make it give the recording up
@@ -247,6 +251,7 @@ class StoreUpload:
             if recording_id is not None:  # callrec's recorder named one that is gone
                 raise UploadRejected(404, "recording") from exc
             return None
+        bind_recording(row.recording_id)
         late = row.status == RecordingStatus.FAILED.value and row.error == "upload_timeout"
         if row.status not in UPLOADABLE | RETRYABLE and not late:
             if recording_id is not None:
