@@ -25,7 +25,14 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from callrec.domain.errors import ServiceUnavailable
@@ -107,7 +114,12 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
     try:
         # Named and measured as callrec's own series: counters end in _total, durations are in seconds.
         prometheus = PrometheusConfig(bind_address=address, counters_total_suffix=True, durations_as_seconds=True)
-        return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+        # The SDK core's own warnings come out through `logging`, in callrec's format.
+        core_logs = LoggingConfig(
+            filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+            forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+        )
+        return Runtime(telemetry=TelemetryConfig(metrics=prometheus, logging=core_logs))
     except Exception as err:  # noqa: BLE001 - the SDK's bind error, whatever its type: one line naming the setting
         raise SystemExit(
             f"the Temporal SDK metrics cannot listen on {address} ({err}): set CALLREC_TEMPORAL_METRICS_PORT to a "

@@ -264,8 +264,10 @@ class StackFactory:
         client = self.env.client
         async for execution in client.list_workflows('WorkflowType="RecordingWorkflow"'):
             if execution.task_queue in self.task_queues and execution.close_time is not None:
-                history = await client.get_workflow_handle(execution.id).fetch_history()
-                (directory / f"{execution.id}.json").write_text(history.to_json())
+                # each run (a reset makes another): named by the workflow id and the run's
+                handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+                history = await handle.fetch_history()
+                (directory / f"{execution.id}.{execution.run_id[:8]}.json").write_text(history.to_json())
 
     async def close(self) -> None:
         if target := os.environ.get("CALLREC_SAVE_HISTORIES"):

@@ -37,6 +37,7 @@ class OpsBase:
     catalog: Catalog
     store: ObjectStore
     client: Client
+    offer_expiry_s: float | None = None  # `reconcile` closes share-to-chat offers older than this (None: it does not)
 
     def _handle(self, recording_id: str) -> WorkflowHandle[Any, RecordingState]:
         return self.client.get_workflow_handle_for(RecordingWorkflow.run, recording_id)

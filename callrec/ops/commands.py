@@ -40,7 +40,8 @@ class Ops(RetryCommands):
         client = await connect(settings)
         catalog = Catalog.from_url(settings.catalog_url)
         try:
-            yield cls(catalog=catalog, store=await make_store(settings), client=client)
+            store = await make_store(settings)
+            yield cls(catalog=catalog, store=store, client=client, offer_expiry_s=settings.share_offer_expiry_s)
         finally:
             await catalog.close()
 
@@ -181,5 +182,5 @@ class Ops(RetryCommands):
             actions.append("the row changed meanwhile; left as it is")
 
     async def reconcile(self, *, min_age_s: float) -> ReconcileReport:
-        reconciler = ReconcileActivities(self.catalog, self.store, self.client)
+        reconciler = ReconcileActivities(self.catalog, self.store, self.client, offer_expiry_s=self.offer_expiry_s)
         return await reconciler.run(ReconcileInput(min_age_s=min_age_s))

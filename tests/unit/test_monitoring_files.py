@@ -17,18 +17,13 @@ from prometheus_client import CollectorRegistry
 
 from callrec import metrics
 from tests.e2e.test_metrics import TEMPORAL_SDK_SERIES
-from tests.unit.test_deployment_files import COMPOSE_FILE, ROOT, environment
+from tests.unit.test_deployment_files import ROOT, compose, environment
+
+__all__ = ["compose"]  # the fixture
 
 PROMETHEUS_FILE = ROOT / "deploy" / "prometheus.yml"
 GRAFANA = ROOT / "deploy" / "grafana"
 SERIES = re.compile(r"\b((?:callrec|temporal)_[a-z0-9_]+)\b")
-
-
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    loaded = yaml.safe_load(COMPOSE_FILE.read_text())
-    assert isinstance(loaded, dict)
-    return loaded
 
 
 @pytest.fixture(scope="module")

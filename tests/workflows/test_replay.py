@@ -56,6 +56,20 @@ ENDINGS = {
     "test_a_refused_start_changes_nothing_and_callbacks_set_the_status_whatever_it_was",
     "failed-start-refused": "e2e/test_talk_status_flow.py::"
     "test_a_refused_start_changes_nothing_and_callbacks_set_the_status_whatever_it_was",
+    # closed as the recording ended (`close-as-outcome`: failed/aborted close Failed) and at once once stored
+    # (`offer-in-catalog`); an operator's Cancel, and a Reset after the store was down (each run)
+    "complete-closes-when-stored": "e2e/test_talk_notifications.py::"
+    "test_stored_recording_is_offered_and_shared_to_the_chat_once",
+    "failed-start-timeout-closes-failed": "workflows/test_timers.py::"
+    "test_start_timeout_fails_the_recording_and_stops_egress",
+    "aborted-cancelled-kept": "e2e/test_operator_recovery.py::"
+    "test_cancel_in_the_ui_stops_the_recorder_and_keeps_what_was_recorded",
+    "aborted-cancelled-before-start": "e2e/test_operator_recovery.py::"
+    "test_cancel_before_the_recorder_started_stops_it_and_records_nothing",
+    "failed-store-unavailable": "e2e/test_operator_recovery.py::"
+    "test_a_recording_that_failed_while_storing_completes_after_a_reset_once_the_store_is_back",
+    "complete-after-reset": "e2e/test_operator_recovery.py::"
+    "test_a_recording_that_failed_while_storing_completes_after_a_reset_once_the_store_is_back",
 }
 
 
