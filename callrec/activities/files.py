@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 from callrec.domain.recording import EXTENSIONS, FinalizeInput, FinalizeResult
 from callrec.media.probe import InvalidMedia, probe_recording
 from callrec.metrics import FINALIZE_SECONDS
-from callrec.storage.objects import ObjectNotFound, ObjectStore
+from callrec.storage.objects import ObjectNotFound, ObjectStore, ObjectStoreError
 
 
 def final_key(request: FinalizeInput) -> str:
@@ -25,7 +25,9 @@ def final_key(request: FinalizeInput) -> str:
 
 @asynccontextmanager
 async def heartbeating(every_s: float = 5.0) -> AsyncIterator[None]:
-    """Heartbeats while the body runs, so a dead worker is noticed within the heartbeat timeout."""
+    """Heartbeats while the body (storing a recording) runs, so a dead worker is noticed within the heartbeat timeout.
+    The object store failing is an expected, retryable failure: an `ObjectStoreUnavailable` ApplicationError (one log
+    line and a typed failure in the Temporal UI, not a stack)."""
 
     async def beat() -> None:
         while True:
@@ -35,6 +37,10 @@ async def heartbeating(every_s: float = 5.0) -> AsyncIterator[None]:
     task = asyncio.create_task(beat())
     try:
         yield
+    except ObjectStoreError as exc:
+        if isinstance(exc, ObjectNotFound):
+            raise
+        raise ApplicationError(f"The object store failed: {exc}", type="ObjectStoreUnavailable") from exc
     finally:
         task.cancel()
 

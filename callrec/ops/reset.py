@@ -42,11 +42,12 @@ _NOT_RETRYABLE = {
 class RunEnding:
     """How the run to be reset ended."""
 
-    workflow: str  # completed (the run ended the recording, whatever its close), terminated, failed, timed out, ...
-    status: str  # the recording's: the completed run's result, else the catalog row's
+    workflow: str  # how the run closed: completed, failed, terminated, timed out, cancelled
+    status: str  # the recording's: the run's final state when it ended the recording, else the catalog row's
     error: str | None
     details: str | None
     started: bool  # the recorder had reported `started`
+    ended_recording: bool = False  # the run closed with the recording's end (completed, or failed with its error)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def choose_reset_point(history: RunHistory, ending: RunEnding) -> ResetPoint:
     The task that scheduled the final `project_recording` is never a useful point: it is the one that
     decided the end (its timer had fired, its signal had come), so a new run would decide the same.
     """
-    if ending.workflow != "completed":
+    if not ending.ended_recording:
         tasks = history.workflow_tasks()
         if not tasks:
             raise NoResetPoint(

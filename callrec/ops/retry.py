@@ -151,7 +151,9 @@ class RetryCommands(OpsBase):
         started = row.start_date is not None
         if description.status is not None and (state := await final_state(old, description.status)) is not None:
             # The run ended the recording (completed with its state, or failed with it as the failure's details).
-            return RunEnding("completed", state.status.value, state.error, state.details, state.start_date is not None)
+            closed = "completed" if description.status == WorkflowExecutionStatus.COMPLETED else "failed"
+            started = state.start_date is not None
+            return RunEnding(closed, state.status.value, state.error, state.details, started, ended_recording=True)
         if description.status == WorkflowExecutionStatus.COMPLETED:
             raise refuse("its workflow completed with a result that is not a recording state")
         what = CLOSED_ABNORMALLY.get(description.status) if description.status is not None else None

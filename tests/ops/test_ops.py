@@ -306,7 +306,9 @@ def saved_history(name: str, upto: int | None = None) -> ops.RunHistory:
 
 
 def ended(workflow: str, status: str, error: str | None = None, started: bool = True) -> ops.RunEnding:
-    return ops.RunEnding(workflow=workflow, status=status, error=error, details="why", started=started)
+    """How a run closed; "completed" (or "failed" with an error) here: it ended the recording with that status."""
+    ending = workflow == "completed" or (workflow == "failed" and error is not None)
+    return ops.RunEnding(workflow, status, error, "why", started, ended_recording=ending)
 
 
 def test_a_terminated_run_carries_on_from_its_last_workflow_task() -> None:
@@ -334,6 +336,16 @@ def test_an_invalid_file_is_validated_again() -> None:
     point = ops.choose_reset_point(saved_history("failed-invalid-file"), ended("completed", "failed", "invalid_file"))
     assert (point.event_id, point.status, point.reapply) == (41, "ending", True)
     assert point.finalize is not None and point.finalize.event_id == 45
+
+
+def test_a_recording_the_store_did_not_take_stores_its_kept_file_again() -> None:
+    # It closed Failed with `store_unavailable` after joining the recorded parts gave up (the store was down).
+    history = saved_history("failed-store-unavailable")
+    point = ops.choose_reset_point(history, ended("failed", "failed", "store_unavailable"))
+    assemble = history.last_scheduled("assemble")
+    assert assemble is not None and point.status == "ending"
+    assert point.event_id == assemble.activity_task_scheduled_event_attributes.workflow_task_completed_event_id
+    assert point.step == "join the recorded parts and store the file again"
 
 
 @pytest.mark.parametrize(
@@ -529,7 +541,7 @@ async def test_retry_starts_over_once_the_recorder_is_back(
     assert code == 0, text
     lines = text.splitlines()
     assert lines[0] == f"recording {recording_id}:"
-    assert lines[1].endswith(": completed, recording failed (egress_unavailable)")
+    assert lines[1].endswith(": failed, recording failed (egress_unavailable)")
     assert lines[2].startswith("  reset to event 4 (WorkflowTaskCompleted; the recording was starting there): ")
     assert lines[2].endswith("start over: ask the recorder to start again")
     assert lines[3].startswith("    the event before it: 1 ") and lines[3].endswith(" WorkflowExecutionStarted")
@@ -570,7 +582,7 @@ async def test_retry_after_an_upload_timeout_waits_for_the_upload_again(
     tool = ops.Ops(catalog=stack.catalog, store=stack.store, client=stack.client)
 
     result = await run_json(tool, "retry", recording_id)
-    assert (result["previousRun"]["workflow"], result["previousRun"]["error"]) == ("completed", "upload_timeout")
+    assert (result["previousRun"]["workflow"], result["previousRun"]["error"]) == ("failed", "upload_timeout")
     point = result["resetPoint"]
     assert (point["step"], point["recordingStatus"]) == ("wait for the recorder's upload again", "ending")
     assert point["before"]["type"] == "ActivityTaskCompleted" and point["before"]["activity"] == "stop_egress"
