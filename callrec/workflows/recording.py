@@ -37,10 +37,6 @@ with workflow.unsafe.imports_passed_through():
         ErrorCode,
         FileStored,
         FinalizeInput,
-        RecorderFailed,
-        RecorderProgress,
-        RecorderStarted,
-        RecorderStopped,
         Recording,
         RecordingKind,
         RecordingState,
@@ -50,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         talk_status,
     )
     from callrec.domain.webhooks import recording_payload
+    from callrec.workflows.callbacks import RecorderCallbacks
     from callrec.workflows.effects import reason_of
     from callrec.workflows.offer import OfferHandlers
     from callrec.workflows.options import GIVE_UP_STOP, execute, last_failure
@@ -96,7 +93,7 @@ _CANCELLED_KEPT = (
 
 
 @workflow.defn
-class RecordingWorkflow(OfferHandlers):
+class RecordingWorkflow(RecorderCallbacks, OfferHandlers):
     @workflow.init
     def __init__(self, input: StartRecordingInput) -> None:
         self.input = input
@@ -519,49 +516,6 @@ class RecordingWorkflow(OfferHandlers):
             await self._store(await self._join_parts(self.parts))
         except _Ended as ended:
             workflow.logger.warning("nothing could be kept: %s", ended.details)
-
-    # recorder callbacks (signals)
-    @workflow.signal
-    def recorder_started(self, _: RecorderStarted) -> None:
-        if self.state.status == RecordingStatus.STARTING:
-            self.started = True
-
-    @workflow.signal
-    def recorder_stopped(self, stopped: RecorderStopped) -> None:
-        self.recorder_done = True
-        if stopped.actor is not None and self.stopped_by is None and self.state.status == RecordingStatus.ACTIVE:
-            self.stopped_by = stopped.actor
-
-    @workflow.signal
-    def recorder_progress(self, progress: RecorderProgress) -> None:
-        self.progress_reports += 1
-        if self.parts is not None and self.parts.progress(progress.part, progress.duration_s, progress.bytes):
-            workflow.set_current_details(
-                f"Recording on recorder {self.parts.recorder_id} (part {self.parts.number}): "
-                f"{progress.duration_s:.0f} s, {progress.segments or 0} segments, {progress.bytes or 0:,} bytes stored"
-            )
-
-    @workflow.signal
-    def recorder_failed(self, failed: RecorderFailed) -> None:
-        if self.failure is None and self.state.status.in_progress:
-            self.failure = failed.reason
-
-    @workflow.update
-    def store_file(self, stored: FileStored) -> FileStored:
-        """The recording's file: this upload, or the one stored before (a retried upload is not stored twice)."""
-        if self.stored is None:
-            self.stored = stored
-        return self.stored
-
-    @store_file.validator
-    def _validate_store_file(self, stored: FileStored) -> None:
-        if stored.offered_until_ms is not None and self._now_ms() > stored.offered_until_ms:
-            # No worker took it in time: the uploader got 503, dropped this staged copy, and uploads again.
-            raise ApplicationError("The upload was offered too late", type="NotExpectingUpload")
-        if self.stored is None and self.awaiting_late_file:
-            return
-        if self.state.status == RecordingStatus.STARTING or (self.stored is None and not self.state.status.in_progress):
-            raise ApplicationError(f"Recording is {self.state.status.value}", type="NotExpectingUpload")
 
     @workflow.signal
     def end(self, request: StopRequest) -> None:
