@@ -129,11 +129,12 @@ class RecordingWorkflow(RecorderCallbacks, OfferHandlers):
         recorded and end `aborted`. A recording that ends `failed` or `aborted` closes its workflow as Failed, with
         its error as the failure's type; a stored one completes with its state."""
         lifecycle = asyncio.ensure_future(self._lifecycle(input))
-        try:
-            await asyncio.shield(lifecycle)
-        except asyncio.CancelledError:
-            self._cancelled()
-            await lifecycle
+        while not lifecycle.done():
+            try:
+                await asyncio.shield(lifecycle)
+            except asyncio.CancelledError:  # asked again: still a stop, and the lifecycle goes on
+                self._cancelled()
+        lifecycle.result()
         if workflow.patched(CLOSE_AS_OUTCOME) and self.state.status in _FAILED_CLOSE:
             raise ApplicationError(
                 self.state.details or self.state.status.value,

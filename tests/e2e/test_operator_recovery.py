@@ -50,7 +50,9 @@ async def test_cancel_in_the_ui_stops_the_recorder_and_keeps_what_was_recorded(s
     room_id, recording_id = await start_recording(stack, "Cancelled call")
     await asyncio.sleep(2.5)
 
-    await stack.client.get_workflow_handle(recording_id).cancel()  # "Request Cancellation"
+    handle = stack.client.get_workflow_handle(recording_id)
+    await handle.cancel()  # "Request Cancellation"
+    await handle.cancel()  # pressed twice: still one stop
 
     ended = await wait_for_status(stack.api, recording_id, {"complete", "failed", "aborted"})
     assert (ended["status"], ended["error"], ended["errorCode"]) == ("aborted", "operator_cancelled", 499), ended
