@@ -166,3 +166,11 @@ async def outcome(handle: WorkflowHandle[Any, RecordingState]) -> RecordingState
         return state
     assert state.status not in ("failed", "aborted"), state
     return state
+
+
+def stored_keys(room_id: str, recording_id: str, extension: str = "mp4") -> list[str]:
+    """What storing a recording leaves in the object store, sorted: its file and the pictures made from it (poster
+    and seek thumbnails of a video, the waveform of an audio-only recording)."""
+    base = f"recordings/{room_id}/{recording_id}"
+    pictures = ("waveform.png",) if extension == "ogg" else ("poster.jpg", "thumbs.jpg", "thumbs.vtt")
+    return sorted([f"{base}.{extension}", *(f"{base}.{suffix}" for suffix in pictures)])

@@ -11,7 +11,7 @@ from callrec.api import health, monitoring, openapi, player_page, publish_page, 
 from callrec.api.auth import authenticate, load_room_scope, refuse_revoked_member_token
 from callrec.api.errors import ApiError, from_service, unauthorized
 from callrec.api.guard import BoundedJSONProvider, HttpGuard
-from callrec.api.meet import files, inbox, media, members, recordings, rooms, sharing, users
+from callrec.api.meet import files, inbox, media, members, previews, recordings, rooms, sharing, users
 from callrec.api.recorder_backend import callbacks
 from callrec.api.recorder_backend.upload import StoreUpload
 from callrec.api.services import Services
@@ -35,6 +35,9 @@ ANONYMOUS_ENDPOINTS = {
     "api_v1.recordings.get_recording",  # a recording's secret (sharing.authorized_recording)
     "api_v1.media.get_media",
     "api_v1.files.download_recording",
+    "api_v1.previews.get_poster",
+    "api_v1.previews.get_thumbnails",
+    "api_v1.previews.get_thumbnail_sprite",
     "api_v1.whip.whip_options",  # WHIP: what the endpoint takes
     "api_v1.whip.whip_patch",  # WHIP: 405, no trickle ICE
 }
@@ -73,6 +76,7 @@ def create_app(svc: Services) -> Quart:
         sharing.blueprint,
         recordings.blueprint,
         media.blueprint,
+        previews.blueprint,
         whip.blueprint,
         recorders.blueprint,
     ):

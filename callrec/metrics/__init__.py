@@ -72,7 +72,8 @@ RECORDINGS_ENDED = Counter(
 )
 FINALIZE_SECONDS = Histogram(
     "callrec_finalize_seconds",
-    "Storing an uploaded file: validate (download, probe, checksum) and store (move to its final key)",
+    "Storing an uploaded file: validate (download, probe, checksum), previews (poster, seek thumbnails or "
+    "waveform) and store (move to its final key)",
     ["step"],
     buckets=WORK_BUCKETS,
     registry=WORKER,

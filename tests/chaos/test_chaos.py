@@ -18,7 +18,7 @@ from callrec.domain import signing
 from callrec.media.probe import probe_recording
 from tests.chaos.harness import ChaosStack
 from tests.conftest import SECRET, free_port, s3_overrides
-from tests.helpers import OCS, backend_callback, mp4_bytes
+from tests.helpers import OCS, backend_callback, mp4_bytes, stored_keys
 from tests.recording_server import ScriptedRecordingServer
 
 pytestmark = pytest.mark.timeout(420)
@@ -71,7 +71,7 @@ async def test_worker_killed_in_every_phase(chaos: ChaosStack) -> None:
     assert store is not None
     for room, recording in zip(rooms, done, strict=True):
         assert recording["duration"] > 1
-        assert await store.list_keys(f"recordings/{room}/") == [f"recordings/{room}/{recording['recordingId']}.mp4"]
+        assert await store.list_keys(f"recordings/{room}/") == stored_keys(room, recording["recordingId"])
         assert await chaos.notifications_of(recording["recordingId"]) == ["record_file_stored"]
         assert await chaos.chat_of(room) == ["recording_started", "recording_stopped"]
     assert await store.list_keys("staging/") == []
@@ -126,7 +126,7 @@ async def test_object_store_down_during_upload_and_validation(tmp_path: Path) ->
         [done] = await stack.wait_for([room], {"complete", "failed"})
         assert done["status"] == "complete", done
         key = f"recordings/{room}/{done['recordingId']}.mp4"
-        assert await store.list_keys("recordings/") == [key]
+        assert await store.list_keys("recordings/") == stored_keys(room, done["recordingId"])
         assert await store.list_keys("staging/") == []
         local = tmp_path / "stored.mp4"
         await store.download(key, local)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tests.chaos.harness import ChaosStack
 from tests.conftest import free_port
+from tests.helpers import stored_keys
 
 
 async def test_two_apis_and_two_workers_give_one_recording_per_room(tmp_path: Path, catalog_url: str) -> None:
@@ -36,7 +37,7 @@ async def test_two_apis_and_two_workers_give_one_recording_per_room(tmp_path: Pa
         [done] = await stack.wait_for([room], {"complete", "failed"})
         assert (done["recordingId"], done["status"]) == (winner["recordingId"], "complete")
         assert stack.store is not None
-        assert await stack.store.list_keys("recordings/") == [f"recordings/{room}/{done['recordingId']}.mp4"]
+        assert await stack.store.list_keys("recordings/") == stored_keys(room, done["recordingId"])
         assert await stack.chat_of(room) == ["recording_started", "recording_stopped"]
         await other.aclose()
     finally:

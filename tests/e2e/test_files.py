@@ -16,7 +16,7 @@ import pytest
 
 from callrec.storage.rows import RecordingRow
 from tests.conftest import Stack, StackFactory, s3_overrides
-from tests.helpers import PeakRss, create_room, join, record, wait_for_status
+from tests.helpers import PeakRss, create_room, join, record, stored_keys, wait_for_status
 
 MiB = 1 << 20
 
@@ -86,10 +86,9 @@ async def test_delete_one_and_many(stacks: StackFactory) -> None:
     assert (await api.post(f"/api/v1/recordings/{active_id}/stop")).status_code == 202
     stopped = await wait_for_status(api, active_id, {"complete", "failed"})
     assert stopped["status"] == "complete", stopped
-    final_key = f"recordings/{room_id}/{active_id}.mp4"
     leftover = f"staging/{active_id}/leftover.mp4"
     await stack.store.put_stream(leftover, chunks(b"half an upload"))
-    assert await stack.store.list_keys(f"recordings/{room_id}/") == [final_key]
+    assert await stack.store.list_keys(f"recordings/{room_id}/") == stored_keys(room_id, active_id)
 
     deleted = await api.delete(f"/api/v1/recordings/{active_id}")
     assert deleted.status_code == 200, deleted.text

@@ -18,7 +18,7 @@ from callrec.media.probe import probe_recording
 from callrec.media.render import participant_color, tile_rects
 from callrec.workflows.recording import RecordingWorkflow
 from tests.conftest import StackFactory, s3_overrides
-from tests.helpers import create_room, join, record, wait_for_status
+from tests.helpers import create_room, join, record, stored_keys, wait_for_status
 
 
 def first_frame(path: Path) -> np.ndarray:
@@ -95,7 +95,7 @@ async def test_record_a_call_end_to_end(stacks: StackFactory, s3_endpoint: str, 
     assert (info.video_codec, info.audio_codec, info.width, info.height) == ("h264", "aac", 320, 180)
     row = await stack.catalog.get_recording(recording_id)
     assert row is not None and row.sha256 == hashlib.sha256(media).hexdigest()
-    assert await stack.store.list_keys(f"recordings/{room_id}/") == [f"recordings/{room_id}/{recording_id}.mp4"]
+    assert await stack.store.list_keys(f"recordings/{room_id}/") == stored_keys(room_id, recording_id)
     assert await stack.store.list_keys("staging/") == []
 
     # The history this run made replays against the current workflow code.

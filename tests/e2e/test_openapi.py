@@ -289,6 +289,8 @@ def scenario(live: Live) -> Seeded:
     live.expect(422, "GET", f"{recording}/media", path_parameters=first, headers={"Range": "bytes=-10"})
     live.expect(416, "GET", f"{recording}/media", path_parameters=first, headers={"Range": "bytes=999999999-"})
     live.expect(200, "GET", f"{recording}/download", path_parameters=first)
+    for picture in ("poster", "thumbnails.vtt", "thumbnails.jpg"):
+        live.expect(200, "GET", f"{recording}/{picture}", path_parameters=first)
     live.expect(200, "GET", f"{recordings}/download", query={"recordingIds": [ids[0], "nope--EG_x--y"]})
     live.expect(400, "GET", f"{recordings}/download", query={"recordingIds": ["nope--EG_x--y"]})
     for odd in ("x\r\ny", "x\x00y"):  # not in a recording id's format: refused as Meet refuses them
@@ -304,6 +306,8 @@ def scenario(live: Live) -> Seeded:
         live.expect(401 if private else 200, "GET", recording, admin=False, path_parameters=first, query=secret)
         live.expect(401 if private else 206, "GET", f"{recording}/media", admin=False, path_parameters=first,
                     query=secret, headers={"Range": "bytes=0-"})  # fmt: skip
+        live.expect(401 if private else 200, "GET", f"{recording}/thumbnails.vtt", admin=False,
+                    path_parameters=first, query=secret)  # fmt: skip
     live.expect(401, "GET", recording, admin=False, path_parameters=first)
     live.expect(400, "GET", recording, path_parameters=first, query={"recordingSecret": "wrong"})
     live.expect(200, "GET", recordings, query={"roomId": called["roomId"], "maxItems": 1, "sortField": "size"})

@@ -4,13 +4,16 @@ status flow: test_talk_status_flow.py.)"""
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 
 import httpx
+from PIL import Image
 
+from callrec.media.previews import WAVEFORM_SIZE
 from callrec.media.probe import probe_recording
 from tests.conftest import StackFactory
-from tests.helpers import OCS, create_room, join, wait_for_status
+from tests.helpers import OCS, create_room, join, stored_keys, wait_for_status
 from tests.test_access_helpers import member_client
 
 
@@ -53,4 +56,10 @@ async def test_an_audio_recording_is_an_ogg_opus_file(stacks: StackFactory, tmp_
     path.write_bytes(media.content)
     info = probe_recording(path, "audio")
     assert (info.container, info.audio_codec, info.video_codec) == ("ogg", "opus", None)
+    # Its poster is a waveform; there are no seek thumbnails for a recording without pictures.
+    poster = await api.get(f"/api/v1/recordings/{done['recordingId']}/poster")
+    assert poster.status_code == 200 and poster.headers["Content-Type"] == "image/png"
+    assert Image.open(io.BytesIO(poster.content)).size == WAVEFORM_SIZE
+    assert (await api.get(f"/api/v1/recordings/{done['recordingId']}/thumbnails.vtt")).status_code == 404
+    assert await stack.store.list_keys(f"recordings/{room_id}/") == stored_keys(room_id, done["recordingId"], "ogg")
     assert await room_status(api, room_id) == 0

@@ -27,6 +27,7 @@ from tests.helpers import (
     member_headers,
     mp4_bytes,
     room_recording,
+    stored_keys,
     upload,
     wait_for_status,
 )
@@ -387,7 +388,7 @@ async def test_retried_upload_is_stored_once(
     # The recording server lost the answer and uploads the same file again: 200, nothing new stored.
     again = await upload(stack.api, SECRET, room_id, "Recording.mp4", video, owner="Alice")
     assert again.status_code == 200, again.text
-    assert await stack.store.list_keys("recordings/") == [f"recordings/{room_id}/{recording_id}.mp4"]
+    assert await stack.store.list_keys("recordings/") == stored_keys(room_id, recording_id)
     # Another file with no recording to take it: stored for its owner as Talk stores it, as a recording of its own;
     # the stored one is never replaced.
     other_video = mp4_bytes(tmp_path, 2.0)

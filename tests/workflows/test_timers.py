@@ -44,7 +44,7 @@ from callrec.temporal import bundled_binary
 from callrec.worker.main import recording_activities
 from callrec.workflows.recording import RecordingWorkflow
 from tests.conftest import SECRET
-from tests.helpers import SMALL, outcome
+from tests.helpers import SMALL, outcome, stored_keys
 from tests.recording_server import ScriptedRecordingServer
 
 HOUR = 3600.0
@@ -204,7 +204,7 @@ async def test_max_duration_ends_as_limit_reached_with_the_file_stored(harness: 
     row = await harness.catalog.get_recording(handle.id)
     assert row is not None and row.status == "limit_reached" and row.size == staged.size
     assert row.duration is not None and 1.8 <= row.duration <= 2.3
-    assert await harness.store.list_keys("recordings/") == [f"recordings/room-1/{handle.id}.mp4"]
+    assert await harness.store.list_keys("recordings/") == stored_keys("room-1", handle.id)
     # The chat's messages follow the room's Talk status, which the recorder's callbacks move through the API (here the
     # test signals the workflow itself): the workflow posts none of its own. The owner's offer to share it is open in
     # the catalog, while the workflow has completed.
@@ -284,7 +284,7 @@ async def test_a_late_upload_after_the_upload_timeout_still_completes_the_record
     assert (state.status, state.error, state.details) == ("complete", None, None)
     row = await harness.catalog.get_recording(handle.id)
     assert row is not None and (row.status, row.error, row.sha256) == ("complete", None, staged.sha256)
-    assert await harness.store.list_keys("recordings/") == [f"recordings/room-1/{handle.id}.mp4"]
+    assert await harness.store.list_keys("recordings/") == stored_keys("room-1", handle.id)
 
 
 async def test_the_late_upload_window_closes(harness: Harness) -> None:
