@@ -57,9 +57,10 @@ async def new_page(browser: Any, base: str, **options: Any) -> Any:
     return page
 
 
-async def sign_in_as_admin(page: Any) -> None:
+async def sign_in_as_admin(page: Any, shots: Path) -> None:
     await page.goto("/console")
     assert "/console/sign-in" in page.url  # not signed in: the sign-in page
+    await page.screenshot(path=shots / "sign-in.png", full_page=True)
     await page.fill("#api-key", API_KEY)
     await page.press("#api-key", "Enter")
     await page.wait_for_url("**/console/rooms")
@@ -77,7 +78,8 @@ async def test_an_admin_records_plays_shares_downloads_and_deletes(
     stack = await stacks.start()
     base = str(stack.api.base_url)
     page = await new_page(browser, base)
-    await sign_in_as_admin(page)
+    await sign_in_as_admin(page, shots)
+    await page.screenshot(path=shots / "rooms.png", full_page=True)
     cookies = {c["name"]: c for c in await page.context.cookies()}
     assert cookies["callrec_session"]["httpOnly"] and cookies["callrec_session"]["sameSite"] == "Strict"
     assert await page.evaluate("() => document.cookie") == ""  # nothing a script could read or send elsewhere
@@ -164,6 +166,12 @@ async def test_an_admin_records_plays_shares_downloads_and_deletes(
     await row.locator("text=single speaker").or_(row.locator("text=Single speaker")).wait_for()
     assert "complete" in await row.text_content()
     await page.screenshot(path=shots / "recordings.png", full_page=True)
+    await page.set_viewport_size({"width": 360, "height": 740})  # a phone: nothing wider than the screen
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    await page.emulate_media(color_scheme="dark")
+    await page.screenshot(path=shots / "recordings-360-dark.png", full_page=True)
+    await page.emulate_media(color_scheme="light")
+    await page.set_viewport_size({"width": 1280, "height": 720})
     await row.locator("input[type=checkbox]").check()
     async with page.expect_download() as download_info:
         await page.click("#zip")
