@@ -420,6 +420,7 @@ def _up_message(settings: Settings, api_key: str, own_temporal: bool, metrics_to
     )
     return (
         "\ncallrec dev is up:\n"
+        f"  console        {api}/console  (sign in with the API key below)\n"
         f"  API            {api}  (X-API-KEY: {api_key})\n"
         f"  health         {api}/health\n"
         f"  publish page   {api}/rooms/<roomId>/publish  (with a token of POST /api/v1/rooms/<roomId>/publish-token)\n"

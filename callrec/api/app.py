@@ -7,8 +7,10 @@ import logging
 from quart import Blueprint, Quart, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from callrec.api import health, monitoring, openapi, player_page, publish_page, recorders, whip
+from callrec.api import health, monitoring, openapi, publish_page, recorders, whip
 from callrec.api.auth import authenticate, load_room_scope, refuse_revoked_member_token
+from callrec.api.console import pages as console
+from callrec.api.console.session import SessionBridge
 from callrec.api.errors import ApiError, from_service, unauthorized
 from callrec.api.guard import BoundedJSONProvider, HttpGuard
 from callrec.api.meet import files, inbox, media, members, previews, recordings, rooms, sharing, users
@@ -92,7 +94,7 @@ def create_app(svc: Services) -> Quart:
     app.register_blueprint(monitoring.blueprint)  # GET /metrics: CALLREC_METRICS_TOKEN or CALLREC_METRICS_PUBLIC
     app.register_blueprint(openapi.blueprint)  # GET /openapi.json and /docs, no credentials
     app.register_blueprint(publish_page.blueprint)  # GET /rooms/<id>/publish: the WHIP page, no credentials
-    app.register_blueprint(player_page.blueprint)  # GET /recording/<id>?secret=: a shared URL's page
+    app.register_blueprint(console.blueprint)  # /console/...: the web console; /recording/<id>: its player
 
     @app.errorhandler(ApiError)
     async def api_error(exc: ApiError) -> tuple[Response, int, dict[str, str]]:
@@ -114,6 +116,8 @@ def create_app(svc: Services) -> Quart:
         return jsonify({"error": "Internal Server Error", "message": "Unexpected error; see the server log"}), 500
 
     app.asgi_app = StoreUpload(app.asgi_app, svc)  # type: ignore[method-assign,assignment,arg-type]
+    # The console's session cookie as the API's credential header (with its CSRF check), ahead of auth.
+    app.asgi_app = SessionBridge(app.asgi_app, svc.settings)  # type: ignore[method-assign,assignment,arg-type]
     # Outermost, so that it covers /store too: framing checks, security headers, CORS (preflight before auth).
     app.asgi_app = HttpGuard(app.asgi_app, svc.settings.cors_origins)  # type: ignore[method-assign,assignment,arg-type]
     instrument_app(app)  # around all of it: requests the layers above answer are traced too

@@ -40,25 +40,26 @@ async def test_the_shared_link_opens_a_player_on_the_media_endpoints(stacks: Sta
         assert page.headers["Content-Type"].startswith("text/html")
         assert page.headers["X-Frame-Options"] == "DENY"
         assert page.headers["Referrer-Policy"] == "no-referrer"
-        assert "script-src" not in page.headers["Content-Security-Policy"]  # no script: default-src 'none'
-        play = re.search(r'<video id="player" [^>]*src="([^"]+)"', page.text)
-        assert play is not None, page.text
-        media_url = play.group(1).replace("&amp;", "&")
-        assert media_url == f"/api/v1/recordings/{recording_id}/media?recordingSecret={secret}"
+        policy = page.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy  # the console's script file only
+        shown = re.search(r'data-recording="([^"]+)" data-secret="([^"]+)"', page.text)
+        assert shown is not None and shown.groups() == (recording_id, secret), page.text
+        assert "<nav" not in page.text  # no session: nothing of the console but this recording
+        media_url = f"/api/v1/recordings/{recording_id}/media?recordingSecret={secret}"
         media = await anonymous.get(media_url)
         assert media.status_code == 200 and media.headers["Content-Type"] == "video/mp4"
         assert len(media.content) == recording["size"]
 
         # without a secret the page says what is missing, and a wrong secret plays nothing
         bare = await anonymous.get(parts.path)
-        assert bare.status_code == 200 and 'id="player"' not in bare.text and "no <code>secret</code>" in bare.text
+        assert bare.status_code == 200 and 'id="screen"' not in bare.text and "no <code>secret</code>" in bare.text
         wrong = await anonymous.get(f"/api/v1/recordings/{recording_id}/media", params={"recordingSecret": "nope"})
         assert wrong.status_code == 400
 
         # what the URL carries is escaped, and what is not a recording id is refused
         hostile = await anonymous.get(parts.path, params={"secret": '"><script>alert(1)</script>'})
         assert hostile.status_code == 200 and "<script>" not in hostile.text
-        assert "recordingSecret=%22%3E%3Cscript%3E" in hostile.text
+        assert 'data-secret="&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in hostile.text
         for bad in ["not-a-recording", "%3Cscript%3E", "a--b--c"]:
             refused = await anonymous.get(f"/recording/{bad}")
             assert refused.status_code == 404, bad
@@ -95,7 +96,7 @@ async def test_a_browser_plays_a_shared_recording(stacks: StackFactory) -> None:
             page = await browser.new_page()
             await page.goto(url)
             await page.wait_for_function(
-                "() => { const v = document.getElementById('player'); return v.readyState >= 1 || v.error; }",
+                "() => { const v = document.getElementById('player'); return v && (v.readyState >= 1 || v.error); }",
                 timeout=20_000,
             )
             error = await page.evaluate("() => document.getElementById('player').error?.message ?? null")
@@ -113,5 +114,5 @@ async def test_the_player_follows_a_public_url_with_a_path(stacks: StackFactory)
     stack = await stacks.start(recorder=False, public_url="https://proxy.example/callrec")
     page = await stack.api.get("/recording/room--EG_abc--xyz", params={"secret": "s3cret"})
     assert page.status_code == 200, page.text
-    assert 'src="/callrec/api/v1/recordings/room--EG_abc--xyz/media?recordingSecret=s3cret"' in page.text
-    assert 'href="/callrec/api/v1/recordings/room--EG_abc--xyz/download?recordingSecret=s3cret"' in page.text
+    assert 'data-base="/callrec"' in page.text  # the script builds the media and download URLs on it
+    assert '<script src="/callrec/console/static/console.js" defer></script>' in page.text

@@ -163,8 +163,10 @@ async def test_dev_comes_up_when_every_part_answers_works_on_changed_ports_and_s
     dev_runs.append(dev)
     dev.wait_up()
     assert dev.health_when_up == 200, dev.output
+    assert f"console        {dev.api_url}/console" in dev.output, dev.output  # where a person starts
 
     async with httpx.AsyncClient(base_url=dev.api_url, headers={"X-API-KEY": DEV_API_KEY}, timeout=30) as api:
+        assert (await api.get("/console")).headers["Location"] == "/console/sign-in"
         room_id = await create_room(api)
         await join(api, room_id, "Alice")
         recording = await record(api, room_id, seconds=1.0)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, jsonify, request
 
-from callrec.api import auth, errors, pagetoken, schemas
+from callrec.api import auth, errors, member_exchange, pagetoken, schemas
 from callrec.api.auth import principal, require
 from callrec.api.baseurl import api_url
 from callrec.api.errors import ApiError, room_not_found
@@ -326,24 +325,10 @@ async def member_token(room_id: str, body: MemberTokenRequest) -> Response:
     room = await get_room_or_404(room_id)
     if room.status == "closed":
         raise room_closed(room_id)
-    role: Literal["moderator", "speaker"]
-    if hmac.compare_digest(body.secret.encode(), room.moderator_secret.encode()):
-        role = "moderator"
-    elif hmac.compare_digest(body.secret.encode(), room.speaker_secret.encode()):
-        role = "speaker"
-    else:
+    exchanged = member_exchange.exchange(services().settings, room, body.secret, body.participantName)
+    if exchanged is None:
         raise ApiError(400, "Room Error", f"Secret is not recognized for room '{room_id}'")
-    settings = services().settings
-    member_id = tokens.new_member_id()
-    token = tokens.member_token(
-        settings.token_key,
-        room_id,
-        body.participantName,
-        role,
-        settings.member_token_ttl_s,
-        member_id=member_id,
-        generation=room.token_generation,
-    )
+    token, role, member_id = exchanged.token, exchanged.role, exchanged.member_id
     permissions = sorted(tokens.ROLE_PERMISSIONS[role])
     return jsonify({"token": token, "role": role, "permissions": permissions, "memberId": member_id})
 
