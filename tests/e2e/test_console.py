@@ -30,7 +30,10 @@ async def browser() -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"],
+        )
         yield chromium
         await chromium.close()
 
@@ -109,9 +112,20 @@ async def test_an_admin_records_plays_shares_downloads_and_deletes(
     moderator_link = await page.input_value("#moderator-link")
     assert f"/console/join/{room_id}?secret=" in moderator_link
 
-    # someone joins (the conferencing side reports it): the call list shows them, names as text
+    # Carol joins from the console: a publish link, opened, her (fake) camera published into the call
+    await page.fill("#publish-name", "Carol")
+    await page.click("button:has-text('Get a publish link')")
+    publish_link = await page.get_attribute("#publish-link", "href")
+    assert publish_link is not None and f"/rooms/{room_id}/publish#token=" in publish_link
+    carol = await page.context.new_page()
+    await carol.goto(publish_link)
+    await carol.click("#publish")
+    await carol.wait_for_function("() => document.getElementById('state').dataset.state === 'publishing'")
+    await page.wait_for_function("() => document.getElementById('participants').textContent.includes('Carol')")
+
+    # others join (the conferencing side reports them): the call list shows them, names as text
     await join(stack.api, room_id, "Alice", '<img src=x onerror=alert(1)> "Eve"')
-    await page.wait_for_function("() => document.getElementById('participants').children.length === 2")
+    await page.wait_for_function("() => document.getElementById('participants').children.length === 3")
     assert '<img src=x onerror=alert(1)> "Eve"' in await page.text_content("#participants")
 
     # start with a layout for this recording only; the state goes active live, then stop: complete

@@ -352,6 +352,22 @@ function roomPage() {
     });
   }
 
+  // A publish link (WHIP) for one person: the publish page with a token of this room in its fragment.
+  byId("publish").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const participantName = byId("publish-name").value.trim();
+    try {
+      const { data } = await api("POST", `${path}/publish-token`, { json: { participantName } });
+      const publish = byId("publish-link");
+      publish.href = `${BASE}/rooms/${encodeURIComponent(roomId)}/publish#token=${encodeURIComponent(data.token)}`;
+      publish.textContent = `Open the publish page as ${participantName}`;
+      byId("publish-result").hidden = false;
+      publish.focus();
+    } catch (failure) {
+      say(`No publish link: ${failure.message}`);
+    }
+  });
+
   if (page.manages) {
     byId("config").addEventListener("submit", async (event) => {
       event.preventDefault();
