@@ -6,7 +6,7 @@
    the row becomes `failed` / `workflow_lost`.
 2. A staging object (`staging/{recordingId}/...`) whose recording is not in progress (finished, or
    no row at all) will never be finalized: it is deleted.
-   Except the upload of a recording that failed `store_unavailable`: it is kept for `callrec ops retry`.
+   Except those of a recording that failed `store_unavailable` or `workflow_lost`: kept for `callrec ops retry`.
 3. A recorder slot (`storage/pool.py`) of a recording that is not in progress holds capacity that no recording
    uses (its workflow ended without releasing it, e.g. terminated): it is released.
 4. A stored recording's share-to-chat offer older than `offer_expiry_s` is closed as expired.
@@ -58,6 +58,9 @@ _CLOSED = {
     WorkflowExecutionStatus.CONTINUED_AS_NEW: ("continued_as_new", "The recording's workflow continued as new."),
 }
 MISSING = "The recording's workflow does not exist."
+# Recordings whose staged upload or recorded parts stay until they are retried or deleted: the store was down, or
+# their workflow was lost (terminated by mistake: a retry carries it on and stores what the recorder recorded).
+KEPT_FOR_RETRY = frozenset({ErrorCode.STORE_UNAVAILABLE.name.lower(), WORKFLOW_LOST})
 
 
 # Field names in camelCase on the command line's `--json`, like the REST API's.
@@ -263,8 +266,8 @@ class ReconcileActivities:
             row = rows.get(owner) if owner is not None else None
             if row is not None and row.status in IN_PROGRESS:
                 continue  # its workflow may still finalize it
-            if row is not None and row.error == ErrorCode.STORE_UNAVAILABLE.name.lower():
-                continue  # kept for a retry once the store is back
+            if row is not None and row.error in KEPT_FOR_RETRY:
+                continue  # what was uploaded or recorded is kept for `callrec ops retry`
             try:
                 info = await self.store.stat(key)
             except ObjectNotFound:

@@ -115,6 +115,7 @@ async def test_an_admin_records_plays_shares_downloads_and_deletes(
     # Carol joins from the console: a publish link, opened, her (fake) camera published into the call
     await page.fill("#publish-name", "Carol")
     await page.click("button:has-text('Get a publish link')")
+    await page.wait_for_selector("#publish-result:not([hidden])")
     publish_link = await page.get_attribute("#publish-link", "href")
     assert publish_link is not None and f"/rooms/{room_id}/publish#token=" in publish_link
     carol = await page.context.new_page()

@@ -199,11 +199,11 @@ async def test_reconcile_repairs_rows_and_staging_objects_once(
 
     orphan_no_row = f"staging/{new_id()}/0a.mp4"
     orphan_finished = f"staging/{finished.recording_id}/0b.mp4"
-    orphan_lost = f"staging/{missing.recording_id}/0c.mp4"  # its row becomes failed in this same run
+    kept_lost = f"staging/{missing.recording_id}/0c.mp4"  # its row becomes workflow_lost: kept for a retry
     young_orphan = f"staging/{new_id()}/0d.mp4"
     in_progress = f"staging/{running.recording_id}/0e.mp4"
     stored = f"recordings/{finished.room_id}/{finished.recording_id}.mp4"  # not staging: never touched
-    for key in (orphan_no_row, orphan_finished, orphan_lost, young_orphan, in_progress, stored):
+    for key in (orphan_no_row, orphan_finished, kept_lost, young_orphan, in_progress, stored):
         await put(store, key)
         if key != young_orphan:
             make_old(root, key)
@@ -216,7 +216,7 @@ async def test_reconcile_repairs_rows_and_staging_objects_once(
     assert set(fixes) == {terminated.recording_id, completed.recording_id, missing.recording_id}
     assert report.rows_checked == 5  # terminated, completed, missing, fresh, running
     assert report.rows_too_young == [fresh.recording_id]
-    assert sorted(report.deleted_keys) == sorted([orphan_no_row, orphan_finished, orphan_lost])
+    assert sorted(report.deleted_keys) == sorted([orphan_no_row, orphan_finished])
     assert report.keys_too_young == [young_orphan]
     assert report.keys_checked == 5
     assert beats, "no heartbeats"
@@ -243,7 +243,7 @@ async def test_reconcile_repairs_rows_and_staging_objects_once(
     assert (await get_row(catalog, fresh.recording_id)).status == "starting"
     assert (await get_row(catalog, running.recording_id)).status == "active"
     assert (await get_row(catalog, finished.recording_id)).seq == 7
-    assert await store.list_keys("") == sorted([young_orphan, in_progress, stored])
+    assert await store.list_keys("") == sorted([kept_lost, young_orphan, in_progress, stored])
 
     again = await reconciler.run(ReconcileInput(min_age_s=MIN_AGE))
     assert (again.fixed, again.deleted_keys) == ([], [])

@@ -455,6 +455,8 @@ async def test_retry_of_a_recording_terminated_mid_recording(stacks: StackFactor
         assert [(f["recordingId"], f["status"], f["workflow"]) for f in report["fixed"]] == [
             (recording_id, "failed", "terminated")
         ]
+        # What the recorder stored of it so far stays for a retry (it is `workflow_lost`).
+        assert [key for key in report["deletedKeys"] if recording_id in key] == []
         # As it is, the recording cannot be stopped: the row says failed and no workflow runs.
         assert (await stack.api.post(f"/api/v1/recordings/{recording_id}/stop")).status_code == 409
     elif then == "call ended":
