@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from temporalio.client import Client
 
 from callrec.activities.notify import post_shared_file
-from callrec.domain.notifications import FILE_STORED, ShareRequest, ShareResult, ShareToChat, file_id
+from callrec.domain.notifications import FILE_STORED, ShareRequest, ShareResult, ShareToChat
 from callrec.domain.settings import Settings
 from callrec.domain.webhooks import WebhookEvent
 from callrec.recordings import errors
@@ -25,23 +25,23 @@ class Offers:
     catalog: Catalog
     temporal: Client
 
-    async def share(self, recording_id: str, request: ShareRequest) -> ShareResult:
-        """Posts the recording to the room's chat, once: taking an offer already taken returns the same message."""
-        row = await self.catalog.get_recording(recording_id)
-        if row is None:
-            raise errors.OfferClosed(f"Recording '{recording_id}' no longer offers sharing")
-        offer = await self._offer(row.room_id, recording_id, request)
+    async def share(self, room_id: str, request: ShareRequest) -> ShareResult:
+        """Posts the recording the room's offer names (its notification's timestamp and file id) to the room's chat,
+        once: taking an offer already taken returns the same message."""
+        offer = await self._offer(room_id, request)
         if offer.state not in ("open", "shared"):
             raise errors.OfferClosed(f"The offer was {offer.state}")
         if offer.state == "open" and self.expired(offer, int(time.time())):
             await self.catalog.close_notifications("expired", notification_id=offer.notification_id)
             raise errors.OfferClosed("The offer expired")
-        share = ShareToChat(room_id=row.room_id, recording_id=recording_id, actor=request.actor)
+        recording_id = offer.recording_id
+        assert recording_id is not None  # `_offer` finds recordings' offers only
+        share = ShareToChat(room_id=room_id, recording_id=recording_id, actor=request.actor)
         message_id = await post_shared_file(self.catalog, share)
         if message_id is None:
             raise errors.ShareFailed("The recording is gone.")
         if self.settings.webhooks:
-            data = {"recordingId": recording_id, "roomId": row.room_id, "messageId": message_id}
+            data = {"recordingId": recording_id, "roomId": room_id, "messageId": message_id}
             event = WebhookEvent(
                 event="recordingShared",
                 creation_date=int(time.time() * 1000),
@@ -51,11 +51,10 @@ class Offers:
             await emit(self.settings, self.temporal, event)
         return ShareResult(message_id=message_id)
 
-    async def _offer(self, room_id: str, recording_id: str, request: ShareRequest) -> NotificationRow:
-        if request.file_id == file_id(recording_id):
-            for row in await self.catalog.room_notifications_at(room_id, request.timestamp):
-                if row.recording_id == recording_id and row.subject == FILE_STORED:
-                    return row
+    async def _offer(self, room_id: str, request: ShareRequest) -> NotificationRow:
+        for row in await self.catalog.room_notifications_at(room_id, request.timestamp):
+            if row.subject == FILE_STORED and row.file_id == request.file_id and row.recording_id is not None:
+                return row
         raise errors.OfferClosed("No such notification")
 
     def expired(self, offer: NotificationRow, now_s: int) -> bool:

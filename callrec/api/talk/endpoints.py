@@ -26,7 +26,7 @@ from callrec.api.services import services
 from callrec.domain import talk_room
 from callrec.domain.errors import ServiceUnavailable
 from callrec.domain.layout import RecordingConfig
-from callrec.domain.notifications import FILE_STORED, Actor, ShareRequest
+from callrec.domain.notifications import Actor, ShareRequest
 from callrec.domain.recording import RecordingKind
 from callrec.domain.tokens import Permission, Principal
 from callrec.recordings import errors as service
@@ -229,18 +229,8 @@ async def share_chat(token: str) -> Response:
     room, who = await controlled_room(token)
     timestamp = await whole_number("timestamp", "file")
     file_id = await whole_number("fileId", "file")
-    catalog = services().catalog
-    offers = [
-        row
-        for row in await catalog.room_notifications_at(room.room_id, timestamp)
-        if row.subject == FILE_STORED and row.file_id == file_id and row.recording_id is not None
-    ]
-    if not offers:
-        raise TalkError("file")
-    offer = offers[0]
-    assert offer.recording_id is not None
     share = ShareRequest(actor=actor_of(who), timestamp=timestamp, file_id=file_id)
-    await services().recordings.offers.share(offer.recording_id, share)
+    await services().recordings.offers.share(room.room_id, share)
     return ocs_response(None)
 
 
