@@ -151,7 +151,9 @@ class ReconcileActivities:
         report.deleted_keys += await self.store.sweep_unfinished(input.min_age_s)
         report.released_slots = await RecorderPool(self.catalog).release_stale(int(now * 1000) - min_age_ms)
         if self.offer_expiry_s is not None:
-            report.expired_offers = await self.catalog.expire_notifications(FILE_STORED, int(now - self.offer_expiry_s))
+            report.expired_offers = await self.catalog.close_notifications(
+                "expired", subject=FILE_STORED, before_timestamp=int(now - self.offer_expiry_s)
+            )
         if report.changed:
             log.info("reconcile changed things:\n%s", report.summary())
         else:

@@ -372,29 +372,25 @@ class Catalog:
             return (await session.execute(query)).scalars().all()
 
     async def close_notifications(
-        self, state: str, *, recording_id: str | None = None, notification_id: int | None = None
+        self,
+        state: str,
+        *,
+        recording_id: str | None = None,
+        notification_id: int | None = None,
+        subject: str | None = None,
+        before_timestamp: int | None = None,
     ) -> int:
-        """Closes the open notifications of a recording (or one notification) as dismissed, shared or expired."""
+        """Closes the open notifications of a recording, one notification, or those of a subject posted before a
+        time (seconds), as dismissed, shared or expired."""
         query = update(NotificationRow).where(NotificationRow.state == "open").values(state=state)
         if recording_id is not None:
             query = query.where(NotificationRow.recording_id == recording_id)
         if notification_id is not None:
             query = query.where(NotificationRow.notification_id == notification_id)
-        async with self.writing() as session:
-            result = await session.execute(query)
-        return int(getattr(result, "rowcount", 0))
-
-    async def expire_notifications(self, subject: str, before_timestamp: int) -> int:
-        """Closes the open notifications of `subject` posted before `before_timestamp` (seconds) as expired."""
-        query = (
-            update(NotificationRow)
-            .where(
-                NotificationRow.state == "open",
-                NotificationRow.subject == subject,
-                NotificationRow.timestamp < before_timestamp,
-            )
-            .values(state="expired")
-        )
+        if subject is not None:
+            query = query.where(NotificationRow.subject == subject)
+        if before_timestamp is not None:
+            query = query.where(NotificationRow.timestamp < before_timestamp)
         async with self.writing() as session:
             result = await session.execute(query)
         return int(getattr(result, "rowcount", 0))
