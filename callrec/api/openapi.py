@@ -239,6 +239,16 @@ def _responses(op: Operation, components: Components, *, api: bool, checked_ids:
     return out
 
 
+def _head(get: dict[str, Any], operation_id: str) -> dict[str, Any]:
+    """A GET's HEAD: its parameters and the status and headers of its answers, without their content."""
+    responses = {
+        status: {key: value for key, value in response.items() if key != "content"}
+        for status, response in get["responses"].items()
+    }
+    summary = f"{get['summary']}: headers only"
+    return {**get, "operationId": operation_id, "summary": summary, "responses": responses}
+
+
 def _description(app: Quart, endpoint: str, op: Operation) -> str | None:
     docstring = inspect.getdoc(app.view_functions[endpoint])
     parts = [part for part in (op.notes, docstring) if part]
@@ -292,6 +302,8 @@ def build_document(app: Quart) -> dict[str, Any]:
             if method in paths.setdefault(path, {}):
                 raise ValueError(f"{method.upper()} {path} is described twice")
             paths[path][method] = operation
+        if op.head is not None and "get" in methods:
+            paths[path]["head"] = _head(operation, op.head)
     return {
         "openapi": OPENAPI_VERSION,
         "info": {

@@ -192,6 +192,7 @@ class Operation:
     query: type[BaseModel] | None = None
     parameters: Sequence[dict[str, Any]] = ()
     notes: str | None = None
+    head: str | None = None  # the operationId of the route's HEAD, when it is documented (a GET's headers, no body)
 
 
 def declare(
@@ -206,10 +207,12 @@ def declare(
     parameters: Sequence[dict[str, Any]] = (),
     notes: str | None = None,
     auth: Callable[..., object] | None = None,
+    head: str | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Declares the route below: `body` and `query` are validated (after `auth`, called with the route's path
-    arguments) and passed to it by name. The path's `room_id` / `recording_id` are checked and sanitised first."""
-    operation = Operation(operation_id, summary, tag, security, responses, body, query, parameters, notes)
+    arguments) and passed to it by name. The path's `room_id` / `recording_id` are checked and sanitised first.
+    `head` documents the route's HEAD under that operationId (the same answers' status and headers, no content)."""
+    operation = Operation(operation_id, summary, tag, security, responses, body, query, parameters, notes, head)
 
     def decorate(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @wraps(view)

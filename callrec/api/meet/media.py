@@ -5,7 +5,18 @@ from __future__ import annotations
 from quart import Blueprint, Response, request
 
 from callrec.api import errors
+from callrec.api.conditional import file_validators
 from callrec.api.meet.access import authorized_recording
+from callrec.api.meet.caching import (
+    CACHE_CONTROL,
+    CONDITIONAL_ANSWERS,
+    CONDITIONAL_PARAMETERS,
+    NO_BODY,
+    VALIDATOR_HEADERS,
+    head,
+    not_modified,
+    precondition,
+)
 from callrec.api.operations import (
     FILE_HEADERS,
     MEDIA_TYPES,
@@ -23,7 +34,7 @@ from callrec.api.validation import check_range_header
 from callrec.domain.recording import RecordingStatus
 from callrec.domain.tokens import Permission
 from callrec.media.sniff import CONTENT_TYPES
-from callrec.storage.objects import ObjectNotFound
+from callrec.storage.objects import ObjectInfo, ObjectNotFound
 from callrec.storage.rows import RecordingRow
 
 blueprint = Blueprint("media", __name__)
@@ -42,9 +53,15 @@ def playable_key(row: RecordingRow) -> str:
 
 async def stored_media(row: RecordingRow) -> tuple[str, int]:
     """Object key and size of a playable recording's file; 409 while not playable, 404 if the file is gone."""
+    info = await stored_object(row)
+    return info.key, info.size
+
+
+async def stored_object(row: RecordingRow) -> ObjectInfo:
+    """What the store says of a playable recording's file (key, size, stored time); 409 / 404 as `stored_media`."""
     key = playable_key(row)
     try:
-        return key, (await services().store.stat(key)).size
+        return await services().store.stat(key)
     except ObjectNotFound as exc:
         raise errors.ApiError(404, "Recording Error", f"Recording '{row.recording_id}' media is missing") from exc
 
@@ -63,7 +80,7 @@ def content_type(key: str) -> str:
         200: Answer(
             "The whole file",
             binary=MEDIA_TYPES,
-            headers={"Accept-Ranges": header_doc("`bytes`.")} | FILE_HEADERS,
+            headers={"Accept-Ranges": header_doc("`bytes`.")} | FILE_HEADERS | VALIDATOR_HEADERS,
         ),
         206: Answer(
             "The requested range",
@@ -72,8 +89,10 @@ def content_type(key: str) -> str:
                 "Accept-Ranges": header_doc("`bytes`."),
                 "Content-Range": header_doc("`bytes start-end/size`."),
             }
-            | FILE_HEADERS,
+            | FILE_HEADERS
+            | VALIDATOR_HEADERS,
         ),
+        **CONDITIONAL_ANSWERS,
         400: error("`recordingSecret` is not one of the recording's secrets"),
         403: error(),
         404: error("No such recording, or its media is missing"),
@@ -81,28 +100,35 @@ def content_type(key: str) -> str:
         416: error("Range not satisfiable", **{"Content-Range": header_doc("`bytes */size`.")}),
         422: error("Malformed recording id, or a `Range` other than `bytes=start-` / `bytes=start-end`"),
     },
-    parameters=(RECORDING_SECRET, RANGE),
+    parameters=(RECORDING_SECRET, RANGE, *CONDITIONAL_PARAMETERS),
+    head="headRecordingMedia",
 )
 async def get_media(recording_id: str) -> Response:
     svc = services()
     check_range_header(request.headers.get("Range"))  # Meet's rule, before the recording is looked up
     row = await authorized_recording(recording_id, Permission.PLAY)
-    key, size = await stored_media(row)
+    stored = await stored_object(row)
+    key, size = stored.key, stored.size
+    validators = file_validators(row.sha256, size, stored.modified, row.end_date)
+    decision = precondition(validators)  # RFC 9110 13.2.2: after access, before the range (304 wins over 416)
+    if decision.status == 304:
+        return not_modified(validators)
     try:
-        byte_range = parse_range(request.headers.get("Range"), size)
+        byte_range = parse_range(request.headers.get("Range") if decision.use_range else None, size)
     except RangeNotSatisfiable as exc:
         raise errors.range_not_satisfiable(recording_id, size) from exc
 
     headers = {
         "Accept-Ranges": "bytes",
-        "Cache-Control": "private, max-age=3600",
+        "Cache-Control": CACHE_CONTROL,
         "Content-Type": content_type(key),
+        **validators.headers(),
     }
     if byte_range is None:
-        body = svc.store.read(key)
+        body = NO_BODY if head() else svc.store.read(key)
         status, length = 200, size
     else:
-        body = svc.store.read(key, byte_range.start, byte_range.length)
+        body = NO_BODY if head() else svc.store.read(key, byte_range.start, byte_range.length)
         status, length = 206, byte_range.length
         headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{size}"
     headers["Content-Length"] = str(length)
