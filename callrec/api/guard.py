@@ -31,10 +31,13 @@ SECURITY_HEADERS: Headers = [
     (b"referrer-policy", b"no-referrer"),
 ]
 CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
-CORS_REQUEST_HEADERS = "X-API-KEY, Authorization, X-Room-Member-Token, X-Fields, Range, Content-Type"
+CORS_REQUEST_HEADERS = (
+    "X-API-KEY, Authorization, X-Room-Member-Token, X-Fields, Range, Content-Type, "
+    "If-None-Match, If-Modified-Since, If-Range, If-Match, If-Unmodified-Since"
+)
 CORS_EXPOSED_HEADERS = (
     "Content-Range, Content-Length, Accept-Ranges, Content-Disposition, Location, Retry-After, WWW-Authenticate, "
-    "X-Skipped-Recordings, Link, Accept-Post"
+    "X-Skipped-Recordings, Link, Accept-Post, ETag, Last-Modified"
 )
 CORS_MAX_AGE_S = 600
 AMBIGUOUS_LENGTH = "Send either Content-Length or Transfer-Encoding, not both"
