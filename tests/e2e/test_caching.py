@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from callrec.media.previews import POSTER, SPRITE, THUMBNAILS, preview_key
 from callrec.storage.rows import RecordingRow
@@ -64,7 +65,7 @@ def same_headers(head: httpx.Response, get: httpx.Response) -> None:
 
 
 async def test_head_answers_what_get_answers_without_the_body(stacks: StackFactory) -> None:
-    stack = await stacks.start(recorder=False)
+    stack = await stacks.start(recorder=False, metrics_public=True)
     api = stack.api
     room_id = await create_room(api, "Caching")
     recording_id, data = await stored_recording(stack, room_id, "head")
@@ -105,6 +106,16 @@ async def test_head_answers_what_get_answers_without_the_body(stacks: StackFacto
     head, get = await api.head(f"{base}/media", headers=beyond), await api.get(f"{base}/media", headers=beyond)
     assert head.status_code == get.status_code == 416
     assert head.headers["Content-Range"] == get.headers["Content-Range"] == f"bytes */{SIZE}"
+
+    # HEADs are counted by their route, as GETs are.
+    counted = {
+        frozenset(sample.labels.items()): sample.value
+        for family in text_string_to_metric_families((await api.get("/metrics")).text)
+        for sample in family.samples
+        if sample.name == "callrec_http_requests_total"
+    }
+    route = "/api/v1/recordings/<recording_id>/media"
+    assert counted.get(frozenset({"route": route, "method": "HEAD", "status": "206"}.items()), 0) >= 2
 
 
 async def test_a_head_without_access_is_refused_like_a_get(stacks: StackFactory) -> None:
