@@ -45,9 +45,9 @@ from bench.common import (
     stop_process,
     wait_http,
 )
-from bench.readers import Reader, range_times, read_url, whole_rates
 from bench.nginx import MISSING as NGINX_MISSING
 from bench.nginx import Nginx, find_nginx
+from bench.readers import Reader, range_times, read_url, whole_rates
 from bench.targets import target_of
 from callrec.storage.objects import LocalObjectStore, S3ObjectStore
 

@@ -8,6 +8,7 @@ Each row names the figure of `bench/results.json` it is read from. A row whose f
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 
@@ -53,7 +54,7 @@ def shown_ratio(result: BenchResult, target: str) -> str:
     """The figure as the issue's table words it: ``ours/direct`` ("2.4x" slower) under a ``<= Nx`` target, else
     the higher-is-better ratio ("0.54x"); "-" when it cannot be told."""
     if _is_slowdown(target):
-        if result.direct is None or result.direct <= 0 or result.ours != result.ours:  # ours is NaN when it failed
+        if result.direct is None or result.direct <= 0 or not math.isfinite(result.ours):  # NaN: it failed
             return "-"
         return f"{result.ours / result.direct:.2f}x"
     ratio = result.ratio
@@ -73,7 +74,8 @@ def issue_table(results: list[BenchResult]) -> str:
         if result is None:
             rows.append((t.figure, t.today, "not run", _shown_target(t.target), "-"))
             continue
+        ratio = shown_ratio(result, t.target)
         met = dataclasses.replace(result, target=t.target, met=None).met  # checked against this table's target
-        shown = {True: "yes", False: "MISSED", None: "?"}[met]
-        rows.append((t.figure, t.today, shown_ratio(result, t.target), _shown_target(t.target), shown))
+        verdict = "?" if ratio == "-" else {True: "yes", False: "MISSED", None: "?"}[met]
+        rows.append((t.figure, t.today, ratio, _shown_target(t.target), verdict))
     return text_table(rows)
