@@ -173,6 +173,10 @@ class ApiStack:
             "CALLREC_API_URL": f"http://127.0.0.1:{port}",
             "CALLREC_RECORDER_URL": f"http://127.0.0.1:{recorder_port}",
             "CALLREC_UPLOAD_TIMEOUT_S": "3600",
+            "CALLREC_EGRESS": "talk",  # the stand-in recording server is an external one, not a built-in recorder
+            "CALLREC_TALK_RECORDING_SERVER": f"http://127.0.0.1:{recorder_port}",
+            "CALLREC_WORKER_METRICS_PORT": "0",  # fixed ports collide with any other worker on the machine
+            "CALLREC_TEMPORAL_METRICS_PORT": "0",
             "CALLREC_MAX_UPLOAD_BYTES": str(64 * 1024**3),
         }
         if s3 is not None:
