@@ -12,7 +12,7 @@ import pytest
 
 from bench.media import payload
 from bench.nginx import Nginx, find_nginx
-from bench.readers import RANGE_BYTES, range_times, read_url, whole_rates
+from bench.readers import RANGE_BYTES, Reader, range_times, read_socket, read_url, whole_rates
 from callrec.storage.objects import LocalObjectStore
 
 NGINX = find_nginx()
@@ -62,7 +62,7 @@ async def test_everything_it_writes_stays_in_its_workdir(served: tuple[Nginx, by
     assert (workdir / "nginx.pid").read_text().strip() == str(nginx.process.pid)
     assert {p.name for p in (workdir / "temp").iterdir()} >= {"client_body", "proxy"}
     conf = (workdir / "nginx.conf").read_text()
-    assert "sendfile on;" in conf and "tcp_nopush on;" in conf
+    assert "sendfile on;" in conf
     assert "/var/" not in conf and "/etc/" not in conf
     # the store's root is 0700 and its files 0600: nginx reads them as the user that started it
     assert os.stat(tmp_path / "store").st_mode & 0o077 == 0
@@ -90,9 +90,23 @@ async def test_the_bench_readers_time_nginx_beside_another_reader(served: tuple[
         async def twice(offset: int, length: int | None) -> int:  # a second reader of the same bytes
             return await read_url(http, url, offset, length)
 
-        readers = {"nginx": lambda o, n: read_url(http, url, o, n), "again": twice}
+        readers = {"nginx": lambda o, n: read_url(http, url, o, n), "again": twice, "socket": read_socket_of(url)}
         rates = await whole_rates(readers, SIZE, rounds=2)
         times = await range_times(readers, SIZE, count=12)
-    assert {k: len(v) for k, v in rates.items()} == {"nginx": 2, "again": 2}
-    assert {k: len(v) for k, v in times.items()} == {"nginx": 12, "again": 12}
+    assert {k: len(v) for k, v in rates.items()} == {"nginx": 2, "again": 2, "socket": 2}
+    assert {k: len(v) for k, v in times.items()} == {"nginx": 12, "again": 12, "socket": 12}
     assert RANGE_BYTES == 64 * 1024
+
+
+def read_socket_of(url: str) -> Reader:
+    return lambda offset, length: read_socket(url, offset, length)
+
+
+async def test_the_socket_reader_counts_the_body_only_and_checks_the_status(served: tuple[Nginx, bytes]) -> None:
+    nginx, _ = served
+    url = f"{nginx.url}/{KEY}"
+    assert await read_socket(url) == SIZE
+    assert await read_socket(url, 5, RANGE_BYTES) == RANGE_BYTES
+    assert await read_socket(url, SIZE - 7) == 7
+    with pytest.raises(AssertionError):
+        await read_socket(f"{nginx.url}/recordings/room/missing.mp4")
