@@ -40,7 +40,8 @@ async def read_url(http: httpx.AsyncClient, url: str, offset: int = 0, length: i
 
 
 def _socket_get(url: str, headers: dict[str, str]) -> int:
-    """Body bytes of one HTTP/1.1 GET on a new connection (`Connection: close`: the body ends with it)."""
+    """Body bytes of one HTTP/1.1 GET on a new connection (`Connection: close`: the body ends with it), counted
+    as they arrive; the response must give a Content-Length (no chunk framing in the count)."""
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     lines = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}", "Connection: close"]
@@ -54,8 +55,9 @@ def _socket_get(url: str, headers: dict[str, str]) -> int:
             n = sock.recv_into(view[got:])
             assert n and got + n < MiB, "no HTTP response head"
             got += n
-        status = bytes(buffer[9:12])
-        assert status == (b"206" if "Range" in headers else b"200"), bytes(buffer[:end])
+        head = bytes(buffer[:end])
+        assert head[9:12] == (b"206" if "Range" in headers else b"200"), head
+        assert b"\r\ncontent-length:" in head.lower(), f"counts only unframed bodies: {head!r}"
         received = got - end - 4
         while n := sock.recv_into(view):
             received += n
