@@ -8,9 +8,11 @@ start/stop. Recordings are seeded by writing objects to the store and rows to th
 "ours" is the request through the API with one httpx.AsyncClient. "direct" reads the same bytes with the
 same client straight from the store's own HTTP server: S3 through a presigned URL, the local directory through
 a bare standard-library file server on it (bench/fileserver.py, its own process); the media note also gives
-the store's own reader in this process, with no HTTP at all. On the local store nginx serves the very same file
-(bench/nginx.py) for the anchor rows `media_vs_nginx` and `range_p50_vs_nginx`, measured in the same rounds. Uploads go straight with the store's `put_stream`
+the store's own reader in this process, with no HTTP at all. Uploads go straight with the store's `put_stream`
 in this process (minio's put_object on S3), as the issue's "put_object of the same bytes straight".
+
+On the local store nginx serves the very same file (bench/nginx.py) for the anchor rows `media_vs_nginx` and
+`range_p50_vs_nginx`, measured in the same rounds.
 """
 
 from __future__ import annotations
