@@ -85,7 +85,11 @@ class Nginx:
         # -e: the log for startup messages, before the config's error_log applies (else /var/log/nginx/error.log)
         argv = [self.binary, "-p", f"{self.workdir}/", "-c", str(conf), "-e", str(self.workdir / "error.log")]
         self.process = spawn(argv, self.workdir / "nginx.out")
-        await wait_http(f"{self.url}/", self.process, timeout=15)
+        try:
+            await wait_http(f"{self.url}/", self.process, timeout=15)
+        except RuntimeError as exc:
+            logged = [p.read_text(errors="replace").strip() for p in self.workdir.glob("*.log") if p.stat().st_size]
+            raise RuntimeError(f"nginx did not start ({exc}): {' '.join(logged) or 'nothing logged'}") from exc
 
     def stop(self) -> None:
         if self.process is not None:

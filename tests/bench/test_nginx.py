@@ -4,6 +4,7 @@ and serves the local store's very file, whole and by byte range."""
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -110,3 +111,16 @@ async def test_the_socket_reader_counts_the_body_only_and_checks_the_status(serv
     assert await read_socket(url, SIZE - 7) == 7
     with pytest.raises(AssertionError):
         await read_socket(f"{nginx.url}/recordings/room/missing.mp4")
+
+
+async def test_when_nginx_cannot_start_the_error_gives_its_own_words(tmp_path: Path) -> None:
+    assert NGINX is not None
+    with socket.socket() as taken:  # the port is held by something else: nginx says so and exits
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        nginx = Nginx(NGINX, tmp_path, tmp_path / "nginx")
+        nginx.port = taken.getsockname()[1]
+        nginx.url = f"http://127.0.0.1:{nginx.port}"
+        with pytest.raises(RuntimeError, match="Address already in use"):
+            await nginx.start()
+    assert nginx.process is not None and nginx.process.poll() is not None
