@@ -45,6 +45,7 @@ __all__ = [
     "percentile",
     "rss_bytes",
     "target_met",
+    "text_table",
 ]
 
 MiB = 1 << 20
@@ -124,6 +125,14 @@ class BenchResult:
             "met": self.met,
             "note": self.note,
         }
+
+
+def text_table(rows: list[tuple[str, ...]]) -> str:
+    """``rows`` (the first one the header) as left-aligned columns, a rule under the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
 
 
 def percentile(values: Iterable[float], p: float) -> float:

@@ -10,14 +10,17 @@ same client straight from the store's own HTTP server: S3 through a presigned UR
 a bare standard-library file server on it (bench/fileserver.py, its own process); the media note also gives
 the store's own reader in this process, with no HTTP at all. Uploads go straight with the store's `put_stream`
 in this process (minio's put_object on S3), as the issue's "put_object of the same bytes straight".
+
+On the local store nginx serves the very same file (bench/nginx.py) for the anchor rows `media_vs_nginx` and
+`range_p50_vs_nginx`, measured in the same rounds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
-import random
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -45,6 +48,10 @@ from bench.common import (
     stop_process,
     wait_http,
 )
+from bench.nginx import MISSING as NGINX_MISSING
+from bench.nginx import Nginx, find_nginx
+from bench.readers import Reader, range_times, read_socket, read_url, whole_rates
+from bench.targets import target_of
 from callrec.storage.objects import LocalObjectStore, S3ObjectStore
 
 API_KEY = "bench-api-key-0123456789abcdef01234567"  # `callrec api` wants at least 32 characters
@@ -52,7 +59,6 @@ TOKEN_SECRET = "bench-token-secret-0123456789abcdef0123"
 SECRET = "bench-recording-secret"
 OCS = "/ocs/v2.php/apps/spreed/api/v1"
 CHUNK = MiB  # what the load generator sends and what the direct path reads: the store's default chunk
-RANGE_BYTES = 64 * 1024
 RSS_LIMIT_MB = 64.0
 RSS_NOISE_MB = 8.0  # below this, "doubled" is allocator noise, not growth with the data
 MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"  # what the upload's sniffer wants to see
@@ -169,6 +175,10 @@ class ApiStack:
             "CALLREC_API_PORT": str(port),
             "CALLREC_API_URL": f"http://127.0.0.1:{port}",
             "CALLREC_RECORDER_URL": f"http://127.0.0.1:{recorder_port}",
+            "CALLREC_EGRESS": "talk",  # the stand-in recording server is an external one, not a built-in recorder
+            "CALLREC_TALK_RECORDING_SERVER": f"http://127.0.0.1:{recorder_port}",
+            "CALLREC_WORKER_METRICS_PORT": "0",  # fixed ports collide with any other worker on the machine
+            "CALLREC_TEMPORAL_METRICS_PORT": "0",
             "CALLREC_UPLOAD_TIMEOUT_S": "3600",
             "CALLREC_MAX_UPLOAD_BYTES": str(64 * 1024**3),
         }
@@ -275,16 +285,7 @@ def direct_url(stack: ApiStack, key: str) -> str:
 
 async def read_all(stack: ApiStack, key: str, offset: int = 0, length: int | None = None) -> int:
     """The direct path: the same httpx client GETs the object from the store's own HTTP server."""
-    received = 0
-    headers: dict[str, str] = {}
-    if offset or length is not None:
-        end = "" if length is None else str(offset + length - 1)
-        headers["Range"] = f"bytes={offset}-{end}"
-    async with stack.http.stream("GET", direct_url(stack, key), headers=headers) as r:
-        assert r.status_code in (200, 206), r.status_code
-        async for piece in r.aiter_raw():
-            received += len(piece)
-    return received
+    return await read_url(stack.http, direct_url(stack, key), offset, length)
 
 
 async def read_in_process(stack: ApiStack, key: str) -> float:
@@ -297,63 +298,84 @@ async def read_in_process(stack: ApiStack, key: str) -> float:
 
 
 async def media_throughput(stack: ApiStack, sizes: Sizes) -> list[BenchResult]:
+    """Whole-object MB/s and 64 KiB range latency through /media against the store's own HTTP server; on the
+    local store also against nginx serving the very same file (the anchor rows), in the same rounds."""
     size = sizes.media
     rid = "bench--EG_media--1"
     key = await stack.seed(rid, size)
     url = f"/api/v1/recordings/{rid}/media"
+    readers: dict[str, Reader] = {
+        "ours": lambda offset, length: read_url(stack.http, url, offset, length),
+        "direct": lambda offset, length: read_all(stack, key, offset, length),
+    }
+    whole = dict(readers)
+    async with contextlib.AsyncExitStack() as cleanup:
+        if isinstance(stack.store, LocalObjectStore):
+            binary = find_nginx()
+            if binary is None:
+                print(f"    {NGINX_MISSING}", flush=True)
+            else:
+                nginx = await cleanup.enter_async_context(Nginx(binary, stack.store.root, stack.workdir / "nginx"))
+                file_url = f"{nginx.url}/{key}"
+                readers["nginx"] = lambda offset, length: read_url(stack.http, file_url, offset, length)
+                # whole files from nginx outrun httpx: both sides of the anchor read with the plain socket client
+                auth = {"X-API-KEY": API_KEY}
+                whole["ours-socket"] = lambda offset, length: read_socket(f"{stack.base}{url}", offset, length, auth)
+                whole["nginx"] = lambda offset, length: read_socket(file_url, offset, length)
+        rates = await whole_rates(whole, size, sizes.rounds)
+        local = await read_in_process(stack, key)
+        # Random 64 KiB ranges of the same object, interleaved so all see the same conditions.
+        times = await range_times(readers, size, sizes.ranges)
+    await stack.store.delete(key)
 
-    async def ours() -> float:
-        with Timer() as t:
-            status, n = await get_all(stack.http, url)
-        assert status == 200 and n == size, (status, n)
-        return mb_per_s(n, t.elapsed)
-
-    async def direct() -> float:
-        with Timer() as t:
-            n = await read_all(stack, key)
-        assert n == size
-        return mb_per_s(n, t.elapsed)
-
-    await ours(), await direct()  # warm up: connections, page cache, allocator
-    mine, theirs = [], []
-    for _ in range(sizes.rounds):
-        mine.append(await ours())
-        theirs.append(await direct())
-    local = await read_in_process(stack, key)
+    mine, theirs = rates["ours"], rates["direct"]
     note = (
         f"{size // MB} MB, median of {sizes.rounds}; ours {min(mine):.0f}-{max(mine):.0f}, direct "
         f"{min(theirs):.0f}-{max(theirs):.0f}; the store's reader in this process: {local:.0f}"
     )
-    result = BenchResult("media_throughput", median(mine), median(theirs), "MB/s", "higher", "ratio >= 0.9", note)
+    results = [
+        BenchResult("media_throughput", median(mine), median(theirs), "MB/s", "higher", "ratio >= 0.9", note),
+        BenchResult(
+            "range_latency_p50",
+            percentile(times["ours"], 50),
+            percentile(times["direct"], 50),
+            "ms",
+            "lower",
+            "<= 1.5x",
+            f"{sizes.ranges} ranges; p90 ours {percentile(times['ours'], 90):.2f} ms, "
+            f"direct {percentile(times['direct'], 90):.2f} ms",
+        ),
+    ]
+    if "nginx" in readers:
+        results += nginx_rows(rates, times, sizes)
+    return results
 
-    # Random 64 KiB ranges of the same object, interleaved so both see the same conditions.
-    rng = random.Random(1234)
-    offsets = [rng.randrange(0, size - RANGE_BYTES) for _ in range(sizes.ranges)]
-    ours_ms, direct_ms = [], []
-    for i in range(10):  # warm up
-        await stack.http.get(url, headers={"Range": f"bytes={offsets[i]}-{offsets[i] + RANGE_BYTES - 1}"})
-        await read_all(stack, key, offsets[i], RANGE_BYTES)
-    for offset in offsets:
-        with Timer() as t:
-            r = await stack.http.get(url, headers={"Range": f"bytes={offset}-{offset + RANGE_BYTES - 1}"})
-        assert r.status_code == 206 and len(r.content) == RANGE_BYTES, r.status_code
-        ours_ms.append(t.elapsed * 1000)
-        with Timer() as t:
-            n = await read_all(stack, key, offset, RANGE_BYTES)
-        assert n == RANGE_BYTES
-        direct_ms.append(t.elapsed * 1000)
-    p90 = f"p90 ours {percentile(ours_ms, 90):.2f} ms, direct {percentile(direct_ms, 90):.2f} ms"
-    ranges = BenchResult(
-        "range_latency_p50",
-        percentile(ours_ms, 50),
-        percentile(direct_ms, 50),
-        "ms",
-        "lower",
-        "<= 1.5x",
-        f"{sizes.ranges} ranges; {p90}",
-    )
-    await stack.store.delete(key)
-    return [result, ranges]
+
+def nginx_rows(rates: dict[str, list[float]], times: dict[str, list[float]], sizes: Sizes) -> list[BenchResult]:
+    """The anchor rows: callrec's /media (ours) against nginx (direct) from the rounds measured above."""
+    mine, theirs = rates["ours-socket"], rates["nginx"]
+    return [
+        BenchResult(
+            "media_vs_nginx",
+            median(mine),
+            median(theirs),
+            "MB/s",
+            "higher",
+            target_of("media_vs_nginx@local"),
+            f"{sizes.media // MB} MB, median of {sizes.rounds}, alternating, read with a plain socket; "
+            f"ours {min(mine):.0f}-{max(mine):.0f}, nginx (sendfile) {min(theirs):.0f}-{max(theirs):.0f}",
+        ),
+        BenchResult(
+            "range_p50_vs_nginx",
+            percentile(times["ours"], 50),
+            percentile(times["nginx"], 50),
+            "ms",
+            "lower",
+            target_of("range_p50_vs_nginx@local"),
+            f"{sizes.ranges} 64 KiB ranges, interleaved; p90 ours {percentile(times['ours'], 90):.2f} ms, "
+            f"nginx {percentile(times['nginx'], 90):.2f} ms",
+        ),
+    ]
 
 
 async def zip_throughput(stack: ApiStack, sizes: Sizes) -> list[BenchResult]:

@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench import common
-from bench.common import BenchResult
+from bench.common import BenchResult, text_table
+from bench.targets import issue_table
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 # each: async def run(quick: bool, workdir: Path) -> list[BenchResult]
@@ -38,14 +39,11 @@ def _fmt(value: float | None) -> str:
 
 
 def table(results: list[BenchResult]) -> str:
-    rows = [("name", "store", "ours", "direct", "ratio", "unit", "target", "met?")]
+    rows: list[tuple[str, ...]] = [("name", "store", "ours", "direct", "ratio", "unit", "target", "met?")]
     for r in results:
         met = {True: "yes", False: "MISSED", None: "?"}[r.met]
         rows.append((r.name, r.store or "-", _fmt(r.ours), _fmt(r.direct), _fmt(r.ratio), r.unit, r.target, met))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table(rows)
 
 
 async def run_groups(quick: bool, workdir: Path, only: list[str] | None) -> tuple[list[BenchResult], list[str]]:
@@ -104,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"targets MISSED ({len(missed)}): {', '.join(missed)}")
     else:
         print("all checked targets met")
+    print("\nissue 21's targets, ratios from this run:")
+    print(issue_table(results))
     if failed:
         print(f"groups that failed to run: {', '.join(failed)}", file=sys.stderr)
         return 1

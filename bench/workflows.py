@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Worker
 
     from bench.common import BenchResult, CpuMeter, PeakRss, free_port, profiled
+    from bench.targets import target_of
     from callrec.api.ocs import OCS_BASE
     from callrec.dev import temporal_argv, wait_for_temporal
     from callrec.domain import signing
@@ -697,7 +698,9 @@ async def start_latency(
         f"p90 {ms(statistics.quantiles(ours, n=10)[-1]):.1f} ms; direct = start_workflow + signal + result of a "
         f"trivial workflow (in-process worker), p90 {ms(statistics.quantiles(direct, n=10)[-1]):.1f} ms"
     )
-    return BenchResult("start_latency_p50", median_ms(ours), median_ms(direct), "ms", "lower", "<= 3x", note)
+    return BenchResult(
+        "start_latency_p50", median_ms(ours), median_ms(direct), "ms", "lower", target_of("start_latency_p50"), note
+    )
 
 
 async def lifecycle(
@@ -776,7 +779,9 @@ async def lifecycle(
         f"history events: a recording {events} up to `complete`, a direct workflow {chain_events}; CPU s "
         f"({os.cpu_count()} cores): ours {cpu_ours}; direct (first run) {cpu_direct}"
     )
-    return BenchResult("lifecycle_throughput", ours, direct, "recordings/s", "higher", "ratio >= 0.5", note)
+    return BenchResult(
+        "lifecycle_throughput", ours, direct, "recordings/s", "higher", target_of("lifecycle_throughput"), note
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
