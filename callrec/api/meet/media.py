@@ -5,6 +5,7 @@ from __future__ import annotations
 from quart import Blueprint, Response, request
 
 from callrec.api import errors
+from callrec.api.file_responses import file_body
 from callrec.api.meet.access import authorized_recording
 from callrec.api.operations import (
     FILE_HEADERS,
@@ -99,10 +100,10 @@ async def get_media(recording_id: str) -> Response:
         "Content-Type": content_type(key),
     }
     if byte_range is None:
-        body = svc.store.read(key)
+        body = await file_body(svc.store, key)
         status, length = 200, size
     else:
-        body = svc.store.read(key, byte_range.start, byte_range.length)
+        body = await file_body(svc.store, key, byte_range.start, byte_range.length)
         status, length = 206, byte_range.length
         headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{size}"
     headers["Content-Length"] = str(length)
