@@ -11,7 +11,6 @@ Ranges always stream: pathsend has no offset or length.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
@@ -52,7 +51,6 @@ class PathSend:
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Send) -> None:
         offered = scope["type"] == "http" and EXTENSION in (scope.get("extensions") or {})
-        offered = offered and os.environ.get("CALLREC_PATHSEND") != "off"  # TEMPORARY: bench A/B
         if not offered or scope.get("method") != "GET":
             await self.app(scope, receive, send)
             return
