@@ -29,6 +29,7 @@ from callrec.storage.catalog import Catalog
 from callrec.storage.stores import make_store
 from callrec.temporal import connect
 
+log = logging.getLogger(__name__)
 GRACE_S = 30  # how long requests in flight may take to finish once the server stops
 
 
@@ -113,12 +114,15 @@ class _NotExperimental(logging.Filter):
         return "experimental" not in record.getMessage()  # its embedded server says so at every start
 
 
+_NOT_EXPERIMENTAL = _NotExperimental()
+
+
 async def _serve_granian(app: Quart, host: str, port: int, shutdown: Callable[..., Awaitable[None]]) -> None:
     """granian's embedded server: its Rust side does the HTTP (and `http.response.pathsend`), the app runs in this
     event loop, Quart's before/after_serving through the ASGI lifespan."""
     # Its loggers only get a level: their lines go up to callrec's handlers (callrec.logs), in callrec's format.
     levels_only = {"incremental": True, "formatters": {}, "handlers": {}, "loggers": {"_granian": {}}}
-    logging.getLogger("_granian").addFilter(_NotExperimental())
+    logging.getLogger("_granian").addFilter(_NOT_EXPERIMENTAL)  # once, however many servers a process runs
     server = GranianServer(
         app,
         address=host,
@@ -137,6 +141,9 @@ async def _serve_granian(app: Quart, host: str, port: int, shutdown: Callable[..
     stopping = asyncio.ensure_future(stop())
     try:
         await server.serve()
+    except TimeoutError:  # requests still running GRACE_S after the stop: granian gave up its worker, lifespan too
+        log.warning("requests were still in flight %s s after the server stopped; stopping without them", GRACE_S)
+        await app.shutdown()  # the after_serving hooks (the catalog's close) that the lifespan would have run
     finally:
         stopping.cancel()
 
