@@ -189,7 +189,9 @@ class ApiStack:
                 "CALLREC_S3_SECRET_KEY": "testing",
                 "CALLREC_S3_BUCKET": f"bench-{uuid.uuid4().hex[:12]}",
             }
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CALLREC_")} | values
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith("CALLREC_") or k == "CALLREC_HTTP_SERVER"
+        } | values
         self.env.setdefault("AWS_ACCESS_KEY_ID", "testing")
         self.env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
         self.settings = Settings(**{k.removeprefix("CALLREC_").lower(): v for k, v in values.items()})  # type: ignore[arg-type]

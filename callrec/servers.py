@@ -1,4 +1,5 @@
-"""Builds and serves the API and the recorder with hypercorn; used by the CLI and the end-to-end tests."""
+"""Builds and serves the API and the recorder (granian by default, hypercorn by `CALLREC_HTTP_SERVER`); used by the
+CLI and the end-to-end tests."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+from granian.constants import Interfaces
+from granian.log import LogLevels
+from granian.server.embed import Server as GranianServer
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from quart import Quart
@@ -15,7 +19,7 @@ from temporalio.client import Client
 
 from callrec.api.app import create_app
 from callrec.api.services import Services
-from callrec.domain.settings import Settings
+from callrec.domain.settings import HttpServer, Settings
 from callrec.metrics import RECORDER, RECORDER_HTTP
 from callrec.metrics.http import HttpMetrics, add_metrics_route
 from callrec.recorder.pool import RecorderNode, add_drain_route
@@ -24,6 +28,9 @@ from callrec.recorder.whip import Whip, WhipConfig
 from callrec.storage.catalog import Catalog
 from callrec.storage.stores import make_store
 from callrec.temporal import connect
+
+log = logging.getLogger(__name__)
+GRACE_S = 30  # how long requests in flight may take to finish once the server stops
 
 
 async def build_api(settings: Settings) -> Quart:
@@ -77,23 +84,73 @@ async def serve_recorder(
     stop = asyncio.Event()
     pool_side = asyncio.ensure_future(node.run(client, stop))
     try:
-        await serve_app(app, settings.recorder_host, settings.recorder_port, shutdown)
+        await serve_app(app, settings.recorder_host, settings.recorder_port, shutdown, settings.http_server)
     finally:
         stop.set()
         await pool_side
 
 
-async def serve_app(app: Quart, host: str, port: int, shutdown: Callable[..., Awaitable[None]]) -> None:
+async def serve_app(
+    app: Quart, host: str, port: int, shutdown: Callable[..., Awaitable[None]], server: HttpServer = "granian"
+) -> None:
+    """Serves `app` until `shutdown` returns; requests in flight then get up to 30 s to finish."""
+    if server == "hypercorn":
+        await _serve_hypercorn(app, host, port, shutdown)
+    else:
+        await _serve_granian(app, host, port, shutdown)
+
+
+async def _serve_hypercorn(app: Quart, host: str, port: int, shutdown: Callable[..., Awaitable[None]]) -> None:
     config = Config()
     config.bind = [f"{host}:{port}"]
-    config.graceful_timeout = 30
+    config.graceful_timeout = GRACE_S
     config.errorlog = logging.getLogger("hypercorn.error")  # through callrec's log format (callrec.logs), once
     config.accesslog = None  # the app writes the access line, with the route and the recording's ids
     await serve(app, config, shutdown_trigger=shutdown)
 
 
+class _NotExperimental(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "experimental" not in record.getMessage()  # its embedded server says so at every start
+
+
+_NOT_EXPERIMENTAL = _NotExperimental()
+
+
+async def _serve_granian(app: Quart, host: str, port: int, shutdown: Callable[..., Awaitable[None]]) -> None:
+    """granian's embedded server: its Rust side does the HTTP (and `http.response.pathsend`), the app runs in this
+    event loop, Quart's before/after_serving through the ASGI lifespan."""
+    # Its loggers only get a level: their lines go up to callrec's handlers (callrec.logs), in callrec's format.
+    levels_only = {"incremental": True, "formatters": {}, "handlers": {}, "loggers": {"_granian": {}}}
+    logging.getLogger("_granian").addFilter(_NOT_EXPERIMENTAL)  # once, however many servers a process runs
+    server = GranianServer(
+        app,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        log_level=LogLevels.warning,
+        log_dictconfig=levels_only,
+        log_access=False,  # the app writes the access line, with the route and the recording's ids
+    )
+    server.workers_kill_timeout = GRACE_S
+
+    async def stop() -> None:
+        await shutdown()
+        server.stop()  # type: ignore[no-untyped-call]
+
+    stopping = asyncio.ensure_future(stop())
+    try:
+        await server.serve()
+    except TimeoutError:  # requests still running GRACE_S after the stop: granian gave up its worker, lifespan too
+        log.warning("requests were still in flight %s s after the server stopped; stopping without them", GRACE_S)
+        await app.shutdown()  # the after_serving hooks (the catalog's close) that the lifespan would have run
+    finally:
+        stopping.cancel()
+
+
 async def run_api(settings: Settings, shutdown: Callable[..., Awaitable[None]]) -> None:
-    await serve_app(await build_api(settings), settings.api_host, settings.api_port, shutdown)
+    app = await build_api(settings)
+    await serve_app(app, settings.api_host, settings.api_port, shutdown, settings.http_server)
 
 
 async def run_recorder(settings: Settings) -> None:
@@ -105,7 +162,7 @@ async def run_recorder(settings: Settings) -> None:
 
 
 def until_signalled() -> Callable[[], Awaitable[None]]:
-    """A hypercorn shutdown trigger that fires on SIGINT/SIGTERM."""
+    """A shutdown trigger for `serve_app` that fires on SIGINT/SIGTERM."""
     import signal
 
     async def wait() -> None:

@@ -194,7 +194,9 @@ class StackFactory:
         worker = build_worker(client, worker_settings, catalog, worker_store, http)
         app = create_app(Services(settings=settings, catalog=catalog, store=store, temporal=client))
         self.tasks.append(asyncio.create_task(self._run_worker(worker)))
-        self.tasks.append(asyncio.create_task(serve_app(app, "127.0.0.1", settings.api_port, self.stop.wait)))
+        self.tasks.append(
+            asyncio.create_task(serve_app(app, "127.0.0.1", settings.api_port, self.stop.wait, settings.http_server))
+        )
         if recorder:
             await self.serve_recorder(settings, http)
         api = await self._client(settings.api_port)
@@ -244,7 +246,9 @@ class StackFactory:
         catalog = Catalog.from_url(settings.catalog_url)
         self.closers.append(catalog)
         app = create_app(Services(settings=settings, catalog=catalog, store=stack.store, temporal=stack.client))
-        self.tasks.append(asyncio.create_task(serve_app(app, "127.0.0.1", settings.api_port, self.stop.wait)))
+        self.tasks.append(
+            asyncio.create_task(serve_app(app, "127.0.0.1", settings.api_port, self.stop.wait, settings.http_server))
+        )
         return await self._client(settings.api_port)
 
     async def _client(self, port: int) -> httpx.AsyncClient:

@@ -12,6 +12,7 @@ from callrec.api.auth import authenticate, load_room_scope, refuse_revoked_membe
 from callrec.api.console import pages as console
 from callrec.api.console.session import SessionBridge
 from callrec.api.errors import ApiError, from_service, unauthorized
+from callrec.api.file_responses import PathSend
 from callrec.api.guard import BoundedJSONProvider, HttpGuard
 from callrec.api.meet import files, inbox, media, members, previews, recordings, rooms, sharing, users
 from callrec.api.recorder_backend import callbacks
@@ -115,6 +116,7 @@ def create_app(svc: Services) -> Quart:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return jsonify({"error": "Internal Server Error", "message": "Unexpected error; see the server log"}), 500
 
+    app.asgi_app = PathSend(app.asgi_app)  # type: ignore[method-assign,assignment,arg-type]
     app.asgi_app = StoreUpload(app.asgi_app, svc)  # type: ignore[method-assign,assignment,arg-type]
     # The console's session cookie as the API's credential header (with its CSRF check), ahead of auth.
     app.asgi_app = SessionBridge(app.asgi_app, svc.settings)  # type: ignore[method-assign,assignment,arg-type]

@@ -19,6 +19,7 @@ from callrec.domain.webhooks import WebhookEndpoint
 DEV_API_KEY = "callrec-dev-key"
 StunUrl = Annotated[str, StringConstraints(pattern=r"^stuns?:[^\s<>\x00-\x1f]+$")]
 Lowered = BeforeValidator(lambda value: value.lower() if isinstance(value, str) else value)  # INFO is info
+HttpServer = Literal["granian", "hypercorn"]
 MIN_SECRET_LENGTH = 32  # characters of CALLREC_API_KEY, bytes of CALLREC_TOKEN_SECRET
 
 
@@ -126,6 +127,11 @@ class Settings(BaseSettings):
     api_url: str = Field(
         default_factory=lambda data: local_url(data["api_host"], data["api_port"]),
         description="how recording servers reach the API; default http://<api_host>:<api_port>",
+    )
+    http_server: Annotated[HttpServer, Lowered] = Field(
+        default="granian",
+        description="HTTP server of the API and the recorder: granian (Rust; sends whole local files itself) or "
+        "hypercorn (pure Python; refuses a request with both Content-Length and Transfer-Encoding)",
     )
     recorder_host: str = Field(default="127.0.0.1", description="address the built-in recorder listens on")
     recorder_port: int = Field(default=8090, description="port the built-in recorder listens on")

@@ -76,6 +76,8 @@ async def test_a_recordings_lines_name_it_and_each_request_has_an_access_line(
             f"/api/v1/room/{room_id}", content=body, headers=signing.signed_headers(SECRET, body)
         )
     assert refused.status_code == 404
+    media = await stack.api.get(f"/api/v1/recordings/{recording_id}/media")  # the file sent by pathsend
+    assert media.status_code == 200 and media.content
 
     lines = json_logs.lines()
     about = [line for line in lines if line.get("recording_id") == recording_id]
@@ -92,6 +94,8 @@ async def test_a_recordings_lines_name_it_and_each_request_has_an_access_line(
     callbacks = requests(lines, "POST", "/ocs/v2.php/apps/spreed/api/v1/recording/backend")
     assert any(callback.get("recording_id") == recording_id for callback in callbacks)  # the recorder's progress
     [lost] = requests(lines, "POST", "/api/v1/room/<token>")  # the recorder's own access line
+    [played] = requests(lines, "GET", "/api/v1/recordings/<recording_id>/media")
+    assert (played["status"], played["recording_id"]) == (200, recording_id)
     assert (lost["status"], lost["recording_id"], lost["room_id"]) == (404, recording_id, room_id)
     assert not any("?" in line["route"] for line in lines if line["message"] == "request")
 

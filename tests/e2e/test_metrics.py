@@ -97,6 +97,8 @@ async def test_metrics_count_recordings_requests_uploads_and_encoding(
     recording = await record(builtin.api, room_id, seconds=1.0)
     assert recording["status"] == "complete", recording
     assert (await builtin.api.get(f"/api/v1/recordings/{recording['recordingId']}")).status_code == 200
+    media = await builtin.api.get(f"/api/v1/recordings/{recording['recordingId']}/media")  # a file sent by pathsend
+    assert media.status_code == 200 and len(media.content) == int(media.headers["content-length"]) > 0
 
     talk_url = f"http://127.0.0.1:{scripted.port}"
     talk = await stacks.start(
@@ -126,6 +128,8 @@ async def test_metrics_count_recordings_requests_uploads_and_encoding(
     assert served(api, "callrec_upload_seconds_count", outcome="stored") >= before["uploads"] + 1
     by_id = {"route": "/api/v1/recordings/<recording_id>", "method": "GET", "status": "200"}
     assert served(api, "callrec_http_requests_total", **by_id) >= 1
+    media_route = {"route": "/api/v1/recordings/<recording_id>/media", "method": "GET", "status": "200"}
+    assert served(api, "callrec_http_requests_total", **media_route) >= 1
     timed = {"route": "/api/v1/recordings/<recording_id>", "method": "GET"}
     assert served(api, "callrec_http_request_duration_seconds_count", **timed) >= 1
     assert served(api, "callrec_http_request_duration_seconds_bucket", **timed, le="+Inf") >= 1

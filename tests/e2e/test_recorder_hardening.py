@@ -1,5 +1,5 @@
 """The recorder protocol under abuse: no lock-out of signed requests, no replay, bounded uploads that are
-refused at once, against the real API served by hypercorn."""
+refused at once, against the real API served by granian."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ from quart import Blueprint, Response, request
 
 from callrec.api import errors
 from callrec.api.conditional import file_validators
+from callrec.api.file_responses import file_body
 from callrec.api.meet.access import authorized_recording
 from callrec.api.meet.caching import (
     CACHE_CONTROL,
@@ -125,10 +126,10 @@ async def get_media(recording_id: str) -> Response:
         **validators.headers(),
     }
     if byte_range is None:
-        body = NO_BODY if head() else svc.store.read(key)
+        body = NO_BODY if head() else await file_body(svc.store, key)
         status, length = 200, size
     else:
-        body = NO_BODY if head() else svc.store.read(key, byte_range.start, byte_range.length)
+        body = NO_BODY if head() else await file_body(svc.store, key, byte_range.start, byte_range.length)
         status, length = 206, byte_range.length
         headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{size}"
     headers["Content-Length"] = str(length)

@@ -286,6 +286,19 @@ class LocalObjectStore(ObjectStore):
             raise ObjectNotFound(key)
         return ObjectInfo(key=key, size=st.st_size, modified=st.st_mtime)
 
+    async def file_path(self, key: str) -> Path | None:
+        """Where ``key``'s bytes are, for a server that sends a file itself (zero-copy); None when it is not a regular
+        file inside the objects directory (a symlink out of it included), so the caller streams or answers 404."""
+        path = self._path(key)
+
+        def check() -> Path | None:
+            real = Path(os.path.realpath(path))
+            if self._stat_file(real, key) is None or Path(os.path.realpath(self._root)) not in real.parents:
+                return None
+            return real
+
+        return await asyncio.to_thread(check)
+
     async def read(
         self,
         key: str,
