@@ -28,6 +28,7 @@ from callrec.temporal import connect
 
 async def build_api(settings: Settings) -> Quart:
     settings.require_api_secrets()  # before anything connects: a missing or weak secret stops it with one line
+    settings.require_media_offload()
     svc = Services(
         settings=settings,
         catalog=Catalog.from_url(settings.catalog_url),

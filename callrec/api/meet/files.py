@@ -25,6 +25,7 @@ from callrec.api import errors, schemas
 from callrec.api.auth import INSUFFICIENT, confine, require
 from callrec.api.meet.access import authorized_recording, permitted_recording
 from callrec.api.meet.media import PLAYABLE, content_type, stored_media
+from callrec.api.offload import offloaded
 from callrec.api.operations import (
     FILE_HEADERS,
     MEDIA_TYPES,
@@ -192,6 +193,8 @@ async def download_recording(recording_id: str) -> Response:
         "Content-Length": str(size),
         "Cache-Control": "private, no-cache",
     }
+    if (handed := await offloaded(key, headers)) is not None:
+        return handed
     response = Response(svc.store.read(key), status=200, headers=headers)
     response.timeout = None  # a long download is not a hung handler
     return response

@@ -234,10 +234,15 @@ class S3ObjectStore(ObjectStore):
 
     # -- API
 
-    def presigned_url(self, key: str, expires_s: int = 3600) -> str:
-        """A URL that GETs ``key`` straight from the bucket, without credentials, until it expires."""
+    def presigned_url(self, key: str, expires_s: int = 3600, response_headers: dict[str, str] | None = None) -> str:
+        """A URL that GETs ``key`` straight from the bucket, without credentials, until it expires.
+        ``response_headers``: headers S3 answers with instead of the stored ones (Content-Type, Cache-Control,
+        Content-Disposition), signed into the URL."""
         validate_key(key)
-        return self._client.presigned_get_object(self._bucket, key, expires=timedelta(seconds=expires_s))
+        overrides = {f"response-{name.lower()}": value for name, value in (response_headers or {}).items()}
+        return self._client.presigned_get_object(
+            self._bucket, key, expires=timedelta(seconds=expires_s), response_headers=overrides or None
+        )
 
     async def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist."""
