@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 
-
 NGINX = Path("/usr/sbin/nginx")
 DEPLOY_CONF = Path(__file__).resolve().parents[1] / "deploy" / "nginx" / "callrec.conf"
 MEDIA_LOCATION = re.compile(r"    location /_callrec_media/ \{.*?\n    \}\n", re.S)

@@ -104,9 +104,7 @@ async def test_x_accel_on_the_local_store(stacks: StackFactory, tmp_path: Path) 
         await check_served_through_nginx(stack, base, data)
 
 
-async def test_x_accel_on_s3_proxies_a_presigned_path(
-    stacks: StackFactory, tmp_path: Path, s3_endpoint: str
-) -> None:
+async def test_x_accel_on_s3_proxies_a_presigned_path(stacks: StackFactory, tmp_path: Path, s3_endpoint: str) -> None:
     stack = await stacks.start(recorder=False, media_offload="x-accel", **s3_overrides(s3_endpoint))
     data = await seed(stack)
 
