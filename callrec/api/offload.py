@@ -18,8 +18,16 @@ from urllib.parse import quote, urlsplit
 
 from quart import Response
 
+from callrec.api.operations import Answer, header_doc
 from callrec.api.services import services
 from callrec.storage.objects import S3ObjectStore
+
+# The answer of `presigned`, for the media and download operations' documentation.
+PRESIGNED_REDIRECT = Answer(
+    "`CALLREC_MEDIA_OFFLOAD=presigned`: the file is at a presigned S3 URL, valid `CALLREC_MEDIA_OFFLOAD_EXPIRY_S`; "
+    "the client's `Range` goes there",
+    headers={"Location": header_doc("The presigned URL.")},
+)
 
 # Headers of callrec's answer that nginx keeps when it follows X-Accel-Redirect (the rest it sets itself).
 KEPT_HEADERS = ("Content-Type", "Cache-Control", "Content-Disposition")

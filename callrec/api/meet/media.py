@@ -6,7 +6,7 @@ from quart import Blueprint, Response, request
 
 from callrec.api import errors
 from callrec.api.meet.access import authorized_recording
-from callrec.api.offload import offloaded
+from callrec.api.offload import PRESIGNED_REDIRECT, offloaded
 from callrec.api.operations import (
     FILE_HEADERS,
     MEDIA_TYPES,
@@ -75,6 +75,7 @@ def content_type(key: str) -> str:
             }
             | FILE_HEADERS,
         ),
+        302: PRESIGNED_REDIRECT,
         400: error("`recordingSecret` is not one of the recording's secrets"),
         403: error(),
         404: error("No such recording, or its media is missing"),
