@@ -14,17 +14,13 @@ import httpx
 
 NGINX = Path("/usr/sbin/nginx")
 DEPLOY_CONF = Path(__file__).resolve().parents[1] / "deploy" / "nginx" / "callrec.conf"
+LOCAL_MEDIA_CONF = DEPLOY_CONF.with_name("media-local.conf")
 MEDIA_LOCATION = re.compile(r"    location /_callrec_media/ \{.*?\n    \}\n", re.S)
 
 
 def local_media_location(objects_dir: Path) -> str:
-    """The internal location for a local store, as docs/production.md gives it."""
-    return f"""    location /_callrec_media/ {{
-        internal;
-        alias {objects_dir.resolve()}/;
-        types {{ audio/ogg ogg; video/ogg ogv; video/mp4 mp4; video/webm webm; video/x-matroska mkv; }}
-    }}
-"""
+    """deploy/nginx/media-local.conf, the internal location for a local store, on `objects_dir`."""
+    return LOCAL_MEDIA_CONF.read_text().replace("/var/lib/callrec/objects/", f"{objects_dir.resolve()}/")
 
 
 def server_config(api: str, port: int, *, s3_endpoint: str | None = None, objects_dir: Path | None = None) -> str:

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.skipif(not NGINX.exists(), reason="needs nginx (/usr/sb
 MiB = 1 << 20
 RECORDING_ID = "big--EG_a--1"
 KEY = f"recordings/big/{RECORDING_ID}.mp4"
+ORIGIN = "https://app.example.com"
 
 
 async def seed(stack: Stack, size: int = 3 * MiB + 5) -> bytes:
@@ -57,6 +58,16 @@ async def check_served_through_nginx(stack: Stack, base: str, data: bytes) -> No
         assert whole.headers["Content-Type"] == "video/mp4"
         assert whole.headers["Cache-Control"] == "private, max-age=3600"
         assert "X-Accel-Redirect" not in whole.headers
+        # callrec's headers on every answer hold for the bytes nginx sends: no sniffing, no Referer, CORS.
+        assert whole.headers["X-Content-Type-Options"] == "nosniff"
+        assert whole.headers["Referrer-Policy"] == "no-referrer"
+        cross = await http.get(media, headers={"Origin": ORIGIN, "Range": "bytes=0-3"})
+        assert cross.status_code == 206 and cross.content == data[:4]
+        assert cross.headers["Access-Control-Allow-Origin"] == ORIGIN
+        assert "Content-Range" in cross.headers["Access-Control-Expose-Headers"]
+        assert cross.headers["Vary"] == "Origin"
+        other = await http.get(media, headers={"Origin": "https://elsewhere.example.com"})
+        assert other.status_code == 200 and "Access-Control-Allow-Origin" not in other.headers
 
         part = await http.get(media, headers={"Range": "bytes=1048570-1048585"})
         assert part.status_code == 206, part.text
@@ -89,7 +100,7 @@ async def check_served_through_nginx(stack: Stack, base: str, data: bytes) -> No
 
 
 async def test_x_accel_on_the_local_store(stacks: StackFactory, tmp_path: Path) -> None:
-    stack = await stacks.start(recorder=False, media_offload="x-accel")
+    stack = await stacks.start(recorder=False, media_offload="x-accel", cors_origins=[ORIGIN])
     data = await seed(stack)
 
     # Straight from callrec: no bytes, the redirect nginx follows.
@@ -105,7 +116,9 @@ async def test_x_accel_on_the_local_store(stacks: StackFactory, tmp_path: Path) 
 
 
 async def test_x_accel_on_s3_proxies_a_presigned_path(stacks: StackFactory, tmp_path: Path, s3_endpoint: str) -> None:
-    stack = await stacks.start(recorder=False, media_offload="x-accel", **s3_overrides(s3_endpoint))
+    stack = await stacks.start(
+        recorder=False, media_offload="x-accel", cors_origins=[ORIGIN], **s3_overrides(s3_endpoint)
+    )
     data = await seed(stack)
 
     answer = await stack.api.get(f"/api/v1/recordings/{RECORDING_ID}/media")
