@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from bench.common import free_port
+from bench.proxy import NGINX, running_nginx, server_config
 from callrec.storage.rows import RecordingRow
 from tests.conftest import API_KEY, Stack, StackFactory, s3_overrides
-from tests.nginx import NGINX, running_nginx, server_config
 
 pytestmark = pytest.mark.skipif(not NGINX.exists(), reason="needs nginx (/usr/sbin/nginx)")
 

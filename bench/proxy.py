@@ -1,4 +1,5 @@
-"""A real nginx (Debian's /usr/sbin/nginx) running deploy/nginx/callrec.conf in front of a test stack."""
+"""A real nginx (Debian's /usr/sbin/nginx) running deploy/nginx/callrec.conf in front of callrec, on loopback:
+for tests/e2e/test_media_offload.py and the `offload` bench group."""
 
 from __future__ import annotations
 
@@ -23,8 +24,11 @@ def local_media_location(objects_dir: Path) -> str:
     return LOCAL_MEDIA_CONF.read_text().replace("/var/lib/callrec/objects/", f"{objects_dir.resolve()}/")
 
 
-def server_config(api: str, port: int, *, s3_endpoint: str | None = None, objects_dir: Path | None = None) -> str:
-    """deploy/nginx/callrec.conf for this machine: the API and the store on loopback, listening on `port`."""
+def server_config(
+    api: str, port: int, *, s3_endpoint: str | None = None, objects_dir: Path | None = None, extra: str = ""
+) -> str:
+    """deploy/nginx/callrec.conf for this machine: the API and the store on loopback, listening on `port`;
+    `extra`: more directives for the server block."""
     text = DEPLOY_CONF.read_text()
     text = text.replace("listen 8080;", f"listen 127.0.0.1:{port};").replace("callrec-api:8080", api)
     if objects_dir is not None:
@@ -32,7 +36,8 @@ def server_config(api: str, port: int, *, s3_endpoint: str | None = None, object
         assert count == 1, "deploy/nginx/callrec.conf has no media location"
     if s3_endpoint is not None:
         text = text.replace("minio:9000", s3_endpoint)
-    return text
+    head, _, tail = text.rpartition("}")
+    return head + extra + "}" + tail
 
 
 @asynccontextmanager
