@@ -22,26 +22,28 @@ MiB = 1 << 20
 RECORDING_ID = "big--EG_a--1"
 KEY = f"recordings/big/{RECORDING_ID}.mp4"
 ORIGIN = "https://app.example.com"
+ODD_ID = "big--EG_b--2"
+ODD_KEY = "recordings/big/a b+ä%41?x=1#y;z.mp4"
 
 
-async def seed(stack: Stack, size: int = 3 * MiB + 5) -> bytes:
+async def seed(stack: Stack, size: int = 3 * MiB + 5, recording_id: str = RECORDING_ID, key: str = KEY) -> bytes:
     """A finished recording of `size` random bytes, put straight into the store and catalog (as test_files.py)."""
     data = os.urandom(size)
 
     async def chunks() -> AsyncIterator[bytes]:
         yield data
 
-    await stack.store.put_stream(KEY, chunks())
+    await stack.store.put_stream(key, chunks())
     row = RecordingRow(
-        recording_id=RECORDING_ID,
+        recording_id=recording_id,
         room_id="big",
         room_name="Big",
         status="complete",
         layout="grid",
         encoding="720p",
-        filename=f"{RECORDING_ID}.mp4",
+        filename=f"{recording_id}.mp4",
         creation_date=0,
-        object_key=KEY,
+        object_key=key,
         size=size,
     )
     await stack.catalog.add_recording(row)
@@ -91,6 +93,11 @@ async def check_served_through_nginx(stack: Stack, base: str, data: bytes) -> No
         wrong = await http.get(media, params={"recordingSecret": "x" * 32})
         assert wrong.status_code == 400
         assert data[:64] not in anonymous.content + wrong.content
+
+        # A key with characters that mean something in a URL reaches nginx percent-encoded and decoded once.
+        odd = await seed(stack, 1000, ODD_ID, ODD_KEY)
+        got = await http.get(f"/api/v1/recordings/{ODD_ID}/media", headers={"Range": "bytes=10-19"})
+        assert got.status_code == 206 and got.content == odd[10:20]
 
         # The internal location is not there from outside, with or without credentials.
         for path in (f"/_callrec_media/{KEY}", f"/_callrec_media/{stack.settings.s3_bucket}/{KEY}"):
