@@ -34,8 +34,8 @@ def server_config(
     if objects_dir is not None:
         text, count = MEDIA_LOCATION.subn(local_media_location(objects_dir), text)
         assert count == 1, "deploy/nginx/callrec.conf has no media location"
-    if s3_endpoint is not None:
-        text = text.replace("minio:9000", s3_endpoint)
+    # Without S3 the stack's S3 upstream is unused, but nginx resolves every upstream's host at start.
+    text = text.replace("minio:9000", s3_endpoint or api)
     head, _, tail = text.rpartition("}")
     return head + extra + "}" + tail
 

@@ -486,5 +486,9 @@ def test_the_proxy_serves_the_media_the_api_authorizes(
     prefix = Settings.model_fields["media_offload_prefix"].default
     location = conf.split(f"location {prefix} {{", 1)[1].split("}", 1)[0]
     assert "internal;" in location
-    assert f"proxy_pass http://{compose['x-callrec-env']['CALLREC_S3_ENDPOINT']}/;" in location
+    endpoint = compose["x-callrec-env"]["CALLREC_S3_ENDPOINT"]
+    assert "proxy_pass http://callrec_s3$callrec_s3_request;" in location
+    assert f"proxy_set_header Host {endpoint};" in location  # the host the paths are signed for
+    assert f"upstream callrec_s3 {{\n    server {endpoint};\n}}" in conf
+    assert f"~^{prefix.rstrip('/')}(?<signed>/.*)$ $signed;" in conf
     assert "proxy_pass http://callrec-api:8080;" in conf
