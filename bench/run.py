@@ -25,7 +25,7 @@ from bench.targets import issue_table
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 # each: async def run(quick: bool, workdir: Path) -> list[BenchResult]
-GROUPS = ("bench.media", "bench.workflows", "bench.uploads", "bench.recorder", "bench.pool")
+GROUPS = ("bench.media", "bench.offload", "bench.workflows", "bench.uploads", "bench.recorder", "bench.pool")
 
 
 def _fmt(value: float | None) -> str:
@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes: the whole run in well under 3 minutes")
     parser.add_argument(
-        "--only", action="append", help="run only this group (media, workflows, uploads, recorder, pool); may repeat"
+        "--only",
+        action="append",
+        help="run only this group (media, offload, workflows, uploads, recorder, pool); may repeat",
     )
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, data)")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"where to write the results ({RESULTS})")

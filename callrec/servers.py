@@ -35,6 +35,7 @@ GRACE_S = 30  # how long requests in flight may take to finish once the server s
 
 async def build_api(settings: Settings) -> Quart:
     settings.require_api_secrets()  # before anything connects: a missing or weak secret stops it with one line
+    settings.require_media_offload()
     svc = Services(
         settings=settings,
         catalog=Catalog.from_url(settings.catalog_url),

@@ -86,6 +86,25 @@ class Settings(BaseSettings):
     s3_secure: bool = Field(default=False, description="talk to S3 over TLS")
     s3_region: str | None = Field(default=None, description="S3 region")
 
+    media_offload: Annotated[Literal["none", "x-accel", "presigned"], Lowered] = Field(
+        default="none",
+        description="who sends a recording's bytes for GET .../media and .../download once callrec has authorized "
+        "it: `none` callrec streams them; `x-accel` an nginx in front (X-Accel-Redirect to "
+        "media_offload_prefix); `presigned` (S3 only) a redirect to a short-lived presigned S3 URL",
+    )
+    media_offload_prefix: str = Field(
+        default="/_callrec_media/",
+        pattern=r"^/[A-Za-z0-9_./-]*/$",
+        description="the nginx `internal` location X-Accel-Redirect points to (media_offload=x-accel)",
+    )
+    media_offload_expiry_s: int = Field(
+        default=300,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="lifetime of a presigned media URL (media_offload=presigned, or x-accel on S3, where nginx uses "
+        "it at once)",
+    )
+
     temporal_address: str = Field(default="127.0.0.1:7233", description="host:port of the Temporal frontend")
     temporal_namespace: str = Field(default="default", description="Temporal namespace")
     temporal_ui_port: int = Field(default=8233, description="port of the Temporal web UI `callrec dev` starts")
@@ -365,6 +384,12 @@ class Settings(BaseSettings):
                 raise SystemExit(f"CALLREC_PUBLISH_SECRET must not be CALLREC_{name.upper()}: give it its own random "
                                  "value")  # fmt: skip
         return secret
+
+    def require_media_offload(self) -> None:
+        """What `callrec api` checks of media_offload: presigned URLs need an S3 store."""
+        if self.media_offload == "presigned" and not self.s3_endpoint:
+            raise SystemExit("CALLREC_MEDIA_OFFLOAD=presigned needs an S3 store (CALLREC_S3_ENDPOINT); the local store "
+                             "can be offloaded with x-accel")  # fmt: skip
 
     def require_recording_secret(self) -> str:
         if not self.recording_secret:

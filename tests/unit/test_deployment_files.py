@@ -130,6 +130,7 @@ def test_the_stack_has_its_services_with_their_images(services: dict[str, dict[s
         "minio-setup": "minio/mc:",
         "prometheus": "prom/prometheus:",
         "grafana": "grafana/grafana:",
+        "proxy": "nginx:",
     }
     for name, image in expected_images.items():
         assert name in services, name
@@ -157,7 +158,8 @@ def test_callrec_services_run_one_image_built_from_the_dockerfile(services: dict
 
 
 def test_published_ports(services: dict[str, dict[str, Any]]) -> None:
-    assert published_host_ports(services["callrec-api"]) == {8080: 8080}
+    assert published_host_ports(services["proxy"]) == {8080: 8080}  # nginx, the API's door
+    assert not services["callrec-api"].get("ports")
     assert published_host_ports(services["temporal-ui"]) == {8233: 8080}
     assert 9001 in published_container_ports(services["minio"])  # the console
     assert published_host_ports(services["prometheus"]) == {9090: 9090}
@@ -167,7 +169,7 @@ def test_published_ports(services: dict[str, dict[str, Any]]) -> None:
 def test_nothing_is_published_beyond_the_hosts_loopback(services: dict[str, dict[str, Any]]) -> None:
     """The API (keys, tokens, recordings) and the consoles speak plain HTTP: reachable from other machines only
     through a TLS-terminating proxy on the host, never on every interface."""
-    assert services["callrec-api"]["ports"] == ["127.0.0.1:8080:8080"]
+    assert services["proxy"]["ports"] == ["127.0.0.1:8080:8080"]
     for name, service in services.items():
         for entry in service.get("ports") or []:
             if isinstance(entry, dict):  # long syntax
@@ -469,3 +471,24 @@ def test_the_table_of_contents_lists_every_section_and_every_link_lands(doc: Pat
     assert set(re.findall(r"\]\(#([^)]+)\)", text)) <= anchors  # every in-page link lands on a heading
     for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):  # every link to a file of the repository
         assert (doc.parent / target).exists(), target
+
+
+def test_the_proxy_serves_the_media_the_api_authorizes(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    """nginx runs deploy/nginx/callrec.conf (tests/e2e/test_media_offload.py runs it too), whose internal location
+    is the API's X-Accel-Redirect prefix and proxies to the stack's S3 endpoint, for which the paths are signed."""
+    catalog = compose["x-callrec-catalog-env"]
+    assert catalog["CALLREC_MEDIA_OFFLOAD"] == "x-accel"
+    mounts = {str(entry).split(":")[0]: str(entry).split(":")[1] for entry in services["proxy"]["volumes"]}
+    assert mounts == {"./deploy/nginx/callrec.conf": "/etc/nginx/conf.d/default.conf"}
+    conf = (ROOT / "deploy" / "nginx" / "callrec.conf").read_text()
+    prefix = Settings.model_fields["media_offload_prefix"].default
+    location = conf.split(f"location {prefix} {{", 1)[1].split("}", 1)[0]
+    assert "internal;" in location
+    endpoint = compose["x-callrec-env"]["CALLREC_S3_ENDPOINT"]
+    assert "proxy_pass http://callrec_s3$callrec_s3_request;" in location
+    assert f"proxy_set_header Host {endpoint};" in location  # the host the paths are signed for
+    assert f"upstream callrec_s3 {{\n    server {endpoint};\n}}" in conf
+    assert f"~^{prefix.rstrip('/')}(?<signed>/.*)$ $signed;" in conf
+    assert "proxy_pass http://callrec-api:8080;" in conf

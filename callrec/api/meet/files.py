@@ -25,6 +25,7 @@ from callrec.api import errors, schemas
 from callrec.api.auth import INSUFFICIENT, confine, require
 from callrec.api.meet.access import authorized_recording, permitted_recording
 from callrec.api.meet.media import PLAYABLE, content_type, stored_media
+from callrec.api.offload import PRESIGNED_REDIRECT, offloaded
 from callrec.api.operations import (
     FILE_HEADERS,
     MEDIA_TYPES,
@@ -175,6 +176,7 @@ async def bulk_delete_recordings() -> tuple[Response, int]:
             binary=MEDIA_TYPES,
             headers={"Content-Disposition": header_doc("`attachment` with the recording's filename.")} | FILE_HEADERS,
         ),
+        302: PRESIGNED_REDIRECT,
         400: error("`recordingSecret` is not one of the recording's secrets"),
         403: error(),
         404: error("No such recording, or its media is missing"),
@@ -192,6 +194,8 @@ async def download_recording(recording_id: str) -> Response:
         "Content-Length": str(size),
         "Cache-Control": "private, no-cache",
     }
+    if (handed := await offloaded(key, headers)) is not None:
+        return handed
     response = Response(svc.store.read(key), status=200, headers=headers)
     response.timeout = None  # a long download is not a hung handler
     return response

@@ -18,6 +18,7 @@ from callrec.api.meet.caching import (
     not_modified,
     precondition,
 )
+from callrec.api.offload import PRESIGNED_REDIRECT, offloaded
 from callrec.api.operations import (
     FILE_HEADERS,
     MEDIA_TYPES,
@@ -94,6 +95,7 @@ def content_type(key: str) -> str:
             | VALIDATOR_HEADERS,
         ),
         **CONDITIONAL_ANSWERS,
+        302: PRESIGNED_REDIRECT,
         400: error("`recordingSecret` is not one of the recording's secrets"),
         403: error(),
         404: error("No such recording, or its media is missing"),
@@ -125,6 +127,8 @@ async def get_media(recording_id: str) -> Response:
         "Content-Type": content_type(key),
         **validators.headers(),
     }
+    if (handed := await offloaded(key, headers)) is not None:  # CALLREC_MEDIA_OFFLOAD: a proxy or S3 sends the bytes
+        return handed
     if byte_range is None:
         body = NO_BODY if head() else await file_body(svc.store, key)
         status, length = 200, size

@@ -17,7 +17,7 @@ import urllib3
 from minio import Minio
 from minio.commonconfig import ComposeSource, CopySource
 from minio.error import MinioException, S3Error
-from minio.helpers import MAX_PART_SIZE, MIN_PART_SIZE
+from minio.helpers import MAX_PART_SIZE, MIN_PART_SIZE, DictType
 from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
@@ -234,10 +234,15 @@ class S3ObjectStore(ObjectStore):
 
     # -- API
 
-    def presigned_url(self, key: str, expires_s: int = 3600) -> str:
-        """A URL that GETs ``key`` straight from the bucket, without credentials, until it expires."""
+    def presigned_url(self, key: str, expires_s: int = 3600, response_headers: dict[str, str] | None = None) -> str:
+        """A URL that GETs ``key`` straight from the bucket, without credentials, until it expires.
+        ``response_headers``: headers S3 answers with instead of the stored ones (Content-Type, Cache-Control,
+        Content-Disposition), signed into the URL."""
         validate_key(key)
-        return self._client.presigned_get_object(self._bucket, key, expires=timedelta(seconds=expires_s))
+        overrides: DictType = {f"response-{name.lower()}": value for name, value in (response_headers or {}).items()}
+        return self._client.presigned_get_object(
+            self._bucket, key, expires=timedelta(seconds=expires_s), response_headers=overrides or None
+        )
 
     async def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist."""
