@@ -168,7 +168,8 @@ class ApiStack:
             "CALLREC_TASK_QUEUE": f"bench-{uuid.uuid4().hex[:8]}",
             "CALLREC_API_PORT": str(port),
             "CALLREC_API_URL": f"http://127.0.0.1:{port}",
-            "CALLREC_RECORDER_URL": f"http://127.0.0.1:{recorder_port}",
+            "CALLREC_EGRESS": "talk",  # the stand-in recorder speaks the Talk recording server's protocol
+            "CALLREC_TALK_RECORDING_SERVER": f"http://127.0.0.1:{recorder_port}",
             "CALLREC_UPLOAD_TIMEOUT_S": "3600",
             "CALLREC_MAX_UPLOAD_BYTES": str(64 * 1024**3),
         }
