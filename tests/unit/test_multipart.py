@@ -138,9 +138,9 @@ def test_too_many_parts() -> None:
         b"--b0und4ry\r\nContent-Type: text/plain\r\n\r\nv\r\n--b0und4ry--\r\n",  # no disposition
         b"--b0und4ry\r\nno colon here\r\n\r\nv\r\n--b0und4ry--\r\n",
         b"--b0und4ry\r\n\r\nv\r\n--b0und4ry--\r\n",  # no headers
-        b"--b0und4ry\r\nContent-Disposition: attachment; name=\"a\"\r\n\r\nv\r\n--b0und4ry--\r\n",
+        b'--b0und4ry\r\nContent-Disposition: attachment; name="a"\r\n\r\nv\r\n--b0und4ry--\r\n',
         b"--b0und4ry\r\nContent-Disposition: form-data\r\n\r\nv\r\n--b0und4ry--\r\n",  # no name
-        b"--b0und4ryjunk\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--b0und4ry--\r\n",
+        b'--b0und4ryjunk\r\nContent-Disposition: form-data; name="a"\r\n\r\nv\r\n--b0und4ry--\r\n',
     ],
 )
 def test_malformed_parts(bad: bytes) -> None:

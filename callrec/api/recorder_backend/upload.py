@@ -431,8 +431,8 @@ class _MultipartUpload:
     """Feeds the `file` part of a multipart body into a bounded queue that an object-store upload drains.
 
     `events()` yields the file part's head once; the caller checks it and calls `start()` with the upload. The
-    file's bytes go to the upload in blocks of `UPLOAD_BLOCK`, whatever size the HTTP server's pieces have: small
-    pieces are gathered (one hand-over, and one write, per block), a piece of a block or more passes uncopied.
+    file's bytes go to the upload in blocks of `UPLOAD_BLOCK`, whatever size the HTTP server's pieces have: the
+    pieces of a block are handed over together (one trip through the queue per block, not per piece), uncopied.
     """
 
     def __init__(self, boundary: bytes) -> None:
@@ -441,7 +441,7 @@ class _MultipartUpload:
         except MultipartError as exc:
             raise UploadRejected(400, "invalid_file") from exc
         self.fields: dict[str, str] = {}
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=QUEUE_BLOCKS)
+        self.queue: asyncio.Queue[list[bytes] | None] = asyncio.Queue(maxsize=QUEUE_BLOCKS)
         self.task: asyncio.Task[PutResult] | None = None
         self._pieces: list[bytes] = []
         self._gathered = 0
@@ -450,8 +450,9 @@ class _MultipartUpload:
         self.task = asyncio.ensure_future(upload)
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        while (chunk := await self.queue.get()) is not None:
-            yield chunk
+        while (block := await self.queue.get()) is not None:
+            for chunk in block:
+                yield chunk
 
     async def _feed(self, chunk: bytes) -> None:
         self._pieces.append(chunk)
@@ -465,11 +466,11 @@ class _MultipartUpload:
         await self._put(None)
 
     async def _hand_over(self) -> None:
-        block = b"".join(self._pieces)  # one piece: that piece itself, not a copy
+        block = self._pieces  # handed over as they came, uncopied: the store gathers its writes itself
         self._pieces, self._gathered = [], 0
         await self._put(block)
 
-    async def _put(self, item: bytes | None) -> None:
+    async def _put(self, item: list[bytes] | None) -> None:
         assert self.task is not None
         if self.task.done():
             self.task.result()  # the upload failed: raise its error
