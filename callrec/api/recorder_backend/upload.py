@@ -16,10 +16,11 @@ than the one a recording stored) becomes a recording of its own (`RecordingsServ
 stored and offered to its owner as any other. An upload never replaces a stored file.
 
 Bounds: the body is counted as it streams (chunked ones too) and refused at `CALLREC_MAX_UPLOAD_BYTES`
-(`size`); at most `MAX_PARTS` multipart parts, fields other than `owner` and `recordingId` are skipped
-unread, and a field over `MAX_FIELD_BYTES` is refused; a body that stalls `CALLREC_UPLOAD_IDLE_TIMEOUT_S` or
-lasts `CALLREC_UPLOAD_BODY_TIMEOUT_S` is refused (408 `timeout`); beyond `CALLREC_MAX_CONCURRENT_UPLOADS`
-signed uploads at once the next gets 503 `busy` before its body is read.
+(`size`); at most `MAX_PARTS` multipart parts, each with at most `multipart.MAX_HEADER_BYTES` of headers,
+fields other than `owner` and `recordingId` are skipped unread, and a field over `MAX_FIELD_BYTES` is refused;
+a body that stalls `CALLREC_UPLOAD_IDLE_TIMEOUT_S` or lasts `CALLREC_UPLOAD_BODY_TIMEOUT_S` is refused (408
+`timeout`); beyond `CALLREC_MAX_CONCURRENT_UPLOADS` signed uploads at once the next gets 503 `busy` before its
+body is read.
 
 A refusal is answered at once, while the client may still be sending: the whole answer goes out, then up to
 `DRAIN_BYTES` / `DRAIN_S` of the rest of the body is read and dropped (so the client reads the answer before
