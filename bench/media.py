@@ -174,7 +174,6 @@ class ApiStack:
             "CALLREC_TASK_QUEUE": f"bench-{uuid.uuid4().hex[:8]}",
             "CALLREC_API_PORT": str(port),
             "CALLREC_API_URL": f"http://127.0.0.1:{port}",
-            "CALLREC_RECORDER_URL": f"http://127.0.0.1:{recorder_port}",
             "CALLREC_EGRESS": "talk",  # the stand-in recording server is an external one, not a built-in recorder
             "CALLREC_TALK_RECORDING_SERVER": f"http://127.0.0.1:{recorder_port}",
             "CALLREC_WORKER_METRICS_PORT": "0",  # fixed ports collide with any other worker on the machine

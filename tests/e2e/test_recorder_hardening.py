@@ -220,3 +220,38 @@ async def test_a_stalled_upload_times_out_and_uploads_beyond_the_cap_wait(
     answer = await first
     assert answer.status == 408 and json.loads(answer.body)["ocs"]["data"] == {"error": "timeout"}
     assert await stack.store.list_keys("staging/") == []
+
+
+async def test_malformed_multipart_bodies_are_refused_and_nothing_is_staged(
+    stacks: StackFactory, scripted: ScriptedRecordingServer, tmp_path: Path
+) -> None:
+    stack, room_id, recording_id = await waiting_for_file(stacks, scripted)
+    store = f"{OCS}/recording/{room_id}/store"
+    boundary = "callrec-boundary"
+    video = mp4_bytes(tmp_path)
+    pre, post = multipart(boundary, {"owner": "api-key", "recordingId": recording_id}, "call.mp4")
+    long_header = pre.replace(b"Content-Type: video/mp4", b"X-Padding: " + b"p" * 40_000)
+    malformed = {
+        "no closing boundary": pre + video,
+        "a truncated closing boundary": pre + video + post[:-6],
+        "a part's headers too long": long_header + video + post,
+        "a header line without a colon": pre.replace(b"Content-Type: video/mp4", b"garbage") + video + post,
+        "no boundary at all": b"just bytes" * 1000,
+    }
+    for what, content in malformed.items():
+        response = await stack.api.post(store, headers=signed_store_headers(room_id, boundary), content=content)
+        assert error_of(response) == (400, "invalid_file"), what
+        assert await stack.store.list_keys("staging/") == [], what
+
+    # The same file in a well-formed body, sent in pieces that split the closing boundary, is stored.
+    whole = pre + video + post
+    cut = len(whole) - len(post) + 3
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for piece in (whole[:100], whole[100:cut], whole[cut:]):
+            yield piece
+
+    stored = await stack.api.post(store, headers=signed_store_headers(room_id, boundary), content=pieces())
+    assert stored.status_code == 200, stored.text
+    done = await wait_for_status(stack.api, recording_id, {"complete", "failed"})
+    assert (done["status"], done["size"]) == ("complete", len(video))

@@ -2,7 +2,7 @@
 
 Handled at the ASGI level, ahead of Quart: Quart buffers request bodies as fast as they arrive, while
 pulling each chunk with `receive()` lets the object store pace the client, so memory stays flat
-whatever the file size. The multipart body is parsed incrementally with werkzeug's sans-IO decoder.
+whatever the file size. The multipart body is parsed as it streams (`multipart.MultipartReader`).
 
 Checks, with Talk's error codes: checksum (401 `{"type": "error", "error": {"code": "invalid_request"}}`; verified
 first, so a signed upload is never throttled; bad ones are counted for brute force: 429), a random used before
@@ -16,10 +16,11 @@ than the one a recording stored) becomes a recording of its own (`RecordingsServ
 stored and offered to its owner as any other. An upload never replaces a stored file.
 
 Bounds: the body is counted as it streams (chunked ones too) and refused at `CALLREC_MAX_UPLOAD_BYTES`
-(`size`); at most `MAX_PARTS` multipart parts, fields other than `owner` and `recordingId` are skipped
-unread, and a field over `MAX_FIELD_BYTES` is refused; a body that stalls `CALLREC_UPLOAD_IDLE_TIMEOUT_S` or
-lasts `CALLREC_UPLOAD_BODY_TIMEOUT_S` is refused (408 `timeout`); beyond `CALLREC_MAX_CONCURRENT_UPLOADS`
-signed uploads at once the next gets 503 `busy` before its body is read.
+(`size`); at most `MAX_PARTS` multipart parts, each with at most `multipart.MAX_HEADER_BYTES` of headers,
+fields other than `owner` and `recordingId` are skipped unread, and a field over `MAX_FIELD_BYTES` is refused;
+a body that stalls `CALLREC_UPLOAD_IDLE_TIMEOUT_S` or lasts `CALLREC_UPLOAD_BODY_TIMEOUT_S` is refused (408
+`timeout`); beyond `CALLREC_MAX_CONCURRENT_UPLOADS` signed uploads at once the next gets 503 `busy` before its
+body is read.
 
 A refusal is answered at once, while the client may still be sending: the whole answer goes out, then up to
 `DRAIN_BYTES` / `DRAIN_S` of the rest of the body is read and dropped (so the client reads the answer before
@@ -38,12 +39,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
-from werkzeug.sansio.multipart import Data, Epilogue, Event, Field, File, MultipartDecoder, NeedData
 
 from callrec.api.ocs import OCS_BASE, encode
 from callrec.api.recorder_backend.callbacks import remember_random
+from callrec.api.recorder_backend.multipart import Event, MultipartError, MultipartReader, PartStart
 from callrec.api.services import Services
 from callrec.domain import signing
 from callrec.domain.ids import new_recording_id
@@ -78,8 +78,8 @@ FIELDS = ("owner", "recordingId")  # the form fields kept; others are skipped un
 DRAIN_BYTES = 16 << 20
 DRAIN_S = 2.0
 BUSY_RETRY_S = 5
-DECODER_BUFFER_BYTES = 1 << 20
-QUEUE_CHUNKS = 16
+UPLOAD_BLOCK = 1 << 20  # the file goes to the object store in blocks of this size ...
+QUEUE_BLOCKS = 4  # ... of which at most this many wait while the store writes one
 log = logging.getLogger(__name__)
 
 
@@ -221,9 +221,6 @@ class StoreUpload:
                 await _respond(send, exc.status, exc.data, "Upload rejected", exc.headers, body)
             finally:
                 await body.run_after_answer()  # also when the answer could not be sent
-            return
-        except RequestEntityTooLarge:
-            await _respond(send, 400, {"error": "size"}, "Upload rejected", body=body)
             return
         except ObjectStoreError as exc:  # the store is down or refuses: an operator's matter, not a bug of callrec
             log.warning("object store failed during an upload: %s", exc)
@@ -434,31 +431,55 @@ class FileHead:
 class _MultipartUpload:
     """Feeds the `file` part of a multipart body into a bounded queue that an object-store upload drains.
 
-    `events()` yields the file part's head once; the caller checks it and calls `start()` with the upload.
+    `events()` yields the file part's head once; the caller checks it and calls `start()` with the upload. The
+    file's bytes go to the upload in blocks of `UPLOAD_BLOCK`, whatever size the HTTP server's pieces have: the
+    pieces of a block are handed over together (one trip through the queue per block, not per piece), uncopied.
     """
 
     def __init__(self, boundary: bytes) -> None:
-        self.decoder = MultipartDecoder(boundary, max_form_memory_size=DECODER_BUFFER_BYTES, max_parts=MAX_PARTS)
+        try:
+            self.reader = MultipartReader(boundary, max_parts=MAX_PARTS)
+        except MultipartError as exc:
+            raise UploadRejected(400, "invalid_file") from exc
         self.fields: dict[str, str] = {}
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=QUEUE_CHUNKS)
+        self.queue: asyncio.Queue[list[bytes] | None] = asyncio.Queue(maxsize=QUEUE_BLOCKS)
         self.task: asyncio.Task[PutResult] | None = None
+        self._pieces: list[bytes] = []
+        self._gathered = 0
 
     def start(self, upload: Awaitable[PutResult]) -> None:
         self.task = asyncio.ensure_future(upload)
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        while (chunk := await self.queue.get()) is not None:
-            yield chunk
+        while (block := await self.queue.get()) is not None:
+            for chunk in block:
+                yield chunk
 
-    async def _feed(self, chunk: bytes | None) -> None:
+    async def _feed(self, chunk: bytes) -> None:
+        self._pieces.append(chunk)
+        self._gathered += len(chunk)
+        if self._gathered >= UPLOAD_BLOCK:
+            await self._hand_over()
+
+    async def _end(self) -> None:
+        if self._pieces:
+            await self._hand_over()
+        await self._put(None)
+
+    async def _hand_over(self) -> None:
+        block = self._pieces  # handed over as they came, uncopied: the store gathers its writes itself
+        self._pieces, self._gathered = [], 0
+        await self._put(block)
+
+    async def _put(self, item: list[bytes] | None) -> None:
         assert self.task is not None
         if self.task.done():
             self.task.result()  # the upload failed: raise its error
             raise ObjectStoreError("upload stopped early")
-        if not self.queue.full():  # the common case, without a task per chunk
-            self.queue.put_nowait(chunk)
+        if not self.queue.full():  # the common case, without a task per block
+            self.queue.put_nowait(item)
             return
-        put = asyncio.ensure_future(self.queue.put(chunk))
+        put = asyncio.ensure_future(self.queue.put(item))
         await asyncio.wait({put, self.task}, return_when=asyncio.FIRST_COMPLETED)
         if not put.done():
             put.cancel()
@@ -473,12 +494,15 @@ class _MultipartUpload:
             except BaseException:  # noqa: BLE001 - cancelled or failed: either way it cleaned up
                 pass
 
-    def _next_event(self) -> Event:
-        """The decoder's next event; a malformed body or too many parts is the client's fault (400)."""
+    def _parse(self, data: bytes, more: bool) -> list[Event]:
+        """The reader's events for the next piece; a malformed body or too many parts is the client's fault (400)."""
         try:
-            return self.decoder.next_event()
-        except (ValueError, RequestEntityTooLarge) as exc:
+            events = self.reader.feed(data)
+            if not more and not self.reader.done:
+                self.reader.close()
+        except MultipartError as exc:
             raise UploadRejected(400, "invalid_file") from exc
+        return events
 
     async def events(self, body: _Body) -> AsyncIterator[FileHead]:
         """Reads the body; yields the file part's head once. Later data goes to the queue, the protocol's fields
@@ -488,46 +512,36 @@ class _MultipartUpload:
         head = bytearray()
         field: tuple[str, bytearray] | None = None
         seen_file = False
-        while True:
+        while not self.reader.done:
             data, more = await body.next()
-            try:
-                self.decoder.receive_data(data)
-                if not more:
-                    self.decoder.receive_data(None)
-            except RequestEntityTooLarge as exc:  # a part's headers over DECODER_BUFFER_BYTES
-                raise UploadRejected(400, "invalid_file") from exc
-            event = self._next_event()
-            while not isinstance(event, NeedData):
-                if isinstance(event, Epilogue):
-                    return
-                if isinstance(event, File):
-                    part = "head" if event.name == "file" and not seen_file else "other"
-                    seen_file = seen_file or part == "head"
-                    filename = event.filename
-                elif isinstance(event, Field):
-                    keep = event.name in FIELDS and event.name not in self.fields
-                    part, field = ("field", (event.name, bytearray())) if keep else ("other", None)
-                elif isinstance(event, Data):
-                    if part == "head":
-                        head.extend(event.data)
-                        if len(head) >= SNIFF_BYTES or not event.more_data:
-                            yield FileHead(filename, bytes(head))
-                            if self.task is None:
-                                raise UploadRejected(400, "invalid_file")
-                            if head:
-                                await self._feed(bytes(head))
-                            part = "file"
-                    elif part == "file" and event.data:
+            for event in self._parse(data, more):
+                if isinstance(event, PartStart):
+                    if event.filename is not None:
+                        part = "head" if event.name == "file" and not seen_file else "other"
+                        seen_file = seen_file or part == "head"
+                        filename = event.filename
+                    else:
+                        keep = event.name in FIELDS and event.name not in self.fields
+                        part, field = ("field", (event.name, bytearray())) if keep else ("other", None)
+                    continue
+                if part == "file":
+                    if event.data:
                         await self._feed(event.data)
-                    elif part == "field" and field is not None:
-                        field[1].extend(event.data)
-                        if len(field[1]) > MAX_FIELD_BYTES:
+                elif part == "head":
+                    head.extend(event.data)
+                    if len(head) >= SNIFF_BYTES or event.last:
+                        yield FileHead(filename, bytes(head))
+                        if self.task is None:
                             raise UploadRejected(400, "invalid_file")
-                        if not event.more_data:
-                            self.fields[field[0]] = field[1].decode("utf-8", "replace")
-                    if part == "file" and not event.more_data:
-                        await self._feed(None)
-                        part = "other"
-                event = self._next_event()
-            if not more:
-                raise UploadRejected(400, "invalid_file")
+                        if head:
+                            await self._feed(bytes(head))
+                        part = "file"
+                elif part == "field" and field is not None:
+                    field[1].extend(event.data)
+                    if len(field[1]) > MAX_FIELD_BYTES:
+                        raise UploadRejected(400, "invalid_file")
+                    if event.last:
+                        self.fields[field[0]] = field[1].decode("utf-8", "replace")
+                if part == "file" and event.last:
+                    await self._end()
+                    part = "other"
