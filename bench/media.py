@@ -316,7 +316,9 @@ async def media_throughput(stack: ApiStack, sizes: Sizes) -> list[BenchResult]:
             if binary is None:
                 print(f"    {NGINX_MISSING}", flush=True)
             else:
-                nginx = await cleanup.enter_async_context(Nginx(binary, stack.store.root, stack.workdir / "nginx"))
+                nginx = await cleanup.enter_async_context(
+                    Nginx.files(binary, stack.store.root, stack.workdir / "nginx")
+                )
                 file_url = f"{nginx.url}/{key}"
                 readers["nginx"] = lambda offset, length: read_url(stack.http, file_url, offset, length)
                 # whole files from nginx outrun httpx: both sides of the anchor read with the plain socket client

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bench.media import payload
-from bench.nginx import Nginx, find_nginx
+from bench.nginx import Nginx, file_server, find_nginx
 from bench.readers import RANGE_BYTES, Reader, range_times, read_socket, read_url, whole_rates
 from callrec.storage.objects import LocalObjectStore
 
@@ -28,7 +28,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[Nginx, bytes]]:
     await store.put_stream(KEY, payload(SIZE))
     data = b"".join([chunk async for chunk in store.read(KEY)])
     assert NGINX is not None
-    async with Nginx(NGINX, store.root, tmp_path / "nginx") as nginx:
+    async with Nginx.files(NGINX, store.root, tmp_path / "nginx") as nginx:
         yield nginx, data
 
 
@@ -73,7 +73,7 @@ async def test_stop_ends_it(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
     assert NGINX is not None
-    nginx = Nginx(NGINX, root, tmp_path / "nginx")
+    nginx = Nginx.files(NGINX, root, tmp_path / "nginx")
     await nginx.start()
     assert nginx.process is not None and nginx.process.poll() is None
     nginx.stop()
@@ -118,9 +118,8 @@ async def test_when_nginx_cannot_start_the_error_gives_its_own_words(tmp_path: P
     with socket.socket() as taken:  # the port is held by something else: nginx says so and exits
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        nginx = Nginx(NGINX, tmp_path, tmp_path / "nginx")
-        nginx.port = taken.getsockname()[1]
-        nginx.url = f"http://127.0.0.1:{nginx.port}"
+        port = taken.getsockname()[1]
+        nginx = Nginx(NGINX, tmp_path / "nginx", port, file_server(tmp_path, port))
         with pytest.raises(RuntimeError, match="Address already in use"):
             await nginx.start()
     assert nginx.process is not None and nginx.process.poll() is not None

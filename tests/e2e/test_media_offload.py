@@ -13,11 +13,12 @@ import httpx
 import pytest
 
 from bench.common import free_port
-from bench.proxy import NGINX, running_nginx, server_config
+from bench.nginx import Nginx, find_nginx, proxy_server
 from callrec.storage.rows import RecordingRow
 from tests.conftest import API_KEY, Stack, StackFactory, s3_overrides
 
-pytestmark = pytest.mark.skipif(not NGINX.exists(), reason="needs nginx (/usr/sbin/nginx)")
+NGINX = find_nginx()
+pytestmark = pytest.mark.skipif(NGINX is None, reason="needs nginx (apt-get install nginx)")
 
 MiB = 1 << 20
 RECORDING_ID = "big--EG_a--1"
@@ -118,9 +119,9 @@ async def test_x_accel_on_the_local_store(stacks: StackFactory, tmp_path: Path) 
 
     port = free_port()
     api = f"127.0.0.1:{stack.settings.api_port}"
-    server = server_config(api, port, objects_dir=stack.settings.objects_dir)
-    async with running_nginx(tmp_path / "nginx", server, port) as base:
-        await check_served_through_nginx(stack, base, data)
+    server = proxy_server(api, port, objects_dir=stack.settings.objects_dir)
+    async with Nginx(NGINX or "", tmp_path / "nginx", port, server, probe="/health") as nginx:
+        await check_served_through_nginx(stack, nginx.url, data)
 
 
 class RequestLines:
@@ -165,9 +166,9 @@ async def test_x_accel_on_s3_proxies_a_presigned_path(stacks: StackFactory, tmp_
     # nginx talks to S3 through a forwarder that keeps what it sent: moto checks no signature, S3 and MinIO do.
     wire = RequestLines(s3_endpoint)
     via = await wire.start()
-    server = server_config(api, port, s3_endpoint=via).replace(f"Host {via};", f"Host {s3_endpoint};")  # as signed
-    async with running_nginx(tmp_path / "nginx", server, port) as base:
-        await check_served_through_nginx(stack, base, data)
+    server = proxy_server(api, port, s3_endpoint=via).replace(f"Host {via};", f"Host {s3_endpoint};")  # as signed
+    async with Nginx(NGINX or "", tmp_path / "nginx", port, server, probe="/health") as nginx:
+        await check_served_through_nginx(stack, nginx.url, data)
 
     # What S3 received is the path and query callrec signed, byte for byte, the odd key's too.
     assert wire.lines
