@@ -62,7 +62,7 @@ with workflow.unsafe.imports_passed_through():
     from callrec.domain.settings import Settings
     from callrec.servers import serve_app
     from callrec.storage.catalog import create_schema, make_engine, migrate
-from callrec.storage.rows import RecordingRow
+    from callrec.storage.rows import RecordingRow
 
 API_KEY = "bench-api-key-0123456789abcdef01234567"  # `callrec api` wants at least 32 characters
 TOKEN_SECRET = "bench-token-secret-0123456789abcdef0123"
