@@ -351,7 +351,7 @@ async def deep_page(procs: Processes, database: str, sizes: Sizes, quick: bool) 
 class AutoRecorder:
     """A recording server that answers at once: `start` -> `started` callback; `stop` -> upload + `stopped`.
 
-    `recorder_s[recording_id]` is its own start time: from receiving `start` to sending `started`.
+    `recorder_s[room_id]` is its own start time: from receiving `start` to sending `started`.
     """
 
     mp4: bytes
@@ -379,10 +379,11 @@ class AutoRecorder:
             message = json.loads(raw)
             kind = message.get("type")
             body = message.get(kind) or {}
-            recording_id = str(body.get("recordingId") or "")
+            # Talk's start names no recording (callrec's own recorder does): a callback without one means the room's
+            recording_id = body.get("recordingId")
             if kind == "start":
                 self._later(self._started(backend, token, recording_id, received))
-                self.owners[recording_id] = str(body.get("owner") or "api-key")
+                self.owners[token] = str(body.get("owner") or "api-key")
             elif kind == "stop":
                 self._later(self._stopped(backend, token, recording_id))
             return "{}", 200
@@ -411,14 +412,14 @@ class AutoRecorder:
         if response.status_code != 200:
             self.errors.append(f"{kind} callback: {response.status_code} {response.text[:200]}")
 
-    async def _started(self, backend: str, token: str, recording_id: str, received: float) -> None:
+    async def _started(self, backend: str, token: str, recording_id: str | None, received: float) -> None:
         def sent() -> None:
-            self.recorder_s[recording_id] = time.perf_counter() - received
+            self.recorder_s[token] = time.perf_counter() - received
 
-        await self._callback(backend, "started", {"token": token, "recordingId": recording_id}, sent)
+        await self._callback(backend, "started", {"token": token} | _named(recording_id), sent)
 
-    async def _stopped(self, backend: str, token: str, recording_id: str) -> None:
-        data = {"owner": self.owners.get(recording_id) or "api-key", "recordingId": recording_id}
+    async def _stopped(self, backend: str, token: str, recording_id: str | None) -> None:
+        data = {"owner": self.owners.get(token) or "api-key"} | _named(recording_id)
         response = await self.http.post(
             f"{backend}{OCS_BASE}/recording/{token}/store",
             headers=signing.signed_headers(SECRET, token.encode()),
@@ -427,7 +428,7 @@ class AutoRecorder:
         )
         if response.status_code != 200:
             self.errors.append(f"upload: {response.status_code} {response.text[:200]}")
-        await self._callback(backend, "stopped", {"token": token, "recordingId": recording_id}, lambda: None)
+        await self._callback(backend, "stopped", {"token": token} | _named(recording_id), lambda: None)
 
     async def __aenter__(self) -> AutoRecorder:
         async def until_stopped() -> None:
@@ -451,6 +452,10 @@ class AutoRecorder:
         self.stop_event.set()
         await self.server
         await self.http.aclose()
+
+
+def _named(recording_id: str | None) -> dict[str, str]:
+    return {"recordingId": recording_id} if recording_id else {}
 
 
 def small_mp4(directory: Path) -> bytes:
@@ -637,11 +642,14 @@ async def _recording_stack(
         "upload_timeout_s": 300,
         "share_offer_expiry_s": 3600,  # the offer stays open: its expiry is after `complete`, not part of the figure
         "database_url": database_url,
+        "egress": "talk",  # the scripted recording server below (the default is the built-in recorders' pool)
+        "worker_metrics_port": 0,  # no metrics servers: their fixed ports may be taken by another stack
+        "temporal_metrics_port": 0,
     }
     settings = Settings(**values)  # type: ignore[arg-type]
     await migrate(settings)
     recorder = AutoRecorder(mp4)
-    values["recorder_url"] = recorder.url
+    values["talk_recording_server"] = recorder.url
     results: list[BenchResult] = []
     async with recorder:
         worker = procs.callrec("worker", "worker", **values)
@@ -681,12 +689,12 @@ async def start_latency(
     direct: list[float] = []
     for i, room_id in enumerate(room_ids):  # ours and direct alternately: background load hits both alike
         began = time.perf_counter()
-        recording_id = await start_recording(api, room_id)
+        await start_recording(api, room_id)
         elapsed = time.perf_counter() - began
         bare = await direct_start(client, direct_queue)
         if i >= 3:  # the first ones warm up (workflow cache, connections)
             totals.append(elapsed)
-            recorder_times.append(recorder.recorder_s.get(recording_id, 0.0))
+            recorder_times.append(recorder.recorder_s.get(room_id, 0.0))
             direct.append(bare)
     ours = [t - r for t, r in zip(totals, recorder_times, strict=True)]
     note = (
