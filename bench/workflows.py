@@ -595,6 +595,18 @@ async def activities_until_complete(client: Client, recording_id: str) -> tuple[
     return by_type, events
 
 
+async def whole_history(client: Client, recording_id: str) -> str:
+    """The closed workflow's whole history: its events, workflow tasks, activities and local activities."""
+    handle = client.get_workflow_handle(recording_id)
+    with contextlib.suppress(Exception):  # a recording that ends failed closes its workflow as Failed
+        await asyncio.wait_for(handle.result(), 60)
+    events = (await handle.fetch_history()).events
+    tasks = sum(1 for event in events if event.HasField("workflow_task_completed_event_attributes"))
+    scheduled = sum(1 for event in events if event.HasField("activity_task_scheduled_event_attributes"))
+    local = sum(1 for e in events if e.marker_recorded_event_attributes.marker_name == "core_local_activity")
+    return f"{len(events)} events, {tasks} workflow tasks, {scheduled} activities, {local} local activities"
+
+
 async def terminal_counts(engine: Any, recording_ids: list[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     async with engine.connect() as conn:
@@ -769,6 +781,7 @@ async def lifecycle(
     ours = counts.get("complete", 0) / elapsed
 
     direct_after, _ = await direct_throughput(client, direct_queue, count, activities)
+    whole = await whole_history(client, warm_up)
     direct = (direct_before + direct_after) / 2
     mirrored, _ = await direct_throughput(client, direct_queue, count, activities, local)
     chain_events = len((await client.get_workflow_handle(chain_id).fetch_history()).events)
@@ -784,7 +797,8 @@ async def lifecycle(
         f"load generator, run before and after ours ({direct_before:.2f} and {direct_after:.2f}/s, mean taken); "
         f"the same bare workflow with the same mix as ours ({activities - local} activities, {local} local "
         f"activities): {mirrored:.2f}/s, ratio {ours / mirrored:.2f}; "
-        f"history events: a recording {events} up to `complete`, a direct workflow {chain_events}; CPU s "
+        f"history events: a recording {events} up to `complete` (its whole history: {whole}), a direct workflow "
+        f"{chain_events}; CPU s "
         f"({os.cpu_count()} cores): ours {cpu_ours}; direct (first run) {cpu_direct}"
     )
     return BenchResult(
