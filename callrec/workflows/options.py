@@ -2,7 +2,8 @@
 
 Every activity has a start-to-close timeout and a retry policy that names its non-retryable errors. Local
 activities run inside the workflow task, with no round trip through the Temporal server: the catalog
-projection and the chat messages, short idempotent database writes (numbered projection, dedupe key).
+projection, the chat messages and (since the `notify-local` patch) the notifications, the share to the chat and the
+offer's close: short idempotent database writes (numbered projection, dedupe key).
 
 (`deliver_webhook` is not here: the webhook delivery workflows give it their own retry schedule.)
 """
@@ -103,6 +104,13 @@ ACTIVITY_OPTIONS: dict[Callable[..., Any], ActivityOptions] = {
 
 GIVE_UP_STOP = ActivityOptions(SECONDS_15, EGRESS_GIVE_UP)  # stop_egress after a start given up
 
+# The patch that runs these as local activities (catalog writes with a dedupe key, as the chat messages): no activity
+# task and no workflow task of their own; histories from before scheduled them with the options in the table.
+NOTIFY_LOCAL = "notify-local"
+LOCAL_SINCE_NOTIFY_LOCAL: frozenset[Callable[..., Any]] = frozenset(
+    {NotifyActivities.notify, NotifyActivities.share_to_chat, NotifyActivities.close_offer}
+)
+
 
 async def execute(
     activity: Callable[[Any, ArgT], Awaitable[ResultT]],
@@ -115,6 +123,8 @@ async def execute(
     """Runs `activity` (a method of an activities class) from a workflow with its options from the table (or
     `options`, for a call that needs others); `summary`: what the Temporal UI shows for the call; `give_up_after`:
     a schedule-to-close timeout over all its attempts (regular activities only)."""
+    if options is None and activity in LOCAL_SINCE_NOTIFY_LOCAL and workflow.patched(NOTIFY_LOCAL):
+        options = WRITE
     options = options or ACTIVITY_OPTIONS[activity]
     if options.local:
         return await workflow.execute_local_activity_method(
