@@ -70,6 +70,11 @@ ENDINGS = {
     "test_a_recording_that_failed_while_storing_completes_after_a_reset_once_the_store_is_back",
     "complete-after-reset": "e2e/test_operator_recovery.py::"
     "test_a_recording_that_failed_while_storing_completes_after_a_reset_once_the_store_is_back",
+    # the notification and the share to the chat as local activities (`notify-local`)
+    "complete-notify-local": "e2e/test_talk_notifications.py::"
+    "test_stored_recording_is_offered_and_shared_to_the_chat_once",
+    "complete-auto-shared-notify-local": "e2e/test_talk_notifications.py::"
+    "test_offer_expires_and_auto_share_needs_no_click",
 }
 
 
