@@ -15,6 +15,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from callrec.activities.catalog import CatalogActivities
 from callrec.activities.egress import EgressActivities
@@ -83,6 +84,13 @@ def recording_activities(
     ]
 
 
+# callrec's own modules, the workflows' among them, are passed through the sandbox: imported once per worker rather
+# than again for every new workflow (with their `workflow.defn` checks and, without bytecode files, a recompile). They
+# keep no state at module level. The workflows still run sandboxed, and the replay and workflow tests run them in the
+# default sandbox, which re-imports and checks them.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("callrec"))
+
+
 def build_worker(
     client: Client, settings: Settings, catalog: Catalog, store: ObjectStore, http: httpx.AsyncClient
 ) -> Worker:
@@ -97,6 +105,7 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=[RecordingWorkflow, ReconcileWorkflow, WebhookEndpointWorkflow, WebhookDeliveryWorkflow],
+        workflow_runner=WORKFLOW_RUNNER,
         activities=[
             *recording_activities(catalog, store, egress, settings.data_dir, settings.egress),
             ReconcileActivities(catalog, store, client, offer_expiry_s=settings.share_offer_expiry_s).reconcile,
