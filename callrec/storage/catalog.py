@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar
 
@@ -35,6 +36,7 @@ from callrec.storage.rows import (
     RoomRow,
     new_secret,
 )
+from callrec.storage.sqlite_reads import RecordingReader
 from callrec.storage.textmatch import MatchMode, condition, install_sqlite_regex
 
 Deduped = TypeVar("Deduped", NotificationRow, ChatMessageRow)
@@ -97,6 +99,9 @@ class Catalog:
         # keeps them from colliding: with 30 concurrent recordings, the worker's database threads were in that
         # sleep in 37% of py-spy's samples, and queueing raised the recordings completed per second by about 20%.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        on_disk = database is not None and database not in ("", ":memory:") and not database.startswith("file:")
+        self._recording_reader = RecordingReader(database, engine.dialect) if database and on_disk else None
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
@@ -109,6 +114,8 @@ class Catalog:
         return cls(make_engine(url))
 
     async def close(self) -> None:
+        if self._recording_reader is not None:
+            self._recording_reader.close()
         await self.engine.dispose()
 
     async def check(self) -> None:
@@ -212,6 +219,9 @@ class Catalog:
         return row
 
     async def get_recording(self, recording_id: str) -> RecordingRow | None:
+        if self._recording_reader is not None:
+            with contextlib.suppress(sqlite3.Error):
+                return self._recording_reader.get(recording_id)
         async with self.sessions() as session:
             return await session.get(RecordingRow, recording_id)
 
