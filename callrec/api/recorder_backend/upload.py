@@ -44,6 +44,7 @@ from werkzeug.http import parse_options_header
 from callrec.api.ocs import OCS_BASE, encode
 from callrec.api.recorder_backend.callbacks import remember_random
 from callrec.api.recorder_backend.multipart import Event, MultipartError, MultipartReader, PartStart
+from callrec.api.recorder_backend.watchdog import ReceiveWatchdog
 from callrec.api.services import Services
 from callrec.domain import signing
 from callrec.domain.ids import new_recording_id
@@ -116,6 +117,10 @@ class _Body:
         self.done = False
         self.disconnected = False
         self.after_answer: list[Awaitable[None]] = []  # what a refusal does once it is answered (notify)
+        self._watchdog = ReceiveWatchdog()  # one timer for every receive, not one per piece
+
+    def close(self) -> None:
+        self._watchdog.close()
 
     async def run_after_answer(self) -> None:
         while self.after_answer:
@@ -130,8 +135,7 @@ class _Body:
             return b"", False
         wait_s = min(self.idle_s if idle_s is None else idle_s, self.deadline - time.monotonic())
         try:
-            async with asyncio.timeout(max(wait_s, 0.0)):
-                message = await self._receive()
+            message = await self._watchdog.wait(self._receive, wait_s)
         except TimeoutError as exc:
             raise UploadRejected(408, "timeout") from exc
         if message["type"] == "http.disconnect":
@@ -209,6 +213,7 @@ class StoreUpload:
         try:
             await self._answer(match["token"], scope, body, sending)
         finally:
+            body.close()
             outcome = "stored" if answered == 200 else "refused" if answered < 500 else "failed"
             UPLOAD_BYTES.labels(outcome).inc(body.received)
             UPLOAD_SECONDS.labels(outcome).observe(time.monotonic() - began)
