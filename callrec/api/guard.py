@@ -4,6 +4,8 @@
   the two disagree on where the body ends, which is how requests are smuggled past a proxy (RFC 9112 6.1).
 - Every response carries `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`: media is never
   sniffed into something a browser runs, and a recording URL with its secret never leaks in a `Referer`.
+- An answer sent before the request's body was read (a 413 on its Content-Length, a 401 before the upload) says
+  `Connection: close`: the unread rest of the body must not be taken for the next request on the connection.
 - CORS for browser apps (`CALLREC_CORS_ORIGINS`): a preflight from an allowed origin is answered here, before
   authentication (a preflight carries no credentials); answers to an allowed origin carry its
   `Access-Control-Allow-Origin`. Other origins get no CORS headers, so browsers keep them out.
@@ -30,6 +32,7 @@ SECURITY_HEADERS: Headers = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
+CLOSE = (b"connection", b"close")
 CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 CORS_REQUEST_HEADERS = (
     "X-API-KEY, Authorization, X-Room-Member-Token, X-Fields, Range, Content-Type, "
@@ -69,15 +72,25 @@ class HttpGuard:
             await self._preflight(send, cors)
             return
         extra = SECURITY_HEADERS + (cors or []) + self._vary()
+        body_left = b"transfer-encoding" in names or _declares_a_body(scope["headers"])
+
+        async def receiving() -> Message:
+            nonlocal body_left
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_left = False
+            return message
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 added = [(name, value) for name, value in extra if name not in present or name == b"vary"]
+                if body_left and b"connection" not in present:
+                    added.append(CLOSE)  # answered before the body was read: what is left of it is not a next request
                 message = {**message, "headers": [*message.get("headers", []), *added]}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receiving if body_left else receive, send_with_headers)
 
     def _cors_headers(self, origin: bytes | None) -> Headers | None:
         """The CORS headers for a request from `origin`, or None if that origin is not allowed (or not a browser)."""
@@ -132,3 +145,8 @@ class BoundedJSONProvider(DefaultJSONProvider):
             return super().loads(s, **kwargs)
         except RecursionError as exc:
             raise ValueError(NESTED_TOO_DEEPLY) from exc
+
+
+def _declares_a_body(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    """A Content-Length other than 0 (a malformed one counts as a body)."""
+    return any(name.lower() == b"content-length" and value.strip().lstrip(b"0") for name, value in headers)

@@ -155,6 +155,21 @@ async def test_cors_preflight_is_answered_before_auth_for_allowed_origins_only(s
     assert rooms.status_code == 200 and "access-control-allow-origin" not in rooms.headers
 
 
+@pytest.mark.parametrize("server", ["granian", "hypercorn"])
+async def test_an_answer_before_the_body_is_read_closes_the_connection(stacks: StackFactory, server: str) -> None:
+    """A 2 MB body the API refuses unread (no credentials): the answer says `Connection: close`, so the unread
+    rest is never taken for the next request, and the same client's next request is answered."""
+    stack = await stacks.start(recorder=False, http_server=server)
+    async with httpx.AsyncClient(base_url=str(stack.api.base_url)) as client:  # no API key
+        refused = await client.post("/api/v1/rooms", content=b"x" * 2_000_000, headers={"Content-Type": "text/plain"})
+        assert refused.status_code == 401
+        assert refused.headers["connection"] == "close"
+        again = await client.get("/health")
+        assert again.status_code in (200, 503)
+        read = await stack.api.post("/api/v1/rooms", json={"roomName": "Kept alive"})
+        assert read.status_code == 201 and "connection" not in read.headers  # a body read in full keeps it open
+
+
 async def test_deeply_nested_json_is_a_bad_request(stacks: StackFactory) -> None:
     stack = await stacks.start(recorder=False)
     api = stack.api
