@@ -30,8 +30,7 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
-from temporalio.exceptions import TemporalError
+from temporalio.common import WorkflowIDConflictPolicy
 
 from callrec.domain import talk_room
 from callrec.domain.ids import new_recording_id
@@ -46,12 +45,7 @@ from callrec.domain.notifications import NO_SESSION, Actor
 from callrec.domain.participants import Participant
 from callrec.domain.pool import Assignment, AssignRequest, cost_of
 from callrec.domain.recording import (
-    EGRESS_ATTR,
     EXTENSIONS,
-    LAYOUT_ATTR,
-    ROOM_ID_ATTR,
-    ROOM_NAME_ATTR,
-    STATUS_ATTR,
     FileStored,
     RecorderFailed,
     RecorderProgress,
@@ -70,6 +64,7 @@ from callrec.recordings import errors
 from callrec.recordings.deletion import IN_PROGRESS_REASON, NOT_FOUND, delete_recording, meet_reason
 from callrec.recordings.offers import Offers
 from callrec.recordings.talk_status import check_consent, room_status_callback
+from callrec.recordings.workflow_start import start_options, started
 from callrec.storage.catalog import Catalog
 from callrec.storage.catalog import RecordingInProgress as CatalogRecordingInProgress
 from callrec.storage.listing import After, RecordingFilter, SortField, SortOrder, list_recordings
@@ -105,30 +100,8 @@ def _unless_cancelled() -> None:
         raise asyncio.CancelledError
 
 
-async def _started(start: WithStartWorkflowOperation[Any, Any]) -> bool:
-    """Whether Temporal answered that it started the workflow (called once the request ended, so it has answered)."""
-    try:
-        await start.workflow_handle()
-    except (TemporalError, asyncio.CancelledError):  # the request's own error (raised where it was sent)
-        return False
-    return True
-
-
 # Clocks and transit: the workflow refuses a file a little before the API stops waiting for the worker to take it.
 HAND_OVER_MARGIN_S = 2.0
-
-
-def egress_of(recording: StartRecordingInput) -> str:
-    return "upload" if recording.uploaded else (recording.egress or "builtin")
-
-
-def workflow_summary(recording: StartRecordingInput) -> str:
-    """What the Temporal UI shows for the recording at a glance: room, layout, kind, who records it, who started it."""
-    kind = "audio" if recording.kind == RecordingKind.AUDIO else f"video, {recording.layout.value}"
-    return (
-        f"Recording of {recording.room_name!r} ({recording.room_id}): {kind}, recorded by {egress_of(recording)}, "
-        f"started by {recording.owner or 'callrec'}"
-    )
 
 
 def assignment_cost(config: RecordingConfig, kind: RecordingKind, tiles: int) -> float:
@@ -358,20 +331,7 @@ class RecordingsService:
         """The recording's workflow (with `until`: and the update that waits for it, one request to Temporal); when
         Temporal does not take it, the reserved row says so (`failed`)."""
         recording_id = workflow_input.recording_id
-        options: dict[str, Any] = {
-            "id": recording_id,
-            "task_queue": self.settings.task_queue,
-            "search_attributes": TypedSearchAttributes(
-                [
-                    SearchAttributePair(ROOM_ID_ATTR, workflow_input.room_id),
-                    SearchAttributePair(STATUS_ATTR, status.value),
-                    SearchAttributePair(ROOM_NAME_ATTR, workflow_input.room_name[:256]),
-                    SearchAttributePair(LAYOUT_ATTR, workflow_input.layout.value),
-                    SearchAttributePair(EGRESS_ATTR, egress_of(workflow_input)),
-                ]
-            ),
-            "static_summary": workflow_summary(workflow_input),
-        }
+        options = start_options(workflow_input, status, self.settings.task_queue)
         start: WithStartWorkflowOperation[Any, Any] | None = None
         try:
             if until is None:
@@ -385,7 +345,7 @@ class RecordingsService:
             )
             await self._start_until(recording_id, until, start)
         except errors.ServiceUnavailable as exc:
-            if isinstance(exc, errors.WorkerUnavailable) or (start is not None and await _started(start)):
+            if isinstance(exc, errors.WorkerUnavailable) or (start is not None and await started(start)):
                 raise  # it runs: what it asked for is the workflow's (as for an update that Temporal did not answer)
             failed = {"status": RecordingStatus.FAILED.value, "error": "workflow_unavailable", "details": str(exc)}
             await self.catalog.project_recording(recording_id, 1, failed)
@@ -617,9 +577,3 @@ class RecordingsService:
             except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
                 _unless_cancelled()
                 raise TimeoutError(f"the update of {recording_id} did not complete in time") from exc
-
-    def _not_taken(self, recording_id: str, what: str) -> errors.WorkerUnavailable:
-        wait_s = self.settings.update_timeout_s
-        return errors.WorkerUnavailable(
-            recording_id, f"No worker took the {what} of recording '{recording_id}' within {wait_s:g} s; try again"
-        )
