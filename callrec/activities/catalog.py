@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from callrec.domain.recording import ErrorCode, RecordingState, RecordingStatus
-from callrec.domain.talk_room import StatusChange
+from callrec.domain.talk_room import ProjectionWithRoom, StatusChange
 from callrec.metrics import RECORDINGS_ENDED, RECORDINGS_STARTED
 from callrec.storage.catalog import Catalog
 from callrec.storage.talk_rooms import TalkRooms
@@ -76,6 +76,13 @@ class CatalogActivities:
             activity.logger.info("projection %s #%d not applied (stale or row gone)", state.recording_id, state.seq)
             return
         count_outcome(before, state, self.egress)
+
+    @activity.defn
+    async def project_with_room(self, write: ProjectionWithRoom) -> None:
+        """`project_recording`, then `set_call_recording`: a terminal status and the room's (each write idempotent,
+        so a retry of both lands both)."""
+        await self.project_recording(write.state)
+        await self.set_call_recording(write.room)
 
     @activity.defn
     async def set_call_recording(self, change: StatusChange) -> None:

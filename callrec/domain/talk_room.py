@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from callrec.domain.notifications import Actor
-from callrec.domain.recording import RecordingKind
+from callrec.domain.recording import RecordingKind, RecordingState
 
 NONE, VIDEO, AUDIO, VIDEO_STARTING, AUDIO_STARTING, FAILED = range(6)
 STARTING = (VIDEO_STARTING, AUDIO_STARTING)
@@ -57,3 +57,10 @@ class StatusChange(BaseModel):
     recording_id: str | None = None
     actor: Actor | None = None
     dedupe_key: str | None = None  # a retried activity posts its message once
+
+
+class ProjectionWithRoom(BaseModel):
+    """A recording's state for the catalog, and the change to its room's Talk status that goes with it."""
+
+    state: RecordingState
+    room: StatusChange

@@ -24,12 +24,13 @@ from typing import Any, Literal, cast
 
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import WorkflowIDConflictPolicy
 
 from callrec.domain import talk_room
 from callrec.domain.ids import new_recording_id
@@ -44,12 +45,7 @@ from callrec.domain.notifications import NO_SESSION, Actor
 from callrec.domain.participants import Participant
 from callrec.domain.pool import Assignment, AssignRequest, cost_of
 from callrec.domain.recording import (
-    EGRESS_ATTR,
     EXTENSIONS,
-    LAYOUT_ATTR,
-    ROOM_ID_ATTR,
-    ROOM_NAME_ATTR,
-    STATUS_ATTR,
     FileStored,
     RecorderFailed,
     RecorderProgress,
@@ -68,6 +64,7 @@ from callrec.recordings import errors
 from callrec.recordings.deletion import IN_PROGRESS_REASON, NOT_FOUND, delete_recording, meet_reason
 from callrec.recordings.offers import Offers
 from callrec.recordings.talk_status import check_consent, room_status_callback
+from callrec.recordings.workflow_start import start_options, started
 from callrec.storage.catalog import Catalog
 from callrec.storage.catalog import RecordingInProgress as CatalogRecordingInProgress
 from callrec.storage.listing import After, RecordingFilter, SortField, SortOrder, list_recordings
@@ -82,6 +79,9 @@ log = logging.getLogger(__name__)
 
 StopReason = Literal["call_ended", "room_deleted"]
 Callback = Literal["started", "stopped", "failed", "progress"]
+# What a front door waits for as it starts a recording: the recorder took the start (Talk answers then), or reported
+# `started` (Meet answers then); None: nothing (the start of a call starts its recording and goes on).
+Until = Literal["accepted", "started"]
 BULK_DELETE_CONCURRENCY = 8
 
 
@@ -102,19 +102,6 @@ def _unless_cancelled() -> None:
 
 # Clocks and transit: the workflow refuses a file a little before the API stops waiting for the worker to take it.
 HAND_OVER_MARGIN_S = 2.0
-
-
-def egress_of(recording: StartRecordingInput) -> str:
-    return "upload" if recording.uploaded else (recording.egress or "builtin")
-
-
-def workflow_summary(recording: StartRecordingInput) -> str:
-    """What the Temporal UI shows for the recording at a glance: room, layout, kind, who records it, who started it."""
-    kind = "audio" if recording.kind == RecordingKind.AUDIO else f"video, {recording.layout.value}"
-    return (
-        f"Recording of {recording.room_name!r} ({recording.room_id}): {kind}, recorded by {egress_of(recording)}, "
-        f"started by {recording.owner or 'callrec'}"
-    )
 
 
 def assignment_cost(config: RecordingConfig, kind: RecordingKind, tiles: int) -> float:
@@ -189,11 +176,13 @@ class RecordingsService:
         owner: str,
         kind: RecordingKind = RecordingKind.VIDEO,
         override: RecordingOverride | None = None,
+        *,
+        until: Until | None = None,
     ) -> str:
         """Checks the room (recording enabled, participants in its call), reserves it and starts the workflow.
 
-        Returns the recording id at once: the recorder reports `started` later (see `wait_until_started`).
-        `owner` (who started it) gets the notifications and may upload its file.
+        Returns the recording id, at once, or (`until`) once the recorder took the start or reported `started`
+        (see `begin`). `owner` (who started it) gets the notifications and may upload its file.
         """
         config = effective_config(RecordingConfig.model_validate(room.config), override)
         if not config.enabled:
@@ -202,39 +191,25 @@ class RecordingsService:
         if call is None or not call.participants:
             raise errors.NoParticipants(room.room_id)
         await check_consent(self.settings, self.catalog, room, call)
-        return await self.begin(room, config, kind, call, owner)
+        return await self.begin(room, config, kind, call, owner, until=until)
 
-    async def wait_until_accepted(self, recording_id: str) -> None:
-        """Returns once the recorder took the start (Talk answers then); StartRefused when it did not, and
-        WorkerUnavailable when no worker took the start (it is aborted)."""
+    async def _start_until(self, recording_id: str, until: Until, start: WithStartWorkflowOperation[Any, Any]) -> None:
+        """Starts the workflow and asks it `until` in one call (update-with-start): returns once the recorder took the
+        start (`accepted`) or reported `started`. StartRefused / StartFailed when it did not, and WorkerUnavailable
+        when no worker took the start (then the recording is aborted, never left starting)."""
         room_id = recording_id.split("--", 1)[0]
+        update = RecordingWorkflow.wait_until_started if until == "started" else RecordingWorkflow.wait_until_accepted
         try:
-            state = await self._update(
-                recording_id, RecordingWorkflow.wait_until_accepted, None, self.settings.start_timeout_s + 15
-            )
-        except _NotTaken:
-            raise await self._abandon_start(recording_id) from None
-        except (TimeoutError, WorkflowUpdateFailedError, WorkflowNotFound) as exc:
-            raise errors.StartFailed(room_id, "no worker answered in time") from exc
-        if not state.status.in_progress:
-            raise errors.StartRefused(room_id, state.details or state.status.value)
-
-    async def wait_until_started(self, recording_id: str) -> Recording:
-        """The recording once its recorder reported `started`; StartFailed when it did not in time, and
-        WorkerUnavailable when no worker took the start (then the recording is aborted, never left starting)."""
-        room_id = recording_id.split("--", 1)[0]
-        try:
-            state = await self._update(
-                recording_id, RecordingWorkflow.wait_until_started, None, self.settings.start_timeout_s + 15
-            )
+            state = await self._update(recording_id, update, None, self.settings.start_timeout_s + 15, start=start)
         except _NotTaken:
             raise await self._abandon_start(recording_id) from None
         except (TimeoutError, WorkflowUpdateFailedError, WorkflowNotFound) as exc:
             # The workflow keeps its own start timeout: it ends `failed` and stops egress by itself.
             raise errors.StartFailed(room_id, "no worker answered in time") from exc
-        if state.status != RecordingStatus.ACTIVE:
+        if until == "accepted" and not state.status.in_progress:
+            raise errors.StartRefused(room_id, state.details or state.status.value)
+        if until == "started" and state.status != RecordingStatus.ACTIVE:
             raise errors.StartFailed(room_id, state.details or state.status.value)
-        return Recording.model_validate(await self.get(recording_id))
 
     async def _abandon_start(self, recording_id: str) -> errors.WorkerUnavailable:
         """No worker took the start: the workflow is told to abort (durably, for when a worker runs it: it then
@@ -279,8 +254,9 @@ class RecordingsService:
         await self._start_workflow(workflow_input, RecordingStatus.ENDING)
 
     async def begin(
-        self, room: RoomRow, config: RecordingConfig, kind: RecordingKind, call: CallRow, owner: str
-    ) -> str:
+        self, room: RoomRow, config: RecordingConfig, kind: RecordingKind, call: CallRow, owner: str,
+        *, until: Until | None = None,
+    ) -> str:  # fmt: skip
         if self.settings.egress == "builtin":  # the recording shows what the built-in recorder writes
             try:
                 encoding = builtin_encoding(config.encoding, audio_only=kind == RecordingKind.AUDIO)
@@ -299,7 +275,7 @@ class RecordingsService:
             recorder_silence_timeout_s=settings.recorder_silence_timeout_s,
             late_upload_window_s=settings.late_upload_window_s,
         )  # fmt: skip
-        await self._start_workflow(workflow_input, RecordingStatus.STARTING)
+        await self._start_workflow(workflow_input, RecordingStatus.STARTING, until)
         return recording_id
 
     async def _reserve(
@@ -349,28 +325,28 @@ class RecordingsService:
         }
         return StartRecordingInput(**(base | more))
 
-    async def _start_workflow(self, workflow_input: StartRecordingInput, status: RecordingStatus) -> None:
-        """The recording's workflow; when Temporal does not take it, the reserved row says so (`failed`)."""
+    async def _start_workflow(
+        self, workflow_input: StartRecordingInput, status: RecordingStatus, until: Until | None = None
+    ) -> None:
+        """The recording's workflow (with `until`: and the update that waits for it, one request to Temporal); when
+        Temporal does not take it, the reserved row says so (`failed`)."""
         recording_id = workflow_input.recording_id
+        options = start_options(workflow_input, status, self.settings.task_queue)
+        start: WithStartWorkflowOperation[Any, Any] | None = None
         try:
-            with temporal_errors(recording_id):
-                await self.temporal.start_workflow(
-                    RecordingWorkflow.run,
-                    workflow_input,
-                    id=recording_id,
-                    task_queue=self.settings.task_queue,
-                    search_attributes=TypedSearchAttributes(
-                        [
-                            SearchAttributePair(ROOM_ID_ATTR, workflow_input.room_id),
-                            SearchAttributePair(STATUS_ATTR, status.value),
-                            SearchAttributePair(ROOM_NAME_ATTR, workflow_input.room_name[:256]),
-                            SearchAttributePair(LAYOUT_ATTR, workflow_input.layout.value),
-                            SearchAttributePair(EGRESS_ATTR, egress_of(workflow_input)),
-                        ]
-                    ),
-                    static_summary=workflow_summary(workflow_input),
-                )
+            if until is None:
+                with temporal_errors(recording_id):
+                    await self.temporal.start_workflow(RecordingWorkflow.run, workflow_input, **options)
+                return
+            # USE_EXISTING: the SDK sends the request again until a worker took the update (the id is new otherwise)
+            conflict = WorkflowIDConflictPolicy.USE_EXISTING
+            start = WithStartWorkflowOperation(
+                RecordingWorkflow.run, workflow_input, id_conflict_policy=conflict, **options
+            )
+            await self._start_until(recording_id, until, start)
         except errors.ServiceUnavailable as exc:
+            if isinstance(exc, errors.WorkerUnavailable) or (start is not None and await started(start)):
+                raise  # it runs: what it asked for is the workflow's (as for an update that Temporal did not answer)
             failed = {"status": RecordingStatus.FAILED.value, "error": "workflow_unavailable", "details": str(exc)}
             await self.catalog.project_recording(recording_id, 1, failed)
             await self.pool.release(recording_id)
@@ -575,18 +551,24 @@ class RecordingsService:
         result_timeout_s: float | None = None,
         *,
         wait_s: float | None = None,
+        start: WithStartWorkflowOperation[Any, Any] | None = None,
     ) -> Any:
-        """Asks the workflow an update: _NotTaken when no worker accepts it within `wait_s` (default
-        `update_timeout_s`), TimeoutError when its result takes longer than `result_timeout_s` (default: no limit);
-        WorkflowUpdateFailedError when the workflow refuses it, WorkflowNotFound when it has closed."""
-        handle = self._handle(recording_id)
+        """Asks the workflow an update (`start`: starting the workflow with it): _NotTaken when no worker accepts it
+        within `wait_s` (default `update_timeout_s`), TimeoutError when its result takes longer than
+        `result_timeout_s` (default: no limit); WorkflowUpdateFailedError when the workflow refuses it,
+        WorkflowNotFound when it has closed."""
         args = () if arg is None else (arg,)
+        accepted = WorkflowUpdateStage.ACCEPTED
         with temporal_errors(recording_id):
             try:
-                taken = await asyncio.wait_for(
-                    handle.start_update(update, args=args, wait_for_stage=WorkflowUpdateStage.ACCEPTED),
-                    wait_s if wait_s is not None else self.settings.update_timeout_s,
+                taking = (
+                    self._handle(recording_id).start_update(update, args=args, wait_for_stage=accepted)
+                    if start is None
+                    else self.temporal.start_update_with_start_workflow(
+                        update, args=args, start_workflow_operation=start, wait_for_stage=accepted
+                    )
                 )
+                taken = await asyncio.wait_for(taking, wait_s if wait_s is not None else self.settings.update_timeout_s)
             except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:  # the SDK's word for timed out
                 _unless_cancelled()
                 raise _NotTaken(recording_id) from exc
@@ -595,9 +577,3 @@ class RecordingsService:
             except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
                 _unless_cancelled()
                 raise TimeoutError(f"the update of {recording_id} did not complete in time") from exc
-
-    def _not_taken(self, recording_id: str, what: str) -> errors.WorkerUnavailable:
-        wait_s = self.settings.update_timeout_s
-        return errors.WorkerUnavailable(
-            recording_id, f"No worker took the {what} of recording '{recording_id}' within {wait_s:g} s; try again"
-        )

@@ -90,6 +90,10 @@ async def migrate(settings: Settings) -> None:
         await engine.dispose()
 
 
+# Expired recorder nonces are deleted at most this often by each process (not on every signed request).
+NONCE_PRUNE_EVERY_S = 60
+
+
 class Catalog:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -102,6 +106,7 @@ class Catalog:
         database = engine.url.database if engine.dialect.name == "sqlite" else None
         on_disk = database is not None and database not in ("", ":memory:") and not database.startswith("file:")
         self._recording_reader = RecordingReader(database, engine.dialect) if database and on_disk else None
+        self._nonces_pruned_at = 0  # when this process last deleted the expired nonces (Unix seconds)
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
@@ -124,14 +129,19 @@ class Catalog:
 
     # recorder-protocol nonces
     async def remember_nonce(self, random: str, now_s: int, keep_s: float) -> bool:
-        """True the first time `random` is seen within `keep_s`; False for a replay. Forgets older ones."""
+        """True the first time `random` is seen within `keep_s`; False for a replay. Forgets older ones, at most
+        once every NONCE_PRUNE_EVERY_S in this process (until then an older one is still refused)."""
         digest = hashlib.sha256(random.encode()).hexdigest()
+        prune = now_s - self._nonces_pruned_at >= NONCE_PRUNE_EVERY_S
         try:
             async with self.writing() as session:
-                await session.execute(sql_delete(NonceRow).where(NonceRow.seen_at < now_s - int(keep_s)))
+                if prune:
+                    await session.execute(sql_delete(NonceRow).where(NonceRow.seen_at < now_s - int(keep_s)))
                 session.add(NonceRow(digest=digest, seen_at=now_s))
         except IntegrityError:
             return False
+        if prune:
+            self._nonces_pruned_at = now_s
         return True
 
     async def forget_nonce(self, random: str) -> None:

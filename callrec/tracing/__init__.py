@@ -9,8 +9,9 @@ nothing, every hook below does nothing, so a process without an endpoint does no
 - outgoing httpx requests (the worker to the recorder, the recorder's callbacks and upload to the API) get a client
   span and carry `traceparent`, so the recorder's `started`/`stopped` callbacks join the recording's trace;
 - `temporal_interceptors`: the Temporal SDK's `TracingInterceptor` for `callrec.temporal.connect`'s clients (and the
-  workers made from them): StartWorkflow, SignalWorkflow, StartWorkflowUpdate spans in the API, RunWorkflow,
-  StartActivity and RunActivity spans in the worker and the recorder, linked through the workflow's headers.
+  workers made from them): StartWorkflow (StartUpdateWithStartWorkflow for a start that waits), SignalWorkflow,
+  StartWorkflowUpdate spans in the API, RunWorkflow, StartActivity and RunActivity spans in the worker and the
+  recorder, linked through the workflow's headers.
 
 Spans go over OTLP/HTTP (protobuf), the OpenTelemetry default protocol (port 4318): no gRPC stack to install.
 The standard `OTEL_*` variables apply (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_EXPORTER_OTLP_HEADERS`,

@@ -72,6 +72,7 @@ def recording_activities(
     return [
         projection.project_recording,
         projection.set_call_recording,
+        projection.project_with_room,
         *egress_calls,
         pool.assign_recorder,
         pool.release_recorder,

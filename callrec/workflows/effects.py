@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from callrec.activities.egress import EgressActivities
     from callrec.activities.notify import NotifyActivities
     from callrec.activities.webhooks import WebhookActivities
+    from callrec.domain import talk_room
     from callrec.domain.notifications import (
         Actor,
         ChatPost,
@@ -35,10 +36,18 @@ with workflow.unsafe.imports_passed_through():
         RecordingStatus,
         StartRecordingInput,
     )
-    from callrec.domain.talk_room import StatusChange
+    from callrec.domain.talk_room import ProjectionWithRoom, StatusChange
     from callrec.domain.webhooks import EventName, WebhookEvent, notification_payload, recording_payload, status_event
     from callrec.workflows.options import ActivityOptions, execute
     from callrec.workflows.parts import RecorderParts
+
+
+# The patch that keeps the room's Talk status as Talk moves it (the chat's system messages follow its changes, the
+# stop names who stopped, a repeated stop is sent again); histories from before replay without it.
+TALK_ROOM_STATUS = "talk-room-status"
+# The patch that writes a terminal status and the room's Talk status in one local activity (`project_with_room`);
+# histories from before ran `project_recording` and then `set_call_recording`.
+PROJECT_WITH_ROOM = "project-with-room"
 
 
 def reason_of(err: ActivityError) -> str:
@@ -75,12 +84,29 @@ class RecordingEffects:
             return False
         return True
 
-    async def _set_status(self, status: RecordingStatus) -> None:
+    async def _set_status(self, status: RecordingStatus, room: StatusChange | None = None) -> None:
+        """Projects the new status; `room`: and moves the room's Talk status, in the same local activity."""
         self.state.status = status
-        await self._project()
+        await self._project(room)
 
-    async def _project(self) -> None:
-        """Writes the state to the catalog and the search attribute, then announces it (webhooks)."""
+    async def _set_end_status(self, status: RecordingStatus, room_status: int) -> bool:
+        """A terminal status, and (the `talk-room-status` patch; not for an uploaded file) the room's Talk status
+        from recording to `room_status`: one local activity since the `project-with-room` patch, before it two.
+        True when the room's status was moved."""
+        if workflow.patched(PROJECT_WITH_ROOM):
+            talk = workflow.patched(TALK_ROOM_STATUS) and not self.input.uploaded
+            room = self._room_change(room_status, only_from=list(talk_room.IN_PROGRESS)) if talk else None
+            await self._set_status(status, room)
+            return talk
+        await self._set_status(status)
+        talk = workflow.patched(TALK_ROOM_STATUS) and not self.input.uploaded
+        if talk:
+            await self._room_status(room_status, only_from=list(talk_room.IN_PROGRESS))
+        return talk
+
+    async def _project(self, room: StatusChange | None = None) -> None:
+        """Writes the state to the catalog (`room`: and the room's Talk status) and the search attribute, then
+        announces it (webhooks)."""
         # Numbered by workflow time, so a run started by a Temporal reset (which replays an older state)
         # still outnumbers what the catalog got before the reset.
         self.state.seq = max(self.state.seq + 1, self._now_ms())
@@ -91,7 +117,10 @@ class RecordingEffects:
         elif self.state.status in (RecordingStatus.COMPLETE, RecordingStatus.LIMIT_REACHED):
             updates.append(ERROR_CODE_ATTR.value_unset())  # a late upload completed a failed one
         workflow.upsert_search_attributes(updates)
-        await execute(CatalogActivities.project_recording, snapshot)
+        if room is None:
+            await execute(CatalogActivities.project_recording, snapshot)
+        else:
+            await execute(CatalogActivities.project_with_room, ProjectionWithRoom(state=snapshot, room=room))
         self.projected = snapshot.status
         payload = recording_payload(Recording.of_workflow(self.input, snapshot))
         event = status_event(snapshot.status)
@@ -111,7 +140,10 @@ class RecordingEffects:
 
     async def _room_status(self, status: int, *, only_from: list[int], actor: Actor | None = None) -> None:
         """Moves the room's Talk status (while this is the room's newest recording), as Talk's own changes do."""
-        change = StatusChange(
+        await execute(CatalogActivities.set_call_recording, self._room_change(status, only_from=only_from, actor=actor))
+
+    def _room_change(self, status: int, *, only_from: list[int], actor: Actor | None = None) -> StatusChange:
+        return StatusChange(
             room_id=self.input.room_id,
             status=status,
             only_from=only_from,
@@ -119,7 +151,6 @@ class RecordingEffects:
             actor=actor,
             dedupe_key=f"{self.input.recording_id}:status:{status}",
         )
-        await execute(CatalogActivities.set_call_recording, change)
 
     async def _stop_egress(self, options: ActivityOptions | None = None) -> bool:
         """Best effort: a recorder that cannot be reached is not recording for us either. False: the recorder

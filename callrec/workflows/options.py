@@ -86,6 +86,7 @@ ACTIVITY_OPTIONS: dict[Callable[..., Any], ActivityOptions] = {
     # catalog.py
     CatalogActivities.project_recording: WRITE,
     CatalogActivities.set_call_recording: WRITE,
+    CatalogActivities.project_with_room: WRITE,
     # pool.py: admission and release are catalog writes; joining the parts reads and writes the whole file
     PoolActivities.assign_recorder: DURABLE_CALL,
     PoolActivities.release_recorder: DURABLE_CALL,

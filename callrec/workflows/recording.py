@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from callrec.domain.webhooks import recording_payload
     from callrec.workflows.callbacks import RecorderCallbacks
-    from callrec.workflows.effects import reason_of
+    from callrec.workflows.effects import TALK_ROOM_STATUS, reason_of
     from callrec.workflows.offer import OfferHandlers
     from callrec.workflows.options import GIVE_UP_STOP, execute, last_failure
     from callrec.workflows.parts import RecorderParts
@@ -70,9 +70,6 @@ class _Ended(Exception):
 
 # The patch that announces `recordingStarted` for `starting` (Meet's order); histories from before replay without it.
 MEET_WEBHOOK_EVENTS = "meet-webhook-events"
-# The patch that keeps the room's Talk status as Talk moves it (the chat's system messages follow its changes, the
-# stop names who stopped, a repeated stop is sent again); histories from before replay without it.
-TALK_ROOM_STATUS = "talk-room-status"
 
 # The patch that closes the workflow as the recording ended: Failed (the error's name as the failure's type) for
 # `failed` and `aborted`; histories from before completed with the state whatever the status.
@@ -413,10 +410,10 @@ class RecordingWorkflow(RecorderCallbacks, OfferHandlers):
         chat open until it is taken, dismissed or expires."""
         self.state.error_code = self.state.error = self.state.details = None  # a late upload after a failure
         self._phase("Complete: the file is stored")
-        await self._set_status(RecordingStatus.COMPLETE if within_limit else RecordingStatus.LIMIT_REACHED)
+        await self._set_end_status(
+            RecordingStatus.COMPLETE if within_limit else RecordingStatus.LIMIT_REACHED, talk_room.NONE
+        )
         input = self.input
-        if workflow.patched(TALK_ROOM_STATUS) and not input.uploaded:
-            await self._room_status(talk_room.NONE, only_from=list(talk_room.IN_PROGRESS))
         kind = "audio" if input.kind == RecordingKind.AUDIO else "video"
         self.offer = await self._notify(
             notifications.FILE_STORED,
@@ -448,13 +445,14 @@ class RecordingWorkflow(RecorderCallbacks, OfferHandlers):
         if self.state.end_date is None:
             self.state.end_date = self._now_ms()
         was_recording = self.state.status in (RecordingStatus.ACTIVE, RecordingStatus.ENDING)
-        await self._set_status(ended.status)
         # lost: failed, or the recorder fell silent (not a call that ended)
         lost = ended.status == RecordingStatus.FAILED or ended.code == ErrorCode.RECORDER_SILENT
-        if workflow.patched(TALK_ROOM_STATUS) and not self.input.uploaded:  # from recording: `recording_failed`
-            status = talk_room.FAILED if lost else talk_room.NONE
-            await self._room_status(status, only_from=list(talk_room.IN_PROGRESS))
-        elif lost and was_recording:
+        # from recording: `recording_failed` (Talk's), else the chat says so
+        if (
+            not await self._set_end_status(ended.status, talk_room.FAILED if lost else talk_room.NONE)
+            and lost
+            and was_recording
+        ):
             await self._chat("recording_failed", notifications.SYSTEM)
         if lost:
             await self._notify(

@@ -97,7 +97,9 @@ async def test_a_recording_is_one_trace_from_its_start_to_the_recorders_callback
     assert start.kind == SpanKind.SERVER and start.attributes is not None
     assert start.attributes["http.route"] == "/api/v1/recordings"
     trace_id = start.context.trace_id
-    workflow = tree.one("StartWorkflow:RecordingWorkflow", trace_id)
+    workflow = tree.one(
+        "StartUpdateWithStartWorkflow:RecordingWorkflow", trace_id
+    )  # the start and its update, one call
     assert tree.parent(workflow) is start
     assert workflow.attributes is not None and workflow.attributes["temporalWorkflowID"] == rec["recordingId"]
     assert tree.parent(tree.one("RunWorkflow:RecordingWorkflow", trace_id)) is workflow

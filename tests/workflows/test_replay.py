@@ -75,6 +75,12 @@ ENDINGS = {
     "test_stored_recording_is_offered_and_shared_to_the_chat_once",
     "complete-auto-shared-notify-local": "e2e/test_talk_notifications.py::"
     "test_offer_expires_and_auto_share_needs_no_click",
+    # started by update-with-start (the start's update in the first workflow task), the terminal status and the
+    # room's Talk status in one local activity (`project-with-room`)
+    "complete-project-with-room": "e2e/test_talk_notifications.py::"
+    "test_stored_recording_is_offered_and_shared_to_the_chat_once",
+    "failed-recorder-project-with-room": "e2e/test_failures.py::"
+    "test_recorder_failure_fails_the_recording_and_a_new_one_can_start",
 }
 
 

@@ -25,9 +25,7 @@ from callrec.api.operations import (
 from callrec.api.services import services
 from callrec.api.validation import MaxItems, QueryBool, RoomId
 from callrec.domain.layout import RecordingOverride
-from callrec.domain.recording import (
-    RecordingStatus,
-)
+from callrec.domain.recording import Recording, RecordingStatus
 from callrec.domain.recording_info import RECORDING_FIELDS, started_info, stopped_info
 from callrec.domain.tokens import Permission
 from callrec.storage.listing import After, RecordingFilter, SortField, SortOrder, sort_value
@@ -83,8 +81,8 @@ async def start_recording(body: StartRecording) -> tuple[Response, int, dict[str
     who = require(Permission.CONTROL, kinds=APPS_AND_MEMBERS, room_id=body.roomId)
     recordings = services().recordings
     room = await recordings.room(body.roomId)
-    recording_id = await recordings.start(room, who.subject, override=body.config)
-    started = await recordings.wait_until_started(recording_id)
+    recording_id = await recordings.start(room, who.subject, override=body.config, until="started")
+    started = Recording.model_validate(await recordings.get(recording_id))
     return (
         jsonify(project(started_info(started), requested_fields(), RECORDING_FIELDS)),
         201,

@@ -212,17 +212,19 @@ async def backend() -> Response:
         return callback_error(400, "unknown_type", f"The given type {json.dumps(kind)[:100]} is not supported.")
     if not isinstance(payload, dict) or not isinstance(token := payload.get("token"), str):
         return callback_error(400, "invalid_request", "The callback carries no `token`.")
-    if await svc.catalog.get_room(token) is None:
-        return callback_error(404, "no_such_room", "Room not found.")
     if kind == PUBLISHER:
+        if await svc.catalog.get_room(token) is None:
+            return callback_error(404, "no_such_room", "Room not found.")
         return await publisher_presence(svc, token, payload)
     recording_id = payload.get("recordingId")
     callback = cast(Callback, kind)
-    try:
+    try:  # a recording's row says its room exists (a room goes only after its recordings): one read, not two
         row = await svc.recordings.for_callback(token, recording_id if isinstance(recording_id, str) else None)
         bind_recording(row.recording_id, token)
         await svc.recordings.recorder_callback(row, callback, argument(callback, payload), actor_of(payload))
     except RecordingNotFound:
+        if await svc.catalog.get_room(token) is None:
+            return callback_error(404, "no_such_room", "Room not found.")
         if callback in ("stopped", "failed") and recording_id is None:
             # Talk's: the room's status follows the recording server, whatever it was (nothing to signal)
             status = talk_room.NONE if callback == "stopped" else talk_room.FAILED

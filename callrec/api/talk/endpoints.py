@@ -189,8 +189,7 @@ async def start(token: str) -> Response:
         raise TalkError("call")
     if not RecordingConfig.model_validate(room.config).enabled:
         raise TalkError("config")
-    recording_id = await recordings.start(room, who.subject, KINDS[status])
-    await recordings.wait_until_accepted(recording_id)
+    await recordings.start(room, who.subject, KINDS[status], until="accepted")
     return ocs_response(None)
 
 
