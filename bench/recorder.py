@@ -36,6 +36,7 @@ from quart import Quart, request
 from bench.common import (
     BenchResult,
     PeakRss,
+    Temporal,
     cpu_seconds,
     free_port,
     median,
@@ -212,6 +213,8 @@ async def run(quick: bool, workdir: Path) -> list[BenchResult]:
     config.accesslog = None
     stopping = asyncio.Event()
     server = asyncio.ensure_future(serve(backend.app, config, shutdown_trigger=stopping.wait))
+    temporal = Temporal(workdir / "temporal")  # the recorder's pool side registers through it
+    await temporal.ready()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLREC_")} | {
         "CALLREC_DATA_DIR": str(workdir / "data"),
         "CALLREC_RECORDING_SECRET": SECRET,
@@ -219,6 +222,8 @@ async def run(quick: bool, workdir: Path) -> list[BenchResult]:
         "CALLREC_RECORDER_PORT": str(recorder_port),
         "CALLREC_RECORDER_BACKENDS": json.dumps([backend_url]),
         "CALLREC_API_URL": backend_url,
+        "CALLREC_TEMPORAL_ADDRESS": temporal.address,
+        "CALLREC_TASK_QUEUE": f"bench-{uuid.uuid4().hex[:8]}",
     }
     recorder = spawn([sys.executable, "-m", "callrec.cli", "recorder"], workdir / "recorder.log", env)
     publishers = None
@@ -281,6 +286,7 @@ async def run(quick: bool, workdir: Path) -> list[BenchResult]:
         if publishers is not None:
             stop_process(publishers)
         stop_process(recorder)
+        temporal.stop()
         stopping.set()
         await server
 

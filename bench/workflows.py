@@ -347,6 +347,9 @@ async def deep_page(procs: Processes, database: str, sizes: Sizes, quick: bool) 
 # the scripted recording server
 
 
+UPLOAD_ATTEMPTS = 30
+
+
 @dataclass
 class AutoRecorder:
     """A recording server that answers at once: `start` -> `started` callback; `stop` -> upload + `stopped`.
@@ -420,12 +423,16 @@ class AutoRecorder:
 
     async def _stopped(self, backend: str, token: str, recording_id: str | None) -> None:
         data = {"owner": self.owners.get(token) or "api-key"} | _named(recording_id)
-        response = await self.http.post(
-            f"{backend}{OCS_BASE}/recording/{token}/store",
-            headers=signing.signed_headers(SECRET, token.encode()),
-            data=data,
-            files={"file": ("call.mp4", self.mp4, "video/mp4")},
-        )
+        for _ in range(UPLOAD_ATTEMPTS):  # 503 is the API's "try again" (the stop not yet through the workflow)
+            response = await self.http.post(
+                f"{backend}{OCS_BASE}/recording/{token}/store",
+                headers=signing.signed_headers(SECRET, token.encode()),
+                data=data,
+                files={"file": ("call.mp4", self.mp4, "video/mp4")},
+            )
+            if response.status_code != 503:
+                break
+            await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
         if response.status_code != 200:
             self.errors.append(f"upload: {response.status_code} {response.text[:200]}")
         await self._callback(backend, "stopped", {"token": token} | _named(recording_id), lambda: None)

@@ -31,6 +31,11 @@ from callrec.temporal import connect
 
 log = logging.getLogger(__name__)
 GRACE_S = 30  # how long requests in flight may take to finish once the server stops
+# Requests handled at once. granian's embedded server otherwise takes 128 (its listen backlog), and requests that wait
+# (a start waits for the recorder's `started`, a download streams) then shut out the callbacks they wait for: 200
+# recordings started at once never got their `started` callbacks through and all timed out (bench/workflows.py).
+MAX_CONCURRENT_REQUESTS = 10_000
+BACKLOG = 1024
 
 
 async def build_api(settings: Settings) -> Quart:
@@ -132,6 +137,8 @@ async def _serve_granian(app: Quart, host: str, port: int, shutdown: Callable[..
         log_level=LogLevels.warning,
         log_dictconfig=levels_only,
         log_access=False,  # the app writes the access line, with the route and the recording's ids
+        backlog=BACKLOG,
+        backpressure=MAX_CONCURRENT_REQUESTS,
     )
     server.workers_kill_timeout = GRACE_S
 

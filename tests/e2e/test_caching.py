@@ -6,16 +6,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from callrec.media.previews import POSTER, SPRITE, THUMBNAILS, preview_key
-from callrec.storage.rows import RecordingRow
 from tests.conftest import Stack, StackFactory
-from tests.helpers import create_room, member_headers
+from tests.helpers import add_finished_recording, create_room, member_headers, one_chunk
 
 SIZE = 300_000
 TRACK = b"WEBVTT\n\n00:00.000 --> 00:05.000\nthumbnails.jpg#xywh=0,0,160,90\n"
@@ -23,10 +21,7 @@ SAME_FOR_HEAD = ("Content-Length", "Content-Type", "Accept-Ranges", "Content-Ran
 
 
 async def put(stack: Stack, key: str, data: bytes) -> None:
-    async def chunks() -> AsyncIterator[bytes]:
-        yield data
-
-    await stack.store.put_stream(key, chunks())
+    await stack.store.put_stream(key, one_chunk(data))
 
 
 async def stored_recording(stack: Stack, room_id: str, name: str, *, with_sha256: bool = True) -> tuple[str, bytes]:
@@ -35,25 +30,21 @@ async def stored_recording(stack: Stack, room_id: str, name: str, *, with_sha256
     data = os.urandom(SIZE)
     recording_id = f"{room_id}--EG_{name}--x1"
     key = f"recordings/{room_id}/{name}.mp4"
-    await put(stack, key, data)
     await put(stack, preview_key(key, POSTER), b"\xff\xd8poster\xff\xd9")
     await put(stack, preview_key(key, THUMBNAILS), TRACK)
     await put(stack, preview_key(key, SPRITE), b"\xff\xd8sprite\xff\xd9")
-    row = RecordingRow(
-        recording_id=recording_id,
+    await add_finished_recording(
+        stack,
+        recording_id,
+        key,
+        one_chunk(data),
+        SIZE,
         room_id=room_id,
         room_name="Caching",
-        status="complete",
-        layout="grid",
-        encoding="720p",
         filename=f"{name}.mp4",
-        creation_date=0,
         end_date=1_700_000_000_000,
-        object_key=key,
-        size=SIZE,
         sha256=hashlib.sha256(data).hexdigest() if with_sha256 else None,
     )
-    await stack.catalog.add_recording(row)
     return recording_id, data
 
 

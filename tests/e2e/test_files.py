@@ -14,9 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from callrec.storage.rows import RecordingRow
 from tests.conftest import Stack, StackFactory, s3_overrides
-from tests.helpers import PeakRss, create_room, join, record, stored_keys, wait_for_status
+from tests.helpers import PeakRss, add_finished_recording, create_room, join, record, stored_keys, wait_for_status
 
 MiB = 1 << 20
 
@@ -185,21 +184,7 @@ async def add_stored_recording(stack: Stack, recording_id: str, size: int) -> st
             digest.update(chunk)
             yield chunk
 
-    key = f"recordings/big/{recording_id}.mp4"
-    await stack.store.put_stream(key, random_chunks())
-    row = RecordingRow(
-        recording_id=recording_id,
-        room_id="big",
-        room_name="Big",
-        status="complete",
-        layout="grid",
-        encoding="720p",
-        filename=f"{recording_id}.mp4",
-        creation_date=0,
-        object_key=key,
-        size=size,
-    )
-    await stack.catalog.add_recording(row)
+    await add_finished_recording(stack, recording_id, f"recordings/big/{recording_id}.mp4", random_chunks(), size)
     return digest.hexdigest()
 
 

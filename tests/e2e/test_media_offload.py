@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -14,8 +13,8 @@ import pytest
 
 from bench.common import free_port
 from bench.nginx import Nginx, find_nginx, proxy_server
-from callrec.storage.rows import RecordingRow
 from tests.conftest import API_KEY, Stack, StackFactory, s3_overrides
+from tests.helpers import add_finished_recording, one_chunk
 
 NGINX = find_nginx()
 pytestmark = pytest.mark.skipif(NGINX is None, reason="needs nginx (apt-get install nginx)")
@@ -31,24 +30,7 @@ ODD_KEY = "recordings/big/a b+ä%41?x=1#y;z.mp4"
 async def seed(stack: Stack, size: int = 3 * MiB + 5, recording_id: str = RECORDING_ID, key: str = KEY) -> bytes:
     """A finished recording of `size` random bytes, put straight into the store and catalog (as test_files.py)."""
     data = os.urandom(size)
-
-    async def chunks() -> AsyncIterator[bytes]:
-        yield data
-
-    await stack.store.put_stream(key, chunks())
-    row = RecordingRow(
-        recording_id=recording_id,
-        room_id="big",
-        room_name="Big",
-        status="complete",
-        layout="grid",
-        encoding="720p",
-        filename=f"{recording_id}.mp4",
-        creation_date=0,
-        object_key=key,
-        size=size,
-    )
-    await stack.catalog.add_recording(row)
+    await add_finished_recording(stack, recording_id, key, one_chunk(data), size)
     return data
 
 
