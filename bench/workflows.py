@@ -423,18 +423,25 @@ class AutoRecorder:
 
     async def _stopped(self, backend: str, token: str, recording_id: str | None) -> None:
         data = {"owner": self.owners.get(token) or "api-key"} | _named(recording_id)
-        for _ in range(UPLOAD_ATTEMPTS):  # 503 is the API's "try again" (the stop not yet through the workflow)
-            response = await self.http.post(
-                f"{backend}{OCS_BASE}/recording/{token}/store",
-                headers=signing.signed_headers(SECRET, token.encode()),
-                data=data,
-                files={"file": ("call.mp4", self.mp4, "video/mp4")},
-            )
+        answer = "never sent"
+        for _ in range(UPLOAD_ATTEMPTS):  # 503 is the API's "try again" (busy, or the stop not yet through)
+            try:
+                response = await self.http.post(
+                    f"{backend}{OCS_BASE}/recording/{token}/store",
+                    headers=signing.signed_headers(SECRET, token.encode()),
+                    data=data,
+                    files={"file": ("call.mp4", self.mp4, "video/mp4")},
+                )
+            except httpx.HTTPError as exc:  # counted: a connection the API dropped is a finding, then tried again
+                self.errors.append(f"upload: {exc!r}")
+                await asyncio.sleep(1)
+                continue
+            answer = f"{response.status_code} {response.text[:200]}"
             if response.status_code != 503:
                 break
             await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
-        if response.status_code != 200:
-            self.errors.append(f"upload: {response.status_code} {response.text[:200]}")
+        if not answer.startswith("200"):
+            self.errors.append(f"upload: {answer}")
         await self._callback(backend, "stopped", {"token": token} | _named(recording_id), lambda: None)
 
     async def __aenter__(self) -> AutoRecorder:
