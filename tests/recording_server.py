@@ -21,6 +21,7 @@ class ScriptedRecordingServer:
         self.port = free_port()
         self.requests: list[dict[str, object]] = []
         self.stop_status = 200  # what it answers to `stop`: 404 plays a recorder that lost the recording
+        self.start_status = 200  # what it answers to `start`: 503 plays a recorder that cannot take it
         self.stop = asyncio.Event()
         app = Quart("scripted-recorder")
 
@@ -32,7 +33,8 @@ class ScriptedRecordingServer:
                 return "bad checksum", 403
             message = json.loads(raw)
             self.requests.append({"token": token} | message)
-            return "{}", self.stop_status if message.get("type") == "stop" else 200
+            statuses = {"stop": self.stop_status, "start": self.start_status}
+            return "{}", statuses.get(str(message.get("type")), 200)
 
         @app.get("/health")
         async def health() -> str:

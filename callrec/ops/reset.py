@@ -69,13 +69,23 @@ class RunHistory:
         activities: dict[int, str] = {}
         self.summaries = [item for event in self.events if (item := summarize_event(event, activities)) is not None]
         self.activities = activities  # ActivityTaskScheduled event id -> activity name
+        # MarkerRecorded event id -> local activity name (`start_egress` since the `start-egress-local` patch)
+        self.local = {item["eventId"]: item["activity"] for item in self.summaries if item.get("local")}
 
     def workflow_tasks(self) -> list[int]:
         return [e.event_id for e in self.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
 
     def last_scheduled(self, activity: str) -> HistoryEvent | None:
-        found = [self.by_id[event_id] for event_id, name in self.activities.items() if name == activity]
+        """Its last ActivityTaskScheduled event, or, run as a local activity, its last MarkerRecorded event."""
+        found = [self.by_id[event_id] for event_id, name in (self.activities | self.local).items() if name == activity]
         return max(found, key=lambda event: event.event_id, default=None)
+
+    @staticmethod
+    def task_of(scheduled: HistoryEvent) -> int:
+        """The WorkflowTaskCompleted event of the task that scheduled the activity (or ran the local activity)."""
+        if scheduled.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            return int(scheduled.marker_recorded_event_attributes.workflow_task_completed_event_id)
+        return int(scheduled.activity_task_scheduled_event_attributes.workflow_task_completed_event_id)
 
     def first_scheduled(self, activity: str) -> HistoryEvent | None:
         found = [self.by_id[event_id] for event_id, name in self.activities.items() if name == activity]
@@ -119,8 +129,9 @@ def choose_reset_point(history: RunHistory, ending: RunEnding) -> ResetPoint:
     - run terminated / failed / timed out / cancelled while in progress: its last workflow task (Temporal's
       "LastWorkflowTask"): the new run carries on where it was stopped;
     - ended `egress_unavailable`, `start_timeout`, or `recorder_failed` before the recorder started: the task
-      that scheduled the last `start_egress` (start over; on the recorders' pool, the first `assign_recorder`:
-      admission again), without the signals and updates that came after it (they were the failed egress's);
+      that scheduled (or, a local activity, ran) the last `start_egress` (start over; on the recorders' pool, the
+      first `assign_recorder`: admission again), without the signals and updates that came after it (they were the
+      failed egress's);
     - ended `upload_timeout`: the task that started the timer that ran out: the wait for the upload starts
       over (the recorder was already asked to stop);
     - ended `invalid_file`: the task that scheduled the last `finalize`: the file is validated again;
@@ -150,7 +161,7 @@ def choose_reset_point(history: RunHistory, ending: RunEnding) -> ResetPoint:
         start = history.last_scheduled("start_egress") or history.first_scheduled("assign_recorder")
         if start is None:
             raise NoResetPoint("its history has no `start_egress` or `assign_recorder` to start over from")
-        task = start.activity_task_scheduled_event_attributes.workflow_task_completed_event_id
+        task = history.task_of(start)
         return history.point(task, "start over: ask the recorder to start again", reapply=False)
     if error == ErrorCode.UPLOAD_TIMEOUT.name.lower():
         # The upload timer is the first timer that fired after the recorder was asked to stop (a late-upload

@@ -560,6 +560,37 @@ async def test_retry_starts_over_once_the_recorder_is_back(
     assert await stored_file(stack, recording_id, tmp_path) > 1.0
 
 
+async def test_retry_asks_a_recording_server_to_start_again(
+    stacks: StackFactory, scripted: ScriptedRecordingServer
+) -> None:
+    # A recording server's start runs as a local activity: the reset point is the task that ran it, not one that
+    # scheduled an activity.
+    stack = await stacks.start(recorder=False, egress="talk", talk_recording_server=f"http://127.0.0.1:{scripted.port}")
+    room_id = await create_room(stack.api)
+    await join(stack.api, room_id, "Alice")
+    scripted.start_status = 503
+    refused = await stack.api.post("/api/v1/recordings", json={"roomId": room_id})
+    assert refused.status_code == 503, refused.text
+    [row] = await stack.catalog.recordings(room_id=room_id)
+    assert (row.status, row.error) == ("failed", "egress_unavailable")
+    starts = len([r for r in scripted.requests if r["type"] == "start"])
+    assert starts == 3  # the start's three attempts
+    tool = ops.Ops(catalog=stack.catalog, store=stack.store, client=stack.client)
+
+    scripted.start_status = 200
+    result = await run_json(tool, "retry", row.recording_id, "--wait", "0.5")  # it waits for a `started` it gets below
+    point = result["resetPoint"]
+    assert (point["step"], point["recordingStatus"]) == ("start over: ask the recorder to start again", "starting")
+    assert point["before"]["type"] == "WorkflowExecutionStarted"
+    for _ in range(200):
+        if len([r for r in scripted.requests if r["type"] == "start"]) > starts:
+            break
+        await asyncio.sleep(0.05)
+    assert len([r for r in scripted.requests if r["type"] == "start"]) == starts + 1
+    assert (await backend_callback(stack.api, SECRET, "started", {"token": room_id, "status": 1})).status_code == 200
+    await wait_for_status(stack.api, row.recording_id, {"active"})
+
+
 async def test_retry_after_an_upload_timeout_waits_for_the_upload_again(
     stacks: StackFactory, scripted: ScriptedRecordingServer, tmp_path: Path
 ) -> None:

@@ -81,6 +81,11 @@ ENDINGS = {
     "test_stored_recording_is_offered_and_shared_to_the_chat_once",
     "failed-recorder-project-with-room": "e2e/test_failures.py::"
     "test_recorder_failure_fails_the_recording_and_a_new_one_can_start",
+    # a recording server's start as a local activity (`start-egress-local`): taken, and given up after its attempts
+    "complete-start-egress-local": "e2e/test_talk_notifications.py::"
+    "test_stored_recording_is_offered_and_shared_to_the_chat_once",
+    "failed-egress-unavailable-start-egress-local": "workflows/test_timers.py::"
+    "test_a_recorder_that_cannot_be_reached_fails_the_recording",
 }
 
 
