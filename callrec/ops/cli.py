@@ -83,7 +83,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     retry.add_argument("recording_id")
     retry.add_argument("--reason", default=RETRY_REASON, help="the reset's reason, kept in the workflow's history")
-    retry.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the new run to take over")
+    retry.add_argument(
+        "--wait",
+        type=float,
+        default=10.0,
+        help="seconds to wait for the old run to close (finishing its last steps) and the new one to take over",
+    )
     reconcile = sub.add_parser("reconcile", parents=[common], help="repair catalog rows and staging objects now")
     reconcile.add_argument("--min-age", type=float, default=None, help="seconds; default CALLREC_RECONCILE_MIN_AGE_S")
 

@@ -59,6 +59,9 @@ class RetryCommands(OpsBase):
             raise refuse(f"nothing to retry: the recording is {row.status}")
         if description is None:
             raise refuse(f"the recording is {row.status} and its workflow does not exist: there is nothing to reset")
+        if description.status == WorkflowExecutionStatus.RUNNING and row.status not in IN_PROGRESS:
+            # It ended the recording and is finishing its last steps (the chat message, the notification).
+            description = await self._closed(recording_id, description, wait_s)
         if description.status == WorkflowExecutionStatus.RUNNING:
             hint = "; `callrec ops abort` stops it" if row.status in IN_PROGRESS else "; see `callrec ops show`"
             raise refuse(f"the recording is {row.status} and its workflow is running: nothing to retry{hint}")
@@ -132,6 +135,16 @@ class RetryCommands(OpsBase):
             "recording": recording_view(after) if after is not None else None,
             "workflowStatus": final.status.name if final.status is not None else None,
         }
+
+    async def _closed(
+        self, recording_id: str, description: WorkflowExecutionDescription, wait_s: float
+    ) -> WorkflowExecutionDescription:
+        """The workflow's description once it has closed, or as it is after `wait_s`."""
+        deadline = time.monotonic() + wait_s
+        while description.status == WorkflowExecutionStatus.RUNNING and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            description = await self._describe(recording_id) or description
+        return description
 
     async def _check_room(self, row: RecordingRow, refuse: Callable[[str], RetryRefused]) -> None:
         other = await self.catalog.recording_in_progress(row.room_id)
