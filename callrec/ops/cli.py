@@ -87,7 +87,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--wait",
         type=float,
         default=10.0,
-        help="seconds to wait for the old run to close (finishing its last steps) and the new one to take over",
+        help="seconds to wait for the old run to close (its last steps), then for the new one to take over",
     )
     reconcile = sub.add_parser("reconcile", parents=[common], help="repair catalog rows and staging objects now")
     reconcile.add_argument("--min-age", type=float, default=None, help="seconds; default CALLREC_RECONCILE_MIN_AGE_S")

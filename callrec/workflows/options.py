@@ -4,9 +4,12 @@ Every activity has a start-to-close timeout and a retry policy that names its no
 activities run inside the workflow task, with no round trip through the Temporal server: the catalog
 projection, the chat messages and (since the `notify-local` patch) the notifications, the share to the chat and the
 offer's close: short idempotent database writes (numbered projection, dedupe key); and (since the
-`start-egress-local` patch) the recording server's start: one HTTP request, which the recording server answers at
-once. Its stop stays an activity of its own: `callrec ops retry` of an upload timeout resets to the workflow task
-after it, which then waits for the upload again without stopping the recorder a second time.
+`start-egress-local` patch) a Talk recording server's start (`START_EGRESS_LOCAL`, chosen by the workflow): one HTTP
+request, which the recording server answers at once, and which it takes again harmlessly when a lost workflow task
+sends it twice. LiveKit's start stays an activity: a retry of it looks for the egress an earlier attempt started,
+which only a regular activity's attempt count tells. The stop stays an activity too: `callrec ops retry` of an
+upload timeout resets to the workflow task after it, which then waits for the upload again without stopping the
+recorder a second time.
 
 (`deliver_webhook` is not here: the webhook delivery workflows give it their own retry schedule.)
 """
@@ -14,13 +17,13 @@ after it, which then waits for the upload again without stopping the recorder a 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, FailureError
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from callrec.activities.catalog import CatalogActivities
@@ -116,11 +119,12 @@ LOCAL_SINCE_NOTIFY_LOCAL: frozenset[Callable[..., Any]] = frozenset(
 )
 
 
-# The patch that runs the recording server's start as a local activity: its request goes out in the workflow task
+# The patch that runs a Talk recording server's start as a local activity: its request goes out in the workflow task
 # that starts the recording, and the `started` signal is handled in the next one: one workflow task and one activity
 # task fewer before the start returns (POST /recordings: 65-70 -> 50-52 ms median in the bench's stack). Its retry
 # policy and timeout stay. Histories from before scheduled it as an activity.
-START_EGRESS_LOCAL = "start-egress-local"
+START_EGRESS_LOCAL_PATCH = "start-egress-local"
+START_EGRESS_LOCAL = ActivityOptions(SECONDS_15, EGRESS_START, local=True)
 
 
 async def execute(
@@ -137,30 +141,10 @@ async def execute(
     if options is None and activity in LOCAL_SINCE_NOTIFY_LOCAL and workflow.patched(NOTIFY_LOCAL):
         options = WRITE
     options = options or ACTIVITY_OPTIONS[activity]
-    if activity == EgressActivities.start_egress and workflow.patched(START_EGRESS_LOCAL):
-        options = replace(options, local=True)
-    if options.local:
-        try:
-            return await workflow.execute_local_activity_method(
-                activity,
-                arg,
-                start_to_close_timeout=options.start_to_close,
-                retry_policy=options.retry,
-                summary=summary,
-            )
-        except ActivityError:
-            raise
-        except FailureError as err:  # a local activity's last failure comes as it is: wrapped here as a regular one's
-            name = getattr(activity, "__name__", "local activity")
-            raise ActivityError(
-                "Local activity error",
-                scheduled_event_id=0,
-                started_event_id=0,
-                identity="",
-                activity_type=name,
-                activity_id="",
-                retry_state=None,
-            ) from err
+    if options.local:  # its last failure comes as it is (an ApplicationError, a TimeoutError), not an ActivityError
+        return await workflow.execute_local_activity_method(
+            activity, arg, start_to_close_timeout=options.start_to_close, retry_policy=options.retry, summary=summary
+        )
     return await workflow.execute_activity_method(
         activity,
         arg,

@@ -49,7 +49,13 @@ with workflow.unsafe.imports_passed_through():
     from callrec.workflows.callbacks import RecorderCallbacks
     from callrec.workflows.effects import TALK_ROOM_STATUS, reason_of
     from callrec.workflows.offer import OfferHandlers
-    from callrec.workflows.options import GIVE_UP_STOP, execute, last_failure
+    from callrec.workflows.options import (
+        GIVE_UP_STOP,
+        START_EGRESS_LOCAL,
+        START_EGRESS_LOCAL_PATCH,
+        execute,
+        last_failure,
+    )
     from callrec.workflows.parts import RecorderParts
 
 
@@ -203,13 +209,16 @@ class RecordingWorkflow(RecorderCallbacks, OfferHandlers):
             self.parts.start()
         else:
             self._phase("Starting: asking the recorder to record the room")
+            local = input.egress == "talk" and workflow.patched(START_EGRESS_LOCAL_PATCH)
             try:
                 egress = self.input.egress or "the recorder"
-                await execute(EgressActivities.start_egress, request, summary=f"Start egress ({egress})")
-            except ActivityError as err:
+                options = START_EGRESS_LOCAL if local else None
+                await execute(EgressActivities.start_egress, request, options, summary=f"Start egress ({egress})")
+            except (ActivityError, ApplicationError, TemporalTimeout) as err:  # the last two: as a local activity
                 await self._stop_egress(GIVE_UP_STOP)  # the start may have reached it, and its answer got lost
+                reason = reason_of(err) if isinstance(err, ActivityError) else last_failure(err)
                 raise _Ended.failed(
-                    ErrorCode.EGRESS_UNAVAILABLE, f"The recorder could not be started: {reason_of(err)}"
+                    ErrorCode.EGRESS_UNAVAILABLE, f"The recorder could not be started: {reason}"
                 ) from err
         if workflow.patched(TALK_ROOM_STATUS):  # Talk: starting, once the recording server took the request
             await self._room_status(talk_room.starting(input.kind), only_from=list(talk_room.IDLE))

@@ -547,6 +547,11 @@ async def test_webhooks_drive_a_livekit_recording(
     replayed = await send(client, ended)
     assert (replayed.status_code, replayed.json()) == (200, {"ignored": "replayed event"})
     assert len(fake_livekit.calls("StartRoomCompositeEgress")) == 1 and len(fake_livekit.calls("StopEgress")) == 1
+    # LiveKit's start stays a regular activity (a Talk recording server's is local): its retry finds the egress an
+    # earlier attempt started by the attempt count, which a local activity run again after a lost task starts over.
+    history = await stack.client.get_workflow_handle(recording_id).fetch_history()
+    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events]
+    assert "start_egress" in scheduled
 
 
 async def test_forged_and_replayed_webhooks(hook: tuple[Stack, httpx.AsyncClient]) -> None:

@@ -84,8 +84,8 @@ ENDINGS = {
     # a recording server's start as a local activity (`start-egress-local`): taken, and given up after its attempts
     "complete-start-egress-local": "e2e/test_talk_notifications.py::"
     "test_stored_recording_is_offered_and_shared_to_the_chat_once",
-    "failed-egress-unavailable-start-egress-local": "workflows/test_timers.py::"
-    "test_a_recorder_that_cannot_be_reached_fails_the_recording",
+    "failed-egress-unavailable-start-egress-local": "ops/test_ops.py::"
+    "test_retry_asks_a_recording_server_to_start_again",
 }
 
 

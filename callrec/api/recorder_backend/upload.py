@@ -20,7 +20,7 @@ Bounds: the body is counted as it streams (chunked ones too) and refused at `CAL
 fields other than `owner` and `recordingId` are skipped unread, and a field over `MAX_FIELD_BYTES` is refused;
 a body that stalls `CALLREC_UPLOAD_IDLE_TIMEOUT_S` or lasts `CALLREC_UPLOAD_BODY_TIMEOUT_S` is refused (408
 `timeout`); beyond `CALLREC_MAX_CONCURRENT_UPLOADS` signed uploads at once the next gets 503 `busy` before its
-body is read.
+body is parsed (it is at most drained, below).
 
 A refusal closes the connection (`Connection: close`). When the rest of the body is at most `DRAIN_BYTES` by its
 Content-Length, it is read and dropped first (for at most `DRAIN_S`): a connection closed with unread bytes is
@@ -178,8 +178,10 @@ async def _respond(
     """Answers; a refusal (or an answer before the client sent all of its body) closes the connection after
     at most a short drain of the rest of the body, never waiting for all of it."""
     payload = encode(data, status, message)
+    drained = False
     if body is not None and not body.done and body.rest_at_most(DRAIN_BYTES):
         await body.drain()  # before the answer: see the module's docstring
+        drained = True
     close = status != 200 or (body is not None and not body.done)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
@@ -190,7 +192,7 @@ async def _respond(
     if body is not None:
         await body.run_after_answer()
     if close and body is not None:  # the client has the whole answer now; the connection ends after the drain
-        if not body.disconnected:
+        if not body.disconnected and not drained:  # one drain per refusal: at most DRAIN_S
             await body.drain()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
