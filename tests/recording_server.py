@@ -42,6 +42,17 @@ class ScriptedRecordingServer:
 
         self.app = app
 
+    def count(self, kind: str) -> int:
+        """How many `kind` requests (start, stop) reached it."""
+        return sum(r["type"] == kind for r in self.requests)
+
+    async def wait_for_count(self, kind: str, count: int) -> None:
+        for _ in range(200):
+            if self.count(kind) >= count:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{count} {kind} requests did not reach the recording server")
+
     async def wait_for(self, kind: str) -> dict[str, object]:
         for _ in range(200):
             found = [r for r in self.requests if r["type"] == kind]

@@ -210,9 +210,9 @@ class RecordingWorkflow(RecorderCallbacks, OfferHandlers):
         else:
             self._phase("Starting: asking the recorder to record the room")
             local = input.egress == "talk" and workflow.patched(START_EGRESS_LOCAL_PATCH)
+            options = START_EGRESS_LOCAL if local else None
             try:
-                egress = self.input.egress or "the recorder"
-                options = START_EGRESS_LOCAL if local else None
+                egress = input.egress or "the recorder"
                 await execute(EgressActivities.start_egress, request, options, summary=f"Start egress ({egress})")
             except (ActivityError, ApplicationError, TemporalTimeout) as err:  # the last two: as a local activity
                 await self._stop_egress(GIVE_UP_STOP)  # the start may have reached it, and its answer got lost

@@ -28,14 +28,6 @@ def no_nulls(recording: dict[str, Any]) -> None:
     assert all(value is not None for value in recording.values()), recording
 
 
-async def starts(scripted: ScriptedRecordingServer, count: int) -> None:
-    for _ in range(200):
-        if sum(r["type"] == "start" for r in scripted.requests) >= count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{count} start requests did not reach the recording server")
-
-
 async def api_with(stacks: StackFactory, stack: Stack, **update: Any) -> httpx.AsyncClient:
     """Another API process on the same stack, with some settings changed."""
     settings = stack.settings.model_copy(update={"api_port": free_port(), **update})
@@ -67,7 +59,7 @@ async def test_shapes_fields_location_and_races_answer_as_meet(
 
     # Two starts at once: one waits for its recorder, the other is refused; one recording per room.
     first = asyncio.create_task(api.post("/api/v1/recordings", json={"roomId": room_id}))
-    await starts(scripted, 1)
+    await scripted.wait_for_count("start", 1)
     second = await api.post("/api/v1/recordings", json={"roomId": room_id})
     assert second.status_code == 409
     assert second.json() == {"error": RECORDING_ERROR, "message": f"Room '{room_id}' is already being recorded"}
@@ -95,7 +87,7 @@ async def test_shapes_fields_location_and_races_answer_as_meet(
     pending = asyncio.create_task(
         api.post("/api/v1/recordings", json={"roomId": room_id}, headers={"X-Forwarded-Host": "evil.example"})
     )
-    await starts(scripted, 2)
+    await scripted.wait_for_count("start", 2)
     assert (await backend_callback(api, SECRET, "started", {"token": room_id, "status": 1})).is_success
     started = await pending
     assert started.status_code == 201, started.text

@@ -573,8 +573,7 @@ async def test_retry_asks_a_recording_server_to_start_again(
     assert refused.status_code == 503, refused.text
     [row] = await stack.catalog.recordings(room_id=room_id)
     assert (row.status, row.error) == ("failed", "egress_unavailable")
-    starts = len([r for r in scripted.requests if r["type"] == "start"])
-    assert starts == 3  # the start's three attempts
+    assert scripted.count("start") == 3  # the start's three attempts
     tool = ops.Ops(catalog=stack.catalog, store=stack.store, client=stack.client)
 
     scripted.start_status = 200
@@ -582,11 +581,8 @@ async def test_retry_asks_a_recording_server_to_start_again(
     point = result["resetPoint"]
     assert (point["step"], point["recordingStatus"]) == ("start over: ask the recorder to start again", "starting")
     assert point["before"]["type"] == "WorkflowExecutionStarted"
-    for _ in range(200):
-        if len([r for r in scripted.requests if r["type"] == "start"]) > starts:
-            break
-        await asyncio.sleep(0.05)
-    assert len([r for r in scripted.requests if r["type"] == "start"]) == starts + 1
+    await scripted.wait_for_count("start", 4)
+    assert scripted.count("start") == 4  # asked once more
     assert (await backend_callback(stack.api, SECRET, "started", {"token": room_id, "status": 1})).status_code == 200
     await wait_for_status(stack.api, row.recording_id, {"active"})
 
