@@ -200,6 +200,7 @@ class ApiStack:
         self.base = f"http://127.0.0.1:{port}"
         self.processes: list[Any] = []
         self.files_url = ""
+        self.floor_url = ""  # bench.asgi_floor on the local store
         self.s3_pid = s3_pid
 
     def pids(self) -> dict[str, int]:
@@ -226,6 +227,12 @@ class ApiStack:
             self.processes.append(self.files)
             self.files_url = f"http://127.0.0.1:{port}"
             await wait_http(f"{self.files_url}/", self.files)
+            port = free_port()
+            argv = [sys.executable, "-m", "bench.asgi_floor", str(self.store.root), str(port)]
+            floor = spawn(argv, self.workdir / "logs" / "asgi_floor.log", self.env)
+            self.processes.append(floor)
+            self.floor_url = f"http://127.0.0.1:{port}"
+            await wait_http(f"{self.floor_url}/", floor)
         await wait_http(f"{self.base}/health", self.api)
         self.http = httpx.AsyncClient(base_url=self.base, headers={"X-API-KEY": API_KEY}, timeout=300)
         # The media benches need no recorder, and the worker shows in /health once it has polled: wait for the rest.
@@ -328,6 +335,10 @@ async def media_throughput(stack: ApiStack, sizes: Sizes) -> list[BenchResult]:
                 auth = {"X-API-KEY": API_KEY}
                 whole["ours-socket"] = lambda offset, length: read_socket(f"{stack.base}{url}", offset, length, auth)
                 whole["nginx"] = lambda offset, length: read_socket(file_url, offset, length)
+                # the floor of any app on granian (bench/asgi_floor.py), for the anchor rows' notes
+                floor_url = f"{stack.floor_url}/{key}"
+                readers["floor"] = lambda offset, length: read_url(stack.http, floor_url, offset, length)
+                whole["floor"] = lambda offset, length: read_socket(floor_url, offset, length)
         rates = await whole_rates(whole, size, sizes.rounds)
         local = await read_in_process(stack, key)
         # Random 64 KiB ranges of the same object, interleaved so all see the same conditions.
@@ -359,7 +370,8 @@ async def media_throughput(stack: ApiStack, sizes: Sizes) -> list[BenchResult]:
 
 def nginx_rows(rates: dict[str, list[float]], times: dict[str, list[float]], sizes: Sizes) -> list[BenchResult]:
     """The anchor rows: callrec's /media (ours) against nginx (direct) from the rounds measured above."""
-    mine, theirs = rates["ours-socket"], rates["nginx"]
+    mine, theirs, floor = rates["ours-socket"], rates["nginx"], rates["floor"]
+    floor_ms, nginx_ms = percentile(times["floor"], 50), percentile(times["nginx"], 50)
     return [
         BenchResult(
             "media_vs_nginx",
@@ -369,7 +381,9 @@ def nginx_rows(rates: dict[str, list[float]], times: dict[str, list[float]], siz
             "higher",
             target_of("media_vs_nginx@local"),
             f"{sizes.media // MB} MB, median of {sizes.rounds}, alternating, read with a plain socket; "
-            f"ours {min(mine):.0f}-{max(mine):.0f}, nginx (sendfile) {min(theirs):.0f}-{max(theirs):.0f}",
+            f"ours {min(mine):.0f}-{max(mine):.0f}, nginx (sendfile) {min(theirs):.0f}-{max(theirs):.0f}; the floor "
+            f"of an app on granian (bench/asgi_floor.py, pathsend) {median(floor):.0f} = "
+            f"{median(floor) / median(theirs):.2f}x nginx, ours {median(mine) / median(floor):.2f}x of it",
         ),
         BenchResult(
             "range_p50_vs_nginx",
@@ -379,7 +393,8 @@ def nginx_rows(rates: dict[str, list[float]], times: dict[str, list[float]], siz
             "lower",
             target_of("range_p50_vs_nginx@local"),
             f"{sizes.ranges} 64 KiB ranges, interleaved; p90 ours {percentile(times['ours'], 90):.2f} ms, "
-            f"nginx {percentile(times['nginx'], 90):.2f} ms",
+            f"nginx {percentile(times['nginx'], 90):.2f} ms; the floor of an app on granian (bench/asgi_floor.py, "
+            f"one pread) p50 {floor_ms:.2f} ms = {floor_ms / nginx_ms:.2f}x nginx",
         ),
     ]
 

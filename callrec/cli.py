@@ -232,16 +232,16 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
 
         worker_main(settings)
     else:
-        from callrec import servers
+        from callrec import event_loop, servers
 
         if args.command == "api":
-            asyncio.run(servers.run_api(settings, servers.until_signalled()))
+            event_loop.run(servers.run_api(settings, servers.until_signalled()))
         elif getattr(args, "action", None) == "drain":
             from callrec.recorder.pool import request_drain
 
             print(json.dumps(asyncio.run(request_drain(settings.recorder_url, settings.require_recording_secret()))))
         else:
-            asyncio.run(servers.run_recorder(settings))
+            event_loop.run(servers.run_recorder(settings))
 
 
 if __name__ == "__main__":

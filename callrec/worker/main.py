@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from callrec import event_loop
 from callrec.activities.catalog import CatalogActivities
 from callrec.activities.egress import EgressActivities
 from callrec.activities.files import FileActivities
@@ -180,6 +181,6 @@ async def run(settings: Settings) -> None:
 def main(settings: Settings) -> None:
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            asyncio.run(run(settings))
+            event_loop.run(run(settings))
         except CannotListen as err:
             raise SystemExit(str(err)) from None
