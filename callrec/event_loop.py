@@ -1,7 +1,7 @@
-"""The event loop of callrec's long-running processes (`callrec api`, `worker`, `recorder`): uvloop, libuv's loop,
-which spends less CPU per request, signal and activity task than asyncio's own. In `make bench` it gave the
-recording life cycle about 5 % more recordings/s on 2 cores and took about 3 ms off the start's median (bench/README).
-Where uvloop is not installed (it has no Windows build), asyncio's loop runs instead."""
+"""The event loop of callrec's long-running processes (`callrec api`, `worker`, `recorder`): uvloop, libuv's loop.
+On the bench's 2 cores it gave the recording life cycle 5-7 % more recordings/s than asyncio's own loop and took
+about 3 ms off the start's median (bench/README, "What changed"). Where uvloop is not installed (it has no Windows
+build), asyncio's loop runs instead."""
 
 from __future__ import annotations
 
