@@ -200,7 +200,6 @@ class ApiStack:
         self.base = f"http://127.0.0.1:{port}"
         self.processes: list[Any] = []
         self.files_url = ""
-        self.floor_url = ""  # bench.asgi_floor on the local store
         self.s3_pid = s3_pid
 
     def pids(self) -> dict[str, int]:
@@ -227,12 +226,6 @@ class ApiStack:
             self.processes.append(self.files)
             self.files_url = f"http://127.0.0.1:{port}"
             await wait_http(f"{self.files_url}/", self.files)
-            port = free_port()
-            argv = [sys.executable, "-m", "bench.asgi_floor", str(self.store.root), str(port)]
-            floor = spawn(argv, self.workdir / "logs" / "asgi_floor.log", self.env)
-            self.processes.append(floor)
-            self.floor_url = f"http://127.0.0.1:{port}"
-            await wait_http(f"{self.floor_url}/", floor)
         await wait_http(f"{self.base}/health", self.api)
         self.http = httpx.AsyncClient(base_url=self.base, headers={"X-API-KEY": API_KEY}, timeout=300)
         # The media benches need no recorder, and the worker shows in /health once it has polled: wait for the rest.
@@ -336,7 +329,8 @@ async def media_throughput(stack: ApiStack, sizes: Sizes) -> list[BenchResult]:
                 whole["ours-socket"] = lambda offset, length: read_socket(f"{stack.base}{url}", offset, length, auth)
                 whole["nginx"] = lambda offset, length: read_socket(file_url, offset, length)
                 # the floor of any app on granian (bench/asgi_floor.py), for the anchor rows' notes
-                floor_url = f"{stack.floor_url}/{key}"
+                floor_url = await cleanup.enter_async_context(asgi_floor(stack))
+                floor_url += f"/{key}"
                 readers["floor"] = lambda offset, length: read_url(stack.http, floor_url, offset, length)
                 whole["floor"] = lambda offset, length: read_socket(floor_url, offset, length)
         rates = await whole_rates(whole, size, sizes.rounds)
@@ -366,6 +360,20 @@ async def media_throughput(stack: ApiStack, sizes: Sizes) -> list[BenchResult]:
     if "nginx" in readers:
         results += nginx_rows(rates, times, sizes)
     return results
+
+
+@contextlib.asynccontextmanager
+async def asgi_floor(stack: ApiStack) -> AsyncIterator[str]:
+    """bench/asgi_floor.py on the local store's directory, in its own process; yields its URL."""
+    assert isinstance(stack.store, LocalObjectStore)
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.asgi_floor", str(stack.store.root), str(port)]
+    process = spawn(argv, stack.workdir / "logs" / "asgi_floor.log", stack.env)
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/", process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(process)
 
 
 def nginx_rows(rates: dict[str, list[float]], times: dict[str, list[float]], sizes: Sizes) -> list[BenchResult]:

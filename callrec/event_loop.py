@@ -1,7 +1,7 @@
 """The event loop of callrec's long-running processes (`callrec api`, `worker`, `recorder`): uvloop, libuv's loop.
-On the bench's 2 cores it gave the recording life cycle 5-7 % more recordings/s than asyncio's own loop and took
-about 3 ms off the start's median (bench/README, "What changed"). Where uvloop is not installed (it has no Windows
-build), asyncio's loop runs instead."""
+On the bench's 2 cores it gave the recording life cycle 2-7 % more recordings/s than asyncio's own loop (three
+alternated pairs, noisy; bench/README, "What changed"). Where uvloop is not installed (it has no Windows build),
+asyncio's loop runs instead."""
 
 from __future__ import annotations
 
