@@ -47,7 +47,7 @@ from callrec.domain.pool import (
 )
 from callrec.domain.settings import Settings
 from callrec.recorder.protocol import Refused
-from callrec.recorder.service import OCS_BASE, Actor, Part, PartFailed, Recorder, StartBody
+from callrec.recorder.service import ATTEMPTS, OCS_BASE, Actor, Part, PartFailed, Recorder, StartBody
 from callrec.recorder.shipping import SegmentShipper
 from callrec.recorder.whip import Whip
 from callrec.storage.objects import ObjectStore
@@ -157,8 +157,11 @@ class RecorderNode:
         body = json.dumps({"type": "recorder", "recorder": self.report().model_dump(mode="json")}).encode()
         backend = self.recorder.backends.pick(None)
         response, _ = await self.recorder._post(f"{backend}{OCS_BASE}/recording/backend", body)
-        if response is None or response.status_code != 200:
-            log.warning("registration with %s not accepted: %s", backend, None if response is None else response.text)
+        if response is None:
+            log.warning("registration with %s: no answer after %d attempts (is the API running?)", backend, ATTEMPTS)
+            return False
+        if response.status_code != 200:
+            log.warning("registration with %s refused: %s %s", backend, response.status_code, response.text[:200])
             return False
         return True
 

@@ -22,7 +22,7 @@ from callrec.domain.layout import Layout
 from callrec.domain.settings import Settings
 from callrec.media.testsignals import COLORS
 from callrec.storage.rows import SlotRow
-from tests.conftest import Stack, StackFactory, free_port
+from tests.conftest import Stack, StackFactory, free_port, make_settings
 from tests.e2e.test_whip_recording import wait_for_call
 from tests.helpers import create_room, join, wait_for_status
 from tests.media_checks import nearest, sample_video, tile_centres
@@ -334,3 +334,16 @@ async def test_a_webrtc_publisher_follows_its_recording_to_the_recorder_that_too
     assert before and after
     assert sum(nearest(c["cam"][0], yellow) == "yellow" for c in before) >= 0.8 * len(before)
     assert sum(nearest(c["cam"][0], yellow) == "yellow" for c in after) >= 0.8 * len(after)
+
+
+async def test_a_recorder_whose_api_is_gone_says_its_registration_got_no_answer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from callrec.servers import build_recorder
+
+    settings = make_settings(tmp_path, "127.0.0.1:7233", api_port=free_port())  # nothing listens on the API's port
+    async with httpx.AsyncClient(timeout=5) as http:
+        _, node = await build_recorder(settings, http)
+        assert not await node.register()
+    said = [r.getMessage() for r in caplog.records if r.name == "callrec.recorder.pool"]
+    assert said == [f"registration with {settings.api_url}: no answer after 3 attempts (is the API running?)"]
