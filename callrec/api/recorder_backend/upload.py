@@ -81,8 +81,10 @@ FIELDS = ("owner", "recordingId")  # the form fields kept; others are skipped un
 DRAIN_BYTES = 16 << 20
 DRAIN_S = 2.0
 BUSY_RETRY_S = 5
-UPLOAD_BLOCK = 1 << 20  # the file goes to the object store in blocks of this size ...
-QUEUE_BLOCKS = 4  # ... of which at most this many wait while the store writes one
+# The file's pieces, as the HTTP server hands them over, that may wait for the store. Each piece goes on at once, not
+# gathered into larger blocks: every piece an upload holds is memory, and with 50 uploads at once gathering 1 MiB
+# blocks made 116 MB of the API's RSS against 54 MB piece by piece (bench/README.md, "Concurrent uploads").
+QUEUE_PIECES = 4
 log = logging.getLogger(__name__)
 
 
@@ -462,8 +464,8 @@ class _MultipartUpload:
     """Feeds the `file` part of a multipart body into a bounded queue that an object-store upload drains.
 
     `events()` yields the file part's head once; the caller checks it and calls `start()` with the upload. The
-    file's bytes go to the upload in blocks of `UPLOAD_BLOCK`, whatever size the HTTP server's pieces have: the
-    pieces of a block are handed over together (one trip through the queue per block, not per piece), uncopied.
+    file's bytes go to the upload in the pieces the HTTP server handed over, uncopied; at most `QUEUE_PIECES` wait
+    while the store writes, and beyond that the body is not read (the client waits: TCP's flow control).
     """
 
     def __init__(self, boundary: bytes) -> None:
@@ -472,41 +474,22 @@ class _MultipartUpload:
         except MultipartError as exc:
             raise UploadRejected(400, "invalid_file") from exc
         self.fields: dict[str, str] = {}
-        self.queue: asyncio.Queue[list[bytes] | None] = asyncio.Queue(maxsize=QUEUE_BLOCKS)
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=QUEUE_PIECES)
         self.task: asyncio.Task[PutResult] | None = None
-        self._pieces: list[bytes] = []
-        self._gathered = 0
 
     def start(self, upload: Awaitable[PutResult]) -> None:
         self.task = asyncio.ensure_future(upload)
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        while (block := await self.queue.get()) is not None:
-            for chunk in block:
-                yield chunk
+        while (chunk := await self.queue.get()) is not None:
+            yield chunk
 
-    async def _feed(self, chunk: bytes) -> None:
-        self._pieces.append(chunk)
-        self._gathered += len(chunk)
-        if self._gathered >= UPLOAD_BLOCK:
-            await self._hand_over()
-
-    async def _end(self) -> None:
-        if self._pieces:
-            await self._hand_over()
-        await self._put(None)
-
-    async def _hand_over(self) -> None:
-        block = self._pieces  # handed over as they came, uncopied: the store gathers its writes itself
-        self._pieces, self._gathered = [], 0
-        await self._put(block)
-
-    async def _put(self, item: list[bytes] | None) -> None:
+    async def _put(self, item: bytes | None) -> None:
         assert self.task is not None
         if self.task.done():
             self.task.result()  # the upload failed: raise its error
             raise ObjectStoreError("upload stopped early")
-        if not self.queue.full():  # the common case, without a task per block
+        if not self.queue.full():  # the common case, without a task per piece
             self.queue.put_nowait(item)
             return
         put = asyncio.ensure_future(self.queue.put(item))
@@ -556,7 +539,7 @@ class _MultipartUpload:
                     continue
                 if part == "file":
                     if event.data:
-                        await self._feed(event.data)
+                        await self._put(event.data)
                 elif part == "head":
                     head.extend(event.data)
                     if len(head) >= SNIFF_BYTES or event.last:
@@ -564,7 +547,7 @@ class _MultipartUpload:
                         if self.task is None:
                             raise UploadRejected(400, "invalid_file")
                         if head:
-                            await self._feed(bytes(head))
+                            await self._put(bytes(head))
                         part = "file"
                 elif part == "field" and field is not None:
                     field[1].extend(event.data)
@@ -573,5 +556,5 @@ class _MultipartUpload:
                     if event.last:
                         self.fields[field[0]] = field[1].decode("utf-8", "replace")
                 if part == "file" and event.last:
-                    await self._end()
+                    await self._put(None)  # the end
                     part = "other"

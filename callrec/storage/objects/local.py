@@ -16,7 +16,6 @@ from uuid import uuid4
 
 from callrec.storage.objects.base import (
     DEFAULT_CHUNK_SIZE,
-    MiB,
     ObjectInfo,
     ObjectNotFound,
     ObjectStore,
@@ -39,6 +38,12 @@ class _CommitState:
     committed: bool = False
 
 
+# `put_stream` gathers chunks smaller than this into one write (one hand-off to a thread); larger ones are written as
+# they come. Every chunk an upload holds is memory: gathering 1 MiB per write doubled the API's RSS with 50 uploads
+# at once (bench/README.md, "Concurrent uploads").
+WRITE_GATHER = 64 * 1024
+
+
 class LocalObjectStore(ObjectStore):
     """Objects as files under ``root``; ``staging/a/b.mp4`` is ``root/staging/a/b.mp4``.
 
@@ -48,7 +53,7 @@ class LocalObjectStore(ObjectStore):
     Objects are 0600 files in 0700 directories, the root included (when this process owns it).
     """
 
-    def __init__(self, root: Path, *, fsync: bool = True, write_buffer: int = MiB) -> None:
+    def __init__(self, root: Path, *, fsync: bool = True, write_buffer: int = WRITE_GATHER) -> None:
         self._root = Path(os.path.abspath(root))
         restrict_dir(self._root)
         self._fsync = fsync
