@@ -53,11 +53,10 @@ class LocalObjectStore(ObjectStore):
     Objects are 0600 files in 0700 directories, the root included (when this process owns it).
     """
 
-    def __init__(self, root: Path, *, fsync: bool = True, write_buffer: int = WRITE_GATHER) -> None:
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
         self._root = Path(os.path.abspath(root))
         restrict_dir(self._root)
         self._fsync = fsync
-        self._write_buffer = write_buffer
 
     @property
     def root(self) -> Path:
@@ -258,7 +257,7 @@ class LocalObjectStore(ObjectStore):
             async for chunk in chunks:
                 pieces.append(chunk)
                 gathered += len(chunk)
-                if gathered < self._write_buffer:
+                if gathered < WRITE_GATHER:
                     continue
                 if writing is not None:
                     await writing
