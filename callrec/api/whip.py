@@ -24,7 +24,7 @@ from callrec.api.errors import ApiError
 from callrec.api.operations import Answer, Who, declare, error
 from callrec.api.services import services
 from callrec.domain import publish, signing
-from callrec.domain.ids import PLAIN_ID
+from callrec.domain.ids import PLAIN_ID, is_plain_id
 from callrec.storage.pool import RecorderPool, RecorderView
 from callrec.storage.rows import RoomRow
 
@@ -266,7 +266,7 @@ async def whip_patch(room_id: str, session_id: str) -> Response:
 async def end_session(room_id: str, session_id: str) -> Response:
     publisher_of(room_id, expired_ok=True)  # an expired token still ends the session it started
     recorder_id, sep, session = session_id.rpartition(SESSION_SEP)
-    if not sep or not recorder_id or not session:
+    if not sep or not recorder_id or not is_plain_id(session):  # the recorder's are `secrets.token_urlsafe`
         raise publish_error(404, "No such publishing session in this room")
     recorder = await _recorder_for(room_id, recorder_id)
     return _relay(await _to_recorder(recorder, "DELETE", f"/whip/{room_id}/{session}"), room_id, recorder)

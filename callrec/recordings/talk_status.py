@@ -1,5 +1,5 @@
 """Talk's view of a room beside its recordings: the call recording status as the recording server's callbacks move
-it (with the display name the call knows for the actor), and recording consent before anyone is recorded."""
+it, and recording consent before anyone is recorded."""
 
 from __future__ import annotations
 
@@ -15,20 +15,8 @@ from callrec.storage.talk_rooms import TalkRooms
 
 async def room_status_callback(catalog: Catalog, room_id: str, status: int, actor: Actor | None) -> None:
     """Talk's handling of a recording server's `started` / `stopped` / `failed`: the room's status is `status`
-    from whatever it was (also with no recording to speak of), and the actor is named as the call knows it."""
-    if actor is not None and actor.name is None:
-        actor = actor.model_copy(update={"name": await display_name(catalog, room_id, actor.id)})
+    from whatever it was (also with no recording to speak of)."""
     await TalkRooms(catalog).set_status(StatusChange(room_id=room_id, status=status, actor=actor))
-
-
-async def display_name(catalog: Catalog, room_id: str, actor_id: str) -> str | None:
-    """The name the call shows for `actor_id` (a participant's id or name), if it is in the call."""
-    call = await catalog.get_call(room_id)
-    for participant in call.participants if call is not None else []:
-        if actor_id in (participant.get("id"), participant.get("name")):
-            name = participant.get("name")
-            return name if isinstance(name, str) else None
-    return None
 
 
 async def check_consent(settings: Settings, catalog: Catalog, room: RoomRow, call: CallRow) -> None:

@@ -12,8 +12,20 @@ from sqlalchemy import exists, select, update
 from callrec.domain import talk_room
 from callrec.domain.notifications import NO_SESSION
 from callrec.domain.talk_room import StatusChange
+from callrec.domain.tokens import MEMBER_PREFIX
 from callrec.storage.catalog import Catalog
-from callrec.storage.rows import ChatMessageRow, ConsentRow, RecordingRow, RoomRow
+from callrec.storage.rows import CallRow, ChatMessageRow, ConsentRow, RecordingRow, RoomRow
+
+
+def display_name(call: CallRow | None, actor_id: str) -> str | None:
+    """The name the call shows for `actor_id` (a participant's id or name), if it is in the call. A member who
+    publishes is in the call by its id without `member:` (as its publish token names it)."""
+    ids = {actor_id, actor_id.removeprefix(MEMBER_PREFIX)}
+    for participant in call.participants if call is not None else []:
+        if participant.get("id") in ids or participant.get("name") == actor_id:
+            name = participant.get("name")
+            return name if isinstance(name, str) else None
+    return None
 
 
 @dataclass(frozen=True)
@@ -22,7 +34,8 @@ class TalkRooms:
 
     async def set_status(self, change: StatusChange) -> int | None:
         """Applies `change`; the status before it, or None when it did not apply. The system message (if the change
-        posts one) is written in the same transaction."""
+        posts one) is written in the same transaction, its actor named as the call knows them (else by the name the
+        change came with)."""
         async with self.catalog.writing() as session:
             room = await session.get(RoomRow, change.room_id, with_for_update=True)
             if room is None or (change.only_from is not None and room.call_recording not in change.only_from):
@@ -41,6 +54,9 @@ class TalkRooms:
             message = talk_room.system_message(old, change.status, has_actor=change.actor is not None)
             if message is not None:
                 actor = change.actor if change.actor is not None else NO_SESSION
+                call = await session.get(CallRow, change.room_id)
+                if (called := display_name(call, actor.id)) is not None:
+                    actor = actor.model_copy(update={"name": called})
                 if change.dedupe_key is not None and await session.scalar(
                     select(exists().where(ChatMessageRow.dedupe_key == change.dedupe_key))
                 ):

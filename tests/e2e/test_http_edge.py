@@ -170,7 +170,7 @@ async def test_an_answer_before_the_body_is_read_closes_the_connection(stacks: S
         assert read.status_code == 201 and "connection" not in read.headers  # a body read in full keeps it open
 
 
-async def test_deeply_nested_json_is_a_bad_request(stacks: StackFactory) -> None:
+async def test_deeply_nested_or_undecodable_json_is_a_bad_request(stacks: StackFactory) -> None:
     stack = await stacks.start(recorder=False)
     api = stack.api
     room_id = await create_room(api, "Nested")
@@ -184,6 +184,21 @@ async def test_deeply_nested_json_is_a_bad_request(stacks: StackFactory) -> None
     # Talk's endpoints read JSON through Quart: the same body is Talk's error, not a crash.
     talk = await api.post(f"{OCS}/recording/{room_id}", content=b'{"status": ' + DEEP_JSON + b"}", headers=json_type)
     assert talk.status_code == 400, talk.text
+    # Bytes that are not UTF-8 (nor UTF-16 or 32) with a JSON content type: Talk's error for the missing parameter.
+    alice = {"participants": [{"id": "alice", "name": "Alice"}]}
+    assert (await api.put(f"/api/v1/rooms/{room_id}/call", json=alice)).status_code == 200
+    garbage = b"\xff\xfe\xfa"
+    for method, path in (
+        ("POST", f"{OCS}/recording/{room_id}"),
+        ("POST", f"{OCS}/recording/{room_id}/share-chat"),
+        ("DELETE", f"{OCS}/recording/{room_id}/notification"),
+        ("PUT", f"/ocs/v2.php/apps/spreed/api/v4/room/{room_id}/recording-consent"),
+    ):
+        answer = await api.request(method, path, content=garbage, headers=json_type | {"OCS-APIRequest": "true"})
+        assert answer.status_code == 400, (path, answer.status_code, answer.text)
+        assert answer.json()["ocs"]["meta"]["status"] == "failure", answer.text
+    refused = await api.post("/api/v1/rooms", content=garbage, headers=json_type)
+    assert refused.json() == {"error": "Bad Request", "message": "Malformed body"}, refused.text
     assert (await api.get(f"/api/v1/rooms/{room_id}")).status_code == 200  # and the API goes on serving
 
 

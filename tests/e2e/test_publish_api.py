@@ -189,6 +189,12 @@ async def test_the_offer_goes_through_the_api_and_the_session_ends_with_an_expir
         assert (await api.delete(location, headers=bearer(expired, None))).status_code == 200
         await eventually(lambda: gone(api, room, "a"))
         assert (await api.delete(location, headers=bearer(expired, None))).status_code == 404
+        # A session id the recorder never gives (a control character, a query, a fragment) goes nowhere: 404.
+        sessions, recorder_id = location.rsplit("/", 1)[0], location.rsplit("/", 1)[-1].split("~")[0]
+        for forged in ("x%00", "x%0A", "x%3Fy%3D1", "x%23frag", "x" * 200):
+            answer = await api.delete(f"{sessions}/{recorder_id}~{forged}", headers=bearer(expired, None))
+            assert answer.status_code == 404, (forged, answer.status_code, answer.text)
+            assert answer.json()["message"] == "No such publishing session in this room", answer.text
     finally:
         await pc.close()
 

@@ -13,7 +13,7 @@ from PIL import Image
 from callrec.media.previews import WAVEFORM_SIZE
 from callrec.media.probe import probe_recording
 from tests.conftest import StackFactory
-from tests.helpers import OCS, create_room, join, stored_keys, wait_for_status
+from tests.helpers import OCS, create_room, join, member_headers, stored_keys, wait_for_status
 from tests.test_access_helpers import member_client
 
 
@@ -63,3 +63,25 @@ async def test_an_audio_recording_is_an_ogg_opus_file(stacks: StackFactory, tmp_
     assert (await api.get(f"/api/v1/recordings/{done['recordingId']}/thumbnails.vtt")).status_code == 404
     assert await stack.store.list_keys(f"recordings/{room_id}/") == stored_keys(room_id, done["recordingId"], "ogg")
     assert await room_status(api, room_id) == 0
+
+
+async def test_a_member_who_publishes_is_named_in_the_chat_as_the_call_shows_it(stacks: StackFactory) -> None:
+    stack = await stacks.start()
+    api = stack.api
+    room_id = await create_room(api)
+    headers = await member_headers(api, room_id, "Alice")
+    async with httpx.AsyncClient(base_url=str(api.base_url), headers=headers) as alice:
+        grant = await alice.post(f"/api/v1/rooms/{room_id}/publish-token", json={"participantName": "Alice A."})
+        assert grant.status_code == 201, grant.text
+        # Her publisher is in the call by the id her publish token names, as the recorder reports its presence.
+        presence = [{"id": grant.json()["participantId"], "name": "Alice A.", "role": "moderator"}]
+        assert (await api.put(f"/api/v1/rooms/{room_id}/call", json={"participants": presence})).status_code == 200
+        talk = f"{OCS}/recording/{room_id}"
+        assert (await alice.post(talk, json={"status": 2}, headers={"OCS-APIRequest": "true"})).status_code == 200
+        await until_status(api, room_id, 2)
+        assert (await alice.delete(talk, headers={"OCS-APIRequest": "true"})).status_code == 200
+    await until_status(api, room_id, 0)
+    messages = (await api.get(f"/api/v1/rooms/{room_id}/chat")).json()["messages"]
+    named = [(m["systemMessage"], m["actorId"].startswith("member:"), m["actorDisplayName"]) for m in messages]
+    assert named == [("audio_recording_started", True, "Alice A."), ("audio_recording_stopped", True, "Alice A.")]
+    assert messages[0]["actorId"] == messages[1]["actorId"]

@@ -13,6 +13,7 @@ the status changes when the recorder reports `stopped`.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from quart import Blueprint, Response, g, request
@@ -146,7 +147,10 @@ def check_lobby(room: RoomRow, who: Principal) -> None:
 async def param(name: str) -> object:
     """A request parameter, from a JSON body, a form, or the query string (as Talk clients send them)."""
     if request.mimetype == "application/json":
-        body: Any = await request.get_json(silent=True)
+        try:
+            body: Any = json.loads(await request.get_data())
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deeply: no parameters, as in Talk
+            return None
         return body.get(name) if isinstance(body, dict) else None
     return (await request.form).get(name) or request.args.get(name)
 
