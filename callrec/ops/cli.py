@@ -49,6 +49,24 @@ def _events(text: str) -> int:
     return int(text)
 
 
+def positive_count(text: str) -> int:
+    """`--limit`: a whole number from 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1")
+    return int(text)
+
+
+def seconds(text: str) -> float:
+    """`--wait`, `--min-age`: seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 10**9:  # NaN and inf too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    return value
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Adds the `ops` subcommands to `parser` (cli.py's `ops` parser, or a test's own)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -63,7 +81,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=since_ms,
         help="only those created since: a duration back from now (30m, 24h, 7d) or an ISO time",
     )
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=positive_count, default=50)
     show = sub.add_parser(
         "show", parents=[common], help="the error, the workflow's link in the Temporal UI, its state and last events"
     )
@@ -77,7 +95,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     abort = sub.add_parser("abort", parents=[common], help="stop a stuck recording (end signal, then terminate)")
     abort.add_argument("recording_id")
     abort.add_argument("--reason", default="aborted by an operator")
-    abort.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the workflow to end itself")
+    abort.add_argument("--wait", type=seconds, default=10.0, help="seconds to wait for the workflow to end itself")
     retry = sub.add_parser(
         "retry", parents=[common], help="retry a failed or aborted recording from its last good step (Temporal reset)"
     )
@@ -85,12 +103,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     retry.add_argument("--reason", default=RETRY_REASON, help="the reset's reason, kept in the workflow's history")
     retry.add_argument(
         "--wait",
-        type=float,
+        type=seconds,
         default=10.0,
         help="seconds to wait for the old run to close (its last steps), then for the new one to take over",
     )
     reconcile = sub.add_parser("reconcile", parents=[common], help="repair catalog rows and staging objects now")
-    reconcile.add_argument("--min-age", type=float, default=None, help="seconds; default CALLREC_RECONCILE_MIN_AGE_S")
+    reconcile.add_argument("--min-age", type=seconds, default=None, help="seconds; default CALLREC_RECONCILE_MIN_AGE_S")
 
 
 async def execute(args: argparse.Namespace, ops: Ops, settings: Settings, out: TextIO = sys.stdout) -> int:

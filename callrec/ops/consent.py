@@ -15,7 +15,7 @@ import sys
 from sqlalchemy.exc import DBAPIError
 
 from callrec.domain.settings import Settings
-from callrec.ops.cli import catalog_missing, catalog_unavailable
+from callrec.ops.cli import catalog_missing, catalog_unavailable, positive_count
 from callrec.ops.output import iso
 from callrec.storage.catalog import Catalog
 from callrec.storage.rows import ConsentRow
@@ -28,7 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--room", help="only this room's")
     listing.add_argument("--actor-type", help="only this actor's (with --actor-id): users or guests")
     listing.add_argument("--actor-id", help="only this actor's (with --actor-type)")
-    listing.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
+    listing.add_argument("--limit", type=positive_count, default=1000, help="at most this many (default 1000)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
 
 

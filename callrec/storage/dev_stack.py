@@ -1,10 +1,10 @@
 """Where the `callrec dev` stack runs, so that the operator commands find it from any directory.
 
 `callrec dev` writes `$XDG_STATE_HOME/callrec/dev-stack.json` (default `~/.local/state/callrec/`, 0600 in 0700
-directories) once it is up: its absolute data dir, database URL, Temporal address and namespace, the Temporal
-UI's URL and the API's URL. It stays after the stack stops (the data does too); the last `callrec dev` wins.
-`callrec ops` and `callrec consent` fall back to it when neither the environment nor a `.env` says where the
-catalog and Temporal are (`operator_settings` in cli.py).
+directories) once it is up: its absolute data dir, its database URL (when one is set), Temporal address and
+namespace, the Temporal UI's URL and the API's URL. It stays after the stack stops (the data does too); the last
+`callrec dev` wins. `callrec ops` and `callrec consent` fall back to it when neither the environment nor a `.env`
+says where the catalog and Temporal are (`operator_settings` in cli.py).
 """
 
 from __future__ import annotations

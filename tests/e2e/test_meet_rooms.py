@@ -130,6 +130,13 @@ async def test_deleting_rooms_answers_as_meet(stacks: StackFactory) -> None:
     assert done(await delete(plain), "room_deleted", f"Room '{plain}' deleted successfully")
     assert (await api.get(f"/api/v1/rooms/{plain}")).status_code == 404
 
+    # A call everyone has left (WHIP publishers that stopped) is no meeting: as Talk's `hasCall`, it goes with the room.
+    left = await create_room(api, "Left")
+    await join(api, left, "Dora")
+    assert (await api.put(f"/api/v1/rooms/{left}/call", json={"participants": []})).status_code == 200
+    assert done(await delete(left), "room_deleted", f"Room '{left}' deleted successfully")
+    assert (await api.get(f"/api/v1/rooms/{left}/call")).status_code == 404
+
     meeting = await create_room(api, "Meeting")
     await join(api, meeting, "Alice")
     assert conflict(

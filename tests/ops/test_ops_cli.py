@@ -8,6 +8,7 @@ events.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import subprocess
@@ -150,6 +151,29 @@ def test_since_takes_durations_and_iso_times() -> None:
     assert ops.since_ms("2026-12-07T11:00:00Z", now) == ms - 3_600_000
     assert ops.since_ms("2026-12-07T12:00:00+01:00", now) == ms - 3_600_000
     assert ops.since_ms("2026-12-07T11:00", now) == ms - 3_600_000  # no zone: UTC
+
+
+def test_counts_and_seconds_out_of_range_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    from callrec.ops import consent
+
+    parser = argparse.ArgumentParser(prog="callrec ops")
+    ops.configure(parser)
+    consents = argparse.ArgumentParser(prog="callrec consent")
+    consent.configure(consents)
+    for command, argv, message in (
+        (parser, ["list", "--limit", "-3"], "argument --limit: '-3' is not a whole number from 1"),
+        (parser, ["list", "--limit", "0"], "argument --limit: '0' is not a whole number from 1"),
+        (parser, ["abort", "r--EG_x--y", "--wait", "-1"], "argument --wait: '-1' is not a number of seconds"),
+        (parser, ["retry", "r--EG_x--y", "--wait", "nan"], "argument --wait: 'nan' is not a number of seconds"),
+        (parser, ["reconcile", "--min-age", "inf"], "argument --min-age: 'inf' is not a number of seconds"),
+        (consents, ["list", "--limit", "-1"], "argument --limit: '-1' is not a whole number from 1"),
+    ):
+        with pytest.raises(SystemExit) as exited:
+            command.parse_args(argv)
+        assert exited.value.code == 2
+        assert message in capsys.readouterr().err
+    assert parser.parse_args(["list", "--limit", "7"]).limit == 7
+    assert parser.parse_args(["abort", "r--EG_x--y", "--wait", "0"]).wait == 0.0
 
 
 @pytest.fixture

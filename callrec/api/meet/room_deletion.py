@@ -1,7 +1,9 @@
 """DELETE /rooms/{roomId} as OpenVidu Meet answers it: the `withMeeting` and `withRecordings` policies, a
 `successCode` and `message` for each outcome, and Meet's 409 error codes.
 
-A room's "meeting" is its call (PUT /rooms/{roomId}/call, or WHIP publishers). Differences kept on purpose:
+A room's "meeting" is its call (PUT /rooms/{roomId}/call, or WHIP publishers) while anyone is in it, as Talk's
+`hasCall`: a call its publishers have all left (WHIP presence keeps it for a publisher that reconnects) is deleted
+with the room. Differences kept on purpose:
 
 * `withMeeting=when_meeting_ends` while a call runs is refused (409): callrec does not schedule deletions.
 * `withRecordings=close` always closes the room (no more calls, member tokens revoked), also when it has no
@@ -74,7 +76,7 @@ async def delete_room(room_id: str, query: DeleteRoomQuery) -> tuple[dict[str, A
     scheduled). The room must exist (the caller checked)."""
     catalog, recordings = services().catalog, services().recordings
     call = await catalog.get_call(room_id)
-    meeting = call is not None
+    meeting = call is not None and bool(call.participants)  # a call nobody is in (publishers gone) is not one
     before = await recordings.room(room_id)
     rows = list(await catalog.recordings(room_id=room_id, limit=1_000_000))
     _check_policies(room_id, meeting, bool(rows), query)
@@ -82,7 +84,7 @@ async def delete_room(room_id: str, query: DeleteRoomQuery) -> tuple[dict[str, A
     in_progress = await catalog.recording_in_progress(room_id)
 
     if query.withRecordings == "close":
-        if meeting:
+        if call is not None:
             await catalog.end_call(room_id)
         await catalog.set_room_status(room_id, "closed")
         await catalog.revoke_member_tokens(room_id)  # they stay refused even if the room opens again
