@@ -141,11 +141,20 @@ class NoRecorderCapacity(ServiceUnavailable):
     code = "no_recorder_capacity"
     retry_after_s = 10
 
-    def __init__(self, room_id: str, cost: float) -> None:
-        super().__init__(
-            f"No recorder has capacity for a recording of room '{room_id}' (cost {cost:g}); nothing was started. Try "
-            "again later, or add recorders (GET /api/v1/recorders shows their load)."
-        )
+    def __init__(self, room_id: str, cost: float, largest: float | None = None) -> None:
+        """`largest`: the capacity of the largest recorder taking recordings, when even it is below `cost`."""
+        if largest is not None:
+            message = (
+                f"No recorder can take a recording of room '{room_id}': it costs {cost:g} and the largest recorder "
+                f"has a capacity of {largest:g} (CALLREC_RECORDER_CAPACITY); nothing was started. Choose a smaller "
+                "encoding, or run recorders with more capacity."
+            )
+        else:
+            message = (
+                f"No recorder has capacity for a recording of room '{room_id}' (cost {cost:g}); nothing was started. "
+                "Try again later, or add recorders (GET /api/v1/recorders shows their load)."
+            )
+        super().__init__(message)
         self.room_id = room_id
 
 

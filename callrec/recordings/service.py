@@ -43,7 +43,7 @@ from callrec.domain.layout import (
 )
 from callrec.domain.notifications import NO_SESSION, Actor
 from callrec.domain.participants import Participant
-from callrec.domain.pool import Assignment, AssignRequest, cost_of
+from callrec.domain.pool import Assignment, AssignRequest, RecorderState, cost_of
 from callrec.domain.recording import (
     EXTENSIONS,
     FileStored,
@@ -69,7 +69,7 @@ from callrec.storage.catalog import Catalog
 from callrec.storage.catalog import RecordingInProgress as CatalogRecordingInProgress
 from callrec.storage.listing import After, RecordingFilter, SortField, SortOrder, list_recordings
 from callrec.storage.objects import ObjectStore
-from callrec.storage.pool import RecorderPool
+from callrec.storage.pool import EPSILON, RecorderPool
 from callrec.storage.rows import CallRow, RecordingRow, RoomRow
 from callrec.storage.talk_rooms import TalkRooms
 from callrec.temporal import WorkflowNotFound, temporal_errors
@@ -365,7 +365,9 @@ class RecordingsService:
         if assignment is None:
             await self.catalog.withdraw_recording(row.recording_id)
             log.warning("no recorder has room for %s (cost %g)", row.recording_id, cost)
-            raise errors.NoRecorderCapacity(row.room_id, cost)
+            taking = [r.capacity for r in await self.pool.recorders(now_ms()) if r.state == RecorderState.ACTIVE]
+            largest = max(taking) if taking and max(taking) + EPSILON < cost else None
+            raise errors.NoRecorderCapacity(row.room_id, cost, largest)
         return assignment
 
     # ------------------------------------------------------------------ stop

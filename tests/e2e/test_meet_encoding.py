@@ -106,3 +106,25 @@ async def test_advanced_encoding_is_validated_merged_and_recorded(stacks: StackF
     after = put.json()["recording"]["encoding"]
     assert after["video"] == ROOM_ENCODING["video"] | {"bitrate": 2000, "keyFrameInterval": 1.0}
     assert after["audio"] == ROOM_ENCODING["audio"]
+
+
+async def test_an_encoding_no_recorder_can_ever_take_is_refused_saying_so(stacks: StackFactory) -> None:
+    stack = await stacks.start(recorder_capacity=1.0)
+    api = stack.api
+    room = await api.post("/api/v1/rooms", json={"roomName": "Big"})
+    room_id = room.json()["roomId"]
+    await join(api, room_id, "Alice")
+    big = await api.post("/api/v1/recordings", json={"roomId": room_id, "config": {"encoding": "H264_1080P_30"}})
+    assert big.status_code == 503 and big.json()["code"] == "no_recorder_capacity", big.text
+    message = big.json()["message"]
+    assert "it costs 2.25 and the largest recorder has a capacity of 1 (CALLREC_RECORDER_CAPACITY)" in message
+    assert "Choose a smaller encoding" in message and "Try again later" not in message
+    assert (await api.get("/api/v1/recordings", params={"roomId": room_id})).json()["recordings"] == []
+    fits = await api.post("/api/v1/recordings", json={"roomId": room_id, "config": {"encoding": "H264_720P_30"}})
+    assert fits.status_code == 201, fits.text
+    # Now the recorder is full: the next one could start once it has room again, and is told so.
+    other = (await api.post("/api/v1/rooms", json={"roomName": "Other"})).json()["roomId"]
+    await join(api, other, "Bob")
+    busy = await api.post("/api/v1/recordings", json={"roomId": other, "config": {"encoding": "H264_720P_30"}})
+    assert busy.status_code == 503 and "Try again later" in busy.json()["message"], busy.text
+    assert (await api.post(f"/api/v1/recordings/{fits.json()['recordingId']}/stop")).status_code == 202
