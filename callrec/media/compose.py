@@ -118,9 +118,10 @@ class _Label:
     luma: npt.NDArray[np.float32]  # limited-range Y of white text with a black outline
     chroma_alpha: npt.NDArray[np.float32]  # 0..1, chroma resolution
 
-    def draw(self, planes: Planes) -> None:
+    def draw(self, planes: Planes, dx: int = 0, dy: int = 0) -> None:
+        """Over `planes`, shifted by (dx, dy) (even: where the labelled picture sits in its tile)."""
         h, w = self.alpha.shape
-        y0, x0 = self.y0, self.x0
+        y0, x0 = self.y0 + dy, self.x0 + dx
         region = planes.y[y0 : y0 + h, x0 : x0 + w].astype(np.float32)
         planes.y[y0 : y0 + h, x0 : x0 + w] = (region + (self.luma - region) * self.alpha).astype(np.uint8)
         ch, cw = self.chroma_alpha.shape
@@ -291,9 +292,11 @@ class Compositor:
                     log.warning("could not scale a picture of %r: %r", entry.key, exc)
                 self._failed.add((entry.key, picture.seq))
                 return self._name_tile(entry, width, height)
-            label = self._label(entry.name, width, height)
+            # the name goes on the picture, not on the bars around it (a camera in a tall strip tile)
+            fw, fh = fit_within(picture.frame.width, picture.frame.height, width, height)
+            label = self._label(entry.name, fw, fh)
             if label is not None:
-                label.draw(planes)
+                label.draw(planes, (width - fw) // 4 * 2, (height - fh) // 4 * 2)
             self._tiles[(entry.key, width, height)] = (picture.seq, planes)
             return planes
         return self._name_tile(entry, width, height)

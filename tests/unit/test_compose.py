@@ -93,6 +93,20 @@ def test_names_are_drawn_at_the_bottom_left_of_tiles() -> None:
     assert not np.any(np.all(upper >= 220, axis=-1))
 
 
+def test_a_name_is_drawn_on_the_picture_not_on_the_bars_of_a_tall_strip_tile() -> None:
+    compositor = Compositor(Layout.SPEAKER, W, H)
+    picture = rgb(compositor.frame(2.0, [feed_with(RED, "red"), feed_with(BLUE, "bob")]))
+    _, strip = tile_rects(Layout.SPEAKER, 2, W, H)
+    assert strip.height > strip.width  # a 16:9 camera sits in its middle, bars above and below
+    rows = [y for y in range(strip.y, strip.y + strip.height) if close_to(picture[y, strip.x + strip.width // 2], BLUE)]
+    top, bottom = min(rows), max(rows)
+    assert bottom - top < strip.height // 2
+    on_picture = picture[(top + bottom) // 2 : bottom + 1, strip.x : strip.x + strip.width // 2]
+    assert np.any(np.all(on_picture >= 220, axis=-1))  # the name, white, on the lower part of the picture
+    below = picture[bottom + 2 : strip.y + strip.height, strip.x : strip.x + strip.width]
+    assert not np.any(np.all(below >= 220, axis=-1))  # nothing written on the bar under it
+
+
 def test_participants_without_video_get_a_name_tile_and_leave_when_their_feed_leaves() -> None:
     compositor = Compositor(Layout.GRID, W, H, [("alice", "Alice"), ("bob", "Bob")])
     bob = feed_with(BLUE, "bob")
