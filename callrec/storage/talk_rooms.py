@@ -36,6 +36,10 @@ class TalkRooms:
         """Applies `change`; the status before it, or None when it did not apply. The system message (if the change
         posts one) is written in the same transaction, its actor named as the call knows them (else by the name the
         change came with)."""
+        named = change.actor
+        if named is not None:  # read before the write lock is taken: writers wait for each other
+            if (called := display_name(await self.catalog.get_call(change.room_id), named.id)) is not None:
+                named = named.model_copy(update={"name": called})
         async with self.catalog.writing() as session:
             room = await session.get(RoomRow, change.room_id, with_for_update=True)
             if room is None or (change.only_from is not None and room.call_recording not in change.only_from):
@@ -53,10 +57,7 @@ class TalkRooms:
             )
             message = talk_room.system_message(old, change.status, has_actor=change.actor is not None)
             if message is not None:
-                actor = change.actor if change.actor is not None else NO_SESSION
-                call = await session.get(CallRow, change.room_id)
-                if (called := display_name(call, actor.id)) is not None:
-                    actor = actor.model_copy(update={"name": called})
+                actor = named if named is not None else NO_SESSION
                 if change.dedupe_key is not None and await session.scalar(
                     select(exists().where(ChatMessageRow.dedupe_key == change.dedupe_key))
                 ):
