@@ -71,7 +71,7 @@ async def run_groups(quick: bool, workdir: Path, only: list[str] | None) -> tupl
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes: the whole run in well under 3 minutes")
+    parser.add_argument("--quick", action="store_true", help="small sizes: the whole run in about 5 minutes on 2 cores")
     parser.add_argument(
         "--only",
         action="append",
