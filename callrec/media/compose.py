@@ -132,6 +132,12 @@ class _Label:
             )
 
 
+def _picture_box(frame: av.VideoFrame, width: int, height: int) -> Tile:
+    """Where a frame goes in a `width` x `height` tile: as large as fits unstretched, centred (even position)."""
+    fw, fh = fit_within(frame.width, frame.height, width, height)
+    return Tile((width - fw) // 4 * 2, (height - fh) // 4 * 2, fw, fh)
+
+
 def _label(name: str, width: int, height: int) -> _Label | None:
     tile = Tile(0, 0, width, height)
     alpha_img = Image.new("L", (width, height), 0)
@@ -286,31 +292,31 @@ class Compositor:
             if cached is not None and cached[0] == picture.seq:
                 return cached[1]
             try:
-                planes = self._video_tile(picture.frame, width, height)
+                box = _picture_box(picture.frame, width, height)
+                planes = self._video_tile(picture.frame, width, height, box)
             except Exception as exc:  # noqa: BLE001 - one unusable picture shows the name tile instead
                 if not self._failed:
                     log.warning("could not scale a picture of %r: %r", entry.key, exc)
                 self._failed.add((entry.key, picture.seq))
                 return self._name_tile(entry, width, height)
             # the name goes on the picture, not on the bars around it (a camera in a tall strip tile)
-            fw, fh = fit_within(picture.frame.width, picture.frame.height, width, height)
-            label = self._label(entry.name, fw, fh)
+            label = self._label(entry.name, box.width, box.height)
             if label is not None:
-                label.draw(planes, (width - fw) // 4 * 2, (height - fh) // 4 * 2)
+                label.draw(planes, box.x, box.y)
             self._tiles[(entry.key, width, height)] = (picture.seq, planes)
             return planes
         return self._name_tile(entry, width, height)
 
     @staticmethod
-    def _video_tile(frame: av.VideoFrame, width: int, height: int) -> Planes:
-        fw, fh = fit_within(frame.width, frame.height, width, height)
-        if (fw, fh) != (frame.width, frame.height) or frame.format.name != "yuv420p":
-            frame = frame.reformat(width=fw, height=fh, format="yuv420p", interpolation="BILINEAR")
+    def _video_tile(frame: av.VideoFrame, width: int, height: int, box: Tile) -> Planes:
+        """The frame scaled into `box` (`_picture_box`) of a `width` x `height` tile, the rest letterboxed."""
+        if (box.width, box.height) != (frame.width, frame.height) or frame.format.name != "yuv420p":
+            frame = frame.reformat(width=box.width, height=box.height, format="yuv420p", interpolation="BILINEAR")
         picture = Planes.of(frame)
-        if (fw, fh) == (width, height):
+        if (box.width, box.height) == (width, height):
             return picture
         planes = Planes.filled(width, height, BACKGROUND)  # letterbox
-        planes.paste(picture, (width - fw) // 4 * 2, (height - fh) // 4 * 2)
+        planes.paste(picture, box.x, box.y)
         return planes
 
     def _label(self, name: str, width: int, height: int) -> _Label | None:
