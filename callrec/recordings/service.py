@@ -417,15 +417,16 @@ class RecordingsService:
         request = StopRequest(reason="requested", actor=actor.id, actor_type=actor.type, actor_name=actor.name)
         try:
             if row.status == RecordingStatus.ACTIVE.value:
-                await self._update(row.recording_id, RecordingWorkflow.stop, request)
-            else:
-                with temporal_errors(row.recording_id):
-                    await self._handle(row.recording_id).signal(RecordingWorkflow.end, request)
+                with contextlib.suppress(WorkflowUpdateFailedError):  # refused: it was stopped meanwhile, so again
+                    await self._update(row.recording_id, RecordingWorkflow.stop, request)
+                    return
+            with temporal_errors(row.recording_id):
+                await self._handle(row.recording_id).signal(RecordingWorkflow.end, request)
         except _NotTaken:
             # Talk's stop answers once the request is accepted: the queued stop is durable, and the room's status
             # changes when the recorder reports it stopped (Meet's `stop` answers 503 instead).
             log.warning("%s", await self._queue_stop(row.recording_id, request))
-        except (WorkflowUpdateFailedError, WorkflowNotFound):
+        except WorkflowNotFound:
             pass  # it ended meanwhile: nothing left to stop
 
     async def end(self, recording_id: str, reason: StopReason) -> None:

@@ -83,6 +83,9 @@ CLOSE_AS_OUTCOME = "close-as-outcome"
 # The patch that leaves the share-to-chat offer to the catalog (the notification, closed by the API or expired by
 # reconcile): the workflow closes once the file is stored; histories from before kept it open until then.
 OFFER_IN_CATALOG = "offer-in-catalog"
+# The patch that sends a second stop to the recorder when it came before the recording was `ending` (both stops in
+# one workflow task); histories from before dropped it.
+STOP_AGAIN_BEFORE_ENDING = "stop-again-before-ending"
 _FAILED_CLOSE = (RecordingStatus.FAILED, RecordingStatus.ABORTED)
 
 # Why a stop came before the recorder was asked to start, in the recording's details.
@@ -535,13 +538,12 @@ class RecordingWorkflow(RecorderCallbacks, OfferHandlers):
                 self.stopped_by = request.actor
             if request.reason == "requested" and request.actor is not None:
                 self.stop_actor = Actor(type=request.actor_type, id=request.actor, name=request.actor_name)
-        elif (
-            request.reason == "requested"
-            and self.state.status == RecordingStatus.ENDING
-            and not self.recorder_done
-            and workflow.patched(TALK_ROOM_STATUS)
-        ):
-            self.stop_again = True
+        elif request.reason == "requested" and not self.recorder_done and self.state.status.in_progress:
+            ending = self.state.status == RecordingStatus.ENDING
+            if (ending and workflow.patched(TALK_ROOM_STATUS)) or (
+                not ending and workflow.patched(STOP_AGAIN_BEFORE_ENDING)  # both stops came in one workflow task
+            ):
+                self.stop_again = True
 
     # API
     @workflow.update

@@ -86,6 +86,9 @@ ENDINGS = {
     "test_stored_recording_is_offered_and_shared_to_the_chat_once",
     "failed-egress-unavailable-start-egress-local": "ops/test_ops.py::"
     "test_retry_asks_a_recording_server_to_start_again",
+    # a second stop in the workflow task of the first is sent to the recorder again (`stop-again-before-ending`)
+    "complete-stopped-twice-in-one-task": "workflows/test_timers.py::"
+    "test_a_stop_asked_twice_in_one_workflow_task_reaches_the_recorder_twice",
 }
 
 

@@ -118,6 +118,14 @@ class Harness:
                 history = await handle.fetch_history()
                 (directory / f"{handle.id}.json").write_text(history.to_json())
 
+    async def upload(self, handle: WorkflowHandle[RecordingWorkflow, RecordingState]) -> FileStored:
+        """What a recorder's upload of a 2 s call stages, for `store_file`."""
+        video = self.tmp_path / "call.mp4"
+        spec = render_spec(AdvancedEncoding.model_validate(SMALL))
+        await asyncio.to_thread(render_file, video, Layout.GRID, [("alice", "Alice")], spec, 2.0)
+        staged = await self.store.put_file(f"staging/{handle.id}/upload.mp4", video)
+        return FileStored(staging_key=f"staging/{handle.id}/upload.mp4", size=staged.size, sha256=staged.sha256)
+
     async def status_becomes(self, handle: WorkflowHandle[RecordingWorkflow, RecordingState], status: str) -> None:
         for _ in range(200):
             state = await handle.query(RecordingWorkflow.current)
@@ -191,18 +199,14 @@ async def test_max_duration_ends_as_limit_reached_with_the_file_stored(harness: 
     await harness.status_becomes(handle, "ending")
     await harness.recorder.wait_for("stop")
 
-    video = harness.tmp_path / "call.mp4"
-    spec = render_spec(AdvancedEncoding.model_validate(SMALL))
-    await asyncio.to_thread(render_file, video, Layout.GRID, [("alice", "Alice")], spec, 2.0)
-    staged = await harness.store.put_file(f"staging/{handle.id}/upload.mp4", video)
-    upload = FileStored(staging_key=f"staging/{handle.id}/upload.mp4", size=staged.size, sha256=staged.sha256)
+    upload = await harness.upload(handle)
     assert await handle.execute_update(RecordingWorkflow.store_file, upload) == upload
     state = await outcome(handle)  # it closes once stored: the share offer is the catalog's
 
     assert state.status == "limit_reached"
-    assert state.file is not None and state.file.sha256 == staged.sha256
+    assert state.file is not None and state.file.sha256 == upload.sha256
     row = await harness.catalog.get_recording(handle.id)
-    assert row is not None and row.status == "limit_reached" and row.size == staged.size
+    assert row is not None and row.status == "limit_reached" and row.size == upload.size
     assert row.duration is not None and 1.8 <= row.duration <= 2.3
     assert await harness.store.list_keys("recordings/") == stored_keys("room-1", handle.id)
     # The chat's messages follow the room's Talk status, which the recorder's callbacks move through the API (here the
@@ -272,18 +276,13 @@ async def test_a_late_upload_after_the_upload_timeout_still_completes_the_record
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING  # it still takes the file
 
     await harness.env.sleep(5 * HOUR)  # a long call's upload, hours late
-    video = harness.tmp_path / "late.mp4"
-    await asyncio.to_thread(
-        render_file, video, Layout.GRID, [("alice", "Alice")], render_spec(AdvancedEncoding.model_validate(SMALL)), 1.0
-    )
-    staged = await harness.store.put_file(f"staging/{handle.id}/late.mp4", video)
-    late = FileStored(staging_key=f"staging/{handle.id}/late.mp4", size=staged.size, sha256=staged.sha256)
+    late = await harness.upload(handle)
     assert await handle.execute_update(RecordingWorkflow.store_file, late) == late
     state = await outcome(handle)
 
     assert (state.status, state.error, state.details) == ("complete", None, None)
     row = await harness.catalog.get_recording(handle.id)
-    assert row is not None and (row.status, row.error, row.sha256) == ("complete", None, staged.sha256)
+    assert row is not None and (row.status, row.error, row.sha256) == ("complete", None, late.sha256)
     assert await harness.store.list_keys("recordings/") == stored_keys("room-1", handle.id)
 
 
@@ -326,3 +325,36 @@ async def test_a_start_the_api_gave_up_on_never_reaches_the_recorder(harness: Ha
     assert (state.status, state.error) == ("aborted", "nothing_recorded")
     assert state.details is not None and state.details.startswith("No worker took the start in time")
     assert harness.recorder.requests == []
+
+
+async def test_a_stop_asked_twice_in_one_workflow_task_reaches_the_recorder_twice(harness: Harness) -> None:
+    own = replace(harness, task_queue=f"timers-{uuid.uuid4().hex[:8]}")
+    async with httpx.AsyncClient() as http:
+        egress = EgressActivities(f"http://127.0.0.1:{harness.recorder.port}", "http://127.0.0.1:9", SECRET, http)
+        activities = recording_activities(harness.catalog, harness.store, egress)
+
+        def worker() -> Worker:  # no cache: the next worker takes the workflow's next task at once
+            return Worker(
+                harness.client,
+                task_queue=own.task_queue,
+                workflows=[RecordingWorkflow],
+                activities=activities,
+                max_cached_workflows=0,
+            )
+
+        async with worker():
+            handle = await own.start()
+            await harness.recorder.wait_for("start")
+            await handle.signal(RecordingWorkflow.recorder_started, RecorderStarted())
+            await own.status_becomes(handle, "active")
+        stop = StopRequest(reason="requested", actor="alice")
+        await handle.signal(RecordingWorkflow.end, stop)  # no worker runs: both wait for the same workflow task
+        await handle.signal(RecordingWorkflow.end, stop)
+        async with worker():
+            await harness.recorder.wait_for_count("stop", 2)  # Talk's recording servers get each stop
+            upload = await harness.upload(handle)
+            assert await handle.execute_update(RecordingWorkflow.store_file, upload) == upload
+            state = await outcome(handle)
+
+    assert state.status == "complete"
+    assert [r["type"] for r in harness.recorder.requests] == ["start", "stop", "stop"]
