@@ -15,9 +15,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Table, inspect
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import configure_mappers, make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_dict
 
 from callrec.storage.rows import RecordingRow
 
@@ -31,6 +32,8 @@ class RecordingReader:
         self.path = path
         table = cast(Table, RecordingRow.__table__)
         self.columns = [column.key for column in table.columns]
+        configure_mappers()  # a process's first ORM use may be this read: its attributes must be set up first
+        self.manager = inspect(RecordingRow).class_manager
         self.sql = (
             f"SELECT {', '.join(column.name for column in table.columns)} FROM {table.name} WHERE recording_id = ?"
         )
@@ -60,7 +63,8 @@ class RecordingReader:
             key: value if process is None or value is None else process(value)
             for key, value, process in zip(self.columns, values, self.processors, strict=True)
         }
-        row = RecordingRow(**fields)
+        row = self.manager.new_instance()  # filled in as the ORM's loading does: not through the constructor, which
+        instance_dict(row).update(fields)  # records each column as a change (a fifth of this read's time)
         make_transient_to_detached(row)  # as a row loaded by a session that has closed
         return row
 

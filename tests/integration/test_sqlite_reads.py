@@ -3,6 +3,8 @@ the one the async engine's ORM load gives, field for field, and fall back to the
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -91,3 +93,21 @@ async def test_when_sqlite_cannot_answer_the_engine_does(sqlite_catalog: Catalog
     reader.sql = reader.sql.replace("FROM recordings", "FROM no_such_table")  # as a schema it does not know
     row = await sqlite_catalog.get_recording("room--EG_read--1")
     assert row is not None and row.size == 123_456
+
+
+async def test_a_new_process_whose_first_use_of_the_catalog_is_this_read_gets_the_row(
+    sqlite_catalog: Catalog, tmp_path: Path
+) -> None:
+    await sqlite_catalog.add_recording(stored())
+    first_read = (
+        "import asyncio\n"
+        "from callrec.storage.catalog import Catalog\n"
+        "async def main():\n"
+        f"    catalog = Catalog.from_url('sqlite+aiosqlite:///{tmp_path / 'catalog.db'}')\n"
+        "    row = await catalog.get_recording('room--EG_read--1')\n"
+        "    print(row.status, row.size)\n"
+        "    await catalog.close()\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", first_read], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "complete 123456\n"), done.stderr  # as an API just started

@@ -22,6 +22,7 @@ from callrec.storage.objects import (
     ObjectStoreError,
     S3ObjectStore,
 )
+from callrec.storage.objects.local import read_cached
 from tests.conftest import free_port
 
 MiB = 1 << 20
@@ -546,3 +547,25 @@ async def test_presigned_url_reads_the_object_with_a_plain_http_client(s3_factor
         part = await http.get(store.presigned_url("recordings/r/a.mp4"), headers={"Range": "bytes=10-19"})
     assert (whole.status_code, whole.content) == (200, data)
     assert (part.status_code, part.content) == (206, data[10:20])
+
+
+async def test_a_small_range_is_the_same_read_from_the_page_cache_or_from_the_disk(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "objects")
+    data = _payload(2 * MiB, seed=5)
+    key = "recordings/room/seek.mp4"
+    await _put(store, key, data)
+    path = await store.file_path(key)
+    assert path is not None
+    fd = os.open(path, os.O_RDONLY)
+    try:  # out of the page cache: a read in the event loop's thread would wait for the disk
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    seek = data[MiB : MiB + 64 * 1024]
+
+    assert read_cached(path, MiB, len(seek)) is None  # so it is read in a thread
+    assert await _read_all(store, key, offset=MiB, length=len(seek)) == seek
+    assert read_cached(path, MiB, len(seek)) == seek  # now in memory: read at once, in the loop's thread
+    assert await _read_all(store, key, offset=MiB, length=len(seek)) == seek
+    assert await _read_all(store, key, offset=2 * MiB - 10, length=1000) == data[-10:]  # short at the end: a thread
