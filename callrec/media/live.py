@@ -224,7 +224,8 @@ class RoomRecording:
     def _advance_video(self, output: _Output, m: float, final: bool) -> None:
         assert self.compositor is not None
         fps = self.spec.framerate
-        due = round(m * fps) if final else math.floor(m * fps) + 1  # frames [next, due) start at or before m
+        # frames [next, due) start at or before m; a recording stopped within half a frame still gets one
+        due = max(1, round(m * fps)) if final else math.floor(m * fps) + 1
         repeated = self.repeated
         if due - self._next_pts > MAX_LAG_S * fps and self._last is not None:
             skipped = due - CATCH_UP_FRAMES - self._next_pts

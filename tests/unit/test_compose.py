@@ -274,3 +274,17 @@ def test_a_room_without_feeds_records_name_tiles_and_silence(tmp_path: Path, aud
         with av.open(str(path)) as container:
             picture = rgb(next(container.decode(video=0)))
         assert close_to(picture[90, 160], participant_color("alice"), 12)
+
+
+@pytest.mark.parametrize("fragmented", [False, True])
+def test_a_recording_stopped_at_once_still_holds_a_picture(tmp_path: Path, fragmented: bool) -> None:
+    spec = RenderSpec(width=320, height=180, framerate=10, video_bitrate_kbps=300, audio_sample_rate=44100)
+    path = tmp_path / "room.mp4"
+    recording = RoomRecording(path, Layout.GRID, spec, Stage("room"), [("alice", "Alice")], fragmented=fragmented)
+    recording.start()
+    recording.stop()  # an API start and stop a few milliseconds apart: less than half a frame was recorded
+
+    with av.open(str(path)) as container:
+        assert len(container.streams.video) == 1  # a file with no video is refused when it is stored
+        picture = rgb(next(container.decode(video=0)))
+    assert close_to(picture[90, 160], participant_color("alice"), 12)
