@@ -33,6 +33,9 @@ SECURITY_HEADERS: Headers = [
     (b"referrer-policy", b"no-referrer"),
 ]
 CLOSE = (b"connection", b"close")
+# Answers without content describe none: no Content-Type, and no Content-Length (for a 304, only the 200's own may be
+# sent, and callrec does not send it). Quart gives every answer a Content-Type.
+NO_CONTENT = {204: {b"content-type", b"content-length"}, 304: {b"content-type", b"content-length"}}
 CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 CORS_REQUEST_HEADERS = (
     "X-API-KEY, Authorization, X-Room-Member-Token, X-Fields, Range, Content-Type, "
@@ -83,11 +86,14 @@ class HttpGuard:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
+                headers = message.get("headers", [])
+                if (dropped := NO_CONTENT.get(message["status"])) is not None:  # RFC 9110 8.6, 15.3.5, 15.4.5
+                    headers = [(name, value) for name, value in headers if name.lower() not in dropped]
+                present = {name.lower() for name, _ in headers}
                 added = [(name, value) for name, value in extra if name not in present or name == b"vary"]
                 if body_left and b"connection" not in present:
                     added.append(CLOSE)  # answered before the body was read: what is left of it is not a next request
-                message = {**message, "headers": [*message.get("headers", []), *added]}
+                message = {**message, "headers": [*headers, *added]}
             await send(message)
 
         await self.app(scope, receiving if body_left else receive, send_with_headers)
@@ -116,7 +122,6 @@ class HttpGuard:
             (b"access-control-allow-methods", CORS_METHODS.encode()),
             (b"access-control-allow-headers", CORS_REQUEST_HEADERS.encode()),
             (b"access-control-max-age", str(CORS_MAX_AGE_S).encode()),
-            (b"content-length", b"0"),
             *SECURITY_HEADERS,
             *self._vary(),
         ]

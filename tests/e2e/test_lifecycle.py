@@ -141,7 +141,9 @@ async def test_ending_the_call_stops_and_stores_the_recording(stacks: StackFacto
     assert started.status_code == 201
     await asyncio.sleep(1.5)
 
-    assert (await stack.api.delete(f"/api/v1/rooms/{room_id}/call")).status_code == 204
+    ended = await stack.api.delete(f"/api/v1/rooms/{room_id}/call")
+    assert ended.status_code == 204 and ended.content == b""
+    assert "content-type" not in ended.headers and "content-length" not in ended.headers  # no content to describe
     rec = await wait_for_status(stack.api, started.json()["recordingId"], {"complete", "failed"})
     assert rec["status"] == "complete" and rec["size"] > 0
     assert (await stack.api.get(f"/api/v1/rooms/{room_id}/call")).status_code == 404
