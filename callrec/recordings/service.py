@@ -417,7 +417,7 @@ class RecordingsService:
         request = StopRequest(reason="requested", actor=actor.id, actor_type=actor.type, actor_name=actor.name)
         try:
             if row.status == RecordingStatus.ACTIVE.value:
-                with contextlib.suppress(WorkflowUpdateFailedError):  # refused: it was stopped meanwhile, so again
+                with contextlib.suppress(WorkflowUpdateFailedError):  # refused: stopped meanwhile; `end` sends it again
                     await self._update(row.recording_id, RecordingWorkflow.stop, request)
                     return
             with temporal_errors(row.recording_id):

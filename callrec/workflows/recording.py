@@ -541,7 +541,7 @@ class RecordingWorkflow(RecorderCallbacks, OfferHandlers):
         elif request.reason == "requested" and not self.recorder_done and self.state.status.in_progress:
             ending = self.state.status == RecordingStatus.ENDING
             if (ending and workflow.patched(TALK_ROOM_STATUS)) or (
-                not ending and workflow.patched(STOP_AGAIN_BEFORE_ENDING)  # both stops came in one workflow task
+                not ending and workflow.patched(STOP_AGAIN_BEFORE_ENDING)  # e.g. both stops in one workflow task
             ):
                 self.stop_again = True
 

@@ -318,8 +318,8 @@ class LocalObjectStore(ObjectStore):
     ) -> AsyncIterator[bytes]:
         validate_range(offset, length, chunk_size)
         path = self._path(key)
-        inline = length is not None and length <= min(INLINE_READ_MAX, chunk_size)
-        if length is not None and inline and (cached := read_cached(path, offset, length)):
+        small = length if length is not None and length <= min(INLINE_READ_MAX, chunk_size) else 0
+        if small and (cached := read_cached(path, offset, small)):
             yield cached
             return
         remaining = sys.maxsize if length is None else length
