@@ -35,7 +35,8 @@ SECURITY_HEADERS: Headers = [
 CLOSE = (b"connection", b"close")
 # Answers without content describe none: no Content-Type, and no Content-Length (for a 304, only the 200's own may be
 # sent, and callrec does not send it). Quart gives every answer a Content-Type.
-NO_CONTENT = {204: {b"content-type", b"content-length"}, 304: {b"content-type", b"content-length"}}
+NO_CONTENT = (204, 304)
+CONTENT_HEADERS = {b"content-type", b"content-length"}
 CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 CORS_REQUEST_HEADERS = (
     "X-API-KEY, Authorization, X-Room-Member-Token, X-Fields, Range, Content-Type, "
@@ -87,8 +88,8 @@ class HttpGuard:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.get("headers", [])
-                if (dropped := NO_CONTENT.get(message["status"])) is not None:  # RFC 9110 8.6, 15.3.5, 15.4.5
-                    headers = [(name, value) for name, value in headers if name.lower() not in dropped]
+                if message["status"] in NO_CONTENT:  # RFC 9110 8.6, 15.3.5, 15.4.5
+                    headers = [(name, value) for name, value in headers if name.lower() not in CONTENT_HEADERS]
                 present = {name.lower() for name, _ in headers}
                 added = [(name, value) for name, value in extra if name not in present or name == b"vary"]
                 if body_left and b"connection" not in present:
