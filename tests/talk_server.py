@@ -22,7 +22,7 @@ from quart import Quart, request
 from callrec.domain import signing
 from callrec.servers import serve_app
 from tests.conftest import SECRET, StackFactory, free_port, wait_until_up
-from tests.helpers import OCS, backend_callback, create_room, join
+from tests.helpers import OCS, backend_callback, create_room, join, wait_for_status
 
 MAX_MESSAGE_SIZE = 1024  # the Talk recording server's default `maxmessagesize`
 OCS_HEADERS = {"OCS-APIRequest": "true"}
@@ -179,5 +179,5 @@ async def talk_start(api: httpx.AsyncClient, server: TalkRecordingServer, room_i
     assert (await backend_callback(api, SECRET, "started", callback)).status_code == 200
     assert await room_status(api, room_id) == 1  # at once, as Talk sets it on the callback
     listed = await api.get("/api/v1/recordings", params={"roomId": room_id})
-    recording: dict[str, Any] = listed.json()["recordings"][0]
-    return recording
+    # The recording itself becomes `active` once its workflow took the callback's signal, a moment later.
+    return await wait_for_status(api, listed.json()["recordings"][0]["recordingId"], {"active"})
