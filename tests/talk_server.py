@@ -178,6 +178,8 @@ async def talk_start(api: httpx.AsyncClient, server: TalkRecordingServer, room_i
     callback = {"token": room_id, "status": start["status"], "actor": start["actor"]}
     assert (await backend_callback(api, SECRET, "started", callback)).status_code == 200
     assert await room_status(api, room_id) == 1  # at once, as Talk sets it on the callback
-    listed = await api.get("/api/v1/recordings", params={"roomId": room_id})
-    # The recording itself becomes `active` once its workflow took the callback's signal, a moment later.
-    return await wait_for_status(api, listed.json()["recordings"][0]["recordingId"], {"active"})
+    listed = (await api.get("/api/v1/recordings", params={"roomId": room_id})).json()["recordings"]
+    # The room's one recording in progress (earlier ones may share its start millisecond) becomes `active` once
+    # its workflow took the callback's signal, a moment later.
+    [recording_id] = [r["recordingId"] for r in listed if r["status"] in {"starting", "active"}]
+    return await wait_for_status(api, recording_id, {"active"})
