@@ -6,6 +6,8 @@
   sniffed into something a browser runs, and a recording URL with its secret never leaks in a `Referer`.
 - An answer sent before the request's body was read (a 413 on its Content-Length, a 401 before the upload) says
   `Connection: close`: the unread rest of the body must not be taken for the next request on the connection.
+- A body cut short (a malformed chunked framing, which granian reports as the client leaving) is a 400, where the
+  app answered nothing; a client that did leave never sees it.
 - CORS for browser apps (`CALLREC_CORS_ORIGINS`): a preflight from an allowed origin is answered here, before
   authentication (a preflight carries no credentials); answers to an allowed origin carry its
   `Access-Control-Allow-Origin`. Other origins get no CORS headers, so browsers keep them out.
@@ -49,6 +51,7 @@ CORS_EXPOSED_HEADERS = (
 CORS_MAX_AGE_S = 600
 AMBIGUOUS_LENGTH = "Send either Content-Length or Transfer-Encoding, not both"
 NESTED_TOO_DEEPLY = "Malformed body: JSON nested too deeply"
+BODY_CUT_SHORT = "Malformed body: it ended before its declared length or its chunked framing is broken"
 
 
 class HttpGuard:
@@ -78,15 +81,20 @@ class HttpGuard:
         extra = SECURITY_HEADERS + (cors or []) + self._vary()
         body_left = b"transfer-encoding" in names or _declares_a_body(scope["headers"])
 
+        cut_short = started = False
+
         async def receiving() -> Message:
-            nonlocal body_left
+            nonlocal body_left, cut_short
             message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
+            if body_left and (message["type"] != "http.request" or not message.get("more_body", False)):
+                cut_short = message["type"] == "http.disconnect"
                 body_left = False
             return message
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = message.get("headers", [])
                 if message["status"] in NO_CONTENT:  # RFC 9110 8.6, 15.3.5, 15.4.5
                     headers = [(name, value) for name, value in headers if name.lower() not in CONTENT_HEADERS]
@@ -98,6 +106,11 @@ class HttpGuard:
             await send(message)
 
         await self.app(scope, receiving if body_left else receive, send_with_headers)
+        if cut_short and not started:
+            # The body ended before its end: the client left (this answer then goes nowhere), or granian found its
+            # chunked framing malformed, which it reports as a disconnect; Quart then answers nothing, and granian
+            # would make that a 500.
+            await self._refuse(send, 400, "Bad Request", BODY_CUT_SHORT)
 
     def _cors_headers(self, origin: bytes | None) -> Headers | None:
         """The CORS headers for a request from `origin`, or None if that origin is not allowed (or not a browser)."""

@@ -171,6 +171,31 @@ async def test_an_answer_before_the_body_is_read_closes_the_connection(stacks: S
         assert read.status_code == 201 and "connection" not in read.headers  # a body read in full keeps it open
 
 
+@pytest.mark.parametrize("server", ["granian", "hypercorn"])
+async def test_a_broken_chunked_body_is_a_bad_request(stacks: StackFactory, server: str) -> None:
+    """granian reports broken chunk framing to the app as the client leaving, and Quart then answers nothing, which
+    granian made a 500; hypercorn answers 400 itself. Either way the client learns its body was at fault."""
+    stack = await stacks.start(recorder=False, http_server=server)
+    room_id = await create_room(stack.api, "Chunks")
+    before = (await stack.api.get("/api/v1/rooms")).json()["rooms"]
+    head = b"Host: x\r\nX-API-KEY: " + API_KEY.encode() + b"\r\nContent-Type: application/json\r\n"
+    for framing in (b"zz\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX0\r\n\r\n"):  # a size that is no number; no CRLF
+        for line in (b"POST /api/v1/rooms", f"PUT /api/v1/rooms/{room_id}/call".encode()):
+            request = line + b" HTTP/1.1\r\n" + head + b"Transfer-Encoding: chunked\r\n\r\n" + framing
+            answer = await exchange(stack.settings.api_port, request)
+            assert answer.startswith(b"HTTP/1.1 400"), answer
+            if server == "granian":
+                assert b'"message": "Malformed body: it ended before its declared length' in answer, answer
+                assert b"connection: close" in answer.lower(), answer
+    assert (await stack.api.get("/api/v1/rooms")).json()["rooms"] == before  # nothing was created
+    # A client that leaves in the middle of its body: nothing to answer, and the API goes on serving.
+    reader, writer = await asyncio.open_connection("127.0.0.1", stack.settings.api_port)
+    writer.write(b"POST /api/v1/rooms HTTP/1.1\r\n" + head + b"Content-Length: 100\r\n\r\n{")
+    await writer.drain()
+    writer.close()
+    assert (await stack.api.post("/api/v1/rooms", json={"roomName": "After"})).status_code == 201
+
+
 async def test_deeply_nested_or_undecodable_json_is_a_bad_request(stacks: StackFactory) -> None:
     stack = await stacks.start(recorder=False)
     api = stack.api
