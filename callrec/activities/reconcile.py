@@ -99,21 +99,27 @@ class ReconcileReport(BaseModel):
     def changed(self) -> bool:
         return bool(self.fixed or self.deleted_keys or self.released_slots or self.expired_offers)
 
-    def summary(self) -> str:
+    def counts(self) -> list[str]:
         lines = [
             f"rows in progress checked: {self.rows_checked}, fixed: {len(self.fixed)}, "
             f"too young: {len(self.rows_too_young)}",
             f"staging objects checked: {self.keys_checked}, deleted: {len(self.deleted_keys)}, "
             f"too young: {len(self.keys_too_young)}",
         ]
+        if self.released_slots:
+            lines.append(f"recorder slots released: {len(self.released_slots)}")
+        if self.expired_offers:
+            lines.append(f"share-to-chat offers expired: {self.expired_offers}")
+        return lines
+
+    def summary(self) -> str:
+        lines = self.counts()
         lines += [
             f"  {fix.recording_id}: {fix.previous_status} -> {fix.status} (workflow {fix.workflow})"
             for fix in self.fixed
         ]
         lines += [f"  deleted {key}" for key in self.deleted_keys]
         lines += [f"  released the recorder slot of {recording_id}" for recording_id in self.released_slots]
-        if self.expired_offers:
-            lines.append(f"share-to-chat offers expired: {self.expired_offers}")
         return "\n".join(lines)
 
 
@@ -154,10 +160,12 @@ class ReconcileActivities:
             report.expired_offers = await self.catalog.close_notifications(
                 "expired", subject=FILE_STORED, before_timestamp=int(now - self.offer_expiry_s)
             )
+        # One line (each change had its own above): a log line with newlines would be escaped into one anyway.
+        counts = "; ".join(report.counts())
         if report.changed:
-            log.info("reconcile changed things:\n%s", report.summary())
+            log.info("reconcile changed things: %s", counts)
         else:
-            log.info("reconcile: nothing to repair\n%s", report.summary())
+            log.info("reconcile: nothing to repair; %s", counts)
         return report
 
     async def _rows_in_progress(self) -> list[RecordingRow]:

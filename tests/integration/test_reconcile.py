@@ -8,6 +8,7 @@ then terminated or timed out; workflows that complete or fail are tiny test-only
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 import uuid
@@ -155,7 +156,12 @@ async def helpers(temporal_env: WorkflowEnvironment) -> AsyncIterator[str]:
 
 
 async def test_reconcile_repairs_rows_and_staging_objects_once(
-    temporal_env: WorkflowEnvironment, catalog: Catalog, store: LocalObjectStore, tmp_path: Path, helpers: str
+    temporal_env: WorkflowEnvironment,
+    catalog: Catalog,
+    store: LocalObjectStore,
+    tmp_path: Path,
+    helpers: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     client = temporal_env.client
     root = tmp_path / "objects"
@@ -210,7 +216,15 @@ async def test_reconcile_repairs_rows_and_staging_objects_once(
 
     beats: list[tuple[object, ...]] = []
     reconciler = ReconcileActivities(catalog, store, client)
-    report = await reconciler.run(ReconcileInput(min_age_s=MIN_AGE), heartbeat=lambda *d: beats.append(d))
+    with caplog.at_level(logging.INFO, logger="callrec.activities.reconcile"):
+        report = await reconciler.run(ReconcileInput(min_age_s=MIN_AGE), heartbeat=lambda *d: beats.append(d))
+    # The run's tally is one log line, after a line for each change.
+    *changes, tally = [r.getMessage() for r in caplog.records if r.name == "callrec.activities.reconcile"]
+    assert tally == (
+        "reconcile changed things: rows in progress checked: 5, fixed: 3, too young: 1; "
+        "staging objects checked: 5, deleted: 2, too young: 1"
+    )
+    assert len(changes) == 5 and all("\n" not in change for change in changes)
 
     fixes = {fix.recording_id: fix for fix in report.fixed}
     assert set(fixes) == {terminated.recording_id, completed.recording_id, missing.recording_id}
@@ -370,6 +384,7 @@ async def test_recorder_slots_of_recordings_that_are_over_are_released_once(
     await stuck_workflow(temporal_env.client, active.recording_id)
     first = await activities.run(ReconcileInput(min_age_s=MIN_AGE))
     assert sorted(first.released_slots) == sorted([slots["complete"], slots["gone"]])
+    assert "recorder slots released: 2" in first.counts()
     [view] = await pool.recorders(now_ms())
     assert view.slots == 1 and view.load == 1.0  # the active recording keeps its place
     assert await pool.assign(AssignRequest(recording_id=young, room_id="young", cost=0.5), now_ms()) is not None
