@@ -232,13 +232,17 @@ class Recorder:
             payload |= extra or {}
         body = json.dumps({"type": kind, kind: payload}).encode()
         response, unanswered = await self._post(f"{session.backend}{OCS_BASE}/recording/backend", body)
+        why = "no answer" if response is None else f"answered {response.status_code}"
         if response is None or response.status_code != 200:
-            log.error("callback %s for %s not accepted", kind, session.recording_id)
+            if session.part is None:
+                log.error("callback %s for %s not accepted (%s)", kind, session.recording_id, why)
+            else:  # e.g. the `started` of a part after an operator's retry, whose workflow made it active already
+                log.warning("callback %s for %s part %s %s; its workflow decides what follows", kind,
+                            session.recording_id, session.part.number, why)  # fmt: skip
         if session.part is not None or (response is not None and response.status_code == 200):
             return  # a pool recording's part ends when its workflow says (its activity), not by a callback's answer
         if kind == "started" and first and (response is None or not unanswered):
             # as the Talk recording server: a recording whose `started` cannot be delivered is dropped, with `failed`
-            why = "no answer" if response is None else f"answered {response.status_code}"
             if self.discard(session, f"`started` could not be delivered ({why})"):
                 await self.callback(session, "failed", {"reason": f"`started` could not be delivered ({why})"})
         elif kind == "progress" and response is not None and response.status_code in GONE:
