@@ -6,7 +6,8 @@ Temporal's port is used only when `CALLREC_TEMPORAL_ADDRESS` was set to point at
 starts its own dev server (SQLite file under the data dir, web UI). Then the worker, the API and the built-in
 recorder, and "up" is printed once each answers its health check: the API's `/health`, the recorder's, and a
 worker polling the task queue. A child that dies afterwards is restarted with backoff. Ctrl-C (or SIGTERM,
-SIGHUP) stops every part: SIGTERM, then SIGKILL for what is still running after the grace period. The children
+SIGHUP) stops every part: SIGTERM (the recorder's first, so that its drain still reaches the API, Temporal's last),
+then SIGKILL for what is still running after the grace period. The children
 run in their own process group, so the terminal's Ctrl-C reaches only this supervisor. Each part's log lines
 start with its name (`api`, `worker`, `recorder`); the Temporal dev server's are relayed as `temporal`.
 """
@@ -43,7 +44,8 @@ from callrec.temporal import bundled_binary, connect, workflow_pollers
 
 READY_TIMEOUT_S = 90.0  # from the first child started to "up"
 PROBE_TIMEOUT_S = 3.0
-STOP_GRACE_S = 2.5  # SIGTERM, then this long for the callrec parts, then Temporal gets its SIGTERM
+RECORDER_FIRST_S = 1.0  # the recorder's SIGTERM comes first, and this long before the others'
+STOP_GRACE_S = 2.5  # from the recorder's SIGTERM, this long for the callrec parts, then Temporal gets its SIGTERM
 TEMPORAL_GRACE_S = 1.5  # ... and this long before SIGKILL: every part is gone within 5 s of Ctrl-C
 MAX_BACKOFF_S = 30.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -376,17 +378,23 @@ async def supervise(children: list[Child], stop: asyncio.Event) -> None:
 
 
 async def stop_all(parts: list[Child], temporal: Child | None) -> None:
-    """SIGTERM to the callrec parts, then to Temporal once they are gone (or after STOP_GRACE_S); SIGKILL for
-    anything still running after TEMPORAL_GRACE_S more."""
+    """SIGTERM to the recorder first, while the API it reports its draining to still answers; to the other callrec
+    parts once it is gone (or after RECORDER_FIRST_S); to Temporal once they are all gone (or STOP_GRACE_S after the
+    first SIGTERM); SIGKILL for anything still running after TEMPORAL_GRACE_S more."""
 
     async def wait(children: list[Child], grace_s: float) -> None:
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline and any(child.exit_code() is None for child in children):
             await asyncio.sleep(0.05)
 
+    start = time.monotonic()
+    recorder = [child for child in parts if child.name == "recorder"]
+    for child in recorder:
+        child.terminate()
+    await wait(recorder, RECORDER_FIRST_S)
     for child in parts:
         child.terminate()
-    await wait(parts, STOP_GRACE_S)
+    await wait(parts, STOP_GRACE_S - (time.monotonic() - start))
     if temporal:
         temporal.terminate()
     everything = [*parts, *([temporal] if temporal else [])]

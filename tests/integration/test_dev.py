@@ -215,9 +215,13 @@ async def test_dev_comes_up_when_every_part_answers_works_on_changed_ports_and_s
     assert list(elsewhere.iterdir()) == []  # no stray .callrec/
     assert stat.S_IMODE((tmp_path / "state" / "callrec" / "dev-stack.json").stat().st_mode) == 0o600
 
+    before_stop = len(dev.output)
     dev.process.send_signal(signal.SIGINT)
     assert dev.finish(timeout=5) == 0, dev.output  # every part stopped within 5 s of Ctrl-C
     assert "Traceback" not in dev.output and "KeyboardInterrupt" not in dev.output, dev.output
+    # The recorder stops first, and its drain reaches the API (it had retried against an API already gone).
+    stopping = dev.output[before_stop:]
+    assert "drained: stopping" in stopping and " warning " not in stopping, stopping
     assert "callrec dev: stopped" in dev.output
     assert not [name for name, port in dev.ports.items() if _listening(port)], dev.output  # nothing left running
 
