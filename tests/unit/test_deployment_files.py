@@ -215,6 +215,18 @@ def test_the_recorders_wait_for_temporal_and_the_store(services: dict[str, dict[
     assert "postgresql" not in deps and "callrec-migrate" not in deps, "a recorder never touches the catalog"
 
 
+def test_a_stop_of_the_stack_stops_the_recorders_before_the_api_and_the_worker(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Compose stops a service only after those that depend on it: a draining recorder's recordings still reach
+    the API (stop, callbacks) and the worker (their workflows). Started, not healthy: the API's health needs a
+    recorder registered, so waiting for it would never start."""
+    deps = depends_on(services["recorder"])
+    assert (deps["callrec-api"], deps["callrec-worker"]) == ("service_started", "service_started")
+    for name in ("callrec-api", "callrec-worker"):
+        assert "recorder" not in depends_on(services[name]), name
+
+
 def test_named_volumes_are_declared_and_used(compose: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
     declared = set(compose.get("volumes") or {})
 
