@@ -180,6 +180,16 @@ def temporal_unavailable(command: str, settings: Settings, err: TemporalUnavaila
     raise SystemExit(1)
 
 
+def refuse_a_busy_port(command: str, host: str, port: int, setting: str) -> None:
+    """One line instead of the HTTP server's traceback, before anything starts (a recorder would register first)."""
+    from callrec.dev import bind_error
+
+    err = bind_error(host, port)
+    if err is not None:
+        print(f"callrec {command}: cannot listen on {host}:{port} ({err.strerror}): set {setting}", file=sys.stderr)
+        raise SystemExit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = load_settings(args.command)
@@ -235,12 +245,14 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
         from callrec import event_loop, servers
 
         if args.command == "api":
+            refuse_a_busy_port("api", settings.api_host, settings.api_port, "CALLREC_API_PORT")
             event_loop.run(servers.run_api(settings, servers.until_signalled()))
         elif getattr(args, "action", None) == "drain":
             from callrec.recorder.pool import request_drain
 
             print(json.dumps(asyncio.run(request_drain(settings.recorder_url, settings.require_recording_secret()))))
         else:
+            refuse_a_busy_port("recorder", settings.recorder_host, settings.recorder_port, "CALLREC_RECORDER_PORT")
             event_loop.run(servers.run_recorder(settings))
 
 

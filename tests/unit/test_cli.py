@@ -88,6 +88,18 @@ def test_an_unreachable_temporal_is_one_line_naming_its_address_and_setting(comm
     assert "CALLREC_TEMPORAL_ADDRESS" in done.stderr
 
 
+@pytest.mark.parametrize(("command", "setting"), [("api", "api_port"), ("recorder", "recorder_port")])
+def test_a_port_in_use_is_one_line_naming_its_setting(command: str, setting: str, tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        secrets = {"api_key": "k" * 40, "token_secret": "t" * 40, "recording_secret": "r" * 40}
+        done = _callrec(command, data_dir=str(tmp_path), **secrets, **{setting: str(port)})
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stderr == f"callrec {command}: cannot listen on 127.0.0.1:{port} (Address already in use): set " \
+        f"CALLREC_{setting.upper()}\n"  # fmt: skip
+
+
 def test_a_setting_that_does_not_parse_is_named(tmp_path: Path) -> None:
     done = _callrec("api", api_port="eighty", data_dir=str(tmp_path))
     assert done.returncode == 2
