@@ -52,6 +52,8 @@ async def listed(args: argparse.Namespace, settings: Settings) -> int:
         rows = await TalkRooms(catalog).consents(args.room, actor, limit=max(1, min(args.limit, 100_000)))
     finally:
         await catalog.close()
+    if not rows and not args.json:  # JSON lines: none for none
+        print("no consents")
     for row in rows:
         if args.json:
             print(json.dumps(view(row)))

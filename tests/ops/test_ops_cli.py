@@ -82,7 +82,7 @@ async def test_ops_from_another_directory_reads_the_dev_stack_and_creates_nothin
     assert listed.returncode == 0, listed.stderr
     assert recording_id in listed.stdout
     consent = await asyncio.to_thread(callrec, "consent", "list", cwd=elsewhere, state=state)
-    assert consent.returncode == 0 and consent.stdout == "", consent.stderr
+    assert consent.returncode == 0 and consent.stdout == "no consents\n", consent.stderr
     assert list(elsewhere.iterdir()) == []  # no stray .callrec/
 
     # A .env (here in a parent directory) that says where a stack is wins over the recorded one.
