@@ -122,9 +122,10 @@ def format_show(shown: dict[str, Any]) -> str:
         lines.append(f"current state: {shown['currentError']}")
     if shown["history"]:
         total, count = shown.get("historyEvents", len(shown["history"])), len(shown["history"])
-        lines.append(
-            "history:" if count == total else f"history (the last {count} of {total} events; --events 0: all):"
-        )
+        # `total` leaves the workflow-task bookkeeping out, which the workflow's historyLength counts
+        shown_as = f"the last {count} of {total} events" if count != total else f"{total} events"
+        more = "; --events 0: all" if count != total else ""
+        lines.append(f"history ({shown_as} without workflow-task bookkeeping{more}):")
         lines += [f"  {event_line(item)}" for item in shown["history"]]
     return "\n".join(lines)
 
