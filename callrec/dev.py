@@ -293,7 +293,7 @@ async def starts_own_temporal(settings: Settings) -> bool:
 async def _worker_polling(client: Client, settings: Settings, worker: Child) -> bool:
     """Whether the worker child polls the task queue (its SDK identity is `pid@host`: not a stale poller
     of an earlier run, which Temporal lists for minutes, nor another worker on a shared server)."""
-    pollers = await workflow_pollers(client, settings, PROBE_TIMEOUT_S)
+    pollers = await workflow_pollers(client, settings.task_queue, PROBE_TIMEOUT_S)
     pid = worker.process.pid if worker.process else None
     return any(poller.identity.startswith(f"{pid}@") for poller in pollers)
 

@@ -194,12 +194,13 @@ def temporal_errors(what: str = "") -> Iterator[None]:
         raise
 
 
-async def workflow_pollers(client: Client, settings: Settings, timeout_s: float) -> Sequence[PollerInfo]:
-    """The workers Temporal lists as polling the task queue for workflow tasks (DescribeTaskQueue)."""
+async def workflow_pollers(client: Client, task_queue: str, timeout_s: float) -> Sequence[PollerInfo]:
+    """The workers Temporal lists as polling `task_queue` for workflow tasks lately (DescribeTaskQueue), in the
+    client's namespace."""
     described = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
-            namespace=settings.temporal_namespace,
-            task_queue=TaskQueue(name=settings.task_queue),
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
             task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
         ),
         timeout=timedelta(seconds=timeout_s),

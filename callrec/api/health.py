@@ -61,7 +61,7 @@ async def _probe(name: str, check: Awaitable[object]) -> dict[str, str]:
 
 async def worker_polling(client: Client, settings: Settings) -> None:
     """Down unless some worker polled the task queue for workflow tasks within `WORKER_SEEN_WITHIN_S`."""
-    pollers = await workflow_pollers(client, settings, CHECK_TIMEOUT_S)
+    pollers = await workflow_pollers(client, settings.task_queue, CHECK_TIMEOUT_S)
     now = datetime.now(UTC)
     horizon = now - timedelta(seconds=WORKER_SEEN_WITHIN_S)
     if not any(poller.last_access_time.ToDatetime(UTC) >= horizon for poller in pollers):

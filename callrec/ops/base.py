@@ -13,11 +13,18 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
 )
+from temporalio.service import RPCError
 
 from callrec.domain.recording import RecordingState
 from callrec.storage.catalog import Catalog
 from callrec.storage.objects import ObjectStore
-from callrec.temporal import TemporalConflict, TemporalUnavailable, WorkflowNotFound, temporal_errors
+from callrec.temporal import (
+    TemporalConflict,
+    TemporalUnavailable,
+    WorkflowNotFound,
+    temporal_errors,
+    workflow_pollers,
+)
 from callrec.workflows.recording import RecordingWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -50,8 +57,15 @@ class OpsBase:
         except WorkflowNotFound:
             return None
 
-    async def _current(self, recording_id: str) -> tuple[RecordingState | None, str | None]:
-        """The running workflow's state, or why it could not be asked (e.g. no worker is polling)."""
+    async def _current(self, recording_id: str, task_queue: str) -> tuple[RecordingState | None, str | None]:
+        """The running workflow's state, or why it could not be asked: at once when no worker polls its task queue
+        (a query would wait QUERY_TIMEOUT for nobody)."""
+        try:
+            polled = bool(await workflow_pollers(self.client, task_queue, QUERY_TIMEOUT.total_seconds()))
+        except RPCError:
+            polled = True  # the query says what went wrong
+        if not polled:
+            return None, f"not asked: no worker polls its task queue {task_queue!r}"
         return await self._query(self._handle(recording_id))
 
     async def _query(self, handle: WorkflowHandle[Any, RecordingState]) -> tuple[RecordingState | None, str | None]:

@@ -68,7 +68,7 @@ class Ops(RetryCommands):
             "historyEvents": 0,
         }
         if description is not None and description.status == WorkflowExecutionStatus.RUNNING:
-            state, error = await self._current(recording_id)
+            state, error = await self._current(recording_id, description.task_queue)
             shown["current"] = state.model_dump(mode="json") if state is not None else None
             if error is not None:
                 shown["currentError"] = error
@@ -93,7 +93,7 @@ class Ops(RetryCommands):
         result: dict[str, Any] = {"recordingId": recording_id, "actions": actions}
 
         if description is not None and description.status == WorkflowExecutionStatus.RUNNING:
-            state, _ = await self._current(recording_id)
+            state, _ = await self._current(recording_id, description.task_queue)
             in_progress = state.status.in_progress if state is not None else (row is None or row.status in IN_PROGRESS)
             if not in_progress:
                 status = state.status.value if state is not None else row.status if row is not None else "?"
@@ -145,7 +145,9 @@ class Ops(RetryCommands):
                 status = description.status.name.lower() if description.status else "?"
                 actions.append(f"the workflow closed by itself ({status})")
                 return
-            now_state, _ = await self._current(recording_id) if state is not None else (None, None)
+            now_state, _ = (
+                await self._current(recording_id, description.task_queue) if state is not None else (None, None)
+            )
             if now_state is not None:
                 seq = max(seq, now_state.seq)
                 if not now_state.status.in_progress:
