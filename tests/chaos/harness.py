@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from callrec.dev import temporal_argv, wait_for_temporal
+from callrec.dev import temporal_answers, temporal_argv, wait_for_temporal
 from callrec.domain.settings import Settings
 from callrec.storage.catalog import Catalog, migrate
 from callrec.storage.objects import ObjectStore
@@ -76,7 +76,16 @@ class ChaosStack:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await migrate(self.settings)
         self.store = await make_store(self.settings)
-        await self.start_temporal()
+        for _ in range(3):
+            if await self._first_temporal():
+                break
+            # Its port was taken between free_port() and its bind (another connection's ephemeral port), and it
+            # exited: before any part knows its address, it takes other ports.
+            address, ui_port = f"127.0.0.1:{free_port()}", free_port()
+            self.settings = self.settings.model_copy(update={"temporal_address": address, "temporal_ui_port": ui_port})
+            self.env |= {"CALLREC_TEMPORAL_ADDRESS": address, "CALLREC_TEMPORAL_UI_PORT": str(ui_port)}
+        else:
+            raise RuntimeError(f"Temporal did not start: {(self.logs / 'temporal.log').read_text()[-2000:]}")
         for part in self.parts:
             self.start_part(part)
         await self.wait_until_serving()
@@ -84,6 +93,17 @@ class ChaosStack:
     async def start_temporal(self) -> None:
         self._spawn("temporal", [*temporal_argv(self.settings), "--headless"])
         await wait_for_temporal(self.settings)
+
+    async def _first_temporal(self) -> bool:
+        """Starts Temporal; False when it exited before it answered (it could not listen)."""
+        self._spawn("temporal", [*temporal_argv(self.settings), "--headless"])
+        process, deadline = self.processes["temporal"], time.monotonic() + 60
+        while not await temporal_answers(self.settings):
+            if process.poll() is not None:
+                return False
+            assert time.monotonic() < deadline, f"Temporal did not answer at {self.settings.temporal_address}"
+            await asyncio.sleep(0.2)
+        return True
 
     def start_part(self, name: str) -> None:
         self._spawn(name, [sys.executable, "-m", "callrec.cli", name])
